@@ -1,0 +1,103 @@
+"""NetSpec -> nn.Module. Module paths equal the layer names policies use (``stages.2.1.expand``)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from autoc.arch.netspec import BlockSpec, ConvSpec, NetSpec
+
+ACTIVATIONS = {"relu6": nn.ReLU6, "relu": nn.ReLU}
+
+
+class ConvBNAct(nn.Module):
+    """Conv + BatchNorm (+ activation), with optional fake quantisation of input and weight."""
+
+    def __init__(self, spec: ConvSpec, activation: str) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(
+            spec.cin, spec.cout, spec.kernel, spec.stride, spec.kernel // 2, groups=spec.groups, bias=False
+        )
+        self.bn = nn.BatchNorm2d(spec.cout)
+        self.act = ACTIVATIONS[activation]() if spec.act else nn.Identity()
+        self.quant: nn.Module | None = None  # set by autoc.compress.quant.apply_quantization
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = self.conv.weight
+        if self.quant is not None:
+            x, weight = self.quant(x, weight)
+        x = nn.functional.conv2d(
+            x, weight, None, self.conv.stride, self.conv.padding, self.conv.dilation, self.conv.groups
+        )
+        return self.act(self.bn(x))
+
+
+class ChannelShuffle(nn.Module):
+    def __init__(self, groups: int) -> None:
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        return x.view(n, self.groups, c // self.groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+
+class Block(nn.Module):
+    """Inverted residual (expand 1x1, depthwise kxk, project 1x1), skip conv, or identity."""
+
+    def __init__(self, spec: BlockSpec, activation: str) -> None:
+        super().__init__()
+        self.residual = spec.residual
+        self.layer_order: list[str] = []
+        for conv in spec.convs:
+            short = conv.name.rsplit(".", 1)[1]
+            self.add_module(short, ConvBNAct(conv, activation))
+            self.layer_order.append(short)
+            if short == "expand" and spec.shuffle > 1:
+                self.shuffle = ChannelShuffle(spec.shuffle)
+                self.layer_order.append("shuffle")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = x
+        for name in self.layer_order:
+            out = getattr(self, name)(out)
+        return x + out if self.residual else out
+
+
+class AutocNet(nn.Module):
+    def __init__(self, spec: NetSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        self.stem = ConvBNAct(spec.stem, spec.activation)
+        n_stages = max((b.stage for b in spec.blocks), default=-1) + 1
+        self.stages = nn.ModuleList(nn.ModuleList() for _ in range(n_stages))
+        for block in spec.blocks:
+            self.stages[block.stage].append(Block(block, spec.activation))
+        self.head = ConvBNAct(spec.head, spec.activation) if spec.head is not None else None
+        self.classifier = nn.Linear(spec.classifier_in, spec.num_classes)
+        _init_weights(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        for stage in self.stages:
+            for block in stage:
+                x = block(x)
+        if self.head is not None:
+            x = self.head(x)
+        x = torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)
+        return self.classifier(x)
+
+
+def build_model(spec: NetSpec) -> AutocNet:
+    return AutocNet(spec)
+
+
+def _init_weights(model: nn.Module) -> None:
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out")
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, 0, 0.01)
+            nn.init.zeros_(module.bias)

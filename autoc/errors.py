@@ -1,0 +1,32 @@
+"""User-facing failures. Each message states the rule, the offending value and the fix."""
+from __future__ import annotations
+
+
+class AutocError(Exception):
+    """Base of every error the CLI reports as one line with exit code 2."""
+
+    exit_code = 2
+
+
+class SpaceError(AutocError):
+    """A search-space file is missing, malformed or out of range."""
+
+
+class PolicyError(AutocError):
+    """A candidate, policy or policy file is inconsistent or corrupt."""
+
+
+class DataError(AutocError):
+    """A dataset name, directory or layout is wrong."""
+
+
+class BudgetError(AutocError):
+    """A latency budget is invalid or cannot be met by the space."""
+
+
+class StorageError(AutocError):
+    """A study storage is unreachable, malformed, or holds an incompatible study."""
+
+
+class DeviceError(AutocError):
+    """A device profile is unknown, corrupt or from another schema version."""
