@@ -1,0 +1,69 @@
+"""Per-layer fake quantisation: per-channel symmetric weights, per-tensor affine activations.
+
+Gradients pass straight through (the STE of torch's fake_quantize ops), so a quantised
+network can be fine-tuned. Per-channel weight scales make quantising before or after
+folding BatchNorm equivalent, so what we train matches what an int8 runtime executes.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from autoc.arch.builder import ConvBNAct
+from autoc.compress.policy import CompressionPolicy
+
+
+class FakeQuant(nn.Module):
+    def __init__(self, *, weight_bits: int, act_bits: int, momentum: float = 0.1) -> None:
+        super().__init__()
+        self.weight_bits = weight_bits
+        self.act_bits = act_bits
+        self.momentum = momentum
+        self.register_buffer("act_min", torch.zeros(()))
+        self.register_buffer("act_max", torch.zeros(()))
+        self.register_buffer("observed", torch.zeros((), dtype=torch.bool))
+
+    def forward(self, x: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.training or not bool(self.observed):  # an untrained quantiser calibrates on first use
+            self._observe(x.detach())
+        return self._quantize_activation(x), quantize_weight(weight, bits=self.weight_bits)
+
+    @torch.no_grad()
+    def _observe(self, x: torch.Tensor) -> None:
+        lo, hi = x.min(), x.max()
+        if not bool(self.observed):
+            self.act_min.copy_(lo)
+            self.act_max.copy_(hi)
+            self.observed.fill_(True)
+        else:
+            self.act_min.lerp_(lo, self.momentum)
+            self.act_max.lerp_(hi, self.momentum)
+
+    def _quantize_activation(self, x: torch.Tensor) -> torch.Tensor:
+        if not bool(self.observed):
+            return x
+        qmax = 2**self.act_bits - 1
+        lo = torch.clamp(self.act_min, max=0.0)  # the range must contain zero exactly
+        hi = torch.clamp(self.act_max, min=0.0)
+        scale = torch.clamp((hi - lo) / qmax, min=1e-8).reshape(1)
+        zero_point = torch.clamp(torch.round(-lo / scale), 0, qmax).to(torch.int32).reshape(1)
+        return torch.fake_quantize_per_tensor_affine(x, scale, zero_point, 0, qmax)
+
+
+def quantize_weight(weight: torch.Tensor, *, bits: int) -> torch.Tensor:
+    """Symmetric per-output-channel fake quantisation with a straight-through gradient."""
+    qmax = 2 ** (bits - 1) - 1
+    scale = torch.clamp(weight.detach().abs().flatten(1).amax(1) / qmax, min=1e-8)
+    zero_point = torch.zeros_like(scale, dtype=torch.int32)
+    return torch.fake_quantize_per_channel_affine(weight, scale, zero_point, 0, -qmax, qmax)
+
+
+def apply_quantization(model: nn.Module, policy: CompressionPolicy) -> nn.Module:
+    """Attach fake quantisers to every conv whose policy precision is not fp32 (in place)."""
+    for name, module in model.named_modules():
+        if isinstance(module, ConvBNAct):
+            layer = policy.get(name)
+            module.quant = (
+                FakeQuant(weight_bits=layer.weight_bits, act_bits=layer.act_bits) if layer.quantized else None
+            )
+    return model

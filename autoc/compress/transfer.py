@@ -1,0 +1,98 @@
+"""Move weights between networks of one family: inheritance from a larger net, and pruning.
+
+Both are pure functions of (source, destination plan): they return or fill a new module
+and never change the source.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from autoc.arch.builder import AutocNet, ConvBNAct, build_model
+from autoc.arch.netspec import INPUT_GROUP, NetSpec, frozen_groups, group_producers
+
+
+@torch.no_grad()
+def inherit_weights(source: AutocNet, target: AutocNet) -> AutocNet:
+    """Fill ``target`` with the first channels and the centre kernel crop of same-named layers.
+
+    Layers the source lacks, or whose grouping differs, keep their initial weights.
+    """
+    source_modules = dict(source.named_modules())
+    for name, module in target.named_modules():
+        src = source_modules.get(name)
+        if isinstance(module, ConvBNAct) and isinstance(src, ConvBNAct):
+            _inherit_conv(src, module)
+    cin = target.classifier.in_features
+    if cin <= source.classifier.in_features and target.classifier.out_features == source.classifier.out_features:
+        target.classifier.weight.copy_(source.classifier.weight[:, :cin])
+        target.classifier.bias.copy_(source.classifier.bias)
+    return target
+
+
+def _inherit_conv(src: ConvBNAct, dst: ConvBNAct) -> None:
+    s, d = src.conv, dst.conv
+    s_dw = s.groups > 1 and s.groups == s.in_channels
+    d_dw = d.groups > 1 and d.groups == d.in_channels
+    if s_dw != d_dw or (not d_dw and s.groups != d.groups):
+        return
+    if d.out_channels > s.out_channels or d.kernel_size[0] > s.kernel_size[0]:
+        return
+    if not d_dw and d.in_channels > s.in_channels:
+        return
+    off = (s.kernel_size[0] - d.kernel_size[0]) // 2
+    k = d.kernel_size[0]
+    weight = s.weight[: d.out_channels, : d.weight.shape[1], off : off + k, off : off + k]
+    d.weight.copy_(weight)
+    _copy_bn(src.bn, dst.bn, torch.arange(d.out_channels))
+
+
+def _copy_bn(src: nn.BatchNorm2d, dst: nn.BatchNorm2d, index: torch.Tensor) -> None:
+    for attr in ("weight", "bias", "running_mean", "running_var"):
+        getattr(dst, attr).copy_(getattr(src, attr)[index])
+
+
+def l1_channel_importance(model: AutocNet, spec: NetSpec) -> dict[str, torch.Tensor]:
+    """Channel group -> importance per channel: L1 norm of the filters writing it, summed over writers."""
+    modules = dict(model.named_modules())
+    scores: dict[str, torch.Tensor] = {}
+    for group, convs in group_producers(spec).items():
+        total = None
+        for conv in convs:
+            weight = modules[conv.name].conv.weight.detach()
+            norm = weight.abs().flatten(1).sum(1)
+            total = norm if total is None else total + norm
+        scores[group] = total
+    return scores
+
+
+@torch.no_grad()
+def prune_to(model: AutocNet, full: NetSpec, pruned: NetSpec) -> AutocNet:
+    """Return a physically smaller copy of ``model`` (plan ``full``) shaped as ``pruned``.
+
+    Each channel group keeps its highest-L1 channels, in their original order; every layer
+    that reads or writes the group is sliced with the same indices, so residual sums line up.
+    """
+    widths = {c.out_group: c.cout for c in pruned.convs()}
+    frozen = frozen_groups(full)
+    keep: dict[str, torch.Tensor] = {INPUT_GROUP: torch.arange(full.in_channels)}
+    for group, score in l1_channel_importance(model, full).items():
+        k = widths[group]
+        if group in frozen or k >= score.numel():
+            keep[group] = torch.arange(score.numel())
+        else:
+            keep[group] = torch.topk(score, k).indices.sort().values
+    result = build_model(pruned)
+    source = dict(model.named_modules())
+    full_convs = {c.name: c for c in full.convs()}
+    for conv in pruned.convs():
+        src, dst = source[conv.name], result.get_submodule(conv.name)
+        out_idx = keep[conv.out_group]
+        weight = src.conv.weight[out_idx]
+        if not full_convs[conv.name].depthwise and not full_convs[conv.name].grouped:
+            weight = weight[:, keep[conv.in_group]]
+        dst.conv.weight.copy_(weight)
+        _copy_bn(src.bn, dst.bn, out_idx)
+    result.classifier.weight.copy_(model.classifier.weight[:, keep[pruned.classifier_group]])
+    result.classifier.bias.copy_(model.classifier.bias)
+    return result

@@ -1,0 +1,38 @@
+"""Model cost figures: parameters and MACs (fvcore), and storage size under a policy."""
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch import nn
+
+from autoc.arch.netspec import NetSpec
+from autoc.compress.policy import CompressionPolicy
+
+BYTES_FP32 = 4
+
+
+def params_and_macs(model: nn.Module, *, input_size: int, in_channels: int = 3) -> tuple[int, int]:
+    """Parameter count and multiply-accumulates of one forward pass at batch 1 (fvcore counts a MAC as one flop)."""
+    from fvcore.nn import FlopCountAnalysis, parameter_count
+
+    logging.getLogger("fvcore").setLevel(logging.ERROR)
+    was_training = model.training
+    model.eval()
+    x = torch.zeros(1, in_channels, input_size, input_size)
+    analysis = FlopCountAnalysis(model, x).unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+    macs = int(analysis.total())
+    params = int(parameter_count(model)[""])
+    model.train(was_training)
+    return params, macs
+
+
+def size_bytes(spec: NetSpec, policy: CompressionPolicy) -> int:
+    """Bytes to store the deployed model: conv weights at their bit width (packed), BatchNorm
+    folded into a fp32 bias per channel, classifier in fp32."""
+    bits = 0
+    for conv in spec.convs():
+        weights = conv.cout * (conv.cin // conv.groups) * conv.kernel * conv.kernel
+        bits += weights * policy.get(conv.name).weight_bits + conv.cout * 32
+    bits += (spec.classifier_in * spec.num_classes + spec.num_classes) * 32
+    return (bits + 7) // 8

@@ -1,0 +1,66 @@
+"""The largest network of a space, briefly trained: teacher for distillation and weight source.
+
+Cached under runs/cache/ keyed by space, dataset, seed and steps, written atomically.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from autoc.arch.builder import AutocNet, build_model
+from autoc.arch.config import ArchConfig
+from autoc.arch.netspec import build_netspec
+from autoc.evaluate.datasets import DatasetSplit
+from autoc.evaluate.train import TrainConfig, accuracy, train
+
+
+@dataclass(frozen=True)
+class Teacher:
+    model: AutocNet
+    val_accuracy: float
+    path: Path
+
+
+def teacher_cache_path(cache_dir: Path, *, space_fingerprint: str, data: DatasetSplit, config: TrainConfig) -> Path:
+    key = f"{space_fingerprint}|{data.fingerprint}|{config}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return cache_dir / f"teacher-{digest}.pt"
+
+
+def load_or_train_teacher(
+    arch: ArchConfig,
+    data: DatasetSplit,
+    *,
+    cache_path: Path,
+    config: TrainConfig,
+    progress: bool,
+) -> Teacher:
+    model = build_model(build_netspec(arch))
+    if cache_path.is_file():
+        try:
+            model.load_state_dict(torch.load(cache_path, map_location="cpu", weights_only=True))
+            return Teacher(model, accuracy(model, data.val_x, data.val_y), cache_path)
+        except Exception:  # a truncated or stale cache is rebuilt, never trusted
+            print(f"autoc: teacher cache {cache_path} is unreadable; retraining it", file=sys.stderr)
+    bar = tqdm(total=config.steps, desc="teacher", unit="step", file=sys.stderr, disable=not progress, dynamic_ncols=True)
+
+    def on_step(step: int, loss: float) -> None:
+        bar.update(1)
+        if step % 10 == 0:
+            bar.set_postfix_str(f"loss={loss:.3f}")
+
+    train(model, data.train_x, data.train_y, config=config, on_step=on_step)
+    bar.close()
+    cache_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=cache_path.parent, prefix=".teacher-", suffix=".pt")
+    os.close(fd)
+    torch.save(model.state_dict(), tmp)
+    os.replace(tmp, cache_path)
+    return Teacher(model, accuracy(model, data.val_x, data.val_y), cache_path)

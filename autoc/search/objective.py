@@ -1,0 +1,78 @@
+"""The objective of one trial: sample, predict latency, reject over budget, else train and score."""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+import torch
+
+from autoc.arch.builder import AutocNet
+from autoc.evaluate.datasets import DatasetSplit
+from autoc.evaluate.estimate import build_candidate_model, estimate_accuracy
+from autoc.evaluate.metrics import params_and_macs, size_bytes
+from autoc.evaluate.train import TrainConfig
+from autoc.latency.model import LatencyModel
+from autoc.space import SearchSpace, sample_candidate
+
+CONSTRAINT = "latency_over_budget_ms"
+
+
+@dataclass(frozen=True)
+class ObjectiveContext:
+    space: SearchSpace
+    data: DatasetSplit
+    latency: LatencyModel
+    teacher: AutocNet
+    teacher_logits: torch.Tensor
+    finetune: TrainConfig
+    budget_ms: float
+    weights_dir: Path
+
+
+def run_trial(trial: optuna.trial.Trial, ctx: ObjectiveContext) -> tuple[float, float, float]:
+    """Returns (accuracy, latency_ms, size_bytes). Over-budget candidates score accuracy 0 and
+    are marked infeasible through the constraint, so samplers learn where the budget lies
+    without paying for training."""
+    candidate = sample_candidate(ctx.space, trial, num_classes=ctx.data.num_classes)
+    spec = candidate.netspec()
+    latency = ctx.latency.predict(spec, candidate.policy)
+    size = size_bytes(spec, candidate.policy)
+    trial.set_constraint(CONSTRAINT, latency - ctx.budget_ms)
+    trial.set_user_attr("candidate", candidate.to_dict())
+    trial.set_user_attr("latency_ms", latency)
+    trial.set_user_attr("size_bytes", size)
+    if latency > ctx.budget_ms:
+        trial.set_user_attr("feasible", False)
+        return 0.0, latency, float(size)
+
+    model = build_candidate_model(candidate, source=ctx.teacher)
+    params, macs = params_and_macs(model, input_size=spec.input_size, in_channels=spec.in_channels)
+    config = TrainConfig(**{**ctx.finetune.__dict__, "seed": ctx.finetune.seed + trial.number})
+    estimate = estimate_accuracy(
+        model,
+        train_x=ctx.data.train_x,
+        train_y=ctx.data.train_y,
+        val_x=ctx.data.val_x,
+        val_y=ctx.data.val_y,
+        teacher_logits=ctx.teacher_logits,
+        config=config,
+    )
+    weights = _save_weights(model, ctx.weights_dir / f"trial-{trial.number}.pt")
+    trial.set_user_attr("params", params)
+    trial.set_user_attr("macs", macs)
+    trial.set_user_attr("estimate_seconds", estimate.seconds)
+    trial.set_user_attr("weights", str(weights))
+    trial.set_user_attr("feasible", True)
+    return estimate.accuracy, latency, float(size)
+
+
+def _save_weights(model: AutocNet, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".weights-", suffix=".pt")
+    os.close(fd)
+    torch.save(model.state_dict(), tmp)
+    os.replace(tmp, path)
+    return path

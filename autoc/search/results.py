@@ -1,0 +1,65 @@
+"""Read a study back as plain records; the Pareto front of feasible trials."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    number: int
+    accuracy: float
+    latency_ms: float
+    size_bytes: int
+    params: int
+    macs: int
+    feasible: bool
+    candidate: dict[str, Any]
+    weights: str | None
+
+
+def completed_records(study: optuna.Study, *, budget_ms: float) -> list[TrialRecord]:
+    records = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        attrs = trial.user_attrs
+        if "candidate" not in attrs:
+            continue
+        latency = float(attrs["latency_ms"])
+        records.append(
+            TrialRecord(
+                number=trial.number,
+                accuracy=float(trial.values[0]),
+                latency_ms=latency,
+                size_bytes=int(attrs["size_bytes"]),
+                params=int(attrs.get("params", 0)),
+                macs=int(attrs.get("macs", 0)),
+                feasible=bool(attrs.get("feasible", False)) and latency <= budget_ms,
+                candidate=attrs["candidate"],
+                weights=attrs.get("weights"),
+            )
+        )
+    return records
+
+
+def pareto_front(records: list[TrialRecord]) -> list[TrialRecord]:
+    """Feasible records no other feasible record beats on accuracy, latency and size at once."""
+    feasible = [r for r in records if r.feasible]
+
+    def dominates(a: TrialRecord, b: TrialRecord) -> bool:
+        no_worse = a.accuracy >= b.accuracy and a.latency_ms <= b.latency_ms and a.size_bytes <= b.size_bytes
+        better = a.accuracy > b.accuracy or a.latency_ms < b.latency_ms or a.size_bytes < b.size_bytes
+        return no_worse and better
+
+    front = [r for r in feasible if not any(dominates(o, r) for o in feasible)]
+    return sorted(front, key=lambda r: (-r.accuracy, r.latency_ms))
+
+
+def best_record(records: list[TrialRecord]) -> TrialRecord | None:
+    """Most accurate feasible record; ties go to the faster, then the smaller."""
+    feasible = [r for r in records if r.feasible]
+    if not feasible:
+        return None
+    return min(feasible, key=lambda r: (-r.accuracy, r.latency_ms, r.size_bytes))
