@@ -1,0 +1,84 @@
+import torch
+
+from autoc.arch.builder import build_model
+from autoc.arch.netspec import INPUT_GROUP, build_netspec, frozen_groups, group_producers
+from autoc.compress.transfer import inherit_weights, l1_channel_importance, prune_to
+from helpers import tiny_candidate
+
+
+def _randomise_bn(model):
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.2, 0.2)
+            module.running_mean.uniform_(-0.1, 0.1)
+            module.running_var.uniform_(0.5, 1.5)
+
+
+def test_keep_all_is_exact_copy():
+    cand = tiny_candidate(keep=1.0, precision="fp32")
+    full = build_model(cand.full_netspec()).eval()
+    _randomise_bn(full)
+    pruned = prune_to(full, cand.full_netspec(), cand.netspec()).eval()
+    x = torch.randn(4, 3, 16, 16)
+    torch.testing.assert_close(pruned(x), full(x))
+
+
+@torch.no_grad()
+def test_pruning_removes_exactly_the_dead_channels_through_residuals():
+    """Channels whose writers are all zero contribute nothing; pruning must remove exactly
+    those in every tied layer, so the smaller network computes the same function."""
+    cand = tiny_candidate(keep=0.5, precision="fp32")
+    full_spec, pruned_spec = cand.full_netspec(), cand.netspec()
+    model = build_model(full_spec).eval()
+    _randomise_bn(model)
+    widths = {c.out_group: c.cout for c in pruned_spec.convs()}
+    frozen = frozen_groups(full_spec)
+    gen = torch.Generator().manual_seed(1)
+    for group, writers in group_producers(full_spec).items():
+        if group in frozen or group == INPUT_GROUP:
+            continue
+        n = writers[0].cout
+        dead = torch.randperm(n, generator=gen)[: n - widths[group]]
+        for conv in writers:
+            layer = model.get_submodule(conv.name)
+            layer.conv.weight[dead] = 0.0
+            layer.bn.bias[dead] = 0.0
+            layer.bn.running_mean[dead] = 0.0
+    pruned = prune_to(model, full_spec, pruned_spec).eval()
+    assert sum(p.numel() for p in pruned.parameters()) < sum(p.numel() for p in model.parameters())
+    x = torch.randn(3, 3, 16, 16)
+    torch.testing.assert_close(pruned(x), model(x), rtol=1e-4, atol=1e-5)
+
+
+def test_pruned_channels_are_the_highest_l1_summed_over_tied_writers():
+    cand = tiny_candidate(keep=0.5, precision="fp32")
+    full_spec = cand.full_netspec()
+    model = build_model(full_spec)
+    pruned = prune_to(model, full_spec, cand.netspec())
+    # the stem group is written by the stem, stage 0's depthwise and its projection
+    expected_scores = sum(
+        model.get_submodule(name).conv.weight.abs().flatten(1).sum(1)
+        for name in ("stem", "stages.0.0.dw", "stages.0.0.project")
+    )
+    scores = l1_channel_importance(model, full_spec)["stem"]
+    torch.testing.assert_close(scores, expected_scores)
+    kept = pruned.get_submodule("stem").conv.weight.shape[0]
+    top = torch.topk(scores, kept).indices.sort().values
+    assert torch.equal(pruned.get_submodule("stem").conv.weight, model.get_submodule("stem").conv.weight[top])
+    assert torch.equal(pruned.get_submodule("stages.0.0.dw").conv.weight, model.get_submodule("stages.0.0.dw").conv.weight[top])
+
+
+def test_inheritance_copies_first_channels_and_centre_kernel():
+    from autoc.arch.config import ArchConfig, BlockOp, StageConfig
+
+    big = ArchConfig(16, 3, 10, 16, 1, (StageConfig(32, 2, (BlockOp(7, 6),)),), 64)
+    small = ArchConfig(16, 3, 10, 16, 1, (StageConfig(24, 2, (BlockOp(3, 3),)),), 64)
+    source = build_model(build_netspec(big))
+    target = inherit_weights(source, build_model(build_netspec(small)))
+    src_dw = source.get_submodule("stages.0.0.dw").conv.weight
+    dst_dw = target.get_submodule("stages.0.0.dw").conv.weight
+    assert torch.equal(dst_dw, src_dw[:48, :, 2:5, 2:5])
+    src_proj = source.get_submodule("stages.0.0.project").conv.weight
+    assert torch.equal(target.get_submodule("stages.0.0.project").conv.weight, src_proj[:24, :48])
+    assert torch.equal(target.classifier.weight, source.classifier.weight)

@@ -1,0 +1,67 @@
+import pytest
+import torch
+from torch.nn import functional as F
+
+from autoc.arch.builder import build_model
+from autoc.compress.distill import distillation_loss
+from autoc.compress.quant import FakeQuant, apply_quantization, quantize_weight
+from helpers import tiny_candidate
+
+
+@pytest.mark.parametrize("bits", [8, 6, 4])
+def test_weight_quantisation_is_on_a_per_channel_grid(bits):
+    weight = torch.randn(8, 4, 3, 3) * torch.linspace(0.1, 2.0, 8).view(8, 1, 1, 1)
+    q = quantize_weight(weight, bits=bits)
+    qmax = 2 ** (bits - 1) - 1
+    scale = weight.abs().flatten(1).amax(1) / qmax
+    levels = q / scale.view(8, 1, 1, 1)
+    torch.testing.assert_close(levels, levels.round(), atol=1e-4, rtol=0)
+    assert levels.abs().max() <= qmax + 1e-4
+    assert ((q - weight).abs() <= scale.view(8, 1, 1, 1) / 2 + 1e-6).all()
+    assert all(len(torch.unique(q[c])) <= 2 * qmax + 1 for c in range(8))
+
+
+def test_straight_through_gradient():
+    weight = torch.randn(4, 2, 1, 1, requires_grad=True)
+    quantize_weight(weight, bits=4).sum().backward()
+    torch.testing.assert_close(weight.grad, torch.ones_like(weight))
+
+
+def test_activation_quantisation_observes_then_quantises():
+    fq = FakeQuant(weight_bits=8, act_bits=8)
+    x = torch.linspace(-1.0, 3.0, 1000).view(1, 1, 10, 100)
+    fq.train()
+    xq, _ = fq(x, torch.ones(1, 1, 1, 1))
+    assert float(fq.act_min) == pytest.approx(-1.0) and float(fq.act_max) == pytest.approx(3.0)
+    scale = 4.0 / 255
+    assert len(torch.unique(xq)) <= 256
+    assert (xq - x).abs().max() <= scale / 2 + 1e-5
+
+
+def test_policy_int8_layers_get_quantisers_and_stay_close_to_fp32():
+    cand = tiny_candidate(keep=1.0, precision="int8", bits=8)
+    model = build_model(cand.netspec()).eval()
+    x = torch.randn(16, 3, 16, 16)
+    reference = model(x)
+    apply_quantization(model, cand.policy)
+    assert all(m.quant is not None for n, m in model.named_modules() if hasattr(m, "quant"))
+    quantised = model(x)  # first call calibrates the activation ranges
+    assert not torch.equal(quantised, reference)
+    rel = (quantised - reference).norm() / reference.norm()
+    assert rel < 0.1
+    fp32 = apply_quantization(build_model(cand.netspec()), tiny_candidate(keep=1.0, precision="fp32").policy)
+    assert all(m.quant is None for n, m in fp32.named_modules() if hasattr(m, "quant"))
+
+
+def test_distillation_loss():
+    student = torch.randn(8, 10)
+    labels = torch.randint(0, 10, (8,))
+    ce = F.cross_entropy(student, labels)
+    torch.testing.assert_close(distillation_loss(student, None, labels, temperature=4, alpha=0.7), ce)
+    # a teacher that agrees with the student adds no distillation term
+    same = distillation_loss(student, student.clone(), labels, temperature=4, alpha=0.5)
+    torch.testing.assert_close(same, 0.5 * ce, atol=1e-6, rtol=1e-5)
+    other = distillation_loss(student, torch.randn(8, 10) * 5, labels, temperature=4, alpha=0.5)
+    assert other > same
+    two_teachers = torch.stack([student, student])
+    torch.testing.assert_close(distillation_loss(student, two_teachers, labels, temperature=4, alpha=0.5), same)

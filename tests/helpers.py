@@ -1,0 +1,35 @@
+"""Small architectures shared by tests."""
+from __future__ import annotations
+
+from autoc.arch.config import ArchConfig, BlockOp, StageConfig
+from autoc.candidate import Candidate
+from autoc.compress.policy import CompressionPolicy, LayerPolicy
+
+
+def tiny_arch(*, num_classes: int = 10, head_width: int = 64, input_size: int = 16) -> ArchConfig:
+    """Stem, a residual-tied first stage, a strided expanding stage with a residual pair, a skip."""
+    return ArchConfig(
+        input_size=input_size,
+        in_channels=3,
+        num_classes=num_classes,
+        stem_width=16,
+        stem_stride=1,
+        stages=(
+            StageConfig(16, 1, (BlockOp(3, 1),)),
+            StageConfig(24, 2, (BlockOp(3, 6), BlockOp(5, 3))),
+            StageConfig(32, 2, (BlockOp(7, 3), BlockOp(skip=True))),
+        ),
+        head_width=head_width,
+    )
+
+
+def uniform_policy(arch: ArchConfig, layer: LayerPolicy) -> CompressionPolicy:
+    from autoc.arch.netspec import build_netspec
+
+    return CompressionPolicy.from_mapping({name: layer for name in build_netspec(arch).layer_names()})
+
+
+def tiny_candidate(*, keep: float = 0.5, precision: str = "int8", bits: int = 8) -> Candidate:
+    arch = tiny_arch()
+    quant = dict(precision=precision, weight_bits=bits, act_bits=8) if precision == "int8" else {}
+    return Candidate(arch, uniform_policy(arch, LayerPolicy(keep_ratio=keep, **quant)))
