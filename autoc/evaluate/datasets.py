@@ -1,0 +1,332 @@
+"""Datasets for short fine-tuning and evaluation: a name (plus a path) -> normalised tensors.
+
+Everything is held in memory: search uses small sets (or ``max_train``/``max_val`` caps),
+and a candidate's few hundred fine-tuning steps should not wait on I/O. Caps pick a
+seeded, class-stratified subset of file names before anything is decoded.
+
+Registered names: ``digits`` (scikit-learn's bundled 8x8 digits, the default; nothing to
+fetch), ``cifar10`` (JPEG zip, its extracted folder, or ``cifar-10-batches-py``) and
+``imagefolder`` (``train/<class>/*`` and ``val/<class>/*`` images, as a folder or zip).
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from autoc.errors import DataError
+from autoc.evaluate.data_cifar_pickle import find_pickle_folder, load_pickle_folder
+from autoc.evaluate.data_decode import decode_images
+from autoc.evaluate.data_files import ImageTree, layout_text, open_image_tree
+from autoc.evaluate.data_sampling import stratified_split, stratified_subset
+
+DEFAULT_DATASET = "digits"
+
+# Independent random streams per use, so capping train never changes which val items are kept.
+_SPLIT_STREAM, _TRAIN_STREAM, _VAL_STREAM = 0, 1, 2
+
+
+@dataclass(frozen=True, eq=False)
+class DatasetSplit:
+    """Train and validation tensors, normalised per channel with the train mean and std.
+
+    ``fingerprint`` names the data (dataset, source, input size, seed, sizes and a digest of
+    the selected items) so caches such as supernet weights can be keyed by it. It identifies
+    files by location and name, not by pixel content.
+    """
+
+    name: str
+    classes: tuple[str, ...]
+    train_x: torch.Tensor = field(repr=False)  # float32 N x 3 x S x S
+    train_y: torch.Tensor = field(repr=False)  # int64 N
+    val_x: torch.Tensor = field(repr=False)
+    val_y: torch.Tensor = field(repr=False)
+    mean: tuple[float, float, float]  # of the [0, 1] train pixels, per channel; needed to deploy
+    std: tuple[float, float, float]
+    fingerprint: str
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def input_size(self) -> int:
+        return int(self.train_x.shape[-1])
+
+
+@dataclass(frozen=True)
+class _Options:
+    input_size: int
+    seed: int
+    val_fraction: float
+    max_train: int | None
+    max_val: int | None
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    """What a loader returns: pixels in [0, 1] (float) or 0..255 (uint8), before normalising."""
+
+    classes: tuple[str, ...]
+    train_x: torch.Tensor
+    train_y: np.ndarray
+    val_x: torch.Tensor
+    val_y: np.ndarray
+    source: str
+    selection: str  # digest of the chosen items
+
+
+def load_dataset(
+    name: str,
+    *,
+    data_dir: str | Path | None = None,
+    input_size: int,
+    seed: int = 0,
+    val_fraction: float = 0.2,
+    max_train: int | None = None,
+    max_val: int | None = None,
+) -> DatasetSplit:
+    """Load dataset ``name`` in memory, resized to ``input_size`` square and normalised.
+
+    ``val_fraction`` applies where a dataset has no validation split of its own (digits);
+    cifar10 validates on its test split and imagefolder on ``val/``. ``max_train`` and
+    ``max_val`` keep a seeded class-stratified subset of that many items.
+    """
+    loader = _LOADERS.get(name) if isinstance(name, str) else None
+    if loader is None:
+        raise DataError(f"unknown dataset {name!r}; use one of {', '.join(DATASET_NAMES)}")
+    options = _Options(
+        input_size=_positive_int("input_size", input_size, example=32),
+        seed=_seed(seed),
+        val_fraction=_fraction(val_fraction),
+        max_train=None if max_train is None else _positive_int("max_train", max_train, example=5000),
+        max_val=None if max_val is None else _positive_int("max_val", max_val, example=1000),
+    )
+    path = None if data_dir is None else Path(data_dir).expanduser()
+    loaded = loader(path, options)
+    return _finish(name, loaded, options)
+
+
+# --- loaders ---------------------------------------------------------------------------
+
+
+def _load_digits(path: Path | None, options: _Options) -> _Loaded:
+    if path is not None:
+        raise DataError(
+            f"digits is bundled with scikit-learn and reads no files, but data_dir {path} was given; "
+            "drop the data directory, or use dataset cifar10 or imagefolder for data on disk"
+        )
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = torch.from_numpy(bunch.images / 16.0).to(torch.float32).unsqueeze(1)  # N x 1 x 8 x 8 in [0, 1]
+    labels = np.asarray(bunch.target, dtype=np.int64)
+    train_idx, val_idx = stratified_split(labels, options.val_fraction, rng=_rng(options.seed, _SPLIT_STREAM))
+    if not len(train_idx) or not len(val_idx):
+        raise DataError(
+            f"val_fraction {options.val_fraction} leaves {len(train_idx)} train and {len(val_idx)} validation "
+            f"images of digits' {len(labels)}; use a fraction such as 0.2"
+        )
+    classes = tuple(str(c) for c in bunch.target_names)
+    train_idx = train_idx[_cap(labels[train_idx], options.max_train, options, stream=_TRAIN_STREAM, what="max_train",
+                               num_classes=len(classes))]
+    val_idx = val_idx[_cap(labels[val_idx], options.max_val, options, stream=_VAL_STREAM, what="max_val",
+                           num_classes=len(classes))]
+
+    def pixels(idx: np.ndarray) -> torch.Tensor:
+        grey = F.interpolate(images[torch.from_numpy(idx)], size=(options.input_size,) * 2, mode="bilinear",
+                             align_corners=False, antialias=options.input_size < 8)
+        return grey.expand(-1, 3, -1, -1).contiguous()
+
+    return _Loaded(
+        classes=classes,
+        train_x=pixels(train_idx),
+        train_y=labels[train_idx],
+        val_x=pixels(val_idx),
+        val_y=labels[val_idx],
+        source="sklearn.datasets.load_digits",
+        selection=_digest(map(str, train_idx), map(str, val_idx)),
+    )
+
+
+_CIFAR_HINT = (
+    "pass the CIFAR-10 JPEG zip (train/<class>/*.jpg and test/<class>/*.jpg), its extracted folder, "
+    "or torchvision's cifar-10-batches-py folder"
+)
+
+
+def _load_cifar10(path: Path | None, options: _Options) -> _Loaded:
+    path = _existing("cifar10", path, hint=_CIFAR_HINT)
+    if path.is_dir():
+        pickles = find_pickle_folder(path)
+        if pickles is not None:
+            return _from_pickles(pickles, options)
+        if not ((path / "train").is_dir() or (path / "test").is_dir()):
+            raise DataError(
+                f"cifar10: folder {path} holds neither train/ and test/ class folders nor cifar-10-batches-py "
+                f"pickles; {_CIFAR_HINT}"
+            )
+    elif path.name.endswith((".tar.gz", ".tgz", ".tar")):
+        raise DataError(f"cifar10: {path} is a tar archive, which is not read directly; "
+                        "unpack it and pass the cifar-10-batches-py folder it holds")
+    with open_image_tree(path, splits=("train", "test"), what="cifar10") as tree:
+        return _from_tree(tree, options, splits=("train", "test"))
+
+
+_IMAGEFOLDER_HINT = f"pass a folder (or .zip) holding {layout_text(('train', 'val'))}"
+
+
+def _load_imagefolder(path: Path | None, options: _Options) -> _Loaded:
+    path = _existing("imagefolder", path, hint=_IMAGEFOLDER_HINT)
+    with open_image_tree(path, splits=("train", "val"), what="imagefolder") as tree:
+        return _from_tree(tree, options, splits=("train", "val"))
+
+
+_LOADERS: dict[str, Callable[[Path | None, _Options], _Loaded]] = {
+    "digits": _load_digits,
+    "cifar10": _load_cifar10,
+    "imagefolder": _load_imagefolder,
+}
+DATASET_NAMES: tuple[str, ...] = tuple(_LOADERS)
+
+
+def _from_tree(tree: ImageTree, options: _Options, *, splits: tuple[str, str]) -> _Loaded:
+    num_classes = len(tree.classes)
+    chosen: list[tuple[list[str], np.ndarray]] = []
+    for split, limit, stream, what in ((splits[0], options.max_train, _TRAIN_STREAM, "max_train"),
+                                       (splits[1], options.max_val, _VAL_STREAM, "max_val")):
+        names = [name for cls in tree.classes for name in tree.files[split][cls]]
+        labels = np.repeat(np.arange(num_classes), [len(tree.files[split][cls]) for cls in tree.classes])
+        keep = _cap(labels, limit, options, stream=stream, what=what, num_classes=num_classes)
+        chosen.append(([names[i] for i in keep], labels[keep]))
+    (train_names, train_y), (val_names, val_y) = chosen
+    train_x = decode_images(train_names, tree.read, size=options.input_size, describe=tree.describe)
+    val_x = decode_images(val_names, tree.read, size=options.input_size, describe=tree.describe)
+    source = f"{tree.kind}:{tree.location.resolve()}"
+    if tree.kind == "zip":
+        source += f"({tree.location.stat().st_size} bytes)"
+    return _Loaded(classes=tree.classes, train_x=train_x, train_y=train_y, val_x=val_x, val_y=val_y,
+                   source=source, selection=_digest(train_names, val_names))
+
+
+def _from_pickles(folder: Path, options: _Options) -> _Loaded:
+    arrays = load_pickle_folder(folder)
+    num_classes = len(arrays.classes)
+    train_keep = _cap(arrays.train_y, options.max_train, options, stream=_TRAIN_STREAM, what="max_train",
+                      num_classes=num_classes)
+    val_keep = _cap(arrays.test_y, options.max_val, options, stream=_VAL_STREAM, what="max_val",
+                    num_classes=num_classes)
+
+    def pixels(x: np.ndarray) -> torch.Tensor:
+        images = torch.from_numpy(np.ascontiguousarray(x))
+        if options.input_size == 32:
+            return images
+        return F.interpolate(images, size=(options.input_size,) * 2, mode="bilinear", align_corners=False,
+                             antialias=True)
+
+    return _Loaded(
+        classes=arrays.classes,
+        train_x=pixels(arrays.train_x[train_keep]),
+        train_y=arrays.train_y[train_keep],
+        val_x=pixels(arrays.test_x[val_keep]),
+        val_y=arrays.test_y[val_keep],
+        source=f"pickle:{folder.resolve()}",
+        selection=_digest(map(str, train_keep), map(str, val_keep)),
+    )
+
+
+# --- shared steps ----------------------------------------------------------------------
+
+
+def _finish(name: str, loaded: _Loaded, options: _Options) -> DatasetSplit:
+    train_x, val_x = _unit_float(loaded.train_x), _unit_float(loaded.val_x)
+    mean, std = _channel_stats(train_x)
+    for x in (train_x, val_x):
+        x.sub_(mean.view(1, 3, 1, 1)).div_(std.view(1, 3, 1, 1))
+    fingerprint = "|".join((
+        name, loaded.source, f"{options.input_size}px", f"seed={options.seed}",
+        f"train={len(loaded.train_y)}", f"val={len(loaded.val_y)}", loaded.selection,
+    ))
+    return DatasetSplit(
+        name=name,
+        classes=loaded.classes,
+        train_x=train_x,
+        train_y=torch.as_tensor(loaded.train_y, dtype=torch.int64),
+        val_x=val_x,
+        val_y=torch.as_tensor(loaded.val_y, dtype=torch.int64),
+        mean=tuple(float(v) for v in mean),
+        std=tuple(float(v) for v in std),
+        fingerprint=fingerprint,
+    )
+
+
+def _unit_float(x: torch.Tensor) -> torch.Tensor:
+    if x.dtype == torch.uint8:
+        return x.to(torch.float32).div_(255.0)
+    return x.to(torch.float32, copy=True)
+
+
+def _channel_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and population std (torch's float32 reduction is accurate to ~1e-8 here)."""
+    var, mean = torch.var_mean(x, dim=(0, 2, 3), correction=0)
+    std = var.sqrt()
+    std = torch.where(std > 1e-6, std, torch.ones_like(std))  # a constant channel keeps its scale
+    return mean, std
+
+
+def _cap(labels: np.ndarray, limit: int | None, options: _Options, *, stream: int, what: str,
+         num_classes: int) -> np.ndarray:
+    """Indices to keep: all, or a seeded stratified subset of ``limit`` items."""
+    if limit is None:
+        return np.arange(len(labels))
+    if limit < num_classes:
+        raise DataError(f"{what}={limit} is smaller than the {num_classes} classes, so some classes would have "
+                        f"no images; use {what} >= {num_classes}")
+    return stratified_subset(labels, limit, rng=_rng(options.seed, stream))
+
+
+def _rng(seed: int, stream: int) -> np.random.Generator:
+    return np.random.default_rng([seed, stream])
+
+
+def _digest(train_ids: Iterable[object], val_ids: Iterable[object]) -> str:
+    sha = hashlib.sha256()
+    for tag, ids in ((b"train", train_ids), (b"val", val_ids)):
+        sha.update(tag)
+        for item in ids:
+            sha.update(b"\0" + str(item).encode())
+    return sha.hexdigest()[:16]
+
+
+def _existing(name: str, path: Path | None, *, hint: str) -> Path:
+    if path is None:
+        raise DataError(f"{name} needs a data path (data_dir, or --data-dir on the command line); {hint}")
+    if not path.exists():
+        raise DataError(f"{name}: data path {path} does not exist; {hint}")
+    return path
+
+
+# --- option checks ---------------------------------------------------------------------
+
+
+def _positive_int(what: str, value: object, *, example: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise DataError(f"{what} must be a positive integer, got {value!r}; use e.g. {example}")
+    return int(value)
+
+
+def _seed(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise DataError(f"seed must be a non-negative integer, got {value!r}; use e.g. 0")
+    return int(value)
+
+
+def _fraction(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not 0.0 < float(value) < 1.0:
+        raise DataError(f"val_fraction must lie strictly between 0 and 1, got {value!r}; use e.g. 0.2")
+    return float(value)
