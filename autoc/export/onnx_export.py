@@ -20,6 +20,9 @@ import onnx
 import torch
 from torch import nn
 
+from autoc.arch.builder import ConvBNAct
+from autoc.arch.netspec import NetSpec
+from autoc.compress.policy import CompressionPolicy
 from autoc.errors import PolicyError
 
 # The classifier (and the pooling before it) runs at the precision of the head unit.
@@ -46,7 +49,67 @@ def export_onnx(
     if not int8_layers:
         return fp32.SerializeToString()
     nodes = quantizable_nodes(fp32, conv_layers=_conv_layer_names(model), int8_layers=set(int8_layers))
+    if not nodes:  # an empty list would make the quantizer take every node
+        return fp32.SerializeToString()
+    _unshare_initializers(fp32)
     return _quantize(fp32, nodes=nodes, input_shape=input_shape, calibration=calibration)
+
+
+def _unshare_initializers(model: onnx.ModelProto) -> None:
+    """Give every node its own copy of each weight and bias it reads.
+
+    The exporter deduplicates equal constants (e.g. the all-zero biases of untrained BN
+    folds) behind Identity nodes. A bias shared by two convs cannot take both convs'
+    int32 scales, so the quantizer leaves them as DQ -> fp32 Conv -> Q, which ORT runs
+    several times slower than QLinearConv: the graph would measure the wrong thing.
+    """
+    graph = model.graph
+    initializers = {init.name: init for init in graph.initializer}
+    aliases = {n.output[0]: n.input[0] for n in graph.node if n.op_type == "Identity" and n.input[0] in initializers}
+    graph_outputs = {o.name for o in graph.output}
+    kept = [
+        n
+        for n in graph.node
+        if not (n.op_type == "Identity" and n.output[0] in aliases and n.output[0] not in graph_outputs)
+    ]
+    del graph.node[:]
+    graph.node.extend(kept)
+    seen: set[str] = set()
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            source = aliases.get(name, name)
+            if source not in initializers:
+                continue
+            if source in seen or name != source:
+                copy = onnx.TensorProto()
+                copy.CopyFrom(initializers[source])
+                copy.name = f"{source}__{node.name or 'node'}_{i}"
+                graph.initializer.append(copy)
+                node.input[i] = copy.name
+            else:
+                seen.add(source)
+
+
+def policy_int8_layers(spec: NetSpec, policy: CompressionPolicy) -> frozenset[str]:
+    """The layers of ``spec`` that ``policy`` runs int8; ``head`` also stands for the classifier."""
+    layers = {name for name in spec.layer_names() if policy.get(name).precision == "int8"}
+    if policy.get(HEAD).precision == "int8":
+        layers.add(HEAD)
+    return frozenset(layers)
+
+
+@contextlib.contextmanager
+def _without_fake_quant(model: nn.Module) -> Iterator[None]:
+    # Fake quantisers are training-time stand-ins; ORT's quantizer re-creates real int8,
+    # so the graph it starts from must be the plain fp32 one.
+    detached = [(m, m.quant) for m in model.modules() if isinstance(m, ConvBNAct) and m.quant is not None]
+    for module, _ in detached:
+        module.quant = None
+    try:
+        yield
+    finally:
+        for module, quant in detached:
+            module.quant = quant
 
 
 def _export_fp32(model: nn.Module, *, input_shape: tuple[int, int, int, int], opset: int) -> onnx.ModelProto:
@@ -54,7 +117,7 @@ def _export_fp32(model: nn.Module, *, input_shape: tuple[int, int, int, int], op
     model.eval()
     buffer = io.BytesIO()
     try:
-        with warnings.catch_warnings(), torch.no_grad():
+        with warnings.catch_warnings(), torch.no_grad(), _without_fake_quant(model):
             # dynamo=False is the legacy exporter on purpose (faster, stable scoped names).
             warnings.simplefilter("ignore", DeprecationWarning)
             warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
@@ -198,4 +261,19 @@ def _quantize(
             nodes_to_quantize=nodes,
             extra_options={"WeightSymmetric": True, "ActivationSymmetric": False},
         )
-        return out.read_bytes()
+        quantized = onnx.load(out)
+    _drop_dangling_constants(quantized)
+    return quantized.SerializeToString()
+
+
+def _drop_dangling_constants(model: onnx.ModelProto) -> None:
+    # The quantizer folds Clip into the int8 range but leaves the Clip bounds (and unshared
+    # originals) behind; ORT would warn about them on every load.
+    graph = model.graph
+    used = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
+    dangling = [n for n in graph.node if n.op_type == "Constant" and not set(n.output) & used]
+    for node in dangling:
+        graph.node.remove(node)
+    unused = [init for init in graph.initializer if init.name not in used]
+    for init in unused:
+        graph.initializer.remove(init)

@@ -1,0 +1,195 @@
+"""Device profiles: who measured (identity), the block lookup table, the fitted correction.
+
+Profiles are data (JSON, schema ``autoc.device/1``), written atomically so that a crash or
+a parallel reader never sees half a file.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import tempfile
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping
+
+from autoc.errors import DeviceError
+
+SCHEMA = "autoc.device/1"
+HOST = "host"
+RUNTIME = "onnxruntime"
+
+# Fields whose change makes cached measurements meaningless on this host.
+_MATCH_FIELDS = ("cpu_model", "logical_cores", "threads", "runtime", "runtime_version", "torch")
+
+
+@dataclass(frozen=True)
+class DeviceIdentity:
+    """Everything that changes the measured numbers, recorded beside them."""
+
+    cpu_model: str
+    logical_cores: int
+    threads: int
+    runtime: str
+    runtime_version: str
+    python: str
+    torch: str
+    precisions: tuple[str, ...]
+    created: str
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["precisions"] = list(self.precisions)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "DeviceIdentity":
+        return cls(
+            cpu_model=str(data["cpu_model"]),
+            logical_cores=int(data["logical_cores"]),
+            threads=int(data["threads"]),
+            runtime=str(data["runtime"]),
+            runtime_version=str(data["runtime_version"]),
+            python=str(data["python"]),
+            torch=str(data["torch"]),
+            precisions=tuple(str(p) for p in data["precisions"]),
+            created=str(data["created"]),
+        )
+
+
+@dataclass(frozen=True)
+class DeviceProfile:
+    """A device's identity, block lookup table (key -> ms) and whole-network correction.
+
+    Treat ``blocks`` and ``validation`` as read-only; derive new profiles with
+    :meth:`with_blocks` or ``dataclasses.replace``.
+    """
+
+    device: str
+    identity: DeviceIdentity
+    blocks: Mapping[str, float] = field(default_factory=dict)
+    overhead_ms: float = 0.0
+    validation: Mapping[str, Any] = field(default_factory=dict)
+
+    def with_blocks(self, blocks: Mapping[str, float]) -> "DeviceProfile":
+        return replace(self, blocks={**self.blocks, **blocks})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "device": self.device,
+            "identity": self.identity.to_dict(),
+            "blocks": dict(sorted(self.blocks.items())),
+            "overhead_ms": self.overhead_ms,
+            "validation": dict(self.validation),
+        }
+
+
+def _cpu_model() -> str:
+    fields: dict[str, str] = {}
+    with contextlib.suppress(OSError):
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                key, sep, value = line.partition(":")
+                if sep:
+                    fields.setdefault(key.strip().lower(), value.strip())
+    # x86 says "model name"; many ARM kernels only say "Hardware".
+    return fields.get("model name") or fields.get("hardware") or platform.processor() or platform.machine() or "unknown"
+
+
+def host_identity(threads: int) -> DeviceIdentity:
+    import onnxruntime
+    import torch
+
+    return DeviceIdentity(
+        cpu_model=_cpu_model(),
+        logical_cores=os.cpu_count() or 1,
+        threads=threads,
+        runtime=RUNTIME,
+        runtime_version=onnxruntime.__version__,
+        python=platform.python_version(),
+        torch=torch.__version__,
+        precisions=("fp32", "int8"),
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+
+
+def new_host_profile(threads: int) -> DeviceProfile:
+    return DeviceProfile(device=HOST, identity=host_identity(threads))
+
+
+def mismatches(profile: DeviceProfile, threads: int) -> dict[str, tuple[Any, Any]]:
+    """Identity fields where ``profile`` differs from this host: name -> (profile's, host's)."""
+    here = host_identity(threads)
+    diffs = {
+        name: (getattr(profile.identity, name), getattr(here, name))
+        for name in _MATCH_FIELDS
+        if getattr(profile.identity, name) != getattr(here, name)
+    }
+    if profile.device != HOST:
+        diffs["device"] = (profile.device, HOST)
+    return diffs
+
+
+def matches_host(profile: DeviceProfile, threads: int) -> bool:
+    """Whether ``profile`` was measured on this machine, runtime version and thread count."""
+    return not mismatches(profile, threads)
+
+
+def save_profile(profile: DeviceProfile, path: str | os.PathLike[str]) -> None:
+    """Write ``profile`` atomically: temp file in the same directory, then os.replace."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(profile.to_dict(), f, indent=1)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def load_profile(path: str | os.PathLike[str]) -> DeviceProfile:
+    path = Path(path)
+    fix = "delete it to recalibrate (autoc calibrate) or point to another profile"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DeviceError(f"no device profile at {path}; run 'autoc calibrate' to create one") from None
+    except OSError as exc:
+        raise DeviceError(f"cannot read device profile {path} ({exc.strerror}); check its permissions") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DeviceError(f"device profile {path} is not valid JSON ({exc.msg}, line {exc.lineno}); {fix}") from None
+    if not isinstance(data, dict):
+        raise DeviceError(f"device profile {path} is not a JSON object; {fix}")
+    schema = data.get("schema")
+    if schema != SCHEMA:
+        raise DeviceError(
+            f"device profile {path} has schema {schema!r}, this autoc reads {SCHEMA!r}; "
+            f"re-run 'autoc calibrate' (or delete the file) to make a current one"
+        )
+    try:
+        blocks = {str(k): float(v) for k, v in data["blocks"].items()}
+        validation = data["validation"]
+        if not isinstance(validation, dict):
+            raise TypeError("validation must be an object")
+        return DeviceProfile(
+            device=str(data["device"]),
+            identity=DeviceIdentity.from_dict(data["identity"]),
+            blocks=blocks,
+            overhead_ms=float(data["overhead_ms"]),
+            validation=validation,
+        )
+    except KeyError as exc:
+        raise DeviceError(f"device profile {path} lacks the field {exc.args[0]!r}; {fix}") from None
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise DeviceError(f"device profile {path} has a malformed field ({exc}); {fix}") from None
