@@ -6,6 +6,9 @@ folding BatchNorm equivalent, so what we train matches what an int8 runtime exec
 """
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
 import torch
 from torch import nn
 
@@ -67,3 +70,16 @@ def apply_quantization(model: nn.Module, policy: CompressionPolicy) -> nn.Module
                 FakeQuant(weight_bits=layer.weight_bits, act_bits=layer.act_bits) if layer.quantized else None
             )
     return model
+
+
+@contextlib.contextmanager
+def without_fake_quant(model: nn.Module) -> Iterator[None]:
+    """Detach fake quantisers for the duration (export and tracing need the plain fp32 graph)."""
+    detached = [(m, m.quant) for m in model.modules() if isinstance(m, ConvBNAct) and m.quant is not None]
+    for module, _ in detached:
+        module.quant = None
+    try:
+        yield
+    finally:
+        for module, quant in detached:
+            module.quant = quant

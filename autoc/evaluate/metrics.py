@@ -8,6 +8,7 @@ from torch import nn
 
 from autoc.arch.netspec import NetSpec
 from autoc.compress.policy import CompressionPolicy
+from autoc.compress.quant import without_fake_quant
 
 BYTES_FP32 = 4
 
@@ -20,8 +21,9 @@ def params_and_macs(model: nn.Module, *, input_size: int, in_channels: int = 3) 
     was_training = model.training
     model.eval()
     x = torch.zeros(1, in_channels, input_size, input_size)
-    analysis = FlopCountAnalysis(model, x).unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-    macs = int(analysis.total())
+    with without_fake_quant(model):  # MACs do not depend on precision; quantisers mutate state when traced
+        analysis = FlopCountAnalysis(model, x).unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+        macs = int(analysis.total())
     params = int(parameter_count(model)[""])
     model.train(was_training)
     return params, macs

@@ -20,6 +20,7 @@ import onnx
 import torch
 from torch import nn
 
+from autoc.compress.quant import without_fake_quant
 from autoc.arch.builder import ConvBNAct
 from autoc.arch.netspec import NetSpec
 from autoc.compress.policy import CompressionPolicy
@@ -98,26 +99,12 @@ def policy_int8_layers(spec: NetSpec, policy: CompressionPolicy) -> frozenset[st
     return frozenset(layers)
 
 
-@contextlib.contextmanager
-def _without_fake_quant(model: nn.Module) -> Iterator[None]:
-    # Fake quantisers are training-time stand-ins; ORT's quantizer re-creates real int8,
-    # so the graph it starts from must be the plain fp32 one.
-    detached = [(m, m.quant) for m in model.modules() if isinstance(m, ConvBNAct) and m.quant is not None]
-    for module, _ in detached:
-        module.quant = None
-    try:
-        yield
-    finally:
-        for module, quant in detached:
-            module.quant = quant
-
-
 def _export_fp32(model: nn.Module, *, input_shape: tuple[int, int, int, int], opset: int) -> onnx.ModelProto:
     was_training = model.training
     model.eval()
     buffer = io.BytesIO()
     try:
-        with warnings.catch_warnings(), torch.no_grad(), _without_fake_quant(model):
+        with warnings.catch_warnings(), torch.no_grad(), without_fake_quant(model):
             # dynamo=False is the legacy exporter on purpose (faster, stable scoped names).
             warnings.simplefilter("ignore", DeprecationWarning)
             warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
