@@ -62,9 +62,10 @@ def train(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        recent = (recent + [float(loss)])[-10:]
+        loss_value = float(loss.detach())
+        recent = (recent + [loss_value])[-10:]
         if on_step is not None:
-            on_step(step, float(loss))
+            on_step(step, loss_value)
     return sum(recent) / max(1, len(recent))
 
 

@@ -65,6 +65,7 @@ class SearchResult:
 
 def run_search(options: SearchOptions) -> SearchResult:
     start = time.perf_counter()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     _check_options(options)
     space = load_space(options.space)
     data = load_dataset(
@@ -123,7 +124,6 @@ def run_search(options: SearchOptions) -> SearchResult:
         best=best_before.accuracy if best_before else None,
         enabled=options.progress,
     )
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         if remaining > 0:
             study.optimize(

@@ -1,0 +1,86 @@
+"""A tiny real search: SQLite storage, host latency measured with ONNX Runtime, digits, KD fine-tune."""
+import json
+
+import pytest
+import torch
+
+import autoc
+from autoc.cli import main
+from autoc.search.driver import SearchOptions, run_search
+
+TINY_SPACE = """
+name: tiny
+input_size: 16
+activation: relu6
+stem: {width: [8], stride: 1}
+stages:
+  - {depth: [1], width: [8], stride: 1, kernel: [3], expansion: [1], per_block: true}
+  - {depth: [1, 2], width: [16], stride: 2, kernel: [3, 5], expansion: [3], per_block: true}
+head: {width: [32]}
+compression: {keep_ratio: [0.5, 1.0], precision: [fp32, int8], weight_bits: [8, 4]}
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("search")
+    space = root / "tiny.yaml"
+    space.write_text(TINY_SPACE)
+    options = SearchOptions(
+        budget_ms=50.0, space=str(space), runs_dir=root / "runs", study="t", trials=4,
+        finetune_steps=3, teacher_steps=5, max_train=200, max_val=100, progress=False,
+    )
+    return options, run_search(options)
+
+
+def test_search_stores_trials_and_writes_a_rebuildable_policy(tiny):
+    options, result = tiny
+    assert result.trials_total == 4
+    assert result.best is not None and result.policy_path.is_file()
+    assert all(r.latency_ms <= options.budget_ms for r in result.pareto)
+    data = json.loads(result.policy_path.read_text())
+    assert data["schema"] == "autoc.policy/1" and data["trial"] == result.best.number
+    assert set(data["metrics"]) == {"accuracy", "latency_ms", "size_bytes", "macs", "params"}
+    rebuilt = autoc.load_policy(result.policy_path).build_model().eval()
+    state = torch.load(options.runs_dir / "t" / "best_weights.pt", weights_only=True)
+    assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {k: v.shape for k, v in state.items()}
+    x = torch.randn(2, 3, 16, 16)
+    again = autoc.load_policy(result.policy_path).build_model().eval()
+    torch.testing.assert_close(rebuilt(x), again(x))
+
+
+def test_resume_counts_trials_across_runs(tiny):
+    options, _ = tiny
+    from dataclasses import replace
+
+    result = run_search(replace(options, trials=5))
+    assert result.trials_total == 5 and result.trials_this_run == 1
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--budget-ms", "0"], "must be positive"),
+        (["--budget-ms", "0.0001"], "smallest predicted latency"),
+        (["--budget-ms", "20", "--space", "no-such-space"], "no-such-space"),
+        (["--budget-ms", "20", "--dataset", "mnist"], "mnist"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(tiny, argv, message, capsys):
+    options, _ = tiny
+    space = ["--space", options.space] if "--space" not in argv else []
+    code = main(["search", *argv, *space, "--runs-dir", str(options.runs_dir), "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_study_with_another_space_refuses_to_resume(tiny, tmp_path, capsys):
+    options, _ = tiny
+    other = tmp_path / "other.yaml"
+    other.write_text(TINY_SPACE.replace("kernel: [3, 5]", "kernel: [3, 7]"))
+    before = (options.runs_dir / "t" / "study.db").read_bytes()
+    code = main(["search", "--budget-ms", "50", "--space", str(other), "--study", "t",
+                 "--runs-dir", str(options.runs_dir), "--no-progress"])
+    assert code == 2 and "created with space" in capsys.readouterr().err
+    assert (options.runs_dir / "t" / "study.db").read_bytes() == before
