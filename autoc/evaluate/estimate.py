@@ -10,7 +10,7 @@ from autoc.arch.builder import AutocNet, build_model
 from autoc.candidate import Candidate
 from autoc.compress.quant import apply_quantization
 from autoc.compress.transfer import inherit_weights, prune_to
-from autoc.evaluate.train import TrainConfig, accuracy, train
+from autoc.evaluate.train import TrainConfig, accuracy, recalibrate_batchnorm, train
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,7 @@ def estimate_accuracy(
 ) -> Estimate:
     """Fine-tune ``model`` in place for ``config.steps`` steps, then measure validation accuracy."""
     start = time.perf_counter()
+    recalibrate_batchnorm(model, train_x)
     if config.steps > 0:
         train(model, train_x, train_y, config=config, teacher_logits=teacher_logits)
     acc = accuracy(model, val_x, val_y)

@@ -78,3 +78,19 @@ def predict_logits(model: nn.Module, inputs: torch.Tensor, *, batch_size: int = 
 def accuracy(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 64) -> float:
     logits = predict_logits(model, inputs, batch_size=batch_size)
     return float((logits.argmax(1) == labels).float().mean())
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, inputs: torch.Tensor, *, batches: int = 8, batch_size: int = 64) -> None:
+    """Re-estimate BatchNorm statistics of a sub-network: inherited running stats belong to
+    the larger network and are wrong for the slice (Once-for-All does the same)."""
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the calibration batches
+    model.train()
+    for i in range(min(batches, max(1, inputs.shape[0] // batch_size))):
+        model(inputs[i * batch_size : (i + 1) * batch_size])
+    for m, momentum in zip(norms, saved):
+        m.momentum = momentum
