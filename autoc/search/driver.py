@@ -138,6 +138,7 @@ def run_search(options: SearchOptions) -> SearchResult:
 
     records = completed_records(study, budget_ms=options.budget_ms)
     best = best_record(records)
+    trials_total = _count_finished(study)
     policy_path = _write_best(best, run_dir=run_dir, study=study_name, space=space, device=options.device) if best else None
     return SearchResult(
         study=study_name,
@@ -145,8 +146,8 @@ def run_search(options: SearchOptions) -> SearchResult:
         policy_path=policy_path,
         best=best,
         pareto=pareto_front(records),
-        trials_total=_count_finished(study),
-        trials_this_run=_count_finished(study) - done_before,
+        trials_total=trials_total,
+        trials_this_run=trials_total - done_before,
         feasible=sum(r.feasible for r in records),
         teacher_accuracy=teacher.val_accuracy,
         wall_seconds=time.perf_counter() - start,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import optuna
@@ -50,7 +50,7 @@ def run_trial(trial: optuna.trial.Trial, ctx: ObjectiveContext) -> tuple[float, 
 
     model = build_candidate_model(candidate, source=ctx.teacher)
     params, macs = params_and_macs(model, input_size=spec.input_size, in_channels=spec.in_channels)
-    config = TrainConfig(**{**ctx.finetune.__dict__, "seed": ctx.finetune.seed + trial.number})
+    config = replace(ctx.finetune, seed=ctx.finetune.seed + trial.number)
     estimate = estimate_accuracy(
         model,
         train_x=ctx.data.train_x,
