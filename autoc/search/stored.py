@@ -1,0 +1,62 @@
+"""Open a stored study read-only, from its run directory or its storage URL alone.
+
+`autoc show`, `autoc export` and `autoc report` start here: the storage is the source of
+truth, the run directory holds the artifacts beside it (weights, best_policy.json).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+
+from autoc.errors import StorageError
+from autoc.search.results import TrialRecord, completed_records
+from autoc.search.storage import IDENTITY_PREFIX, default_storage_url, open_storage
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    name: str
+    run_dir: Path
+    study: optuna.Study
+    identity: dict[str, str]  # space, dataset, device, budget_ms as stored at creation
+
+    @property
+    def budget_ms(self) -> float:
+        return float(self.identity["budget_ms"])
+
+    @property
+    def space_name(self) -> str:
+        return self.identity["space"].split(":", 1)[0]
+
+    @property
+    def device(self) -> str:
+        return self.identity.get("device", "host")
+
+    def records(self) -> list[TrialRecord]:
+        return completed_records(self.study, budget_ms=self.budget_ms)
+
+
+def open_stored_run(target: str | Path, *, storage: str | None = None, study: str | None = None) -> StoredRun:
+    """`target` is a run directory (runs/<study>, holding study.db); with `storage` given it
+    may be just the study name (for PostgreSQL studies whose run directory is elsewhere)."""
+    run_dir = Path(target)
+    name = study or run_dir.name
+    if storage is None:
+        db = run_dir / "study.db"
+        if not db.is_file():
+            raise StorageError(
+                f"{run_dir} holds no study.db; give the run directory of a search (runs/<study>), "
+                "or --storage URL with the study name"
+            )
+        storage = default_storage_url(run_dir)
+    rdb = open_storage(storage)
+    names = [s.study_name for s in rdb.get_all_studies()]
+    if name not in names:
+        raise StorageError(f"storage {storage} has no study {name!r}; it has {sorted(names) or 'none'}")
+    loaded = optuna.load_study(study_name=name, storage=rdb)
+    identity = {k[len(IDENTITY_PREFIX):]: str(v) for k, v in loaded.user_attrs.items() if k.startswith(IDENTITY_PREFIX)}
+    if "budget_ms" not in identity or "space" not in identity:
+        raise StorageError(f"study {name!r} in {storage} was not created by autoc search (no autoc.* identity attributes)")
+    return StoredRun(name=name, run_dir=run_dir, study=loaded, identity=identity)
