@@ -25,6 +25,7 @@ from autoc.space import SearchSpace, load_space
 
 DIRECTIONS = ["maximize", "minimize", "minimize"]  # accuracy, latency_ms, size_bytes
 SAMPLERS = ("nsga2", "tpe", "random")
+RUN_OPTIONS_ATTR = "autoc_run_options"  # how the data was loaded; see _record_options
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ def run_search(options: SearchOptions) -> SearchResult:
     latency = open_latency_model(options.device, runs_dir=options.runs_dir, space=space, progress=options.progress)
     _check_budget_feasible(space, latency, options.budget_ms, num_classes=data.num_classes)
     study = open_study(storage=storage, name=study_name, identity=identity, sampler=sampler, directions=DIRECTIONS)
+    _record_options(study, options)
 
     finetune = TrainConfig(steps=options.finetune_steps, batch_size=options.batch_size, lr=0.01, seed=options.seed)
     teacher_config = TrainConfig(steps=options.teacher_steps, batch_size=options.batch_size, lr=0.05, alpha=0.0, seed=options.seed)
@@ -190,6 +192,25 @@ def _check_budget_feasible(space: SearchSpace, latency, budget_ms: float, *, num
             f"no candidate of space {space.name!r} can meet {budget_ms:g} ms: the smallest predicted latency "
             f"is {cheapest:.3f} ms; raise --budget-ms to at least that, or use a smaller space"
         )
+
+
+def _record_options(study: optuna.Study, options: SearchOptions) -> None:
+    """Store how the data was loaded (not part of the identity) so that export and report
+    can reload the same split from the storage alone."""
+    if RUN_OPTIONS_ATTR in study.user_attrs:
+        return
+    study.set_user_attr(
+        RUN_OPTIONS_ATTR,
+        {
+            "dataset": options.dataset,
+            "data_dir": str(Path(options.data_dir).resolve()) if options.data_dir else None,
+            "seed": options.seed,
+            "max_train": options.max_train,
+            "max_val": options.max_val,
+            "space": options.space,
+            "runs_dir": str(Path(options.runs_dir).resolve()),
+        },
+    )
 
 
 def _count_finished(study: optuna.Study) -> int:

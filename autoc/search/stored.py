@@ -34,6 +34,12 @@ class StoredRun:
     def device(self) -> str:
         return self.identity.get("device", "host")
 
+    @property
+    def run_options(self) -> dict:
+        """How `autoc search` loaded the data (dataset, data_dir, seed, max_train, max_val,
+        space, runs_dir); empty for studies written before this was recorded."""
+        return dict(self.study.user_attrs.get("autoc_run_options", {}))
+
     def records(self) -> list[TrialRecord]:
         return completed_records(self.study, budget_ms=self.budget_ms)
 
