@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from autoc.commands import register_all
@@ -22,6 +23,10 @@ def main(argv: list[str] | None = None) -> int:
     except AutocError as exc:
         print(f"autoc: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:
+        # `autoc show ... | head` closed the pipe: not an error of ours; keep stderr quiet
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("autoc: interrupted; completed work is stored, re-run the same command to resume", file=sys.stderr)
         return 130
