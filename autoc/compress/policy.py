@@ -22,8 +22,11 @@ class LayerPolicy:
     precision: str = "fp32"
     weight_bits: int = 32
     act_bits: int = 32
+    sparsity: float = 0.0  # share of weights zeroed by magnitude (unstructured); saves size, not latency
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.sparsity < 1.0:
+            raise PolicyError(f"sparsity {self.sparsity} is outside [0, 1); use e.g. 0.5 (half the weights zeroed) or 0")
         if not 0.0 < self.keep_ratio <= 1.0:
             raise PolicyError(f"keep_ratio {self.keep_ratio} is outside (0, 1]; use e.g. 0.5 or 1.0")
         if self.precision not in PRECISIONS:
@@ -43,23 +46,29 @@ class LayerPolicy:
         return self.precision != "fp32"
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "keep_ratio": self.keep_ratio,
             "precision": self.precision,
             "weight_bits": self.weight_bits,
             "act_bits": self.act_bits,
         }
+        if self.sparsity:  # written only when used, so dense policies keep their original form
+            out["sparsity"] = self.sparsity
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "LayerPolicy":
-        unknown = set(data) - {"keep_ratio", "precision", "weight_bits", "act_bits"}
+        unknown = set(data) - {"keep_ratio", "precision", "weight_bits", "act_bits", "sparsity"}
         if unknown:
-            raise PolicyError(f"unknown layer policy keys {sorted(unknown)}; allowed: keep_ratio, precision, weight_bits, act_bits")
+            raise PolicyError(
+                f"unknown layer policy keys {sorted(unknown)}; allowed: keep_ratio, precision, weight_bits, act_bits, sparsity"
+            )
         return cls(
             keep_ratio=float(data.get("keep_ratio", 1.0)),
             precision=str(data.get("precision", "fp32")),
             weight_bits=int(data.get("weight_bits", 32)),
             act_bits=int(data.get("act_bits", 32)),
+            sparsity=float(data.get("sparsity", 0.0)),
         )
 
 

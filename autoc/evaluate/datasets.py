@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from autoc.errors import DataError
-from autoc.evaluate.data_cifar_pickle import find_pickle_folder, load_pickle_folder
+from autoc.evaluate.data_cifar_pickle import FOLDER as FOLDER_NAME, find_pickle_folder, load_pickle_folder
 from autoc.evaluate.data_decode import decode_images
 from autoc.evaluate.data_files import ImageTree, layout_text, open_image_tree
 from autoc.evaluate.data_sampling import stratified_split, stratified_subset
@@ -66,6 +66,7 @@ class _Options:
     val_fraction: float
     max_train: int | None
     max_val: int | None
+    download: bool = False
 
 
 @dataclass(frozen=True)
@@ -90,12 +91,15 @@ def load_dataset(
     val_fraction: float = 0.2,
     max_train: int | None = None,
     max_val: int | None = None,
+    download: bool = False,
 ) -> DatasetSplit:
     """Load dataset ``name`` in memory, resized to ``input_size`` square and normalised.
 
     ``val_fraction`` applies where a dataset has no validation split of its own (digits);
     cifar10 validates on its test split and imagefolder on ``val/``. ``max_train`` and
-    ``max_val`` keep a seeded class-stratified subset of that many items.
+    ``max_val`` keep a seeded class-stratified subset of that many items. ``download``
+    (cifar10 only): fetch torchvision's ``cifar-10-batches-py`` into ``data_dir`` when it is
+    not there yet; without network access this fails with a DataError saying what to do.
     """
     loader = _LOADERS.get(name) if isinstance(name, str) else None
     if loader is None:
@@ -106,6 +110,7 @@ def load_dataset(
         val_fraction=_fraction(val_fraction),
         max_train=None if max_train is None else _positive_int("max_train", max_train, example=5000),
         max_val=None if max_val is None else _positive_int("max_val", max_val, example=1000),
+        download=bool(download),
     )
     path = None if data_dir is None else Path(data_dir).expanduser()
     loaded = loader(path, options)
@@ -161,7 +166,10 @@ _CIFAR_HINT = (
 
 
 def _load_cifar10(path: Path | None, options: _Options) -> _Loaded:
-    path = _existing("cifar10", path, hint=_CIFAR_HINT)
+    if options.download and path is not None and (not path.exists() or path.is_dir()):
+        if find_pickle_folder(path) is None:
+            download_cifar10(path)
+    path = _existing("cifar10", path, hint=_CIFAR_HINT + ", or ask for download=True to fetch it")
     if path.is_dir():
         pickles = find_pickle_folder(path)
         if pickles is not None:
@@ -176,6 +184,23 @@ def _load_cifar10(path: Path | None, options: _Options) -> _Loaded:
                         "unpack it and pass the cifar-10-batches-py folder it holds")
     with open_image_tree(path, splits=("train", "test"), what="cifar10") as tree:
         return _from_tree(tree, options, splits=("train", "test"))
+
+
+def download_cifar10(root: Path) -> Path:
+    """Fetch and unpack CIFAR-10 (torchvision's ``CIFAR10(root, download=True)``) into ``root``."""
+    try:
+        from torchvision.datasets import CIFAR10
+
+        root.mkdir(parents=True, exist_ok=True)
+        CIFAR10(str(root), train=True, download=True)
+    except (OSError, RuntimeError, ValueError) as exc:  # URLError is an OSError
+        reason = getattr(exc, "reason", None) or exc
+        raise DataError(
+            f"cifar10: could not download CIFAR-10 into {root} ({reason}); without network access, fetch "
+            "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz elsewhere and unpack it into that folder, "
+            "or pass the CIFAR-10 JPEG zip as the data path"
+        ) from None
+    return root / FOLDER_NAME
 
 
 _IMAGEFOLDER_HINT = f"pass a folder (or .zip) holding {layout_text(('train', 'val'))}"

@@ -31,10 +31,39 @@ def params_and_macs(model: nn.Module, *, input_size: int, in_channels: int = 3) 
 
 def size_bytes(spec: NetSpec, policy: CompressionPolicy) -> int:
     """Bytes to store the deployed model: conv weights at their bit width (packed), BatchNorm
-    folded into a fp32 bias per channel, classifier in fp32."""
+    folded into a fp32 bias per channel, classifier in fp32.
+
+    A layer with ``sparsity`` s stores its non-zero weights plus a one-bit-per-weight mask
+    (bitmap encoding): n * (1 - s) * bits + n bits, or its dense cost if that is smaller."""
     bits = 0
     for conv in spec.convs():
         weights = conv.cout * (conv.cin // conv.groups) * conv.kernel * conv.kernel
-        bits += weights * policy.get(conv.name).weight_bits + conv.cout * 32
+        layer = policy.get(conv.name)
+        bits += weight_storage_bits(weights, bits=layer.weight_bits, sparsity=layer.sparsity) + conv.cout * 32
     bits += (spec.classifier_in * spec.num_classes + spec.num_classes) * 32
     return (bits + 7) // 8
+
+
+def weight_storage_bits(weights: int, *, bits: int, sparsity: float) -> int:
+    dense = weights * bits
+    if sparsity <= 0.0:
+        return dense
+    nonzero = weights - int(round(sparsity * weights))
+    return min(dense, nonzero * bits + weights)
+
+
+def spec_macs(spec: NetSpec) -> int:
+    """Multiply-accumulates of the convs and the classifier, counted from the plan (no tracing)."""
+    macs = _conv_macs(spec.stem, -(-spec.input_size // spec.stem.stride))
+    for block in spec.blocks:
+        resolution = block.resolution
+        for conv in block.convs:
+            resolution = -(-resolution // conv.stride)  # each conv runs at its output size
+            macs += _conv_macs(conv, resolution)
+    if spec.head is not None:
+        macs += _conv_macs(spec.head, spec.head_resolution)
+    return macs + spec.classifier_in * spec.num_classes
+
+
+def _conv_macs(conv, resolution: int) -> int:
+    return conv.cout * (conv.cin // conv.groups) * conv.kernel**2 * resolution**2

@@ -35,7 +35,8 @@ def train(
     """SGD with a cosine schedule for ``config.steps`` steps; returns the mean loss of the last 10 steps.
 
     ``teacher_logits`` are precomputed for ``inputs`` (row-aligned): distillation then costs
-    no teacher forward pass per step.
+    no teacher forward pass per step. Several teachers stack on dim 0 ([T, N, C]); their
+    soft targets are averaged.
     """
     generator = torch.Generator().manual_seed(config.seed)
     optimizer = torch.optim.SGD(
@@ -55,7 +56,9 @@ def train(
         for group in optimizer.param_groups:
             group["lr"] = lr
         logits = model(inputs[index])
-        teacher = teacher_logits[index] if teacher_logits is not None else None
+        teacher = None
+        if teacher_logits is not None:  # [N, C], or [T, N, C] for several teachers
+            teacher = teacher_logits[:, index] if teacher_logits.dim() == 3 else teacher_logits[index]
         loss = distillation_loss(
             logits, teacher, labels[index], temperature=config.temperature, alpha=config.alpha
         )
@@ -90,7 +93,15 @@ def recalibrate_batchnorm(model: nn.Module, inputs: torch.Tensor, *, batches: in
         m.reset_running_stats()
         m.momentum = None  # cumulative average over the calibration batches
     model.train()
+    # A seeded shuffle: loaders may order images by class, and a class-pure prefix skews the statistics.
+    order = torch.randperm(inputs.shape[0], generator=torch.Generator().manual_seed(0))
     for i in range(min(batches, max(1, inputs.shape[0] // batch_size))):
-        model(inputs[i * batch_size : (i + 1) * batch_size])
+        model(inputs[order[i * batch_size : (i + 1) * batch_size]])
     for m, momentum in zip(norms, saved):
         m.momentum = momentum
+
+
+def teacher_logits_of(teachers: list[nn.Module] | tuple[nn.Module, ...], inputs: torch.Tensor) -> torch.Tensor:
+    """Logits of one teacher ([N, C]) or several stacked ([T, N, C], multi-teacher distillation)."""
+    logits = [predict_logits(t, inputs) for t in teachers]
+    return logits[0] if len(logits) == 1 else torch.stack(logits)

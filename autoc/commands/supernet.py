@@ -1,0 +1,58 @@
+"""`autoc supernet train`: train (or load from the cache) the weight-sharing supernet of a space."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("supernet", help="weight-sharing supernet of a search space")
+    actions = p.add_subparsers(dest="supernet_action", required=True)
+    t = actions.add_parser("train", help="train the supernet of (space, dataset, seed) once; cached under runs/cache")
+    t.add_argument("--space", default="mbv2-cifar", help="search space name (search_spaces/NAME.yaml) or YAML path")
+    t.add_argument("--dataset", default="digits", help="digits (bundled), cifar10 or imagefolder")
+    t.add_argument("--data-dir", default=None, help="dataset location for cifar10 / imagefolder")
+    t.add_argument("--download", action="store_true", help="cifar10: fetch it into --data-dir if absent")
+    t.add_argument("--steps", type=int, default=None, help="sandwich-rule training steps (default 150)")
+    t.add_argument("--batch-size", type=int, default=None, help="images per step (default 32)")
+    t.add_argument("--random-subnets", type=int, default=None, help="random sub-networks per step beside the largest and smallest (default 2)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--max-train", type=int, default=None, help="use at most this many training images")
+    t.add_argument("--max-val", type=int, default=None, help="use at most this many validation images")
+    t.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where caches live (runs/cache)")
+    t.add_argument("--retrain", action="store_true", help="train again even if a cached supernet exists")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.set_defaults(handler=run_train)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from autoc.evaluate.datasets import load_dataset
+    from autoc.evaluate.estimate import eval_subset
+    from autoc.evaluate.train import accuracy
+    from autoc.space import load_space
+    from autoc.supernet import SupernetConfig, open_supernet, smallest_candidate
+
+    overrides = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size),
+                                   ("random_subnets", args.random_subnets)) if v is not None}
+    config = replace(SupernetConfig(seed=args.seed), **overrides)
+    space = load_space(args.space)
+    data = load_dataset(args.dataset, data_dir=args.data_dir, input_size=space.input_size, seed=args.seed,
+                        max_train=args.max_train, max_val=args.max_val, download=args.download)
+    run = open_supernet(space, data, cache_dir=args.runs_dir / "cache", config=config,
+                        progress=not args.no_progress, retrain=args.retrain)
+    how = f"trained in {run.train_seconds:.0f} s" if run.trained_now else "loaded from the cache"
+    print(f"supernet of {space.name} on {data.name} ({len(data.train_y)} train images, {config.steps} steps): "
+          f"{how} -> {run.path}")
+    keep = eval_subset(data.val_y, 500, seed=args.seed)
+    val_x, val_y = data.val_x[keep], data.val_y[keep]
+    calibration = data.train_x
+    for label, model in (
+        ("largest", run.supernet.largest(calibration=calibration)),
+        ("smallest", run.supernet.extract(smallest_candidate(space, num_classes=data.num_classes),
+                                          calibration=calibration)),
+    ):
+        print(f"  {label} sub-network: validation accuracy {accuracy(model, val_x, val_y):.4f} "
+              f"on {len(val_y)} images (BatchNorm recalibrated)")
+    return 0

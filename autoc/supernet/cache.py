@@ -1,0 +1,116 @@
+"""One trained supernet per (space, dataset, config incl. seed), cached under ``runs/cache``.
+
+The file is written to a temporary name and moved into place, so an interrupted run leaves
+no half-written cache; an unreadable cache is retrained, never trusted.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from autoc.errors import StorageError
+from autoc.evaluate.datasets import DatasetSplit
+from autoc.space import SearchSpace
+from autoc.supernet.elastic import Supernet
+from autoc.supernet.subnets import skip_conv_slots
+from autoc.supernet.train import SupernetConfig, train_supernet
+
+FORMAT = "autoc.supernet/1"
+
+
+@dataclass(frozen=True)
+class SupernetRun:
+    """A loaded or freshly trained supernet and where it lives."""
+
+    supernet: Supernet
+    path: Path
+    trained_now: bool
+    train_seconds: float  # 0 when loaded from the cache
+
+
+def supernet_for_space(space: SearchSpace, *, num_classes: int) -> Supernet:
+    """An untrained supernet holding every sub-network of ``space`` for ``num_classes`` classes."""
+    return Supernet(space.largest_arch(num_classes=num_classes),
+                    extra_slots=skip_conv_slots(space, num_classes=num_classes))
+
+
+def supernet_cache_path(cache_dir: Path, *, space: SearchSpace, data: DatasetSplit, config: SupernetConfig) -> Path:
+    key = f"{FORMAT}|{space.fingerprint()}|{data.fingerprint}|{config}"
+    return Path(cache_dir) / f"supernet-{space.name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
+
+
+def load_or_train_supernet(
+    space: SearchSpace,
+    data: DatasetSplit,
+    *,
+    cache_dir: Path,
+    config: SupernetConfig = SupernetConfig(),
+    progress: bool = True,
+) -> Supernet:
+    """The supernet of (space, data, config): from the cache, or trained now and cached."""
+    return open_supernet(space, data, cache_dir=cache_dir, config=config, progress=progress).supernet
+
+
+def open_supernet(
+    space: SearchSpace,
+    data: DatasetSplit,
+    *,
+    cache_dir: Path,
+    config: SupernetConfig = SupernetConfig(),
+    progress: bool = True,
+    retrain: bool = False,
+) -> SupernetRun:
+    path = supernet_cache_path(cache_dir, space=space, data=data, config=config)
+    supernet = supernet_for_space(space, num_classes=data.num_classes)
+    if path.is_file() and not retrain:
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+            if saved.get("format") != FORMAT:
+                raise ValueError(f"format {saved.get('format')!r}")
+            supernet.load_state_dict(saved["state_dict"])
+            supernet.eval()
+            return SupernetRun(supernet, path, trained_now=False, train_seconds=0.0)
+        except Exception as exc:  # a truncated or stale cache is rebuilt, never trusted
+            print(f"autoc: supernet cache {path} is unreadable ({exc}); retraining it", file=sys.stderr)
+            supernet = supernet_for_space(space, num_classes=data.num_classes)
+    bar = tqdm(total=config.steps, desc="supernet", unit="step", file=sys.stderr, disable=not progress,
+               dynamic_ncols=True)
+
+    def on_step(step: int, loss: float) -> None:
+        bar.update(1)
+        if step % 5 == 0:
+            bar.set_postfix_str(f"loss={loss:.3f}")
+
+    start = time.perf_counter()
+    try:
+        train_supernet(supernet, space, data.train_x, data.train_y, config=config, on_step=on_step)
+    finally:
+        bar.close()
+    seconds = time.perf_counter() - start
+    supernet.eval()
+    _save_atomic(supernet, path)
+    return SupernetRun(supernet, path, trained_now=True, train_seconds=seconds)
+
+
+def _save_atomic(supernet: Supernet, path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".supernet-", suffix=".pt")
+    except OSError as exc:
+        raise StorageError(f"cannot write the supernet cache in {path.parent}: {exc.strerror}; "
+                           "pass a writable --runs-dir") from None
+    os.close(fd)
+    try:
+        torch.save({"format": FORMAT, "state_dict": supernet.state_dict()}, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

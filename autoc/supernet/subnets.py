@@ -1,0 +1,63 @@
+"""Sub-networks of a space for supernet training: the largest, the smallest and random ones.
+
+Each is a ``Candidate`` built through the space's own parameter plan, so the supernet sees
+exactly the depths, widths, kernels, expansions and keep ratios the search samples.
+"""
+from __future__ import annotations
+
+import random
+
+from autoc.arch.config import BlockOp
+from autoc.arch.netspec import ConvSpec
+from autoc.candidate import Candidate
+from autoc.compress.policy import CompressionPolicy
+from autoc.space import SearchSpace, parameter_plan
+from autoc.space.assemble import assemble
+
+
+def largest_candidate(space: SearchSpace, *, num_classes: int) -> Candidate:
+    """The largest network, unpruned: the supernet's full weights and the distillation teacher."""
+    return Candidate(space.largest_arch(num_classes=num_classes), CompressionPolicy())
+
+
+def smallest_candidate(space: SearchSpace, *, num_classes: int) -> Candidate:
+    """Least of every choice: depth, width, keep ratio, and the op with the least expansion and kernel."""
+    values = {}
+    for p in parameter_plan(space):
+        if p.kind == "op":
+            values[p.name] = min(p.choices, key=lambda name: _op_size(BlockOp.parse(str(name))))
+        elif p.kind == "precision":
+            values[p.name] = "fp32" if "fp32" in p.choices else p.choices[0]
+        else:
+            values[p.name] = min(p.choices)
+    return assemble(space, values, num_classes=num_classes)
+
+
+def random_candidate(space: SearchSpace, rng: random.Random, *, num_classes: int) -> Candidate:
+    """Uniformly random choices, as a random sampler would draw them."""
+    values = {p.name: rng.choice(p.choices) for p in parameter_plan(space)}
+    return assemble(space, values, num_classes=num_classes)
+
+
+def skip_conv_slots(space: SearchSpace, *, num_classes: int) -> tuple[ConvSpec, ...]:
+    """1x1 convs that skip ops need where they change shape; the largest network has none of them.
+
+    Sized for the widest input and output the slot can see.
+    """
+    largest = space.largest_arch(num_classes=num_classes)
+    slots = []
+    cin = largest.stem_width
+    for s, stage in enumerate(space.stages):
+        if any(op.skip for op in stage.ops):
+            for b in range(stage.max_depth):
+                reads = cin if b == 0 else max(stage.widths)
+                stride = stage.stride if b == 0 else 1
+                name = f"stages.{s}.{b}.conv"
+                slots.append(ConvSpec(name, reads, max(stage.widths), 1, stride, 1, "", "", True))
+        cin = max(stage.widths)
+    return tuple(slots)
+
+
+def _op_size(op: BlockOp) -> tuple[int, int, int]:
+    return (0, 0, 0) if op.skip else (1, op.expansion, op.kernel)
+
