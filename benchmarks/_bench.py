@@ -1,0 +1,88 @@
+"""Shared pieces of the accuracy benchmarks: data, supernet, candidate spreads, rank statistics."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from autoc.candidate import Candidate
+from autoc.evaluate.datasets import DatasetSplit, load_dataset
+from autoc.evaluate.metrics import spec_macs
+from autoc.space import SearchSpace
+from autoc.supernet import SupernetConfig, open_supernet, random_candidate
+
+
+def add_common_args(parser) -> None:
+    parser.add_argument("--dataset", default="cifar10", help="cifar10 (needs --data) or digits (bundled)")
+    parser.add_argument("--data", default=None, help="CIFAR-10 JPEG zip, extracted folder or cifar-10-batches-py")
+    parser.add_argument("--space", default="mbv2-cifar")
+    parser.add_argument("--max-train", type=int, default=2000)
+    parser.add_argument("--max-val", type=int, default=500)
+    parser.add_argument("--supernet-steps", type=int, default=60)
+    parser.add_argument("--random-subnets", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--runs-dir", type=Path, default=Path("runs"))
+
+
+def load_data(args, space: SearchSpace) -> DatasetSplit:
+    torch.set_num_threads(args.threads)
+    return load_dataset(args.dataset, data_dir=args.data, input_size=space.input_size, seed=args.seed,
+                        max_train=args.max_train, max_val=args.max_val)
+
+
+def trained_supernet(args, space: SearchSpace, data: DatasetSplit):
+    config = SupernetConfig(steps=args.supernet_steps, random_subnets=args.random_subnets, seed=args.seed)
+    run = open_supernet(space, data, cache_dir=args.runs_dir / "cache", config=config, progress=True)
+    return run, config
+
+
+def spread_by_macs(space: SearchSpace, count: int, *, num_classes: int, seed: int, pool: int = 400) -> list[Candidate]:
+    """``count`` random candidates at evenly spaced quantiles of the MAC range of a random pool."""
+    rng = random.Random(seed)
+    sampled = sorted((random_candidate(space, rng, num_classes=num_classes) for _ in range(pool)),
+                     key=lambda c: spec_macs(c.netspec()))
+    picks = [round(i * (len(sampled) - 1) / (count - 1)) for i in range(count)]
+    return [sampled[i] for i in picks]
+
+
+def interleaved(count: int) -> list[int]:
+    """0..count-1 in an order whose every prefix spans the range (ends first, then midpoints),
+    so a run cut short still covers the whole range."""
+    order, seen = [], set()
+    step = count - 1
+    while step >= 1 and len(order) < count:
+        for i in range(0, count, step):
+            if i not in seen:
+                seen.add(i)
+                order.append(i)
+        step //= 2
+    return order + [i for i in range(count) if i not in seen]
+
+
+def kendall_tau(a: list[float], b: list[float]) -> float:
+    from scipy.stats import kendalltau
+
+    return float(kendalltau(a, b).statistic)
+
+
+def write_json(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".bench-", suffix=".json")
+    with os.fdopen(fd, "w") as handle:
+        json.dump(payload, handle, indent=2)
+    os.replace(tmp, path)
+
+
+class Stopwatch:
+    def __enter__(self):
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.start

@@ -1,0 +1,91 @@
+"""MobileNetV2 width-multiplier baselines (0.35-1.0, fp32 and uniform int8), trained by one recipe.
+
+MobileNetV2 inside the ``mbv2-cifar`` space: the space's largest depths and widths (MobileNetV2's
+[1, 2, 3, 4, 3, 3, 1] blocks of [16, 24, 32, 64, 96, 160, 320] channels, 32-channel stem,
+1280-channel head), its ops (3x3 depthwise, expansion 6; 1 in the first block), and the width
+multiplier applied as a uniform keep ratio on every layer (rounded to multiples of 8).
+Writes ``runs/<study>/baselines.json`` (schema ``autoc.baselines/1``) for ``autoc report``.
+
+    python benchmarks/baselines.py --data ../shared/data/cifar10-jpeg.zip --study STUDY
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _bench import add_common_args, load_data, write_json  # noqa: E402
+
+from autoc.arch.config import BlockOp, StageConfig  # noqa: E402
+from autoc.candidate import Candidate  # noqa: E402
+from autoc.compress.policy import CompressionPolicy, LayerPolicy  # noqa: E402
+from autoc.evaluate.metrics import size_bytes  # noqa: E402
+from autoc.evaluate.recipe import train_from_scratch  # noqa: E402
+from autoc.evaluate.train import TrainConfig  # noqa: E402
+from autoc.latency.device import open_latency_model  # noqa: E402
+from autoc.space import SearchSpace, load_space  # noqa: E402
+
+MULTIPLIERS = (0.35, 0.5, 0.75, 1.0)
+SCHEMA = "autoc.baselines/1"
+
+
+def mobilenet_v2(space: SearchSpace, *, multiplier: float, int8: bool, num_classes: int) -> Candidate:
+    largest = space.largest_arch(num_classes=num_classes)
+    stages = tuple(
+        replace(stage, ops=tuple(BlockOp(kernel=3, expansion=1 if s == 0 else 6) for _ in stage.ops))
+        for s, stage in enumerate(largest.stages)
+    )
+    arch = replace(largest, stages=stages)
+    quant = {"precision": "int8", "weight_bits": 8, "act_bits": 8} if int8 else {}
+    layer = LayerPolicy(keep_ratio=multiplier, **quant)
+    names = Candidate(arch, CompressionPolicy()).full_netspec().layer_names()
+    return Candidate(arch, CompressionPolicy.from_mapping({name: layer for name in names}))
+
+
+def baseline_family(space: SearchSpace, *, num_classes: int) -> list[tuple[str, Candidate]]:
+    return [
+        (f"MobileNetV2-{m:g} {'int8' if int8 else 'fp32'}", mobilenet_v2(space, multiplier=m, int8=int8,
+                                                                         num_classes=num_classes))
+        for m in MULTIPLIERS for int8 in (False, True)
+    ]
+
+
+def train_baselines(space, data, latency, *, recipe: TrainConfig, log=print) -> list[dict]:
+    rows = []
+    for name, candidate in baseline_family(space, num_classes=data.num_classes):
+        spec = candidate.netspec()
+        trained = train_from_scratch(candidate, data, config=recipe)
+        rows.append({"name": name, "accuracy": trained.accuracy, "latency_ms": latency.predict(spec, candidate.policy),
+                     "size_bytes": size_bytes(spec, candidate.policy), "train_seconds": trained.seconds})
+        log(f"{name:<24} accuracy {trained.accuracy:.4f}  {rows[-1]['latency_ms']:.3f} ms  "
+            f"{rows[-1]['size_bytes'] / 1024:.0f} kB  ({trained.seconds:.0f} s)")
+    return rows
+
+
+def write_baselines(path: Path, rows: list[dict]) -> Path:
+    keep = ("name", "accuracy", "latency_ms", "size_bytes")
+    write_json(path, {"schema": SCHEMA, "baselines": [{k: row[k] for k in keep} for row in rows]})
+    return path
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_common_args(parser)
+    parser.add_argument("--proper-steps", type=int, default=40)
+    parser.add_argument("--device", default="host")
+    parser.add_argument("--study", required=True, help="writes runs/<study>/baselines.json")
+    args = parser.parse_args()
+    space = load_space(args.space)
+    data = load_data(args, space)
+    latency = open_latency_model(args.device, runs_dir=args.runs_dir, space=space, progress=True)
+    recipe = TrainConfig(steps=args.proper_steps, batch_size=32, lr=0.05, alpha=0.0, seed=args.seed)
+    rows = train_baselines(space, data, latency, recipe=recipe)
+    print(write_baselines(args.runs_dir / args.study / "baselines.json", rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

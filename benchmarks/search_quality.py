@@ -1,0 +1,122 @@
+"""Search quality: the best found candidate vs the MobileNetV2 family at equal predicted latency,
+and NSGA-II vs random search at equal trial count (Pareto hypervolume).
+
+1. Train (or load) the supernet; measure the baselines (``baselines.py``) with the recipe.
+2. Run ``--trials`` trials with NSGA-II and with random sampling; each trial samples a candidate,
+   predicts its host latency and scores it with the supernet estimate (the search's objective).
+3. Hypervolume of each study's (estimated accuracy, predicted latency) Pareto front, with the
+   reference point (accuracy 0, latency = the largest MobileNetV2 baseline's).
+4. At three budgets (the predicted latencies of MobileNetV2-0.5/0.75/1.0 fp32), the NSGA-II
+   trial with the best estimate within the budget is trained with the same recipe as the
+   baselines and compared with the best baseline within the budget.
+
+    python benchmarks/search_quality.py --data ../shared/data/cifar10-jpeg.zip --study sq
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import optuna  # noqa: E402
+from _bench import Stopwatch, add_common_args, load_data, trained_supernet, write_json  # noqa: E402
+from baselines import train_baselines, write_baselines  # noqa: E402
+
+from autoc.candidate import Candidate  # noqa: E402
+from autoc.evaluate.estimate import EstimateConfig, estimate_candidate  # noqa: E402
+from autoc.evaluate.recipe import train_from_scratch  # noqa: E402
+from autoc.evaluate.train import TrainConfig  # noqa: E402
+from autoc.latency.device import open_latency_model  # noqa: E402
+from autoc.space import load_space, sample_candidate  # noqa: E402
+
+
+def hypervolume(points: list[tuple[float, float]], *, reference_ms: float) -> float:
+    """Area dominated by (accuracy up, latency down) points above accuracy 0 and below ``reference_ms``."""
+    front, best = [], 0.0
+    for acc, ms in sorted((p for p in points if p[1] < reference_ms), key=lambda p: (p[1], -p[0])):
+        if acc > best:
+            front.append((acc, ms))
+            best = acc
+    area, previous = 0.0, 0.0
+    for acc, ms in front:
+        area += (acc - previous) * (reference_ms - ms)
+        previous = acc
+    return area
+
+
+def run_study(sampler_name, *, space, data, supernet, latency, trials, config, seed, log=print):
+    samplers = {"nsga2": optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, trials // 3)),
+                "random": optuna.samplers.RandomSampler(seed=seed)}
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=samplers[sampler_name])
+
+    def objective(trial):
+        candidate = sample_candidate(space, trial, num_classes=data.num_classes)
+        ms = latency.predict(candidate.netspec(), candidate.policy)
+        _, estimate = estimate_candidate(candidate, supernet=supernet, data=data, teacher_logits=None, config=config)
+        trial.set_user_attr("candidate", candidate.to_dict())
+        trial.set_user_attr("seconds", estimate.seconds)
+        return estimate.accuracy, ms
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with Stopwatch() as watch:
+        study.optimize(objective, n_trials=trials)
+    log(f"{sampler_name}: {trials} trials in {watch.seconds:.0f} s")
+    return [(t.values[0], t.values[1], t.user_attrs["candidate"]) for t in study.trials]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_common_args(parser)
+    parser.add_argument("--trials", type=int, default=24)
+    parser.add_argument("--proper-steps", type=int, default=40)
+    parser.add_argument("--device", default="host")
+    parser.add_argument("--study", default="search-quality", help="writes runs/<study>/baselines.json")
+    parser.add_argument("--out", type=Path, default=Path("runs/benchmarks/search_quality.json"))
+    args = parser.parse_args()
+
+    space = load_space(args.space)
+    data = load_data(args, space)
+    latency = open_latency_model(args.device, runs_dir=args.runs_dir, space=space, progress=True)
+    run, sn_config = trained_supernet(args, space, data)
+    recipe = TrainConfig(steps=args.proper_steps, batch_size=32, lr=0.05, alpha=0.0, seed=args.seed)
+    baselines = train_baselines(space, data, latency, recipe=recipe)
+    write_baselines(args.runs_dir / args.study / "baselines.json", baselines)
+
+    config = EstimateConfig(seed=args.seed)
+    trials = {name: run_study(name, space=space, data=data, supernet=run.supernet, latency=latency,
+                              trials=args.trials, config=config, seed=args.seed) for name in ("nsga2", "random")}
+    reference = max(b["latency_ms"] for b in baselines)
+    volumes = {name: hypervolume([(a, ms) for a, ms, _ in rows], reference_ms=reference) for name, rows in trials.items()}
+    gain = volumes["nsga2"] / volumes["random"] - 1 if volumes["random"] else float("nan")
+    print(f"hypervolume (accuracy x ms below {reference:.3f} ms): nsga2 {volumes['nsga2']:.4f}, "
+          f"random {volumes['random']:.4f} ({gain:+.1%})")
+
+    budgets = [b["latency_ms"] for b in baselines if b["name"] in
+               ("MobileNetV2-0.5 fp32", "MobileNetV2-0.75 fp32", "MobileNetV2-1 fp32")]
+    comparisons = []
+    for budget in budgets:
+        within = [row for row in trials["nsga2"] if row[1] <= budget]
+        best_base = max((b for b in baselines if b["latency_ms"] <= budget), key=lambda b: b["accuracy"])
+        if not within:
+            print(f"budget {budget:.3f} ms: no trial within the budget")
+            continue
+        estimate, ms, candidate = max(within, key=lambda row: row[0])
+        found = train_from_scratch(Candidate.from_dict(candidate), data, config=recipe)
+        comparisons.append({"budget_ms": budget, "found_accuracy": found.accuracy, "found_latency_ms": ms,
+                            "found_estimate": estimate, "baseline": best_base["name"],
+                            "baseline_accuracy": best_base["accuracy"], "baseline_latency_ms": best_base["latency_ms"],
+                            "gain_points": 100 * (found.accuracy - best_base["accuracy"])})
+        c = comparisons[-1]
+        print(f"budget {budget:.3f} ms: found {c['found_accuracy']:.4f} at {ms:.3f} ms vs {c['baseline']} "
+              f"{c['baseline_accuracy']:.4f} at {c['baseline_latency_ms']:.3f} ms ({c['gain_points']:+.1f} points)")
+    write_json(args.out, {"hypervolume": volumes, "hypervolume_gain": gain, "reference_ms": reference,
+                          "comparisons": comparisons, "baselines": baselines,
+                          "settings": {k: str(v) for k, v in vars(args).items()},
+                          "supernet_train_seconds": run.train_seconds})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
