@@ -18,12 +18,13 @@ from autoc.arch.builder import Block, ConvBNAct
 from autoc.arch.netspec import BlockSpec, ConvSpec, NetSpec, block_precision
 from autoc.compress.policy import CompressionPolicy
 from autoc.export.onnx_export import HEAD, export_onnx
+from autoc.latency.energy import conv_cost
 from autoc.latency.measure import Measurement, measure_interleaved
 
 STEM = "stem"
 IDENTITY = "identity"  # key of blocks without convs: they cost nothing
 
-# Enough runs for a stable median of a sub-millisecond block without slowing calibration.
+# Enough runs for a stable low percentile of a sub-millisecond block without slowing calibration.
 BLOCK_WARMUP = 10
 BLOCK_REPEATS = 60
 
@@ -52,6 +53,20 @@ class Unit:
         if self.precision != "int8":
             return frozenset()
         return frozenset(c.name for c in self.convs) | ({HEAD} if self.kind == "head" else set())
+
+
+def unit_work(unit: Unit) -> tuple[int, int]:
+    """(MACs, activation elements read + written) of ``unit``: what a cost prior scales with."""
+    macs = elements = 0
+    resolution = unit.input_shape[2]
+    for conv in unit.convs:
+        cost = conv_cost(conv, resolution)
+        macs, elements = macs + cost.macs, elements + cost.activations
+        resolution = -(-resolution // conv.stride)
+    if unit.kind == "head":
+        macs += unit.classifier_in * unit.num_classes
+        elements += unit.classifier_in * (resolution**2 + 1) + unit.num_classes
+    return macs, elements
 
 
 def conv_token(conv: ConvSpec) -> str:
@@ -181,7 +196,7 @@ def measure_units(
     warmup: int = BLOCK_WARMUP,
     repeats: int = BLOCK_REPEATS,
 ) -> dict[str, float]:
-    """Median ms per distinct key, all units measured interleaved (see :func:`unit_times`)."""
+    """Latency figure (ms) per distinct key, all units measured interleaved (see :func:`unit_times`)."""
     batch = unit_batch(units)
     if not batch:
         return {}
@@ -212,12 +227,12 @@ def unit_times(keys: list[str], measured: list[Measurement]) -> dict[str, float]
     """Lookup-table times from one interleaved run of a :func:`unit_batch`.
 
     Each standalone unit pays one session call, which a network pays once in total, so
-    the empty model's median is taken off every unit (the whole-network correction adds
+    the empty model's figure is taken off every unit (the whole-network correction adds
     it back once).
     """
     by_key = dict(zip(keys, measured))
-    empty = by_key.pop(EMPTY).median_ms
-    return {key: max(m.median_ms - empty, 0.0) for key, m in by_key.items()}
+    empty = by_key.pop(EMPTY).figure_ms
+    return {key: max(m.figure_ms - empty, 0.0) for key, m in by_key.items()}
 
 
 class _Empty(nn.Module):

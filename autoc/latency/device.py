@@ -9,14 +9,20 @@ from pathlib import Path
 import optuna
 
 from autoc.errors import DeviceError
-from autoc.latency.calibrate import calibrate_overhead
+from autoc.latency.calibrate import Network, calibrate_correction
 from autoc.latency.model import LatencyModel, LookupTableLatencyModel, open_host_model
 from autoc.latency.profile import HOST, load_profile
 from autoc.space import SearchSpace, sample_candidate
 
-CALIBRATION_NETWORKS = 6
-CALIBRATION_HELD_OUT = 4
+CALIBRATION_NETWORKS = 16
+CALIBRATION_HELD_OUT = 8
 CALIBRATION_SEED = 12345
+
+HOW_TO_CREATE = (
+    "create one with 'autoc calibrate --device NAME --export-pack DIR' then '--import RESULTS.csv', "
+    "'autoc calibrate --device NAME --from-networks CSV --space SPACE', "
+    "or 'autoc calibrate --device NAME --ofa-lut YAML --space SPACE'"
+)
 
 
 def profile_path(device: str, *, runs_dir: Path, threads: int = 1) -> Path:
@@ -24,44 +30,82 @@ def profile_path(device: str, *, runs_dir: Path, threads: int = 1) -> Path:
     return devices / (f"{HOST}-t{threads}.json" if device == HOST else f"{device}.json")
 
 
+def known_devices(runs_dir: Path) -> list[str]:
+    """``host`` and every named profile under ``runs_dir/devices``."""
+    named = sorted(p.stem for p in (runs_dir / "devices").glob("*.json") if not p.stem.startswith(f"{HOST}-"))
+    return [HOST, *named]
+
+
+def check_device_name(device: str) -> str:
+    """A device name becomes a file name: letters, digits, '-', '_' and '.' only."""
+    if not device or not all(c.isalnum() or c in "-_." for c in device) or device.startswith("."):
+        raise DeviceError(
+            f"device name {device!r} is not usable as a profile name; use letters, digits, '-', '_' or '.' "
+            "(e.g. pixel2, raspi4)"
+        )
+    if device.startswith(f"{HOST}-"):
+        raise DeviceError(f"device name {device!r} is reserved for host profiles; pick another name")
+    return device
+
+
+def open_device_model(device: str, *, runs_dir: Path, threads: int = 1) -> LookupTableLatencyModel:
+    """The model of an existing profile (``host`` included) that never measures; DeviceError if none."""
+    path = profile_path(device, runs_dir=runs_dir, threads=threads)
+    if not path.is_file():
+        raise DeviceError(
+            f"unknown device {device!r}: no profile at {path}; known devices: "
+            f"{', '.join(known_devices(runs_dir))}; {HOW_TO_CREATE}"
+            + (f" (host: 'autoc calibrate --device host --threads {threads}')" if device == HOST else "")
+        )
+    profile = load_profile(path)
+    return LookupTableLatencyModel(profile, profile_path=path, measure_missing=False, threads=profile.identity.threads)
+
+
 def open_latency_model(
     device: str, *, runs_dir: Path, space: SearchSpace, progress: bool, threads: int = 1
 ) -> LatencyModel:
-    path = profile_path(device, runs_dir=runs_dir, threads=threads)
     if device != HOST:
-        if not path.is_file():
-            known = sorted(p.stem for p in path.parent.glob("*.json") if not p.stem.startswith(f"{HOST}-"))
-            raise DeviceError(
-                f"unknown device {device!r}: no profile at {path}; known devices: host"
-                + "".join(f", {name}" for name in known)
-                + " (calibrate a device first)"
-            )
-        return LookupTableLatencyModel(load_profile(path), profile_path=path, measure_missing=False, threads=threads)
-    model = open_host_model(path, threads=threads)
+        check_device_name(device)
+        return open_device_model(device, runs_dir=runs_dir, threads=threads)
+    model = open_host_model(profile_path(device, runs_dir=runs_dir, threads=threads), threads=threads)
     if not model.profile.validation:
         calibrate_host(model, space=space, progress=progress)
     return model
 
 
-def calibrate_host(model: LookupTableLatencyModel, *, space: SearchSpace, progress: bool) -> None:
-    """Fit the whole-network correction on random networks of ``space`` (first use of a host profile)."""
+def calibrate_host(
+    model: LookupTableLatencyModel,
+    *,
+    space: SearchSpace,
+    progress: bool,
+    networks: int = CALIBRATION_NETWORKS,
+    held_out: int = CALIBRATION_HELD_OUT,
+    repeats: int | None = None,
+    seed: int = CALIBRATION_SEED,
+) -> None:
+    """Fit the whole-network correction on random networks of ``space``, validate on others."""
     start = time.perf_counter()
     if progress:
-        print(f"autoc: calibrating the host latency profile ({model.profile_path}); done once", file=sys.stderr)
-    networks = sample_networks(space, CALIBRATION_NETWORKS + CALIBRATION_HELD_OUT, seed=CALIBRATION_SEED)
-    profile = calibrate_overhead(
-        model, networks[:CALIBRATION_NETWORKS], held_out=networks[CALIBRATION_NETWORKS:]
-    )
+        print(
+            f"autoc: calibrating the host latency profile ({model.profile_path}) on {networks} + {held_out} "
+            "random networks; done once",
+            file=sys.stderr,
+        )
+    sampled = sample_networks(space, networks + held_out, seed=seed)
+    options = {} if repeats is None else {"repeats": repeats}
+    profile = calibrate_correction(model, sampled[:networks], held_out=sampled[networks:], **options)
     if progress:
         figures = profile.validation
+        share = figures.get("within_10pct")
         print(
-            f"autoc: host profile ready in {time.perf_counter() - start:.0f} s: overhead "
-            f"{profile.overhead_ms:+.3f} ms, held-out within 10%: {figures.get('within_10pct')}",
+            f"autoc: host profile ready in {time.perf_counter() - start:.0f} s: correction "
+            f"x{profile.correction.scale:.3f} {profile.correction.intercept_ms:+.3f} ms; held-out within 10%: "
+            f"{'n/a' if share is None else f'{100 * share:.0f}%'} of {figures.get('n')}",
             file=sys.stderr,
         )
 
 
-def sample_networks(space: SearchSpace, count: int, *, seed: int):
+def sample_networks(space: SearchSpace, count: int, *, seed: int) -> list[Network]:
     """Random (NetSpec, policy) pairs of ``space``: an in-memory study with a seeded random sampler."""
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
     networks = []

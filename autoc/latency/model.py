@@ -1,8 +1,17 @@
 """Latency models: predicted milliseconds of a (network plan, compression policy).
 
-The lookup-table model sums measured units (see ``blocks``) and adds the profile's
-whole-network correction. On this host it measures unknown units on first use and
-caches them in the profile file; for other devices a missing unit is an error.
+The lookup-table model sums measured units (see ``blocks``) and applies the profile's
+whole-network correction (``scale * sum + intercept``). On this host it measures unknown
+units on first use and caches them in the profile file. For other devices a unit the
+table lacks is costed by the profile's prior when it has one (profiles fitted from whole
+networks), else it is an error.
+
+Precision on device is what the runtime runs: fp32 or int8 kernels. Weight bits below 8
+change size and accuracy, not latency (unit keys carry the precision, never the bits).
+A device whose profile lists no int8 kernels (``identity.precisions``) runs int8 layers
+at their fp32 time, with a warning. A profile that lists low-bit kernels (e.g. ``int4``)
+and has table entries for them (keys ending ``-int4``) gets those for blocks whose weights
+all have at most that many bits; without such entries the int8 time applies.
 """
 from __future__ import annotations
 
@@ -15,9 +24,11 @@ from typing import Mapping, Protocol, runtime_checkable
 from autoc.arch.netspec import NetSpec
 from autoc.compress.policy import CompressionPolicy
 from autoc.errors import DeviceError
-from autoc.latency.blocks import Unit, measure_units, network_units
+from autoc.latency.blocks import Unit, measure_units, network_units, unit_work
+from autoc.latency.energy import energy_mj
 from autoc.latency.profile import (
     DeviceProfile,
+    StaleSchemaError,
     load_profile,
     matches_host,
     mismatches,
@@ -35,12 +46,15 @@ class LatencyModel(Protocol):
     def predict(self, spec: NetSpec, policy: CompressionPolicy) -> float:
         """Predicted latency in ms."""
 
+    def predict_energy_mj(self, spec: NetSpec, policy: CompressionPolicy) -> float:
+        """Estimated energy of one inference in mJ."""
+
     def breakdown(self, spec: NetSpec, policy: CompressionPolicy) -> list[tuple[str, str, float]]:
         """(unit name, key, ms) per unit, then the correction; the ms sum to :meth:`predict`."""
 
 
 class LookupTableLatencyModel:
-    """Sum of per-unit lookup-table times plus ``profile.overhead_ms``."""
+    """Per-unit lookup-table times, summed and corrected by ``profile.correction``."""
 
     def __init__(
         self,
@@ -61,26 +75,61 @@ class LookupTableLatencyModel:
                 "or use open_host_model() for a host profile"
             )
         self._profile = profile
+        self._warned: set[str] = set()
 
     @property
     def profile(self) -> DeviceProfile:
         return self._profile
 
     def predict(self, spec: NetSpec, policy: CompressionPolicy) -> float:
-        return self.blocks_ms(spec, policy) + self._profile.overhead_ms
+        return self._profile.correction.apply(self.blocks_ms(spec, policy))
+
+    def predict_energy_mj(self, spec: NetSpec, policy: CompressionPolicy) -> float:
+        """Estimated energy per inference (``autoc.latency.energy``, the profile's coefficients)."""
+        return energy_mj(spec, policy, latency_ms=self.predict(spec, policy), coefficients=self._profile.energy)
 
     def blocks_ms(self, spec: NetSpec, policy: CompressionPolicy) -> float:
         """Sum of the unit times, without the whole-network correction."""
-        units = network_units(spec, policy)
-        table = self._table_for(units)
-        return sum(table.get(u.key, 0.0) for u in units)
+        return sum(ms for _, _, ms in self._unit_rows(spec, policy))
 
     def breakdown(self, spec: NetSpec, policy: CompressionPolicy) -> list[tuple[str, str, float]]:
+        """Unit times scaled by the correction (their share of the network), then its intercept."""
+        scale = self._profile.correction.scale
+        rows = [(name, key, ms * scale) for name, key, ms in self._unit_rows(spec, policy)]
+        rows.append((OVERHEAD, OVERHEAD, self._profile.correction.intercept_ms))
+        return rows
+
+    def _unit_rows(self, spec: NetSpec, policy: CompressionPolicy) -> list[tuple[str, str, float]]:
         units = network_units(spec, policy)
         table = self._table_for(units)
-        rows = [(u.name, u.key, table.get(u.key, 0.0)) for u in units]
-        rows.append((OVERHEAD, OVERHEAD, self._profile.overhead_ms))
+        rows = []
+        for unit in units:
+            low_bit = low_bit_key(unit, policy, self._profile)
+            if low_bit in table:
+                rows.append((unit.name, low_bit, table[low_bit]))
+            else:
+                rows.append((unit.name, unit.key, self._unit_ms(unit, table)))
         return rows
+
+    def _unit_ms(self, unit: Unit, table: Mapping[str, float]) -> float:
+        if not unit.measurable:
+            return 0.0
+        if unit.key in table:
+            return table[unit.key]
+        twin = fp32_twin(unit, self._profile)
+        if twin is not None:
+            self._warn_once(
+                "int8",
+                f"device {self._profile.device!r} lists no int8 kernels; int8 layers are predicted at their fp32 time",
+            )
+            return self._unit_ms(twin, table)
+        macs, elements = unit_work(unit)
+        return self._profile.prior.ms(macs=macs, elements=elements)  # _table_for checked there is a prior
+
+    def _warn_once(self, topic: str, message: str) -> None:
+        if topic not in self._warned:
+            self._warned.add(topic)
+            log.warning(message)
 
     def update_profile(self, profile: DeviceProfile) -> None:
         """Adopt ``profile`` (e.g. a new correction) and save it, keeping blocks others saved meanwhile."""
@@ -90,6 +139,10 @@ class LookupTableLatencyModel:
     def _table_for(self, units: list[Unit]) -> Mapping[str, float]:
         table = self._profile.blocks
         missing = [u for u in units if u.measurable and u.key not in table]
+        if not self.measure_missing:
+            missing = [u for u in missing if (fp32_twin(u, self._profile) or u).key not in table]
+            if self._profile.prior is not None:
+                missing = []
         if missing:
             self._fill(missing)
             table = self._profile.blocks
@@ -125,11 +178,28 @@ class LookupTableLatencyModel:
         merged = on_disk.with_blocks(profile.blocks)
         if keep_disk_correction:
             return merged
-        return replace(merged, overhead_ms=profile.overhead_ms, validation=profile.validation)
+        return replace(merged, correction=profile.correction, validation=profile.validation)
 
     def _save(self) -> None:
         if self.profile_path is not None:
             save_profile(self._profile, self.profile_path)
+
+
+def low_bit_key(unit: Unit, policy: CompressionPolicy, profile: DeviceProfile) -> str | None:
+    """``...-int4`` for an int8 unit whose weights have <= 4 bits, if the profile lists int4 kernels; else None."""
+    if unit.precision != "int8" or not unit.convs:
+        return None
+    bits = max(policy.get(c.name).weight_bits for c in unit.convs)
+    kernels = [int(p[3:]) for p in profile.identity.precisions if p.startswith("int") and p[3:].isdigit()]
+    usable = [k for k in kernels if bits <= k < 8]
+    return unit.key.removesuffix("-int8") + f"-int{min(usable)}" if usable else None
+
+
+def fp32_twin(unit: Unit, profile: DeviceProfile) -> Unit | None:
+    """The fp32 version of an int8 ``unit`` on a device without int8 kernels, else None."""
+    if unit.precision != "int8" or "int8" in profile.identity.precisions:
+        return None
+    return replace(unit, key=unit.key.removesuffix("-int8") + "-fp32", precision="fp32")
 
 
 def open_host_model(profile_path: str | os.PathLike[str], *, threads: int = 1) -> LookupTableLatencyModel:
@@ -140,8 +210,8 @@ def open_host_model(profile_path: str | os.PathLike[str], *, threads: int = 1) -
     """
     path = Path(profile_path)
     profile = new_host_profile(threads)
-    if path.exists():
-        cached = load_profile(path)
+    cached = _cached_host_profile(path)
+    if cached is not None:
         if cached.device != profile.device:
             raise DeviceError(
                 f"{path} is the profile of device {cached.device!r}, not of this host; "
@@ -159,3 +229,14 @@ def open_host_model(profile_path: str | os.PathLike[str], *, threads: int = 1) -
                 changes,
             )
     return LookupTableLatencyModel(profile, profile_path=path, measure_missing=True, threads=threads)
+
+
+def _cached_host_profile(path: Path) -> DeviceProfile | None:
+    """The cached host profile, or None when absent or written by another autoc version (a cache, remade)."""
+    if not path.exists():
+        return None
+    try:
+        return load_profile(path)
+    except StaleSchemaError as exc:
+        log.warning("%s; starting a fresh host profile that will replace it", exc)
+        return None

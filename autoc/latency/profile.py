@@ -1,7 +1,18 @@
 """Device profiles: who measured (identity), the block lookup table, the fitted correction.
 
-Profiles are data (JSON, schema ``autoc.device/1``), written atomically so that a crash or
-a parallel reader never sees half a file.
+Profiles are data (JSON, schema ``autoc.device/2``), written atomically so that a crash or
+a parallel reader never sees half a file. Fields::
+
+    schema, device            "autoc.device/2", the profile's name (``host`` or e.g. ``pixel2``)
+    identity                  CPU model, cores, threads, runtime and version, precisions with kernels, date
+    source                    how the table was made: host | pack | networks | ofa-lut
+    space                     {name, fingerprint} of the space a networks/ofa-lut profile was fitted for
+    blocks                    unit key -> ms (see ``autoc.latency.blocks``)
+    correction                {scale, intercept_ms}: whole network = scale x unit sum + intercept
+    prior                     optional {ms_per_mmac, ms_per_melement, ms_per_unit}: cost of units
+                              the table lacks (profiles fitted from whole networks only)
+    energy                    energy coefficients (``autoc.latency.energy``), user-settable
+    validation                held-out figures (share within 10 %, MAPE, Kendall tau, worst cases)
 """
 from __future__ import annotations
 
@@ -16,13 +27,18 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from autoc.errors import DeviceError
+from autoc.latency.energy import EnergyCoefficients
 
-SCHEMA = "autoc.device/1"
+SCHEMA = "autoc.device/2"
 HOST = "host"
 RUNTIME = "onnxruntime"
 
 # Fields whose change makes cached measurements meaningless on this host.
 _MATCH_FIELDS = ("cpu_model", "logical_cores", "threads", "runtime", "runtime_version", "torch")
+
+
+class StaleSchemaError(DeviceError):
+    """A profile written under another schema version (a host cache of it may simply be replaced)."""
 
 
 @dataclass(frozen=True)
@@ -60,18 +76,50 @@ class DeviceIdentity:
 
 
 @dataclass(frozen=True)
+class Correction:
+    """Whole-network latency from the unit sum: ``scale * unit_sum + intercept_ms``.
+
+    ``scale`` absorbs what isolated units over- or under-count in a network (layout
+    reorders and Q/DQ at every unit boundary, caches warm with one unit's weights);
+    ``intercept_ms`` the per-inference cost a network pays once.
+    """
+
+    scale: float = 1.0
+    intercept_ms: float = 0.0
+
+    def apply(self, unit_sum_ms: float) -> float:
+        return self.scale * unit_sum_ms + self.intercept_ms
+
+
+@dataclass(frozen=True)
+class UnitPrior:
+    """Cost of a unit from its work: ms per million MACs and per million activation elements, plus a fixed part."""
+
+    ms_per_mmac: float
+    ms_per_melement: float
+    ms_per_unit: float
+
+    def ms(self, *, macs: float, elements: float) -> float:
+        return self.ms_per_mmac * macs / 1e6 + self.ms_per_melement * elements / 1e6 + self.ms_per_unit
+
+
+@dataclass(frozen=True)
 class DeviceProfile:
     """A device's identity, block lookup table (key -> ms) and whole-network correction.
 
-    Treat ``blocks`` and ``validation`` as read-only; derive new profiles with
+    Treat ``blocks``, ``space`` and ``validation`` as read-only; derive new profiles with
     :meth:`with_blocks` or ``dataclasses.replace``.
     """
 
     device: str
     identity: DeviceIdentity
     blocks: Mapping[str, float] = field(default_factory=dict)
-    overhead_ms: float = 0.0
+    correction: Correction = Correction()
     validation: Mapping[str, Any] = field(default_factory=dict)
+    source: str = HOST
+    space: Mapping[str, str] = field(default_factory=dict)
+    prior: UnitPrior | None = None
+    energy: EnergyCoefficients = EnergyCoefficients()
 
     def with_blocks(self, blocks: Mapping[str, float]) -> "DeviceProfile":
         return replace(self, blocks={**self.blocks, **blocks})
@@ -81,8 +129,12 @@ class DeviceProfile:
             "schema": SCHEMA,
             "device": self.device,
             "identity": self.identity.to_dict(),
+            "source": self.source,
+            "space": dict(self.space),
             "blocks": dict(sorted(self.blocks.items())),
-            "overhead_ms": self.overhead_ms,
+            "correction": asdict(self.correction),
+            "prior": asdict(self.prior) if self.prior is not None else None,
+            "energy": self.energy.to_dict(),
             "validation": dict(self.validation),
         }
 
@@ -113,6 +165,21 @@ def host_identity(threads: int) -> DeviceIdentity:
         torch=torch.__version__,
         precisions=("fp32", "int8"),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+
+
+def data_identity(description: str, *, created: str | None = None) -> DeviceIdentity:
+    """Identity of a profile built from published data (no runtime known): fp32 kernels only."""
+    return DeviceIdentity(
+        cpu_model=f"unknown ({description})",
+        logical_cores=0,
+        threads=0,
+        runtime="unknown",
+        runtime_version="",
+        python="",
+        torch="",
+        precisions=("fp32",),
+        created=created or datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
 
 
@@ -173,23 +240,37 @@ def load_profile(path: str | os.PathLike[str]) -> DeviceProfile:
         raise DeviceError(f"device profile {path} is not a JSON object; {fix}")
     schema = data.get("schema")
     if schema != SCHEMA:
-        raise DeviceError(
+        raise StaleSchemaError(
             f"device profile {path} has schema {schema!r}, this autoc reads {SCHEMA!r}; "
             f"re-run 'autoc calibrate' (or delete the file) to make a current one"
         )
     try:
-        blocks = {str(k): float(v) for k, v in data["blocks"].items()}
+        blocks = {str(k): _milliseconds(v, f"blocks[{k!r}]") for k, v in data["blocks"].items()}
         validation = data["validation"]
         if not isinstance(validation, dict):
             raise TypeError("validation must be an object")
+        prior = data["prior"]
         return DeviceProfile(
             device=str(data["device"]),
             identity=DeviceIdentity.from_dict(data["identity"]),
             blocks=blocks,
-            overhead_ms=float(data["overhead_ms"]),
+            correction=Correction(**{k: float(v) for k, v in data["correction"].items()}),
             validation=validation,
+            source=str(data["source"]),
+            space={str(k): str(v) for k, v in data["space"].items()},
+            prior=UnitPrior(**{k: float(v) for k, v in prior.items()}) if prior is not None else None,
+            energy=EnergyCoefficients.from_dict(data["energy"]),
         )
     except KeyError as exc:
         raise DeviceError(f"device profile {path} lacks the field {exc.args[0]!r}; {fix}") from None
+    except DeviceError as exc:
+        raise DeviceError(f"device profile {path}: {exc}") from None
     except (TypeError, ValueError, AttributeError) as exc:
         raise DeviceError(f"device profile {path} has a malformed field ({exc}); {fix}") from None
+
+
+def _milliseconds(value: Any, name: str) -> float:
+    ms = float(value)
+    if not ms >= 0 or ms == float("inf"):
+        raise ValueError(f"{name} = {value!r} is not a finite time >= 0 ms")
+    return ms

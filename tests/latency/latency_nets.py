@@ -1,8 +1,12 @@
 """Small networks for the latency tests."""
+from pathlib import Path
+
 from autoc.arch.config import ArchConfig, BlockOp, StageConfig
 from autoc.arch.netspec import NetSpec, build_netspec
 from autoc.compress.policy import CompressionPolicy, LayerPolicy
 
+# The project root's ../shared/data (as tests/conftest.py SHARED_DATA).
+SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 INT8 = LayerPolicy(precision="int8", weight_bits=8, act_bits=8)
 
 
@@ -38,3 +42,20 @@ def int8_policy(
     if head:
         layers["head"] = INT8
     return CompressionPolicy.from_mapping(layers)
+
+
+TINY_SPACE_YAML = """\
+name: tiny-latency
+input_size: 16
+classes: 10
+activation: relu6
+stem: {width: [8, 16], stride: 1}
+stages:
+  - {depth: [1, 2], width: [16, 24], stride: 2, kernel: [3, 5], expansion: [3, 6], per_block: true}
+  - {depth: [1, 2], width: [24, 32], stride: 2, kernel: [3, 5], expansion: [3], per_block: true}
+head: {width: [64]}
+compression:
+  keep_ratio: [0.5, 1.0]
+  precision: [fp32, int8]
+  weight_bits: [8, 4]
+"""

@@ -6,6 +6,7 @@ import pytest
 from autoc.errors import DeviceError
 from autoc.latency.profile import (
     SCHEMA,
+    Correction,
     DeviceProfile,
     host_identity,
     load_profile,
@@ -18,7 +19,7 @@ from autoc.latency.profile import (
 def sample_profile() -> DeviceProfile:
     return replace(
         new_host_profile(1).with_blocks({"stem-r16-c3-k3s1o16g1-relu6-fp32": 0.012, "ir-x": 0.5}),
-        overhead_ms=-0.03,
+        correction=Correction(scale=0.93, intercept_ms=-0.03),
         validation={"within_10pct": 0.75, "networks": [{"measured_ms": 1.0, "predicted_ms": 1.1}]},
     )
 

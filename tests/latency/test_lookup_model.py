@@ -6,10 +6,11 @@ import pytest
 
 import autoc.latency.model as model_module
 from autoc.arch.config import BlockOp
-from autoc.compress.policy import CompressionPolicy
+from autoc.compress.policy import CompressionPolicy, LayerPolicy
 from autoc.errors import DeviceError
+from autoc.latency.blocks import network_units, unit_work
 from autoc.latency.model import LatencyModel, LookupTableLatencyModel, open_host_model
-from autoc.latency.profile import load_profile, matches_host, save_profile
+from autoc.latency.profile import Correction, UnitPrior, load_profile, matches_host, save_profile
 from latency_nets import int8_policy, small_net
 
 FP32 = CompressionPolicy()
@@ -122,3 +123,73 @@ def test_parallel_writers_keep_each_others_blocks(tmp_path):
     b.predict(small_net(width=24), FP32)
     saved = load_profile(path)
     assert set(a.profile.blocks) <= set(saved.blocks) and set(b.profile.blocks) <= set(saved.blocks)
+
+
+def test_weight_bits_below_8_do_not_change_latency(host_model):
+    from latency_nets import INT8
+
+    spec = small_net()
+    four_bit = LayerPolicy(precision="int8", weight_bits=4, act_bits=8)
+    names = [*spec.layer_names()]
+    eight = CompressionPolicy.from_mapping({n: INT8 for n in names})
+    four = CompressionPolicy.from_mapping({n: four_bit for n in names})
+    assert host_model.predict(spec, four) == host_model.predict(spec, eight) != host_model.predict(spec, FP32)
+
+
+def test_device_without_int8_kernels_runs_int8_at_fp32_time(host_model, caplog):
+    spec = small_net()
+    host_model.predict(spec, FP32)
+    fp32_only = replace(
+        host_model.profile,
+        device="m0",
+        identity=replace(host_model.profile.identity, precisions=("fp32",)),
+        blocks={k: v for k, v in host_model.profile.blocks.items() if k.endswith("-fp32")},
+    )
+    model = LookupTableLatencyModel(fp32_only, profile_path=None, measure_missing=False)
+    with caplog.at_level(logging.WARNING, logger="autoc.latency"):
+        assert model.predict(spec, int8_policy(spec)) == model.predict(spec, FP32)
+    assert "no int8 kernels" in caplog.text
+
+
+def test_prior_costs_units_the_table_lacks(host_model):
+    spec = small_net()
+    prior = UnitPrior(ms_per_mmac=0.5, ms_per_melement=0.0, ms_per_unit=0.01)
+    profile = replace(host_model.profile, device="phone", blocks={}, prior=prior, correction=Correction(1.0, 0.1))
+    model = LookupTableLatencyModel(profile, profile_path=None, measure_missing=False)
+    units = [u for u in network_units(spec, FP32) if u.measurable]
+    expected = sum(0.5 * unit_work(u)[0] / 1e6 + 0.01 for u in units) + 0.1
+    assert model.predict(spec, FP32) == pytest.approx(expected)
+
+
+def test_correction_scales_units_and_adds_the_intercept(host_model):
+    spec = small_net()
+    base = host_model.blocks_ms(spec, FP32)
+    profile = replace(host_model.profile, correction=Correction(scale=0.9, intercept_ms=0.05))
+    model = LookupTableLatencyModel(profile, profile_path=None, measure_missing=False)
+    assert model.predict(spec, FP32) == pytest.approx(0.9 * base + 0.05)
+    assert sum(ms for _, _, ms in model.breakdown(spec, FP32)) == pytest.approx(model.predict(spec, FP32))
+
+
+def test_host_profile_of_an_older_schema_is_replaced(tmp_path, caplog):
+    path = tmp_path / "host.json"
+    path.write_text('{"schema": "autoc.device/1", "device": "host"}')
+    with caplog.at_level(logging.WARNING, logger="autoc.latency"):
+        model = open_host_model(path)
+    assert "autoc.device/1" in caplog.text and model.profile.blocks == {}
+
+
+def test_low_bit_kernels_only_where_the_profile_has_them(host_model):
+    spec = small_net()
+    four_bit = LayerPolicy(precision="int8", weight_bits=4, act_bits=8)
+    policy = CompressionPolicy.from_mapping({n: four_bit for n in spec.layer_names()})
+    int8_ms = host_model.predict(spec, policy)
+    block = network_units(spec, policy)[1]
+    identity = replace(host_model.profile.identity, precisions=("fp32", "int8", "int4"))
+    with_int4 = replace(host_model.profile, device="npu", identity=identity)
+    table = {**with_int4.blocks, block.key.removesuffix("-int8") + "-int4": 0.0}
+    model = LookupTableLatencyModel(replace(with_int4, blocks=table), profile_path=None, measure_missing=False)
+    saved = host_model.profile.blocks[block.key] * host_model.profile.correction.scale
+    assert model.predict(spec, policy) == pytest.approx(int8_ms - saved)
+    # without int4 table entries the int8 time applies
+    model = LookupTableLatencyModel(with_int4, profile_path=None, measure_missing=False)
+    assert model.predict(spec, policy) == pytest.approx(int8_ms)

@@ -17,7 +17,7 @@ def test_measurement_summary():
     unit = first_block(small_net())
     m = measure_onnx(export_unit(unit), input_shape=unit.input_shape, warmup=3, repeats=20)
     assert m.repeats == 20
-    assert 0 < m.p10_ms <= m.median_ms <= m.p90_ms < 100
+    assert 0 < m.p10_ms <= m.figure_ms <= m.median_ms <= m.p90_ms < 100
 
 
 def test_interleaved_gives_one_measurement_per_model():
@@ -43,3 +43,15 @@ def test_int8_and_fp32_blocks_are_both_measurable():
     ms = measure_units([fp32, int8, fp32])  # duplicates are measured once
     assert set(ms) == {fp32.key, int8.key}
     assert all(math.isfinite(v) and v > 0 for v in ms.values())
+
+
+def test_summary_drops_interruptions_and_reports_the_low_percentile():
+    import numpy as np
+
+    from autoc.latency.measure import summarise
+
+    runs = np.array([1.0] * 30 + [1.2] * 30 + [1.5] * 39 + [50.0])  # one run hit by a context switch
+    m = summarise(runs)
+    assert m.outliers == 1 and m.repeats == 100
+    assert m.figure_ms == pytest.approx(1.0) and m.median_ms == pytest.approx(1.2)
+    assert m.p10_ms <= m.figure_ms <= m.median_ms <= m.p90_ms == pytest.approx(1.5)

@@ -4,7 +4,8 @@ import pytest
 
 from autoc.arch.config import BlockOp, StageConfig
 from autoc.compress.policy import CompressionPolicy
-from autoc.latency.calibrate import calibrate_overhead, kendall_tau, measure_networks
+from autoc.latency.calibrate import calibrate_correction, fit_correction, measure_networks
+from autoc.latency.validate import kendall_tau, validation_figures
 from autoc.errors import DeviceError
 from autoc.latency.model import LookupTableLatencyModel, open_host_model
 from autoc.latency.profile import load_profile
@@ -35,11 +36,11 @@ def networks():
 def test_whole_network_prediction_tracks_measurement(tmp_path):
     host_model = open_host_model(tmp_path / "host.json")
     nets = networks()
-    profile = calibrate_overhead(host_model, nets[:3], held_out=nets[3:], repeats=20)
-    assert profile.overhead_ms == host_model.profile.overhead_ms
+    profile = calibrate_correction(host_model, nets[:3], held_out=nets[3:], repeats=20)
+    assert profile.correction == host_model.profile.correction
     validation = profile.validation
     assert validation["n"] == 2 and validation["fit_networks"] == 3 and not validation["in_sample"]
-    assert {"within_10pct", "mape_pct", "kendall_tau", "networks"} <= set(validation)
+    assert {"within_10pct", "mape_pct", "kendall_tau", "networks", "worst", "protocol", "calibration_wall_s"} <= set(validation)
     assert load_profile(host_model.profile_path).validation == validation
     # Held-out networks, measured in the same rounds as the units (so machine drift is shared).
     # Loose on purpose: these networks take 0.02-0.2 ms on a shared CI machine.
@@ -57,17 +58,36 @@ def test_measure_networks():
 def test_without_held_out_the_figures_are_in_sample(tmp_path):
     host_model = open_host_model(tmp_path / "host.json")
     nets = networks()[2:3]
-    validation = calibrate_overhead(host_model, nets, warmup=1, repeats=5).validation
+    validation = calibrate_correction(host_model, nets, warmup=1, repeats=5).validation
     assert validation["in_sample"] and validation["n"] == 1
     with pytest.raises(ValueError, match="at least one network"):
-        calibrate_overhead(host_model, [])
+        calibrate_correction(host_model, [])
     phone = replace(host_model.profile, device="pixel7")
     foreign = LookupTableLatencyModel(phone, profile_path=None, measure_missing=False)
     with pytest.raises(DeviceError, match="pixel7"):
-        calibrate_overhead(foreign, nets)
+        calibrate_correction(foreign, nets)
 
 
 def test_kendall_tau():
     assert kendall_tau([1, 2, 3], [10, 20, 30]) == pytest.approx(1.0)
     assert kendall_tau([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
     assert kendall_tau([1.0], [2.0]) is None
+
+
+def test_tau_handles_ties():
+    assert kendall_tau([1, 1, 2], [1, 2, 3]) == pytest.approx(2 / (2 * 3) ** 0.5)
+
+
+def test_fit_correction_recovers_scale_and_intercept():
+    sums = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]
+    correction = fit_correction(sums, [0.9 * s + 0.2 for s in sums])
+    assert correction.scale == pytest.approx(0.9) and correction.intercept_ms == pytest.approx(0.2)
+    few = fit_correction(sums[:3], [2 * s for s in sums[:3]])  # too few for an intercept: scale only
+    assert few.scale == pytest.approx(2.0) and few.intercept_ms == 0.0
+
+
+def test_validation_figures_and_worst_cases():
+    figures = validation_figures(measured=[1.0, 2.0, 4.0], predicted=[1.05, 2.5, 4.0], names=["a", "b", "c"])
+    assert figures["within_10pct"] == pytest.approx(2 / 3)
+    assert figures["mape_pct"] == pytest.approx(100 * (0.05 + 0.25) / 3)
+    assert figures["worst"][0]["name"] == "b" and figures["worst"][0]["error_pct"] == pytest.approx(25.0)

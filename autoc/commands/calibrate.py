@@ -1,0 +1,177 @@
+"""`autoc calibrate`: build a device's latency profile (runs/devices/NAME.json).
+
+    autoc calibrate --device host [--threads N]                     measure this machine
+    autoc calibrate --device NAME --export-pack DIR                 write a pack to run on the device
+    autoc calibrate --device NAME --import RESULTS.csv [--pack DIR] build its profile from the pack's results
+    autoc calibrate --device NAME --from-networks CSV --space SPACE fit from whole-network latencies only
+    autoc calibrate --device NAME --ofa-lut YAML --space SPACE      import a Once-for-All lookup table
+    autoc calibrate --device NAME --set-energy int8_pj_per_mac=0.8 static_mw=900
+                                                                    set the profile's energy coefficients
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("calibrate", help="measure or import a device's latency profile", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", required=True, help="'host' (this machine) or a name for another device, e.g. raspi4")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--export-pack", type=Path, metavar="DIR", help="write a calibration pack to DIR (must not exist)")
+    mode.add_argument("--import", dest="import_csv", type=Path, metavar="CSV", help="RESULTS.csv of a pack run on the device")
+    mode.add_argument("--from-networks", type=Path, metavar="CSV", help="whole-network latencies of architectures of --space")
+    mode.add_argument("--ofa-lut", type=Path, metavar="YAML", help="a Once-for-All style block lookup table")
+    mode.add_argument("--set-energy", nargs="+", metavar="KEY=VALUE",
+                      help="energy coefficients of an existing profile (fp32_pj_per_mac, int8_pj_per_mac, "
+                      "pj_per_weight_byte, pj_per_activation_byte, static_mw)")
+    p.add_argument("--space", default="mbv2-cifar", help="search space name or YAML path (default mbv2-cifar)")
+    p.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads when measuring the host (default 1)")
+    p.add_argument("--networks", type=int, default=None, help="networks the correction is fitted on (host: 16, pack: 24)")
+    p.add_argument("--held-out", type=int, default=None, help="held-out networks for validation (host: 8, pack: 16)")
+    p.add_argument("--repeats", type=int, default=None, help="timed rounds per model when measuring the host")
+    p.add_argument("--pack", type=Path, default=None, help="with --import: the pack directory (default: the CSV's)")
+    p.add_argument("--column", default=None, help="with --from-networks: the time column (default NAME_ms)")
+    p.add_argument("--fit", type=int, default=None, help="with --from-networks: networks to fit on (default 80%%)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampled networks / fit split")
+    p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="profiles live in RUNS_DIR/devices")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from autoc.errors import DeviceError
+    from autoc.latency.device import check_device_name, profile_path
+    from autoc.latency.profile import HOST
+
+    if args.threads < 1:
+        raise DeviceError(f"--threads {args.threads} must be >= 1")
+    if args.set_energy:
+        return _set_energy(args)
+    host = args.device == HOST
+    foreign_mode = args.import_csv or args.from_networks or args.ofa_lut
+    if host and foreign_mode:
+        raise DeviceError("--device host is measured on this machine; give another device name to import data")
+    if not host:
+        check_device_name(args.device)
+    if host and args.export_pack is None:
+        return _calibrate_host(args)
+    if not foreign_mode and args.export_pack is None:
+        raise DeviceError(
+            f"device {args.device!r} is not this machine: give --export-pack DIR (then --import RESULTS.csv), "
+            "--from-networks CSV or --ofa-lut YAML"
+        )
+    if args.export_pack is not None:
+        return _export_pack(args)
+    profile = _foreign_profile(args)
+    path = profile_path(args.device, runs_dir=args.runs_dir)
+    from autoc.latency.profile import save_profile
+    from autoc.latency.validate import format_figures
+
+    save_profile(profile, path)
+    print(f"wrote {path}: {len(profile.blocks)} blocks, correction x{profile.correction.scale:.3f} "
+          f"{profile.correction.intercept_ms:+.3f} ms")
+    if profile.validation.get("n"):
+        print(format_figures(dict(profile.validation), title=args.device))
+    return 0
+
+
+def _set_energy(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from autoc.errors import DeviceError
+    from autoc.latency.device import open_device_model
+    from autoc.latency.energy import EnergyCoefficients
+    from autoc.latency.profile import save_profile
+
+    model = open_device_model(args.device, runs_dir=args.runs_dir, threads=args.threads)
+    updates: dict[str, str] = {"estimate": "false"}  # values the user sets are the device's own
+    for item in args.set_energy:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise DeviceError(f"--set-energy {item!r} is not KEY=VALUE; e.g. --set-energy int8_pj_per_mac=0.8")
+        updates[key.strip()] = value.strip()
+    try:
+        values = {k: (v.lower() in ("1", "true", "yes") if k == "estimate" else float(v)) for k, v in updates.items()}
+    except ValueError as exc:
+        raise DeviceError(f"--set-energy: {exc}; give numbers, e.g. static_mw=900") from None
+    energy = EnergyCoefficients.from_dict({**model.profile.energy.to_dict(), **values})
+    save_profile(replace(model.profile, energy=energy), model.profile_path)
+    print(f"wrote {model.profile_path}: energy {energy.to_dict()}")
+    return 0
+
+
+def _calibrate_host(args: argparse.Namespace) -> int:
+    from autoc.latency.device import CALIBRATION_HELD_OUT, CALIBRATION_NETWORKS, calibrate_host, profile_path
+    from autoc.latency.model import open_host_model
+    from autoc.latency.validate import format_figures
+    from autoc.space import load_space
+
+    space = load_space(args.space)
+    path = profile_path("host", runs_dir=args.runs_dir, threads=args.threads)
+    model = open_host_model(path, threads=args.threads)
+    calibrate_host(
+        model,
+        space=space,
+        progress=True,
+        networks=args.networks or CALIBRATION_NETWORKS,
+        held_out=CALIBRATION_HELD_OUT if args.held_out is None else args.held_out,
+        repeats=args.repeats,
+        seed=args.seed,
+    )
+    figures = dict(model.profile.validation)
+    print(f"wrote {path} ({figures['calibration_wall_s']} s)")
+    print(format_figures(figures, title="host"))
+    return 0
+
+
+def _export_pack(args: argparse.Namespace) -> int:
+    from autoc.latency.pack import RUNNER, export_pack
+    from autoc.space import load_space
+
+    summary = export_pack(
+        args.export_pack,
+        device=args.device,
+        space=load_space(args.space),
+        networks=args.networks or 24,
+        held_out=16 if args.held_out is None else args.held_out,
+        seed=args.seed,
+    )
+    print(f"wrote {summary.directory}: {summary.units} units, {summary.networks} + {summary.held_out} networks")
+    print(f"on the device: python3 {RUNNER}  (needs onnxruntime), then: autoc calibrate --device {args.device} "
+          f"--import RESULTS.csv --pack {summary.directory}")
+    return 0
+
+
+def _foreign_profile(args: argparse.Namespace):
+    from dataclasses import replace
+
+    from autoc.latency.model import LookupTableLatencyModel
+    from autoc.space import load_space
+
+    if args.import_csv is not None:
+        from autoc.latency.pack import import_results
+
+        return import_results(args.import_csv, device=args.device, pack_dir=args.pack)
+    space = load_space(args.space)
+    if args.ofa_lut is not None:
+        from autoc.latency.ofa_lut import ofa_profile
+
+        return ofa_profile(args.ofa_lut, device=args.device, space=space, seed=args.seed)
+    from autoc.latency import from_networks as fn
+
+    column = args.column or f"{args.device}_ms"
+    networks = fn.read_networks(args.from_networks, space=space, column=column)
+    fit, held_out = fn.split_fit_held_out(networks, fit=args.fit, seed=args.seed)
+    print(f"fitting on {len(fit)} networks, validating on {len(held_out)}", file=sys.stderr)
+    profile = fn.networks_profile(
+        device=args.device,
+        fit=fn.fit_additive(fit),
+        space=space,
+        source_file=str(args.from_networks),
+        column=column,
+    )
+    model = LookupTableLatencyModel(profile, profile_path=None, measure_missing=False)
+    validation = fn.validate_on(model, held_out or fit) | {"in_sample": not held_out, "fit_networks": len(fit)}
+    return replace(profile, validation=validation)

@@ -1,0 +1,98 @@
+"""`autoc latency`: how good a device profile is, and what it predicts.
+
+    autoc latency validate --device NAME                      held-out figures recorded at calibration
+    autoc latency validate --device host --measure 20         ... plus 20 fresh networks measured now
+    autoc latency predict --device NAME POLICY.json [--breakdown]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+VALIDATE_SEED = 777  # never the calibration seed: these networks were not used in fitting
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("latency", help="validate a device profile or predict a policy's latency", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    actions = p.add_subparsers(dest="action", required=True)
+    v = actions.add_parser("validate", help="share within +-10%%, MAPE, Kendall tau and worst cases on held-out networks")
+    v.add_argument("--measure", type=int, default=0, help="host only: also measure this many fresh networks now")
+    v.add_argument("--space", default=None, help="space of the fresh networks (default: the profile's, else mbv2-cifar)")
+    _common(v)
+    v.set_defaults(handler=run_validate)
+    q = actions.add_parser("predict", help="predicted latency (and energy estimate) of one policy JSON")
+    q.add_argument("policy", type=Path, help="a best_policy.json (schema autoc.policy/1)")
+    q.add_argument("--breakdown", action="store_true", help="also print the time of every unit")
+    _common(q)
+    q.set_defaults(handler=run_predict)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="host", help="host or a calibrated profile name")
+    p.add_argument("--threads", type=int, default=1, help="host profile thread count (default 1)")
+    p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="profiles live in RUNS_DIR/devices")
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    from autoc.errors import DeviceError
+    from autoc.latency.device import open_device_model
+    from autoc.latency.validate import format_figures
+
+    model = open_device_model(args.device, runs_dir=args.runs_dir, threads=args.threads)
+    profile = model.profile
+    ident = profile.identity
+    print(f"device {profile.device} ({profile.source}): {ident.cpu_model}; {ident.runtime} {ident.runtime_version}, "
+          f"{ident.threads} thread(s); {len(profile.blocks)} blocks; correction x{profile.correction.scale:.3f} "
+          f"{profile.correction.intercept_ms:+.3f} ms; calibrated {ident.created}")
+    figures = dict(profile.validation)
+    if figures.get("n"):
+        print(format_figures(figures, title="at calibration" + (" (in-sample!)" if figures.get("in_sample") else "")))
+    else:
+        print(f"no held-out figures recorded: {figures.get('note', 'calibrate with held-out networks')}")
+    if args.measure:
+        if profile.device != "host":
+            raise DeviceError(f"--measure runs networks on this machine; {profile.device!r} is another device")
+        print(format_figures(_measure_fresh(args, model), title="measured now"))
+    return 0
+
+
+def _measure_fresh(args: argparse.Namespace, model) -> dict:
+    from autoc.latency.calibrate import measure_networks
+    from autoc.latency.device import sample_networks
+    from autoc.latency.model import open_host_model
+    from autoc.latency.validate import validation_figures
+    from autoc.space import load_space
+
+    space = load_space(args.space or model.profile.space.get("name") or "mbv2-cifar")
+    networks = sample_networks(space, args.measure, seed=VALIDATE_SEED)
+    host = open_host_model(model.profile_path, threads=args.threads)  # measures units it lacks
+    predicted = [host.predict(spec, policy) for spec, policy in networks]
+    measured = measure_networks(networks, threads=args.threads)
+    return validation_figures(measured=measured, predicted=predicted)
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from autoc.export.policy_file import load_policy
+    from autoc.latency.device import open_device_model, profile_path
+    from autoc.latency.model import open_host_model
+
+    policy_file = load_policy(args.policy, check_space=False)
+    spec, policy = policy_file.netspec(), policy_file.candidate.policy
+    if args.device == "host" and not profile_path("host", runs_dir=args.runs_dir, threads=args.threads).is_file():
+        print("autoc: no host profile yet; measuring the units (run 'autoc calibrate --device host' for the "
+              "whole-network correction)", file=sys.stderr)
+        model = open_host_model(profile_path("host", runs_dir=args.runs_dir, threads=args.threads), threads=args.threads)
+    elif args.device == "host":
+        model = open_host_model(profile_path("host", runs_dir=args.runs_dir, threads=args.threads), threads=args.threads)
+    else:
+        model = open_device_model(args.device, runs_dir=args.runs_dir, threads=args.threads)
+    ms = model.predict(spec, policy)
+    energy = model.predict_energy_mj(spec, policy)
+    estimate = " (estimate: default coefficients)" if model.profile.energy.estimate else ""
+    print(f"{args.policy}: {ms:.3f} ms predicted on {model.profile.device}; energy {energy:.4f} mJ{estimate}")
+    if args.breakdown:
+        for name, key, unit_ms in model.breakdown(spec, policy):
+            print(f"  {name:<18} {unit_ms:9.4f} ms  {key}")
+    return 0

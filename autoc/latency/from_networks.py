@@ -1,0 +1,227 @@
+"""A device profile fitted from whole-network latencies alone (what public data sets and many
+users have: N architectures of a space, each timed end to end on the device).
+
+CSV format (``.csv`` or ``.csv.gz``; ``#`` lines are comments)::
+
+    index,layer0,layer1,...,layer21,pixel2_ms,...
+    0,k5_e6,skip,...,k5_e1_g2,28
+
+* architecture columns: either trial parameter names of the space (``stage1.block0.op``,
+  ``stem.width``, ``stage3.depth``, ...) or ``layer0..layerK``, the per-block op of every
+  block slot in network order (HW-NAS-Bench's convention; only for spaces of fixed depth).
+  Searched parameters without a column take fp32 precision, 8 weight bits and keep ratio
+  1.0 (the measured models are unpruned fp32); any other missing parameter is an error.
+* the time column (``--column``, default ``<device>_ms``): end-to-end latency in ms, > 0.
+* other columns (``index``, other devices' times) are ignored.
+
+Model: every network is the sum of its units (``autoc.latency.blocks``) plus an intercept.
+First a prior is fitted, cost(unit) = a * MMACs + b * M activation elements + c, with
+a, b, c, intercept >= 0 by non-negative least squares on the relative error; then each unit
+key seen in the fitting networks gets its own cost, prior x (1 + u), by ridge regression
+on u (shrinking towards the prior), the ridge strength chosen by leave-one-out error over
+the fitting networks. Unit keys never seen cost their prior. Identical shapes at several
+positions share one key, so 100 networks determine a table of ~100 keys well.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+from scipy.optimize import nnls
+
+from autoc.candidate import Candidate
+from autoc.errors import AutocError, DeviceError
+from autoc.latency.blocks import Unit, network_units, unit_work
+from autoc.latency.csv_input import CsvRow, CsvTable, read_csv
+from autoc.latency.model import LookupTableLatencyModel
+from autoc.latency.profile import Correction, DeviceProfile, UnitPrior, data_identity
+from autoc.latency.validate import validation_figures
+from autoc.space import SearchSpace, candidate_from_params, parameter_plan
+
+LAYER_COLUMN = re.compile(r"layer(\d+)$")
+RIDGE_GRID = tuple(10.0**e for e in np.arange(-4, 3.01, 0.5))
+_DEFAULTS = {"precision": "fp32", "keep": 1.0}
+
+
+@dataclass(frozen=True)
+class MeasuredNetwork:
+    name: str
+    candidate: Candidate
+    latency_ms: float
+
+
+def read_networks(path: str | Path, *, space: SearchSpace, column: str) -> list[MeasuredNetwork]:
+    """Every row of the CSV as a candidate of ``space`` with its measured latency."""
+    table = read_csv(path, what="whole-network latency CSV")
+    table.require([column], fix=f"name the time column with --column (one of: {', '.join(_time_columns(table))})")
+    to_params = _column_mapping(table, space)
+    networks = []
+    for row in table.rows:
+        params = {name: row.values[col] for name, col in to_params.items()}
+        try:
+            candidate = candidate_from_params(space, _typed(space, params, table, row))
+            candidate.netspec()
+        except AutocError as exc:
+            raise table.error(row, f"architecture outside space {space.name!r}: {exc}") from None
+        name = row.values.get("index") or f"line{row.line}"
+        networks.append(MeasuredNetwork(name, candidate, table.milliseconds(row, column)))
+    return networks
+
+
+def _time_columns(table: CsvTable) -> list[str]:
+    return [c for c in table.columns if c.endswith("_ms")] or list(table.columns)
+
+
+def _column_mapping(table: CsvTable, space: SearchSpace) -> dict[str, str]:
+    """Searched parameter name -> CSV column holding it."""
+    plan = [p for p in parameter_plan(space) if p.searched]
+    mapping = {p.name: p.name for p in plan if p.name in table.columns}
+    layers = sorted((int(m.group(1)), c) for c in table.columns if (m := LAYER_COLUMN.match(c)))
+    if layers:
+        if any(len(stage.depths) > 1 for stage in space.stages):
+            raise DeviceError(
+                f"{table.path} line {table.header_line}: layerN columns need a space of fixed depth, but "
+                f"{space.name!r} searches depths; name the columns by trial parameter (stage{{s}}.block{{b}}.op)"
+            )
+        slots = [p.name for p in plan if p.kind == "op"]
+        if [n for n, _ in layers] != list(range(len(slots))):
+            raise DeviceError(
+                f"{table.path} line {table.header_line}: columns layer0..layer{len(slots) - 1} expected for the "
+                f"{len(slots)} searched blocks of {space.name!r}, found {[c for _, c in layers]}; "
+                "use the space the data was measured in"
+            )
+        mapping |= {slot: column for slot, (_, column) in zip(slots, layers)}
+    missing = [p.name for p in plan if p.name not in mapping and p.kind not in ("precision", "keep", "wbits")]
+    if missing:
+        raise DeviceError(
+            f"{table.path} line {table.header_line}: no column for the searched parameter(s) {missing} of space "
+            f"{space.name!r}; add them (named as trial parameters), or use layerN columns for block ops"
+        )
+    return mapping
+
+
+def _typed(space: SearchSpace, params: Mapping[str, str], table: CsvTable, row: CsvRow) -> dict[str, object]:
+    """CSV strings to the plan's choice types; unlisted compression parameters at their defaults."""
+    values: dict[str, object] = {}
+    for p in parameter_plan(space):
+        if not p.searched:
+            continue
+        if p.name not in params:
+            default = _DEFAULTS.get(p.kind, p.choices[0])
+            if default not in p.choices:
+                raise table.error(row, f"no column for {p.name} and its default {default!r} is not a choice")
+            values[p.name] = default
+            continue
+        text = params[p.name]
+        matches = [c for c in p.choices if str(c) == text or (not isinstance(c, str) and _number(text) == c)]
+        if not matches:
+            raise table.error(row, f"{p.name} = {text!r} is not one of {list(p.choices)}")
+        values[p.name] = matches[0]
+    return values
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class AdditiveFit:
+    blocks: dict[str, float]
+    prior: UnitPrior
+    intercept_ms: float
+    ridge: float
+
+
+def fit_additive(networks: Sequence[MeasuredNetwork]) -> AdditiveFit:
+    """Per-unit-key costs from whole-network times (see the module docstring)."""
+    if len(networks) < 4:
+        raise DeviceError(f"fitting from whole networks needs at least 4 measured networks, got {len(networks)}")
+    unit_lists = [_units(n.candidate) for n in networks]
+    keys = sorted({u.key for units in unit_lists for u in units})
+    index = {k: i for i, k in enumerate(keys)}
+    work = {u.key: unit_work(u) for units in unit_lists for u in units}
+    counts = np.zeros((len(networks), len(keys)))
+    for i, units in enumerate(unit_lists):
+        for u in units:
+            counts[i, index[u.key]] += 1
+    y = np.array([n.latency_ms for n in networks])
+
+    features = np.array([[work[k][0] / 1e6, work[k][1] / 1e6, 1.0] for k in keys])  # per key: MMACs, Melem, 1
+    design = np.hstack([counts @ features, np.ones((len(y), 1))]) / y[:, None]
+    coef, _ = nnls(design, np.ones_like(y))
+    prior = UnitPrior(ms_per_mmac=float(coef[0]), ms_per_melement=float(coef[1]), ms_per_unit=float(coef[2]))
+    intercept = float(coef[3])
+    prior_ms = np.maximum(features @ coef[:3], 1e-6)
+
+    base = counts @ prior_ms + intercept
+    a = counts * prior_ms[None, :] / y[:, None]
+    b = (y - base) / y
+    ridge = _best_ridge(a, b)
+    u = np.linalg.solve(a.T @ a + ridge * np.eye(len(keys)), a.T @ b)
+    costs = np.maximum(prior_ms * (1 + u), 0.0)
+    return AdditiveFit(dict(zip(keys, map(float, costs))), prior, intercept, ridge)
+
+
+def _best_ridge(a: np.ndarray, b: np.ndarray) -> float:
+    """The grid strength with the least leave-one-out squared error (closed form via the hat matrix)."""
+    best, best_err = RIDGE_GRID[0], np.inf
+    gram = a @ a.T
+    for ridge in RIDGE_GRID:
+        # Hat matrix of ridge in its dual form: A (A'A + rI)^-1 A' = G (G + rI)^-1 with G = AA'.
+        hat = gram @ np.linalg.inv(gram + ridge * np.eye(len(b)))
+        residual = (b - hat @ b) / np.maximum(1 - np.diag(hat), 1e-9)
+        err = float(np.mean(residual**2))
+        if err < best_err:
+            best, best_err = ridge, err
+    return best
+
+
+def _units(candidate: Candidate) -> list[Unit]:
+    return [u for u in network_units(candidate.netspec(), candidate.policy) if u.measurable]
+
+
+def networks_profile(
+    *,
+    device: str,
+    fit: AdditiveFit,
+    space: SearchSpace,
+    source_file: str,
+    column: str,
+    created: str | None = None,
+) -> DeviceProfile:
+    identity = data_identity(f"whole-network times from {Path(source_file).name}, column {column}", created=created)
+    return DeviceProfile(
+        device=device,
+        identity=identity,
+        blocks=fit.blocks,
+        correction=Correction(scale=1.0, intercept_ms=fit.intercept_ms),
+        source="networks",
+        space={"name": space.name, "fingerprint": space.fingerprint()},
+        prior=fit.prior,
+    )
+
+
+def validate_on(model: LookupTableLatencyModel, networks: Sequence[MeasuredNetwork]) -> dict:
+    """Figures of ``model`` on measured networks it was not fitted on."""
+    predicted = [model.predict(n.candidate.netspec(), n.candidate.policy) for n in networks]
+    return validation_figures(
+        measured=[n.latency_ms for n in networks], predicted=predicted, names=[n.name for n in networks]
+    )
+
+
+def split_fit_held_out(
+    networks: Sequence[MeasuredNetwork], *, fit: int | None, seed: int = 0
+) -> tuple[list[MeasuredNetwork], list[MeasuredNetwork]]:
+    """A seeded random ``fit`` networks to fit (default 80 %), the rest held out."""
+    count = len(networks)
+    fit = max(1, int(0.8 * count)) if fit is None else fit
+    if not 4 <= fit <= count:
+        raise DeviceError(f"--fit {fit} must be between 4 and the {count} networks in the CSV")
+    order = np.random.default_rng(seed).permutation(count)
+    return [networks[i] for i in order[:fit]], [networks[i] for i in order[fit:]]

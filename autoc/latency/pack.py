@@ -1,0 +1,231 @@
+"""Calibration packs: measure a device that cannot run autoc.
+
+``export_pack`` writes a directory with the ONNX models of every unit (block, stem, head;
+fp32 and int8 QDQ as the sampled policies say) and of sampled whole networks of a space,
+a ``manifest.json`` naming them, and ``run_pack.py``, a standalone runner that needs only
+Python and onnxruntime. The user copies the directory to the device (a Raspberry Pi, an
+Android phone through Termux, any ARM board), runs ``python3 run_pack.py`` there and brings
+back ``RESULTS.csv``; ``import_results`` turns it into the device's profile: the unit
+table, the correction fitted on the pack's fitting networks, and validation figures on its
+held-out networks.
+
+RESULTS.csv format (what the runner writes; any tool may write it)::
+
+    # cpu_model: Cortex-A72          <- optional '# key: value' metadata lines: pack (the
+    # threads: 1                        manifest's pack_id), cpu_model, logical_cores,
+    # runtime_version: 1.17.0           threads, runtime, runtime_version, python, created
+    name,kind,ms,median_ms,p10_ms,p90_ms,repeats
+    empty,empty,0.0121,0.0123,0.0119,0.0135,60
+    ir-r32-c16-...-fp32,unit,0.2031,0.2042,0.2001,0.2150,60
+    net000,network,1.8003,1.8121,1.7900,1.8600,60
+
+``name`` and ``kind`` as in manifest.json (every model needs exactly one row); ``ms`` the
+latency figure in ms, > 0 (the runner writes the 20th percentile of its runs, see
+``autoc.latency.measure``); the other columns are optional records.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from autoc.candidate import Candidate
+from autoc.errors import AutocError, DeviceError
+from autoc.latency.blocks import EMPTY, network_units, unit_batch, unit_times
+from autoc.latency.calibrate import export_network, fit_correction, input_shape
+from autoc.latency.csv_input import read_csv
+from autoc.latency.measure import Measurement
+from autoc.latency.profile import DeviceIdentity, DeviceProfile
+from autoc.latency.validate import validation_figures
+from autoc.space import SearchSpace, sample_candidate
+
+PACK_SCHEMA = "autoc.pack/1"
+MANIFEST = "manifest.json"
+RUNNER = "run_pack.py"
+RESULT_COLUMNS = ("name", "kind", "ms")
+
+
+@dataclass(frozen=True)
+class PackSummary:
+    directory: Path
+    units: int
+    networks: int
+    held_out: int
+
+
+def export_pack(
+    directory: str | os.PathLike[str],
+    *,
+    device: str,
+    space: SearchSpace,
+    networks: int,
+    held_out: int,
+    seed: int = 0,
+) -> PackSummary:
+    """Write the pack to ``directory``, which must not exist yet (nothing is overwritten)."""
+    import optuna
+
+    target = Path(directory)
+    if target.exists():
+        raise DeviceError(f"{target} already exists; give --export-pack a new directory (nothing is overwritten)")
+    if networks < 1 or held_out < 0:
+        raise DeviceError(f"a pack needs >= 1 fitting network and >= 0 held-out ones, got {networks} and {held_out}")
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    candidates = [sample_candidate(space, study.ask()) for _ in range(networks + held_out)]
+    unit_lists = [[u for u in network_units(c.netspec(), c.policy) if u.measurable] for c in candidates]
+    batch = unit_batch(u for units in unit_lists for u in units)
+
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent if target.parent.exists() else None))
+    try:
+        (staging / "models").mkdir()
+        models: list[dict[str, Any]] = []
+        for i, (key, onnx, shape) in enumerate(batch):
+            kind = "empty" if key == EMPTY else "unit"
+            models.append(_write_model(staging, f"models/u{i:04d}.onnx", onnx, name=key, kind=kind, shape=shape))
+        entries = []
+        for i, (candidate, units) in enumerate(zip(candidates, unit_lists)):
+            name = f"net{i:03d}"
+            spec = candidate.netspec()
+            onnx = export_network(spec, candidate.policy)
+            models.append(_write_model(staging, f"models/{name}.onnx", onnx, name=name, kind="network", shape=input_shape(spec)))
+            role = "fit" if i < networks else "held_out"
+            entries.append({"name": name, "role": role, "candidate": candidate.to_dict(), "units": [u.key for u in units]})
+        pack_id = hashlib.sha256(json.dumps(models, sort_keys=True).encode()).hexdigest()[:16]
+        manifest = {
+            "schema": PACK_SCHEMA,
+            "pack_id": pack_id,
+            "device": device,
+            "space": {"name": space.name, "fingerprint": space.fingerprint()},
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "models": models,
+            "networks": entries,
+        }
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+        runner = resources.files("autoc.latency").joinpath("pack_runner.py.txt").read_text(encoding="utf-8")
+        (staging / RUNNER).write_text(runner, encoding="utf-8")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return PackSummary(target, units=len(batch) - 1, networks=networks, held_out=held_out)
+
+
+def _write_model(root: Path, relative: str, onnx: bytes, *, name: str, kind: str, shape) -> dict[str, Any]:
+    (root / relative).write_bytes(onnx)
+    return {"file": relative, "name": name, "kind": kind, "input_shape": list(shape)}
+
+
+def load_manifest(pack_dir: Path) -> dict[str, Any]:
+    path = pack_dir / MANIFEST
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DeviceError(
+            f"no {MANIFEST} in {pack_dir}; give --pack the directory 'autoc calibrate --export-pack' wrote"
+        ) from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DeviceError(f"cannot read {path} ({exc}); export the pack again") from None
+    if not isinstance(manifest, dict) or manifest.get("schema") != PACK_SCHEMA:
+        raise DeviceError(f"{path} is not an autoc calibration pack manifest ({PACK_SCHEMA}); export the pack again")
+    return manifest
+
+
+def import_results(
+    results: str | os.PathLike[str], *, device: str, pack_dir: str | os.PathLike[str] | None = None
+) -> DeviceProfile:
+    """The device profile built from a pack's RESULTS.csv (format in the module docstring)."""
+    results = Path(results)
+    pack = Path(pack_dir) if pack_dir is not None else results.parent
+    manifest = load_manifest(pack)
+    table = read_csv(results, what="calibration results CSV")
+    table.require(list(RESULT_COLUMNS), fix="write RESULTS.csv with the pack's run_pack.py (format: autoc.latency.pack)")
+    if table.meta.get("pack", manifest["pack_id"]) != manifest["pack_id"]:
+        raise DeviceError(
+            f"{results} was measured from pack {table.meta['pack']!r}, but {pack / MANIFEST} is pack "
+            f"{manifest['pack_id']!r}; give --pack the directory the results came from"
+        )
+    kinds = {m["name"]: m["kind"] for m in manifest["models"]}
+    figures: dict[str, float] = {}
+    for row in table.rows:
+        name = row.values["name"]
+        if name not in kinds:
+            raise table.error(row, f"model {name!r} is not in {pack / MANIFEST}; these results are from another pack")
+        if row.values["kind"] != kinds[name]:
+            raise table.error(row, f"kind {row.values['kind']!r} of {name!r} should be {kinds[name]!r} (see the manifest)")
+        if name in figures:
+            raise table.error(row, f"a second row for {name!r}; give one row per model")
+        figures[name] = table.milliseconds(row, "ms")
+    missing = [name for name in kinds if name not in figures]
+    if missing:
+        raise DeviceError(
+            f"{results} lacks rows for {len(missing)} model(s) of the pack, e.g. {missing[:3]}; "
+            "run run_pack.py to the end and import its complete RESULTS.csv"
+        )
+    units = [n for n, kind in kinds.items() if kind in ("unit", "empty")]
+    blocks = unit_times(units, [Measurement(*[figures[n]] * 4, repeats=1) for n in units])
+    return _profile_from(manifest, blocks, figures, device=device, meta=table.meta, source=results)
+
+
+def _profile_from(
+    manifest: dict[str, Any], blocks: dict[str, float], figures: dict[str, float], *, device: str, meta, source: Path
+) -> DeviceProfile:
+    fit_sums, fit_ms, check = [], [], []
+    for entry in manifest["networks"]:
+        try:
+            candidate = Candidate.from_dict(entry["candidate"])
+            keys = [u.key for u in network_units(candidate.netspec(), candidate.policy) if u.measurable]
+        except AutocError as exc:
+            raise DeviceError(f"network {entry['name']} of the pack no longer builds ({exc}); export a new pack") from None
+        if keys != entry["units"]:
+            raise DeviceError(f"network {entry['name']} of the pack has other unit keys in this autoc; export a new pack")
+        unit_sum = sum(blocks[k] for k in keys)
+        if entry["role"] == "fit":
+            fit_sums.append(unit_sum)
+            fit_ms.append(figures[entry["name"]])
+        else:
+            check.append((entry["name"], unit_sum, figures[entry["name"]]))
+    correction = fit_correction(fit_sums, fit_ms)
+    if check:
+        validation = validation_figures(
+            measured=[m for _, _, m in check],
+            predicted=[correction.apply(s) for _, s, _ in check],
+            names=[n for n, _, _ in check],
+        )
+    else:
+        validation = validation_figures(measured=fit_ms, predicted=[correction.apply(s) for s in fit_sums])
+    validation |= {"in_sample": not check, "fit_networks": len(fit_ms), "results": str(source)}
+    identity = DeviceIdentity(
+        cpu_model=meta.get("cpu_model", "unknown"),
+        logical_cores=_int(meta.get("logical_cores"), 0),
+        threads=_int(meta.get("threads"), 1),
+        runtime=meta.get("runtime", "onnxruntime"),
+        runtime_version=meta.get("runtime_version", "unknown"),
+        python=meta.get("python", ""),
+        torch="",
+        precisions=("fp32", "int8"),
+        created=meta.get("created") or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+    return DeviceProfile(
+        device=device,
+        identity=identity,
+        blocks=blocks,
+        correction=correction,
+        validation=validation,
+        source="pack",
+        space=dict(manifest["space"]),
+    )
+
+
+def _int(text: str | None, default: int) -> int:
+    try:
+        return int(text) if text is not None else default
+    except ValueError:
+        return default

@@ -1,0 +1,88 @@
+import logging
+
+import pytest
+
+from autoc.errors import DeviceError
+from autoc.latency import from_networks as fn
+from autoc.latency.device import open_latency_model
+from autoc.latency.model import LookupTableLatencyModel
+from autoc.latency.profile import load_profile, save_profile
+from autoc.space import load_space
+
+
+@pytest.fixture(scope="module")
+def fbnet_space():
+    return load_space("fbnet-cifar")
+
+
+def fitted(networks, space, fit=100):
+    fit_set, held_out = fn.split_fit_held_out(networks, fit=fit, seed=0)
+    profile = fn.networks_profile(
+        device="pixel3", fit=fn.fit_additive(fit_set), space=space, source_file="x.csv", column="pixel3_ms", created="t"
+    )
+    return profile, held_out
+
+
+def test_additive_device_is_recovered_from_100_networks(fbnet_head, fbnet_space):
+    # pixel3 times in HW-NAS-Bench are exactly additive over layers: 100 networks pin them down.
+    networks = fn.read_networks(fbnet_head, space=fbnet_space, column="pixel3_ms")
+    assert len(networks) == 160 and networks[0].latency_ms == pytest.approx(17.5577)
+    profile, held_out = fitted(networks, fbnet_space)
+    figures = fn.validate_on(LookupTableLatencyModel(profile, profile_path=None, measure_missing=False), held_out)
+    assert figures["n"] == 60
+    assert figures["within_10pct"] >= 0.95, figures["worst"]
+    assert figures["kendall_tau"] >= 0.85 and figures["mape_pct"] < 3
+
+
+def test_fitted_profile_serves_a_search_on_its_space(fbnet_head, fbnet_space, tmp_path, caplog):
+    import optuna
+
+    from autoc.space import sample_candidate
+
+    profile, _ = fitted(fn.read_networks(fbnet_head, space=fbnet_space, column="pixel3_ms"), fbnet_space)
+    save_profile(profile, tmp_path / "devices" / "pixel3.json")
+    assert load_profile(tmp_path / "devices" / "pixel3.json") == profile
+    model = open_latency_model("pixel3", runs_dir=tmp_path, space=fbnet_space, progress=False)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    with caplog.at_level(logging.WARNING, logger="autoc.latency"):
+        for _ in range(20):  # int8 layers and 10-class heads were never measured: prior / fp32 time
+            candidate = sample_candidate(fbnet_space, study.ask(), num_classes=10)
+            assert 5 < model.predict(candidate.netspec(), candidate.policy) < 60
+    assert "no int8 kernels" in caplog.text
+
+
+def write(tmp_path, text):
+    path = tmp_path / "nets.csv"
+    path.write_text(text)
+    return path
+
+
+HEADER = "index," + ",".join(f"layer{i}" for i in range(22)) + ",pixel2_ms\n"
+ROW = ",".join(["k3_e1"] * 22)
+
+
+@pytest.mark.parametrize(
+    "body, match",
+    [
+        (f"{ROW}\n", r"line 1: missing column\(s\) \['pixel2_ms'\]"),
+        (HEADER + f"0,{ROW},fast\n", r"line 2: pixel2_ms = 'fast' is not a number"),
+        (HEADER + f"0,{ROW},-3\n", r"line 2: pixel2_ms = '-3' is not a positive time"),
+        (HEADER + f"0,{ROW},28\n1,{ROW.replace('k3_e1', 'k9_e9', 1)},30\n", r"line 3: .*outside space.*k9_e9"),
+        (HEADER + f"0,{ROW},28,5\n", r"line 2: 25 fields but the header \(line 1\) has 24"),
+        ("index,layer0,pixel2_ms\n0,k3_e1,28\n", r"layer0..layer21 expected"),
+    ],
+    ids=["missing-column", "non-numeric", "negative", "outside-space", "ragged", "layer-count"],
+)
+def test_bad_network_csv_names_file_and_line(tmp_path, fbnet_space, body, match):
+    if not body.startswith("index"):
+        body = HEADER.replace(",pixel2_ms", "") + "0," + body
+    path = write(tmp_path, body)
+    with pytest.raises(DeviceError, match=match) as err:
+        fn.read_networks(path, space=fbnet_space, column="pixel2_ms")
+    assert str(path) in str(err.value)
+
+
+def test_fit_needs_enough_networks(fbnet_head, fbnet_space):
+    networks = fn.read_networks(fbnet_head, space=fbnet_space, column="pixel3_ms")
+    with pytest.raises(DeviceError, match="--fit 500 must be between 4 and the 160"):
+        fn.split_fit_held_out(networks, fit=500)
