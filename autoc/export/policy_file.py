@@ -1,28 +1,36 @@
-"""best_policy.json (schema ``autoc.policy/1``): everything needed to rebuild a found model."""
+"""Policy files (schema ``autoc.policy/1``): everything needed to rebuild a found model.
+
+Loading checks, in order: JSON syntax, the schema version, the JSON Schema shipped beside
+this module (field names, types, ranges), the layer names against the architecture, the
+channel ties the architecture imposes, and that the search space it names is installed
+with the same content. Each failure is a PolicyError naming the file, the field and the fix.
+"""
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 
 from autoc.arch.builder import AutocNet, build_model
+from autoc.arch.netspec import NetSpec
 from autoc.candidate import Candidate
 from autoc.compress.quant import apply_quantization
-from autoc.errors import PolicyError
+from autoc.errors import PolicyError, SpaceError
+from autoc.export.onnx_export import HEAD
+from autoc.export.output import write_text_atomic
+from autoc.export.schema import SCHEMA_ID, validate_policy_document
 
-SCHEMA = "autoc.policy/1"
+SCHEMA = SCHEMA_ID
 METRIC_KEYS = ("accuracy", "latency_ms", "size_bytes", "macs", "params")
 
 
 @dataclass(frozen=True)
 class PolicyFile:
     candidate: Candidate
-    space: dict[str, Any]
+    space: dict[str, Any]  # {"name", "fingerprint", optional "source"}: see space_reference
     metrics: dict[str, float]
     device: str
     study: str
@@ -30,25 +38,27 @@ class PolicyFile:
     weights: str | None = None  # path relative to the policy file
     path: Path | None = field(default=None, compare=False)
 
+    def netspec(self) -> NetSpec:
+        """The pruned network plan the model is built from."""
+        return self.candidate.netspec()
+
+    def weights_path(self) -> Path | None:
+        if self.weights is None:
+            return None
+        base = self.path.parent if self.path is not None else Path.cwd()
+        return base / self.weights
+
     def build_model(self, *, weights: str | Path | None = "auto") -> AutocNet:
-        """Rebuild the compressed model (pruned shapes, fake quantisers where int8).
+        """Rebuild the compressed model (pruned shapes, fake quantisers where int8), in eval mode.
 
         ``weights="auto"`` loads the weights the file names (an error if they are missing);
         ``None`` leaves fresh initial weights; a path loads that state dict.
         """
-        model = apply_quantization(build_model(self.candidate.netspec()), self.candidate.policy)
-        if weights == "auto":
-            if self.weights is None:
-                return model
-            base = self.path.parent if self.path is not None else Path.cwd()
-            weights = base / self.weights
-        if weights is not None:
-            weights = Path(weights)
-            if not weights.is_file():
-                raise PolicyError(f"weights file {weights} does not exist; pass weights=None for an untrained model")
-            state = torch.load(weights, map_location="cpu", weights_only=True)
-            model.load_state_dict(state)
-        return model
+        model = apply_quantization(build_model(self.netspec()), self.candidate.policy)
+        path = self.weights_path() if weights == "auto" else (Path(weights) if weights is not None else None)
+        if path is not None:
+            load_weights(model, path)
+        return model.eval()
 
     def to_dict(self) -> dict[str, Any]:
         data = {
@@ -65,42 +75,134 @@ class PolicyFile:
         return data
 
 
+def load_weights(model: AutocNet, path: Path) -> None:
+    if not path.is_file():
+        raise PolicyError(f"weights file {path} does not exist; pass weights=None for an untrained model")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+    except (RuntimeError, OSError, KeyError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PolicyError(
+            f"weights file {path} does not fit the policy's model ({first}); "
+            "give the weights saved with this policy, or weights=None"
+        ) from None
+
+
+def record_metrics(record) -> dict[str, float]:
+    """The ``metrics`` of a policy file from a stored trial's record (a TrialRecord)."""
+    return {key: getattr(record, key) for key in METRIC_KEYS}
+
+
+def space_reference(space) -> dict[str, str]:
+    """How a policy file names its search space: name, content fingerprint, and the file read."""
+    reference = {"name": space.name, "fingerprint": space.fingerprint()}
+    if space.source and Path(space.source).is_file():
+        reference["source"] = str(Path(space.source).resolve())
+    return reference
+
+
+def policy_json(policy: PolicyFile) -> str:
+    return json.dumps(policy.to_dict(), indent=2) + "\n"
+
+
 def write_policy(policy: PolicyFile, path: Path) -> Path:
     """Write atomically: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".policy-", suffix=".json")
-    with os.fdopen(fd, "w") as handle:
-        json.dump(policy.to_dict(), handle, indent=2)
-        handle.write("\n")
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(Path(path), policy_json(policy))
 
 
-def load_policy(path: str | Path) -> PolicyFile:
+def load_policy(path: str | Path, *, check_space: bool = True) -> PolicyFile:
+    """Read and check a policy file. ``check_space=False`` skips only the installed-space check,
+    for rebuilding a model where the search space is not installed."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise PolicyError(f"policy file {path} does not exist; give the path of a best_policy.json") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise PolicyError(f"policy file {path} is not valid JSON ({exc}); re-export it with autoc search/export") from None
-    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
-        found = data.get("schema") if isinstance(data, dict) else type(data).__name__
-        raise PolicyError(f"policy file {path} has schema {found!r}, expected {SCHEMA!r}")
-    missing = [k for k in ("space", "arch", "policy", "metrics", "device", "study", "trial") if k not in data]
-    if missing:
-        raise PolicyError(f"policy file {path} lacks {missing}; it is truncated or not an autoc policy")
+    data = _read_json(path)
+    validate_policy_document(data, source=str(path))
     try:
         candidate = Candidate.from_dict(data)
     except PolicyError as exc:
-        raise PolicyError(f"policy file {path}: {exc}") from None
+        raise PolicyError(f"{path}: {exc}") from None
+    check_layer_names(candidate, source=str(path))
+    try:
+        candidate.netspec()  # channel ties: tied layers must share keep ratios
+    except PolicyError as exc:
+        raise PolicyError(f"{path}: field policy: {exc}") from None
+    if check_space:
+        check_space_installed(data["space"], source=str(path))
     return PolicyFile(
         candidate=candidate,
-        space=data["space"],
-        metrics=data["metrics"],
-        device=str(data["device"]),
-        study=str(data["study"]),
-        trial=int(data["trial"]),
+        space=dict(data["space"]),
+        metrics=dict(data["metrics"]),
+        device=data["device"],
+        study=data["study"],
+        trial=data["trial"],
         weights=data.get("weights"),
         path=path,
+    )
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PolicyError(f"policy file {path} does not exist; give the path of a best_policy.json") from None
+    except IsADirectoryError:
+        raise PolicyError(f"{path} is a directory; give the path of a policy .json file") from None
+    except json.JSONDecodeError as exc:
+        raise PolicyError(
+            f"{path}: line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg}); "
+            "re-export it with autoc export"
+        ) from None
+    except UnicodeDecodeError:
+        raise PolicyError(f"{path} is not a UTF-8 text file; give the path of a policy .json file") from None
+
+
+def valid_layer_names(candidate: Candidate) -> list[str]:
+    """Names a policy may use: the conv layers of the unpruned architecture, and ``head``
+    (which also sets the precision of pooling and classifier when there is no head conv)."""
+    names = candidate.full_netspec().layer_names()
+    return names if HEAD in names else [*names, HEAD]
+
+
+def check_layer_names(candidate: Candidate, *, source: str) -> None:
+    valid = valid_layer_names(candidate)
+    unknown = sorted(set(candidate.policy.to_dict()) - set(valid))
+    if unknown:
+        raise PolicyError(
+            f"{source}: field policy: layer(s) {unknown} are not layers of the file's architecture; "
+            f"its layers are {valid}; remove those entries or fix the arch"
+        )
+
+
+def check_space_installed(reference: Mapping[str, str], *, source: str):
+    """The installed SearchSpace the policy names, with the same fingerprint; else PolicyError.
+
+    The space is looked up by name (``search_spaces/``) and then by the file it was read
+    from during the search, so studies on a space given as a path keep working.
+    """
+    from autoc.space import load_space
+    from autoc.space.loader import space_dirs
+
+    name, fingerprint, origin = reference["name"], reference["fingerprint"], reference.get("source")
+    found = []
+    for where in (name, Path(origin) if origin else None):
+        if where is None:
+            continue
+        try:
+            space = load_space(where)
+        except SpaceError:
+            continue
+        if space.fingerprint() == fingerprint:
+            return space
+        found.append(space)
+    if found:
+        raise PolicyError(
+            f"{source}: field space: search space {name!r} at {found[0].source} has changed since the "
+            f"policy was found (fingerprint {found[0].fingerprint()[:12]}..., the file says {fingerprint[:12]}...); "
+            "install the space file the search used, or load with check_space=False to rebuild from the file alone"
+        )
+    where = [str(d) for d in space_dirs()] + ([origin] if origin else [])
+    raise PolicyError(
+        f"{source}: field space: search space {name!r} is not installed (looked in {where}); "
+        f"install its YAML as search_spaces/{name}.yaml, or load with check_space=False "
+        "to rebuild the model from the file alone"
     )

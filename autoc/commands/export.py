@@ -1,0 +1,48 @@
+"""`autoc export`: write a trial of a finished search as a policy file, ONNX, TorchScript,
+a state dict, NNI config lists or a per-layer CSV."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+FORMAT_HELP = (
+    "policy (autoc.policy/1 JSON + weights), onnx (int8 QDQ where the policy says; prints predicted vs measured "
+    "latency and fake-quant vs ONNX accuracy), torchscript, state-dict, nni (NNI 3.x config lists), csv (per layer)"
+)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from autoc.export.formats import FORMATS
+
+    p = sub.add_parser("export", help="export a trial of a search (default: the best) to a file")
+    p.add_argument("run", type=Path, help="run directory of the search (runs/<study>), or the study name with --storage")
+    p.add_argument("--trial", type=int, default=None, help="trial number (default: best feasible trial)")
+    p.add_argument("--format", default="policy", choices=list(FORMATS), help=FORMAT_HELP)
+    p.add_argument("--output", "-o", type=Path, default=None, help="output file (default runs/<study>/export/trial-N.<ext>)")
+    p.add_argument("--force", action="store_true", help="replace output files that exist")
+    p.add_argument("--storage", default=None, help="Optuna storage URL when the study is not in runs/<study>/study.db")
+    p.add_argument("--study", default=None, help="study name in --storage (default: the run directory's name)")
+    p.add_argument("--no-check", action="store_true", help="onnx: skip the latency measurement and accuracy comparison")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from autoc.export.exporter import ExportRequest, export_trial
+    from autoc.export.onnx_candidate import format_check
+
+    result = export_trial(
+        ExportRequest(
+            target=args.run,
+            format=args.format,
+            trial=args.trial,
+            output=args.output,
+            force=args.force,
+            storage=args.storage,
+            study=args.study,
+            check=not args.no_check,
+        )
+    )
+    print(f"trial {result.trial} -> {', '.join(str(p) for p in result.paths)}")
+    if result.check is not None:
+        print(format_check(result.check))
+    return 0

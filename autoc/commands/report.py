@@ -1,0 +1,34 @@
+"""`autoc report`: an HTML page with plots (Pareto front, policy, latency per block, progress)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from autoc.commands.show import add_study_arguments
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="write an HTML report with plots of a stored study")
+    add_study_arguments(p)
+    p.add_argument("--out", type=Path, default=None, help="output directory (default runs/<study>/report)")
+    p.add_argument("--force", action="store_true", help="replace an existing report in the output directory")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from autoc.errors import StorageError
+    from autoc.report.build import write_report
+    from autoc.search.stored import open_stored_run
+
+    stored = open_stored_run(args.target, storage=args.storage, study=args.study)
+    if args.out is None and not stored.run_dir.is_dir():
+        raise StorageError(
+            f"study {stored.name!r} has no run directory at {stored.run_dir}; give --out DIR for the report "
+            "(or the study's run directory as the target)"
+        )
+    files = write_report(stored, out_dir=args.out, force=args.force)
+    for note in files.notes:
+        print(f"autoc: note: {note}", file=sys.stderr)
+    print(f"report: {files.page} ({len(files.images)} plots: {', '.join(p.name for p in files.images)})")
+    return 0

@@ -1,0 +1,26 @@
+"""`autoc show`: summarise a stored study (trials by state, Pareto front, best under budget)."""
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("show", help="summarise a study from its storage alone")
+    add_study_arguments(p)
+    p.set_defaults(handler=run)
+
+
+def add_study_arguments(p: argparse.ArgumentParser) -> None:
+    """The ways to name a stored study; `autoc report` takes the same."""
+    p.add_argument("target", help="run directory runs/<study> (holding study.db), or the study name with --storage")
+    p.add_argument("--storage", default=None, help="Optuna storage URL, e.g. postgresql://user:pw@host/db")
+    p.add_argument("--study", default=None, help="study name in the storage (default: the target's last part)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from autoc.report.summary import format_summary, summarize
+    from autoc.search.stored import open_stored_run
+
+    stored = open_stored_run(args.target, storage=args.storage, study=args.study)
+    print(format_summary(summarize(stored)))
+    return 0

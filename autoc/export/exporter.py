@@ -1,0 +1,146 @@
+"""`autoc export`: one trained trial of a stored study -> a file in the asked format.
+
+Every output of one export is claimed (refused if it exists, unless forced) before any is
+written, and each is written atomically.
+"""
+from __future__ import annotations
+
+import io
+import json
+import warnings
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+
+from autoc.errors import PolicyError
+from autoc.export.formats import FORMATS
+from autoc.export.layer_table import layer_rows, rows_to_csv
+from autoc.export.nni_config import nni_config
+from autoc.export.onnx_candidate import (
+    OnnxCheck,
+    calibration_images,
+    candidate_onnx,
+    input_shape,
+    measure_exported,
+    onnx_accuracy,
+)
+from autoc.export.output import claim_outputs, write_bytes_atomic
+from autoc.export.policy_file import policy_json
+from autoc.export.stored_trial import StoredTrial, open_trial
+from autoc.search.stored import open_stored_run
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    target: Path  # runs/<study>, or the study name with storage
+    format: str = "policy"
+    trial: int | None = None  # None: the best feasible trial
+    output: Path | None = None
+    force: bool = False
+    storage: str | None = None
+    study: str | None = None
+    check: bool = True  # onnx: measure latency and compare accuracy
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    trial: int
+    paths: tuple[Path, ...]
+    check: OnnxCheck | None = None
+
+
+def export_trial(request: ExportRequest) -> ExportResult:
+    if request.format not in FORMATS:
+        raise PolicyError(f"--format {request.format!r} is unknown; use one of {', '.join(FORMATS)}")
+    run = open_stored_run(request.target, storage=request.storage, study=request.study)
+    stored = open_trial(run, trial=request.trial)
+    output = request.output or run.run_dir / "export" / f"trial-{stored.record.number}{FORMATS[request.format]}"
+    if request.format == "policy":
+        return _export_policy(stored, output, force=request.force)
+    claim_outputs([output], force=request.force)
+    check = None
+    if request.format == "onnx":
+        data, check = _onnx(stored, check=request.check)
+    elif request.format == "torchscript":
+        data = torchscript_bytes(stored.build_model(), stored.policy.candidate)
+    elif request.format == "state-dict":
+        data = _torch_bytes(stored.build_model().state_dict())
+    elif request.format == "nni":
+        data = (json.dumps(nni_config(stored.policy.candidate), indent=2) + "\n").encode()
+    else:
+        data = rows_to_csv(layer_rows(stored.policy.candidate, _latency_model(stored))).encode()
+    return ExportResult(trial=stored.record.number, paths=(write_bytes_atomic(output, data),), check=check)
+
+
+def _export_policy(stored: StoredTrial, output: Path, *, force: bool) -> ExportResult:
+    """The policy file and, beside it, the weights it names (a relative path)."""
+    base = output.name[: -len(".policy.json")] if output.name.endswith(".policy.json") else output.stem
+    weights = output.with_name(f"{base}.weights.pt")
+    claim_outputs([output, weights], force=force)
+    policy = replace(stored.policy, weights=weights.name)
+    write_bytes_atomic(weights, stored.weights_path.read_bytes())
+    write_bytes_atomic(output, policy_json(policy).encode())
+    return ExportResult(trial=stored.record.number, paths=(output, weights))
+
+
+def torchscript_bytes(model: torch.nn.Module, candidate) -> bytes:
+    """Traced in eval mode: fake quantisers are calibrated, so tracing freezes their ranges."""
+    model.eval()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # trace warnings (frozen quantiser state) and jit deprecation notices
+        traced = torch.jit.trace(model, torch.zeros(input_shape(candidate)))
+        buffer = io.BytesIO()
+        torch.jit.save(traced, buffer)  # still the format other programs load without autoc
+    return buffer.getvalue()
+
+
+def _torch_bytes(obj) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def _onnx(stored: StoredTrial, *, check: bool) -> tuple[bytes, OnnxCheck | None]:
+    candidate = stored.policy.candidate
+    model = stored.build_model()
+    data = _reload_data(stored)
+    calibration = calibration_images(data.train_x) if data is not None else None
+    onnx_bytes = candidate_onnx(model, candidate, calibration=calibration)
+    if not check:
+        return onnx_bytes, None
+    from autoc.evaluate.train import accuracy
+
+    return onnx_bytes, OnnxCheck(
+        device=stored.run.device,
+        predicted_ms=stored.record.latency_ms,
+        measured=measure_exported(onnx_bytes, candidate),
+        estimate_accuracy=stored.record.accuracy,
+        fake_quant_accuracy=accuracy(model, data.val_x, data.val_y) if data is not None else None,
+        onnx_accuracy=onnx_accuracy(onnx_bytes, data.val_x, data.val_y) if data is not None else None,
+        val_samples=int(data.val_x.shape[0]) if data is not None else 0,
+    )
+
+
+def _reload_data(stored: StoredTrial):
+    """The search's data split, as `autoc search` loaded it; None for studies that did not record it."""
+    from autoc.evaluate.datasets import load_dataset
+
+    options = stored.run.run_options
+    if not options:
+        return None
+    return load_dataset(
+        options["dataset"],
+        data_dir=options.get("data_dir"),
+        input_size=stored.space.input_size,
+        seed=options.get("seed", 0),
+        max_train=options.get("max_train"),
+        max_val=options.get("max_val"),
+    )
+
+
+def _latency_model(stored: StoredTrial):
+    from autoc.latency.device import open_latency_model
+
+    runs_dir = stored.run.run_options.get("runs_dir") or stored.run.run_dir.parent
+    return open_latency_model(stored.run.device, runs_dir=Path(runs_dir), space=stored.space, progress=False)

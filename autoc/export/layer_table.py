@@ -1,0 +1,98 @@
+"""A candidate as a plain per-layer table (CSV): shape, compression, MACs and predicted time.
+
+The latency model times units (stem, whole blocks, head + classifier), not single convs,
+because that is how the runtime runs them; a layer's ``predicted_ms`` is its unit's time
+shared among the unit's layers by MACs. A last ``overhead`` row holds the whole-network
+correction, so the column sums to the predicted latency of the network.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import astuple, dataclass, fields
+
+from autoc.arch.netspec import ConvSpec, NetSpec
+from autoc.candidate import Candidate
+from autoc.export.onnx_export import HEAD
+from autoc.latency.model import LatencyModel
+
+CLASSIFIER = "classifier"
+OVERHEAD = "overhead"
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    layer: str
+    unit: str
+    kind: str  # conv, depthwise, grouped, linear, or overhead
+    in_channels: int | None
+    out_channels: int | None
+    full_out_channels: int | None  # before pruning
+    keep_ratio: float | None  # as the policy asks; out_channels is it rounded to a multiple of 8
+    precision: str
+    weight_bits: int | None
+    act_bits: int | None
+    macs: int | None
+    predicted_ms: float
+
+
+def layer_rows(candidate: Candidate, latency: LatencyModel) -> list[LayerRow]:
+    spec, full = candidate.netspec(), candidate.full_netspec()
+    full_out = {c.name: c.cout for c in full.convs()}
+    unit_ms = {name: ms for name, _, ms in latency.breakdown(spec, candidate.policy)}
+    rows: list[LayerRow] = []
+    for unit, members in _units(spec):
+        total = sum(macs for _, macs in members) or 1
+        for conv, macs in members:
+            rows.append(_row(candidate, conv, unit=unit, macs=macs, full_out=full_out, ms=unit_ms.get(unit, 0.0) * macs / total))
+    rows.append(LayerRow(OVERHEAD, OVERHEAD, OVERHEAD, None, None, None, None, "", None, None, None, unit_ms.get(OVERHEAD, 0.0)))
+    return rows
+
+
+def _units(spec: NetSpec) -> list[tuple[str, list[tuple[ConvSpec | None, int]]]]:
+    """(unit name, [(conv or None for the classifier, MACs)]) in network order."""
+    stem_res = _out(spec.input_size, spec.stem.stride)
+    units = [("stem", [(spec.stem, _conv_macs(spec.stem, stem_res))])]
+    for block in spec.blocks:
+        members, res = [], block.resolution
+        for conv in block.convs:
+            res = _out(res, conv.stride)
+            members.append((conv, _conv_macs(conv, res)))
+        if members:
+            units.append((block.name, members))
+    head = [(spec.head, _conv_macs(spec.head, spec.head_resolution))] if spec.head is not None else []
+    units.append((HEAD, head + [(None, spec.classifier_in * spec.num_classes)]))
+    return units
+
+
+def _row(candidate: Candidate, conv: ConvSpec | None, *, unit: str, macs: int, full_out: dict[str, int], ms: float) -> LayerRow:
+    spec = candidate.netspec()
+    if conv is None:  # the classifier runs at the head's precision and is never pruned
+        layer = candidate.policy.get(HEAD)
+        return LayerRow(
+            CLASSIFIER, unit, "linear", spec.classifier_in, spec.num_classes, spec.num_classes, 1.0,
+            layer.precision, layer.weight_bits, layer.act_bits, macs, ms,
+        )
+    layer = candidate.policy.get(conv.name)
+    kind = "depthwise" if conv.depthwise else "grouped" if conv.grouped else "conv"
+    return LayerRow(
+        conv.name, unit, kind, conv.cin, conv.cout, full_out[conv.name], layer.keep_ratio,
+        layer.precision, layer.weight_bits, layer.act_bits, macs, ms,
+    )
+
+
+def _out(resolution: int, stride: int) -> int:
+    return (resolution + stride - 1) // stride
+
+
+def _conv_macs(conv: ConvSpec, out_resolution: int) -> int:
+    return conv.cout * (conv.cin // conv.groups) * conv.kernel * conv.kernel * out_resolution * out_resolution
+
+
+def rows_to_csv(rows: list[LayerRow]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([f.name for f in fields(LayerRow)])
+    for row in rows:
+        writer.writerow(["" if v is None else f"{v:.6f}" if isinstance(v, float) else v for v in astuple(row)])
+    return buffer.getvalue()

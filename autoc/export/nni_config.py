@@ -1,0 +1,77 @@
+"""A policy as the config lists of NNI 3.x compression (``nni.compression``).
+
+Both lists apply to the *unpruned* architecture (``build_model(candidate.full_netspec())``),
+whose module names match autoc's layers (the Conv2d of layer ``stages.1.0.expand`` is
+``stages.1.0.expand.conv``):
+
+- ``pruning``: one entry per pruned channel group, output-channel granularity, with the
+  sparse ratio that leaves autoc's channel count; layers that must keep the same channels
+  (residual chains, an expand conv and its depthwise conv) share a ``dependency_group_id``.
+- ``quantization``: one entry per weight bit width, with per-channel symmetric signed weights
+  and per-tensor affine unsigned 8-bit inputs, the scheme autoc fine-tuned and exports.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from autoc.arch.netspec import frozen_groups, group_producers
+from autoc.candidate import Candidate
+from autoc.export.onnx_export import HEAD
+
+FORMAT = "nni.compression/3"
+CLASSIFIER = "classifier"
+
+
+def nni_config(candidate: Candidate) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "applies_to": "unpruned architecture; module names are autoc layer names + '.conv' (Linear: 'classifier')",
+        "pruning": pruning_config_list(candidate),
+        "quantization": quantization_config_list(candidate),
+    }
+
+
+def pruning_config_list(candidate: Candidate) -> list[dict[str, Any]]:
+    full, pruned = candidate.full_netspec(), candidate.netspec()
+    kept = {c.out_group: c.cout for c in pruned.convs()}
+    frozen = frozen_groups(full)
+    entries = []
+    for group, convs in group_producers(full).items():
+        full_width = convs[0].cout
+        if group in frozen or kept[group] >= full_width:
+            continue
+        entry: dict[str, Any] = {
+            "op_names": [f"{c.name}.conv" for c in convs],
+            "op_types": ["Conv2d"],
+            "sparse_ratio": round(1.0 - kept[group] / full_width, 6),
+            "granularity": "out_channel",
+        }
+        if len(convs) > 1:
+            entry["dependency_group_id"] = group
+        entries.append(entry)
+    return entries
+
+
+def quantization_config_list(candidate: Candidate) -> list[dict[str, Any]]:
+    by_bits: dict[int, list[str]] = {}
+    for name in candidate.full_netspec().layer_names():
+        layer = candidate.policy.get(name)
+        if layer.precision == "int8":
+            by_bits.setdefault(layer.weight_bits, []).append(f"{name}.conv")
+    entries = [_quant_entry(names, op_type="Conv2d", bits=bits) for bits, names in sorted(by_bits.items())]
+    head = candidate.policy.get(HEAD)
+    if head.precision == "int8":  # the classifier runs at the head's precision
+        entries.append(_quant_entry([CLASSIFIER], op_type="Linear", bits=8))
+    return entries
+
+
+def _quant_entry(names: list[str], *, op_type: str, bits: int) -> dict[str, Any]:
+    return {
+        "op_names": names,
+        "op_types": [op_type],
+        "target_names": ["_input_", "weight"],
+        "target_settings": {
+            "_input_": {"quant_dtype": "uint8", "quant_scheme": "affine"},
+            "weight": {"quant_dtype": f"int{bits}", "quant_scheme": "symmetric", "granularity": "per_channel"},
+        },
+    }

@@ -1,0 +1,77 @@
+"""`autoc report`: a stored study -> PNGs and one self-contained HTML page beside them."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from autoc.candidate import Candidate
+from autoc.errors import StorageError
+from autoc.export.output import write_bytes_atomic
+from autoc.report.baselines import FILENAME as BASELINES_FILENAME
+from autoc.report.baselines import load_baselines
+from autoc.report.breakdown import latency_breakdown
+from autoc.report.page import Plot, render_page
+from autoc.report.plots import breakdown_png, pareto_png, policy_png, progress_png
+from autoc.report.summary import summarize
+from autoc.search.stored import StoredRun
+
+PAGE = "report.html"
+PLOT_NAMES = ("pareto", "progress", "policy", "latency")
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    page: Path
+    images: tuple[Path, ...]
+    notes: tuple[str, ...]  # what the page could not show, and why
+
+
+def write_report(run: StoredRun, *, out_dir: Path | None = None, force: bool = False) -> ReportFiles:
+    """Render everything in memory first, then write: bad input leaves an old report untouched."""
+    out = Path(out_dir) if out_dir is not None else run.run_dir / "report"
+    _check_target(out, force=force)
+    summary = summarize(run)
+    baselines = load_baselines(run.run_dir / BASELINES_FILENAME)
+    plots = [
+        Plot("pareto", "Accuracy vs predicted latency of every completed trial; the dashed line is the budget.",
+             pareto_png(summary, baselines)),
+        Plot("progress", "Best feasible accuracy so far, by trial and over wall-clock time.", progress_png(summary)),
+    ]
+    notes = []
+    if not baselines:
+        notes.append(f"No baselines drawn: {run.run_dir / BASELINES_FILENAME} does not exist.")
+    chosen = Candidate.from_dict(summary.best.candidate) if summary.best is not None else None
+    breakdown = None
+    if chosen is not None:
+        plots.append(Plot("policy", f"Per-layer policy of trial {summary.best.number}: keep ratio and weight bits.",
+                          policy_png(chosen, title=f"trial {summary.best.number}: per-layer compression policy")))
+        breakdown = latency_breakdown(chosen, device=summary.device, runs_dir=_runs_dir(run))
+        if breakdown.unavailable:
+            notes.append(f"No latency breakdown: {breakdown.unavailable}")
+        else:
+            plots.append(Plot("latency", f"Predicted latency per block of trial {summary.best.number} "
+                              f"(profile {breakdown.profile}).",
+                              breakdown_png(breakdown, stored_ms=summary.best.latency_ms, device=summary.device)))
+    page = render_page(summary, plots=plots, chosen=chosen, breakdown=breakdown, baselines=baselines, notes=notes)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        images = tuple(write_bytes_atomic(out / f"{plot.name}.png", plot.png) for plot in plots)
+        for stale in set(PLOT_NAMES) - {plot.name for plot in plots}:  # from a replaced report
+            (out / f"{stale}.png").unlink(missing_ok=True)
+        page_path = write_bytes_atomic(out / PAGE, page.encode("utf-8"))  # last: its presence means a whole report
+    except OSError as exc:
+        raise StorageError(f"cannot write the report to {out}: {exc.strerror}; pass a writable --out DIR") from None
+    return ReportFiles(page=page_path, images=images, notes=tuple(notes))
+
+
+def _check_target(out: Path, *, force: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise StorageError(f"--out {out} is a file, not a directory; give a directory for the report")
+    if (out / PAGE).exists() and not force:
+        raise StorageError(f"{out / PAGE} already exists; pass --force to replace it, or --out another directory")
+
+
+def _runs_dir(run: StoredRun) -> Path:
+    """Where the search kept its device profiles: recorded by the search, else the run's parent."""
+    recorded = run.run_options.get("runs_dir")
+    return Path(recorded) if recorded else run.run_dir.parent

@@ -1,0 +1,115 @@
+"""Policy files: round trip, the shipped JSON Schema, and the checks that need the architecture or the space."""
+import json
+
+import pytest
+import torch
+
+import autoc
+from autoc.arch.builder import build_model
+from autoc.compress.quant import apply_quantization
+from autoc.errors import PolicyError
+from autoc.export.policy_file import PolicyFile, space_reference, write_policy
+from autoc.export.schema import field_path, policy_schema
+from autoc.space import load_space
+from helpers import tiny_candidate
+
+METRICS = {"accuracy": 0.5, "latency_ms": 1.25, "size_bytes": 1000, "macs": 20000, "params": 3000}
+
+
+@pytest.fixture()
+def policy_path(tmp_path):
+    """A valid policy file for a tiny int8, half-pruned candidate, with its weights beside it."""
+    candidate = tiny_candidate(keep=0.5, precision="int8", bits=4)
+    model = apply_quantization(build_model(candidate.netspec()), candidate.policy).eval()
+    model(torch.randn(2, 3, 16, 16))  # calibrate the fake quantisers, as fine-tuning would
+    torch.save(model.state_dict(), tmp_path / "w.pt")
+    policy = PolicyFile(
+        candidate=candidate, space=space_reference(load_space("mbv2-cifar")), metrics=METRICS,
+        device="host", study="s", trial=3, weights="w.pt",
+    )
+    return write_policy(policy, tmp_path / "best_policy.json"), model
+
+
+def edited(path, change):
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_round_trip_rebuilds_the_same_model(policy_path):
+    path, model = policy_path
+    loaded = autoc.load_policy(path)
+    assert loaded.trial == 3 and loaded.metrics == METRICS and loaded.space["name"] == "mbv2-cifar"
+    rebuilt = loaded.build_model()
+    x = torch.randn(4, 3, 16, 16)
+    torch.testing.assert_close(rebuilt(x), model(x), rtol=0, atol=0)
+    assert rebuilt.stem.conv.out_channels == 8  # pruned to half of 16, physically
+    assert json.loads(path.read_text()) == loaded.to_dict() | {"weights": "w.pt"}
+
+
+def test_written_file_validates_against_the_shipped_schema(policy_path):
+    import jsonschema
+
+    path, _ = policy_path
+    jsonschema.Draft202012Validator(policy_schema()).validate(json.loads(path.read_text()))
+    assert policy_schema()["properties"]["schema"]["const"] == "autoc.policy/1"
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda d: d.update(schema="autoc.policy/2"), "another version of the policy format"),
+        (lambda d: d.pop("schema"), "no 'schema' field"),
+        (lambda d: d.pop("metrics"), "'metrics' is a required property"),
+        (lambda d: d["policy"]["stem"].update(keep_ratio=0), r'field policy.stem.keep_ratio: 0 is less than or equal to the minimum of 0'),
+        (lambda d: d["policy"]["stages.1.0.dw"].update(keep_ratio=1.5), r'field policy\["stages.1.0.dw"\].keep_ratio: 1.5 is greater than the maximum of 1'),
+        (lambda d: d["policy"]["stem"].update(precision="int4"), r"field policy.stem.precision: 'int4' is not one of"),
+        (lambda d: d["policy"]["stem"].update(bits=4), r"field policy.stem: unknown key\(s\) \['bits'\]"),
+        (lambda d: d["policy"].update({"stages.9.9.dw": {}}), r"layer\(s\) \['stages.9.9.dw'\] are not layers of the file's architecture"),
+        (lambda d: d["policy"].update({"classifier": {}}), "layer name 'classifier' is not a layer name"),
+        (lambda d: d["arch"]["stages"][0].update(stride=3), r"field arch.stages\[0\].stride: 3 is not one of \[1, 2\]"),
+        (lambda d: d["policy"]["stages.1.0.project"].update(keep_ratio=1.0), "give tied layers the same keep_ratio"),
+        (lambda d: d["space"].update(name="no-such-space", source="/nowhere/x.yaml"), "search space 'no-such-space' is not installed"),
+        (lambda d: d["space"].update(fingerprint="0" * 64), "has changed since the policy was found"),
+        (lambda d: d.update(extra=1), r"unknown key\(s\) \['extra'\]"),
+    ],
+)
+def test_malformed_policies_are_rejected_naming_the_field(policy_path, change, message):
+    path, _ = policy_path
+    with pytest.raises(PolicyError, match=message) as info:
+        autoc.load_policy(edited(path, change))
+    assert str(path) in str(info.value)
+
+
+def test_not_json_and_missing_file(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"schema": "autoc.policy/1",\n  oops}')
+    with pytest.raises(PolicyError, match="line 2, column 3: not valid JSON"):
+        autoc.load_policy(bad)
+    with pytest.raises(PolicyError, match="does not exist"):
+        autoc.load_policy(tmp_path / "absent.json")
+
+
+def test_space_check_can_be_skipped_and_sparsity_is_accepted(policy_path):
+    path, _ = policy_path
+    edited(path, lambda d: d["space"].update(name="elsewhere", fingerprint="f" * 64))
+    edited(path, lambda d: d["policy"]["stem"].update(sparsity=0.5))
+    loaded = autoc.load_policy(path, check_space=False)
+    assert loaded.candidate.policy.get("stem").sparsity == 0.5
+    with pytest.raises(PolicyError, match="sparsity"):
+        autoc.load_policy(edited(path, lambda d: d["policy"]["stem"].update(sparsity=1.0)), check_space=False)
+
+
+def test_weights_that_do_not_fit_are_a_policy_error(policy_path, tmp_path):
+    path, _ = policy_path
+    torch.save({"stem.conv.weight": torch.zeros(1)}, tmp_path / "w.pt")
+    with pytest.raises(PolicyError, match="does not fit the policy's model"):
+        autoc.load_policy(path).build_model()
+    assert autoc.load_policy(path).build_model(weights=None).stem.conv.out_channels == 8
+
+
+def test_field_path():
+    assert field_path(["policy", "stages.0.0.dw", "keep_ratio"]) == 'policy["stages.0.0.dw"].keep_ratio'
+    assert field_path(["arch", "stages", 2, "ops", 0]) == "arch.stages[2].ops[0]"
+    assert field_path([]) == "(top level)"
