@@ -4,51 +4,66 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+# Options flags default to None so that, with --resume, a flag the user gave can be told from one
+# left out (which then comes from the stored study); otherwise SearchOptions supplies the default.
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("search", help="search architecture + compression policy under a latency budget")
-    p.add_argument("--budget-ms", type=float, required=True, help="latency budget per inference on the device, in ms")
-    p.add_argument("--space", default="mbv2-cifar", help="search space name (search_spaces/NAME.yaml) or YAML path")
-    p.add_argument("--dataset", default="digits", help="digits (bundled), cifar10 or imagefolder")
+    p.add_argument("--budget-ms", type=float, default=None, help="latency budget per inference on the device, in ms (required unless --resume)")
+    p.add_argument("--space", default=None, help="search space name (search_spaces/NAME.yaml) or YAML path [mbv2-cifar]")
+    p.add_argument("--dataset", default=None, help="digits (bundled), cifar10 or imagefolder [digits]")
     p.add_argument("--data-dir", default=None, help="dataset location for cifar10 / imagefolder")
-    p.add_argument("--device", default="host", help="device profile: host, or a calibrated profile name")
-    p.add_argument("--storage", default=None, help="Optuna storage URL (default sqlite in runs/<study>/study.db)")
+    p.add_argument("--device", default=None, help="device profile: host, or a calibrated profile name [host]")
+    p.add_argument("--storage", default=None, help="Optuna storage URL (default sqlite in runs/<study>/study.db); "
+                   "postgresql://user@host:5432/db for several machines")
     p.add_argument("--study", default=None, help="study name; an existing one is resumed")
-    p.add_argument("--trials", type=int, default=30, help="total trials of the study, counted across resumes")
+    p.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
+                   help="continue the study in RUN_DIR (runs/<study>) with its stored options; flags given override")
+    p.add_argument("--trials", type=int, default=None, help="total trials of the study, counted across resumes [30]")
     p.add_argument("--timeout", type=float, default=None, help="stop starting trials after this many seconds")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--sampler", default="nsga2", help="nsga2, tpe or random")
-    p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where studies, caches and profiles live")
-    p.add_argument("--finetune-steps", type=int, default=20, help="KD fine-tuning steps per candidate")
-    p.add_argument("--teacher-steps", type=int, default=120, help="training steps of the largest network")
+    p.add_argument("--seed", type=int, default=None, help="[0]")
+    p.add_argument("--sampler", default=None, help="nsga2, tpe or random [nsga2]")
+    p.add_argument("--runs-dir", type=Path, default=None, help="where studies, caches and profiles live [runs]")
+    p.add_argument("--finetune-steps", type=int, default=None, help="KD fine-tuning steps per candidate [20]")
+    p.add_argument("--teacher-steps", type=int, default=None, help="training steps of the largest network [120]")
     p.add_argument("--max-train", type=int, default=None, help="use at most this many training images")
     p.add_argument("--max-val", type=int, default=None, help="use at most this many validation images")
+    p.add_argument("--workers", type=int, default=1, help="trials at once; more than 1 runs them as Ray tasks [1]")
+    p.add_argument("--ray-address", default=None, help="run the workers on this Ray cluster (ray start --head prints "
+                   "it), instead of a local Ray instance")
+    p.add_argument("--cpus-per-worker", type=int, default=None, help="CPUs (and torch threads) per worker "
+                   "[local: cores / workers; cluster: 1]")
+    p.add_argument("--heartbeat-interval", type=int, default=10, help="seconds between a running trial's heartbeats [10]")
+    p.add_argument("--grace-period", type=int, default=60, help="a trial silent this many seconds belongs to a dead "
+                   "worker: it is failed and re-run [60]")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from autoc.errors import BudgetError, StorageError
     from autoc.search.driver import SearchOptions, print_summary, run_search
+    from autoc.search.resume import resume_options
 
-    options = SearchOptions(
-        budget_ms=args.budget_ms,
-        space=args.space,
-        dataset=args.dataset,
-        data_dir=args.data_dir,
-        device=args.device,
-        storage=args.storage,
-        study=args.study,
-        trials=args.trials,
-        timeout_s=args.timeout,
-        seed=args.seed,
-        sampler=args.sampler,
-        runs_dir=args.runs_dir,
-        finetune_steps=args.finetune_steps,
-        teacher_steps=args.teacher_steps,
-        max_train=args.max_train,
-        max_val=args.max_val,
-        progress=not args.no_progress,
-    )
+    given = {
+        "budget_ms": args.budget_ms, "space": args.space, "dataset": args.dataset, "data_dir": args.data_dir,
+        "device": args.device, "trials": args.trials, "timeout_s": args.timeout, "seed": args.seed,
+        "sampler": args.sampler, "finetune_steps": args.finetune_steps, "teacher_steps": args.teacher_steps,
+        "max_train": args.max_train, "max_val": args.max_val, "workers": args.workers,
+        "ray_address": args.ray_address, "cpus_per_worker": args.cpus_per_worker,
+        "heartbeat_interval_s": args.heartbeat_interval, "grace_period_s": args.grace_period,
+        "runs_dir": args.runs_dir, "progress": not args.no_progress,
+    }
+    if args.resume is not None:
+        if args.study is not None and args.study != args.resume.name:
+            raise StorageError(f"--study {args.study} and --resume {args.resume} name different studies; give one of them")
+        options = resume_options(args.resume, storage=args.storage, given=given)
+    else:
+        if args.budget_ms is None:
+            raise BudgetError("--budget-ms is required (the latency budget in ms, e.g. --budget-ms 20), unless --resume RUN_DIR")
+        explicit = {key: value for key, value in given.items() if value is not None}
+        options = SearchOptions(**explicit, storage=args.storage, study=args.study)
     result = run_search(options)
-    print_summary(result, budget_ms=args.budget_ms)
+    print_summary(result, budget_ms=options.budget_ms)
     return 0

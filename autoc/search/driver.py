@@ -4,7 +4,7 @@ from __future__ import annotations
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -12,42 +12,21 @@ import optuna
 from optuna.trial import TrialState
 
 from autoc.errors import BudgetError, StorageError
-from autoc.evaluate.datasets import load_dataset
-from autoc.evaluate.teacher import load_or_train_teacher, teacher_cache_path
-from autoc.evaluate.train import TrainConfig, predict_logits
-from autoc.export.policy_file import PolicyFile, write_policy
+from autoc.export.policy_file import PolicyFile, record_metrics, space_reference, write_policy
 from autoc.latency.device import open_latency_model
-from autoc.search.objective import ObjectiveContext, run_trial
+from autoc.search.context import build_objective_context, load_inputs
+from autoc.search.options import SearchOptions
 from autoc.search.progress import SearchProgress
 from autoc.search.results import TrialRecord, best_record, completed_records, pareto_front
-from autoc.search.storage import default_storage_url, open_storage, open_study
-from autoc.space import SearchSpace, load_space
+from autoc.search.samplers import SAMPLERS, make_sampler
+from autoc.search.storage import Heartbeat, default_storage_url, open_storage, open_study
+from autoc.search.worker import WorkerSpec, run_worker, worker_threads
+from autoc.space import SearchSpace
+
+__all__ = ["SearchOptions", "SearchResult", "run_search", "print_summary"]
 
 DIRECTIONS = ["maximize", "minimize", "minimize"]  # accuracy, latency_ms, size_bytes
-SAMPLERS = ("nsga2", "tpe", "random")
 RUN_OPTIONS_ATTR = "autoc_run_options"  # how the data was loaded; see _record_options
-
-
-@dataclass(frozen=True)
-class SearchOptions:
-    budget_ms: float
-    space: str = "mbv2-cifar"
-    dataset: str = "digits"
-    data_dir: str | None = None
-    device: str = "host"
-    storage: str | None = None
-    study: str | None = None
-    trials: int = 30
-    timeout_s: float | None = None
-    seed: int = 0
-    sampler: str = "nsga2"
-    runs_dir: Path = Path("runs")
-    finetune_steps: int = 20
-    teacher_steps: int = 120
-    batch_size: int = 32
-    max_train: int | None = None
-    max_val: int | None = None
-    progress: bool = True
 
 
 @dataclass(frozen=True)
@@ -68,19 +47,20 @@ def run_search(options: SearchOptions) -> SearchResult:
     start = time.perf_counter()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     _check_options(options)
-    space = load_space(options.space)
-    data = load_dataset(
-        options.dataset,
-        data_dir=options.data_dir,
-        input_size=space.input_size,
-        seed=options.seed,
-        max_train=options.max_train,
-        max_val=options.max_val,
-    )
+    inputs = load_inputs(options)
+    space, data = inputs.space, inputs.data
+    # Absolute paths and a fixed study name: workers elsewhere must find the same run directory.
     study_name = options.study or f"{space.name}-{datetime.now():%Y%m%d-%H%M%S}"
+    options = replace(
+        options,
+        study=study_name,
+        runs_dir=Path(options.runs_dir).resolve(),
+        space=str(Path(options.space).resolve()) if Path(options.space).is_file() else options.space,
+        data_dir=str(Path(options.data_dir).resolve()) if options.data_dir else None,
+    )
     run_dir = options.runs_dir / study_name
-    storage = open_storage(options.storage or _local_storage(run_dir))
-    sampler = _make_sampler(options)
+    storage_url = options.storage or _local_storage(run_dir)
+    storage = open_storage(storage_url)
     identity = {
         "space": f"{space.name}:{space.fingerprint()}",
         "dataset": data.fingerprint,
@@ -89,54 +69,27 @@ def run_search(options: SearchOptions) -> SearchResult:
     }
     latency = open_latency_model(options.device, runs_dir=options.runs_dir, space=space, progress=options.progress)
     _check_budget_feasible(space, latency, options.budget_ms, num_classes=data.num_classes)
-    study = open_study(storage=storage, name=study_name, identity=identity, sampler=sampler, directions=DIRECTIONS)
-    _record_options(study, options)
-
-    finetune = TrainConfig(steps=options.finetune_steps, batch_size=options.batch_size, lr=0.01, seed=options.seed)
-    teacher_config = TrainConfig(steps=options.teacher_steps, batch_size=options.batch_size, lr=0.05, alpha=0.0, seed=options.seed)
-    arch = space.largest_arch(num_classes=data.num_classes)
-    teacher = load_or_train_teacher(
-        arch,
-        data,
-        cache_path=teacher_cache_path(
-            options.runs_dir / "cache", space_fingerprint=space.fingerprint(), data=data, config=teacher_config
-        ),
-        config=teacher_config,
-        progress=options.progress,
+    study = open_study(
+        storage=storage, name=study_name, identity=identity, sampler=make_sampler(options), directions=DIRECTIONS
     )
-    ctx = ObjectiveContext(
-        space=space,
-        data=data,
-        latency=latency,
-        teacher=teacher.model,
-        teacher_logits=predict_logits(teacher.model, data.train_x),
-        finetune=finetune,
-        budget_ms=options.budget_ms,
-        weights_dir=run_dir / "weights",
-    )
+    _record_options(study, options, replace_stored=False)
+    ctx = build_objective_context(options, inputs=inputs, progress=options.progress)  # creates the caches
 
-    done_before = _count_finished(study)
-    remaining = max(0, options.trials - done_before)
-    before = completed_records(study, budget_ms=options.budget_ms)
-    best_before = best_record(before)
-    progress = SearchProgress(
-        total=options.trials,
-        done=done_before,
-        feasible=sum(r.feasible for r in before),
-        best=best_before.accuracy if best_before else None,
-        enabled=options.progress,
+    progress = SearchProgress(study, total=options.trials, budget_ms=options.budget_ms, enabled=options.progress)
+    done_before = progress.done
+    spec = WorkerSpec(
+        options=options,
+        storage_url=storage_url,
+        target=options.trials,
+        deadline=time.time() + options.timeout_s if options.timeout_s else None,
+        threads=worker_threads(options),
     )
     try:
-        if remaining > 0:
-            study.optimize(
-                lambda trial: run_trial(trial, ctx),
-                n_trials=remaining,
-                timeout=options.timeout_s,
-                callbacks=[progress],
-                catch=(),
-            )
+        if done_before < options.trials:
+            _run_workers(spec, options=options, ctx=ctx, progress=progress)
     finally:
         progress.close()
+    _record_options(study, options, replace_stored=True)  # e.g. the new --trials, once they ran
 
     records = completed_records(study, budget_ms=options.budget_ms)
     best = best_record(records)
@@ -151,8 +104,25 @@ def run_search(options: SearchOptions) -> SearchResult:
         trials_total=trials_total,
         trials_this_run=trials_total - done_before,
         feasible=sum(r.feasible for r in records),
-        teacher_accuracy=teacher.val_accuracy,
+        teacher_accuracy=ctx.teacher_accuracy,
         wall_seconds=time.perf_counter() - start,
+    )
+
+
+def _run_workers(spec: WorkerSpec, *, options: SearchOptions, ctx, progress: SearchProgress) -> None:
+    """One worker in this process (no Ray, nothing to start), or Ray tasks polled for progress."""
+    if options.workers == 1 and options.ray_address is None:
+        run_worker(spec, context=ctx, on_trial=progress)
+        return
+    from autoc.search.ray_workers import run_ray_workers
+
+    cpus = options.cpus_per_worker or (1 if options.ray_address else worker_threads(options))
+    run_ray_workers(
+        spec,
+        workers=options.workers,
+        address=options.ray_address,
+        cpus_per_worker=cpus,
+        on_poll=lambda: progress.sync() >= options.trials,  # at a deadline, workers finish their trials
     )
 
 
@@ -163,6 +133,15 @@ def _check_options(options: SearchOptions) -> None:
         raise BudgetError(f"--trials must be at least 1, got {options.trials}")
     if options.sampler not in SAMPLERS:
         raise BudgetError(f"--sampler {options.sampler!r} is unknown; use one of {', '.join(SAMPLERS)}")
+    if options.workers < 1:
+        raise BudgetError(f"--workers must be at least 1, got {options.workers}")
+    if options.cpus_per_worker is not None and options.cpus_per_worker < 1:
+        raise BudgetError(f"--cpus-per-worker must be at least 1, got {options.cpus_per_worker}")
+    Heartbeat(interval_s=options.heartbeat_interval_s, grace_s=options.grace_period_s)  # validates
+    if options.ray_address:  # fail in seconds, before any data is loaded or teacher trained
+        from autoc.search.ray_workers import check_reachable
+
+        check_reachable(options.ray_address)
 
 
 def _local_storage(run_dir: Path) -> str:
@@ -171,15 +150,6 @@ def _local_storage(run_dir: Path) -> str:
     except OSError as exc:
         raise StorageError(f"cannot create run directory {run_dir}: {exc.strerror}; pass a writable --runs-dir") from None
     return default_storage_url(run_dir)
-
-
-def _make_sampler(options: SearchOptions) -> optuna.samplers.BaseSampler:
-    if options.sampler == "tpe":
-        return optuna.samplers.TPESampler(seed=options.seed, multivariate=True, n_startup_trials=min(10, options.trials // 3 + 1))
-    if options.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=options.seed)
-    population = max(4, min(50, options.trials // 3))
-    return optuna.samplers.NSGAIISampler(seed=options.seed, population_size=population)
 
 
 def _check_budget_feasible(space: SearchSpace, latency, budget_ms: float, *, num_classes: int) -> None:
@@ -194,10 +164,10 @@ def _check_budget_feasible(space: SearchSpace, latency, budget_ms: float, *, num
         )
 
 
-def _record_options(study: optuna.Study, options: SearchOptions) -> None:
+def _record_options(study: optuna.Study, options: SearchOptions, *, replace_stored: bool) -> None:
     """Store how the data was loaded (not part of the identity) so that export and report
-    can reload the same split from the storage alone."""
-    if RUN_OPTIONS_ATTR in study.user_attrs:
+    can reload the same split from the storage alone, and resume can repeat the command."""
+    if RUN_OPTIONS_ATTR in study.user_attrs and not replace_stored:
         return
     study.set_user_attr(
         RUN_OPTIONS_ATTR,
@@ -209,6 +179,13 @@ def _record_options(study: optuna.Study, options: SearchOptions) -> None:
             "max_val": options.max_val,
             "space": options.space,
             "runs_dir": str(Path(options.runs_dir).resolve()),
+            # the rest lets `autoc search --resume` repeat the command; rewritten by each run
+            "trials": options.trials,
+            "sampler": options.sampler,
+            "finetune_steps": options.finetune_steps,
+            "teacher_steps": options.teacher_steps,
+            "batch_size": options.batch_size,
+            "device": options.device,
         },
     )
 
@@ -226,14 +203,8 @@ def _write_best(best: TrialRecord, *, run_dir: Path, study: str, space: SearchSp
         shutil.copyfile(best.weights, run_dir / weights_name)
     policy = PolicyFile(
         candidate=Candidate.from_dict(best.candidate),
-        space={"name": space.name, "fingerprint": space.fingerprint()},
-        metrics={
-            "accuracy": best.accuracy,
-            "latency_ms": best.latency_ms,
-            "size_bytes": best.size_bytes,
-            "macs": best.macs,
-            "params": best.params,
-        },
+        space=space_reference(space),
+        metrics=record_metrics(best),
         device=device,
         study=study,
         trial=best.number,

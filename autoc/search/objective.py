@@ -27,6 +27,7 @@ class ObjectiveContext:
     latency: LatencyModel
     teacher: AutocNet
     teacher_logits: torch.Tensor
+    teacher_accuracy: float
     finetune: TrainConfig
     budget_ms: float
     weights_dir: Path

@@ -1,11 +1,13 @@
 """Optuna storage: the single source of truth of a study, and the identity check for resuming."""
 from __future__ import annotations
 
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 import optuna
-from optuna.storages import RDBStorage
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
 from autoc.errors import StorageError
 
@@ -16,24 +18,72 @@ def default_storage_url(run_dir: Path) -> str:
     return f"sqlite:///{(run_dir / 'study.db').resolve()}"
 
 
-def open_storage(url: str) -> RDBStorage:
-    """Open an RDB storage; SQLite gets a lock timeout so several local workers can share it."""
+@dataclass(frozen=True)
+class Heartbeat:
+    """A running trial records a heartbeat every ``interval_s``; one silent for ``grace_s`` belongs
+    to a dead worker: it is marked FAIL and its parameters are queued again (``max_retry`` times)."""
+
+    interval_s: int = 10
+    grace_s: int = 60
+    max_retry: int = 3
+
+    def __post_init__(self) -> None:
+        if self.interval_s < 1 or self.grace_s < 1:
+            raise StorageError(
+                f"heartbeat interval and grace period must be whole seconds >= 1, got "
+                f"{self.interval_s} and {self.grace_s}; e.g. --heartbeat-interval 10 --grace-period 60"
+            )
+        if self.grace_s <= self.interval_s:
+            raise StorageError(
+                f"the grace period ({self.grace_s} s) must exceed the heartbeat interval ({self.interval_s} s), "
+                "or live trials would be taken for dead ones; use e.g. twice the interval or more"
+            )
+
+
+def open_storage(url: str, *, heartbeat: Heartbeat | None = None) -> RDBStorage:
+    """Open an RDB storage; SQLite gets a lock timeout so several local workers can share it.
+    With ``heartbeat``, trials run under ``study.optimize`` send heartbeats and stale ones are retried."""
     if "://" not in url:
         raise StorageError(
             f"storage URL {url!r} is malformed; use e.g. sqlite:///runs/mystudy/study.db or "
             "postgresql://user:password@host:5432/dbname"
         )
+    url = _with_installed_driver(url)
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         engine_kwargs["connect_args"] = {"timeout": 60}
     try:
-        return RDBStorage(url, engine_kwargs=engine_kwargs)
+        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna, and warn about it
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return RDBStorage(url, engine_kwargs=engine_kwargs, **_heartbeat_kwargs(heartbeat))
     except Exception as exc:  # SQLAlchemy raises many types for bad or unreachable URLs
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise StorageError(
             f"cannot open storage {url!r}: {reason}; check the URL, that the server is running "
             "and reachable, and that the driver is installed"
         ) from None
+
+
+def _with_installed_driver(url: str) -> str:
+    """SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3; autoc depends on psycopg2
+    (psycopg2-binary), so a bare URL uses it unless psycopg 3 is installed."""
+    if not url.startswith("postgresql://"):
+        return url
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        return "postgresql+psycopg2://" + url[len("postgresql://"):]
+    return url
+
+
+def _heartbeat_kwargs(heartbeat: Heartbeat | None) -> dict[str, Any]:
+    if heartbeat is None:
+        return {}
+    return dict(
+        heartbeat_interval=heartbeat.interval_s,
+        grace_period=heartbeat.grace_s,
+        heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=heartbeat.max_retry),
+    )
 
 
 def study_exists(storage: RDBStorage, name: str) -> bool:

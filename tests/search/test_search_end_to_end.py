@@ -5,30 +5,21 @@ import pytest
 import torch
 
 import autoc
+import autoc.search.stored
 from autoc.cli import main
 from autoc.search.driver import SearchOptions, run_search
-
-TINY_SPACE = """
-name: tiny
-input_size: 16
-activation: relu6
-stem: {width: [8], stride: 1}
-stages:
-  - {depth: [1], width: [8], stride: 1, kernel: [3], expansion: [1], per_block: true}
-  - {depth: [1, 2], width: [16], stride: 2, kernel: [3, 5], expansion: [3], per_block: true}
-head: {width: [32]}
-compression: {keep_ratio: [0.5, 1.0], precision: [fp32, int8], weight_bits: [8, 4]}
-"""
+from conftest import TINY_SPACE
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
+    # fresh runs/: measures the host profile and trains the teacher, as a first search does
     root = tmp_path_factory.mktemp("search")
     space = root / "tiny.yaml"
     space.write_text(TINY_SPACE)
     options = SearchOptions(
         budget_ms=50.0, space=str(space), runs_dir=root / "runs", study="t", trials=4,
-        finetune_steps=3, teacher_steps=5, max_train=200, max_val=100, progress=False,
+        finetune_steps=3, teacher_steps=5, max_train=200, max_val=100, progress=False, cpus_per_worker=1,
     )
     return options, run_search(options)
 
@@ -84,3 +75,39 @@ def test_study_with_another_space_refuses_to_resume(tiny, tmp_path, capsys):
                  "--runs-dir", str(options.runs_dir), "--no-progress"])
     assert code == 2 and "created with space" in capsys.readouterr().err
     assert (options.runs_dir / "t" / "study.db").read_bytes() == before
+
+
+def test_resume_flag_repeats_the_stored_command_with_more_trials(tiny):
+    options, _ = tiny
+    run_dir = options.runs_dir / "t"
+    done = len(autoc.search.stored.open_stored_run(run_dir).records())
+    assert main(["search", "--resume", str(run_dir), "--trials", str(done + 1), "--no-progress",
+                 "--cpus-per-worker", "1"]) == 0
+    stored = autoc.search.stored.open_stored_run(run_dir)
+    assert len(stored.records()) == done + 1
+    assert stored.run_options["trials"] == done + 1 and stored.run_options["finetune_steps"] == 3  # kept from the first run
+
+
+def test_resume_with_other_data_refuses_and_leaves_the_study_alone(tiny, capsys):
+    options, _ = tiny
+    db = options.runs_dir / "t" / "study.db"
+    before = db.read_bytes()
+    code = main(["search", "--resume", str(db.parent), "--max-train", "150", "--no-progress"])
+    assert code == 2 and "created with dataset" in capsys.readouterr().err
+    assert db.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--heartbeat-interval", "10", "--grace-period", "5"], "must exceed the heartbeat interval"),
+        (["--workers", "0"], "--workers must be at least 1"),
+        (["--ray-address", "127.0.0.1:1", "--workers", "2"], "cannot connect to the Ray cluster"),
+    ],
+)
+def test_bad_worker_options_exit_2(tiny, argv, message, capsys):
+    options, _ = tiny
+    code = main(["search", "--budget-ms", "50", "--space", options.space, "--runs-dir", str(options.runs_dir),
+                 "--study", "t", "--no-progress", *argv])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err and len(err.splitlines()) == 1

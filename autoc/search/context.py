@@ -1,0 +1,66 @@
+"""Everything a trial needs besides its parameters, built once per process from cached artifacts.
+
+The driver calls :func:`build_objective_context` first, which creates the caches (teacher weights
+under runs/cache/, the device profile under runs/devices/); every worker then calls it again and
+only loads them. This is the one place that decides what a trial inherits its weights from.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from autoc.evaluate.datasets import DatasetSplit, load_dataset
+from autoc.evaluate.teacher import load_or_train_teacher, teacher_cache_path
+from autoc.evaluate.train import TrainConfig, predict_logits
+from autoc.latency.device import open_latency_model
+from autoc.search.objective import ObjectiveContext
+from autoc.search.options import SearchOptions
+from autoc.space import SearchSpace, load_space
+
+
+@dataclass(frozen=True)
+class SearchInputs:
+    """The cheap inputs the study identity is made of."""
+
+    space: SearchSpace
+    data: DatasetSplit
+
+
+def load_inputs(options: SearchOptions) -> SearchInputs:
+    space = load_space(options.space)
+    data = load_dataset(
+        options.dataset,
+        data_dir=options.data_dir,
+        input_size=space.input_size,
+        seed=options.seed,
+        max_train=options.max_train,
+        max_val=options.max_val,
+    )
+    return SearchInputs(space=space, data=data)
+
+
+def build_objective_context(
+    options: SearchOptions, *, inputs: SearchInputs | None = None, progress: bool = False
+) -> ObjectiveContext:
+    inputs = inputs or load_inputs(options)
+    space, data = inputs.space, inputs.data
+    latency = open_latency_model(options.device, runs_dir=options.runs_dir, space=space, progress=progress)
+    teacher_config = TrainConfig(
+        steps=options.teacher_steps, batch_size=options.batch_size, lr=0.05, alpha=0.0, seed=options.seed
+    )
+    cache = teacher_cache_path(
+        options.runs_dir / "cache", space_fingerprint=space.fingerprint(), data=data, config=teacher_config
+    )
+    teacher = load_or_train_teacher(
+        space.largest_arch(num_classes=data.num_classes), data, cache_path=cache, config=teacher_config, progress=progress
+    )
+    return ObjectiveContext(
+        space=space,
+        data=data,
+        latency=latency,
+        teacher=teacher.model,
+        teacher_logits=predict_logits(teacher.model, data.train_x),
+        teacher_accuracy=teacher.val_accuracy,
+        finetune=TrainConfig(steps=options.finetune_steps, batch_size=options.batch_size, lr=0.01, seed=options.seed),
+        budget_ms=options.budget_ms,
+        weights_dir=options.runs_dir / str(options.study) / "weights",  # the driver always names the study
+    )

@@ -1,0 +1,32 @@
+"""What `autoc search` was asked to do: one frozen value, passed to the driver and to every worker."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    budget_ms: float
+    space: str = "mbv2-cifar"
+    dataset: str = "digits"
+    data_dir: str | None = None
+    device: str = "host"
+    storage: str | None = None
+    study: str | None = None
+    trials: int = 30
+    timeout_s: float | None = None
+    seed: int = 0
+    sampler: str = "nsga2"
+    runs_dir: Path = Path("runs")
+    finetune_steps: int = 20
+    teacher_steps: int = 120
+    batch_size: int = 32
+    max_train: int | None = None
+    max_val: int | None = None
+    progress: bool = True
+    workers: int = 1  # trials at once; 1 runs in this process, more run as Ray tasks
+    ray_address: str | None = None  # an existing Ray cluster; None starts a local instance when workers > 1
+    cpus_per_worker: int | None = None  # None: this machine's cores shared out (local), 1 on a cluster
+    heartbeat_interval_s: int = 10
+    grace_period_s: int = 60

@@ -1,0 +1,19 @@
+"""A real PostgreSQL server as the storage of a two-worker search (local Ray instance)."""
+from optuna.trial import TrialState
+
+from autoc.search.driver import SearchOptions, run_search
+from autoc.search.worker import WORKER_ATTR
+from conftest import TINY_SETTINGS, load
+
+
+def test_two_workers_share_a_postgresql_study(postgres_url, tiny_space, runs_dir):
+    options = SearchOptions(space=str(tiny_space), runs_dir=runs_dir, study="pg", trials=4, workers=2,
+                            storage=postgres_url, **TINY_SETTINGS)
+    result = run_search(options)
+    study = load(postgres_url, "pg")
+    states = [t.state for t in study.trials]
+    assert result.trials_total == 4 and states.count(TrialState.COMPLETE) == 4
+    assert TrialState.FAIL not in states
+    assert len({t.user_attrs[WORKER_ATTR] for t in study.trials}) == 2  # both workers ran trials
+    assert not (runs_dir / "pg" / "study.db").exists()  # nothing went to the default SQLite file
+    assert result.policy_path.is_file()

@@ -1,0 +1,71 @@
+"""Trials run as Ray tasks: four local workers on one SQLite file, and a two-node cluster on
+loopback that loses a node mid-search."""
+import os
+import subprocess
+import sys
+
+from optuna.trial import TrialState
+
+from autoc.search.driver import SearchOptions, run_search
+from autoc.search.storage import default_storage_url
+from autoc.search.worker import SURPLUS_ATTR, WORKER_ATTR
+from conftest import TINY_FLAGS, TINY_SETTINGS, load, trials_so_far, wait_for
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def test_four_local_workers_share_one_sqlite_file_without_lock_errors(tiny_space, runs_dir):
+    options = SearchOptions(space=str(tiny_space), runs_dir=runs_dir, study="w4", trials=8, workers=4, **TINY_SETTINGS)
+    result = run_search(options)  # a "database is locked" in any worker would raise here
+    trials = load(default_storage_url(runs_dir / "w4"), "w4").trials
+    assert result.trials_total == 8
+    assert [t.state for t in trials].count(TrialState.COMPLETE) == 8  # exactly the target, none surplus
+    # a worker that raced past the target ends its trial at once, marked, before training
+    assert all(t.state == TrialState.FAIL and t.user_attrs[SURPLUS_ATTR] for t in trials if t.state != TrialState.COMPLETE)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len({t.user_attrs[WORKER_ATTR] for t in complete}) >= 2  # trials ran concurrently in several workers
+    assert len({tuple(sorted(t.params.items())) for t in complete}) >= 4  # workers do not replay one sampler
+
+
+def _node(trial) -> str:
+    return trial.user_attrs.get(WORKER_ATTR, "").rsplit("node=", 1)[-1]
+
+
+def test_two_node_cluster_loses_a_node_and_still_finishes(ray_cluster, tiny_space, runs_dir):
+    command = [sys.executable, "-m", "autoc.cli", "search", *TINY_FLAGS, "--finetune-steps", "20",
+               "--space", str(tiny_space), "--runs-dir", str(runs_dir), "--study", "c", "--trials", "8",
+               "--workers", "2", "--ray-address", ray_cluster.address, "--heartbeat-interval", "1", "--grace-period", "3"]
+    storage = default_storage_url(runs_dir / "c")
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    driver = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        def both_nodes_completed():
+            trials = trials_so_far(runs_dir / "c", "c") if driver.poll() is None else None
+            if not trials:
+                return None
+            done = [t for t in trials if t.state == TrialState.COMPLETE]
+            return done if len({_node(t) for t in done}) == 2 else None
+
+        done = wait_for(both_nodes_completed, timeout_s=300, what="completed trials from both nodes")
+        assert ray_cluster.kill_worker_node() > 0
+        try:
+            out, err = driver.communicate(timeout=300)
+        except subprocess.TimeoutExpired as exc:
+            raise AssertionError(f"search did not finish after the node died: {exc.stdout!s:.3000}") from None
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert driver.returncode == 0, err[-3000:]
+    trials = load(storage, "c").trials
+    for before in done:  # nothing completed before the node died is lost
+        assert trials[before.number].state == TrialState.COMPLETE and trials[before.number].values == before.values
+    assert sum(t.state in FINISHED for t in trials) == 8
+    assert "8 trials" in out
+    # the trial the dead node held went stale and was re-run on the other node, with the parameters
+    # it had drawn (all of them, unless the node died while it was still sampling)
+    lost = [t for t in trials if t.state == TrialState.FAIL and not t.user_attrs.get(SURPLUS_ATTR)]
+    assert lost
+    for trial in lost:
+        retry = next(t for t in trials if t.system_attrs.get("failed_trial") == trial.number)
+        assert retry.state == TrialState.COMPLETE and trial.params.items() <= retry.params.items()
+        assert _node(retry) != _node(trial)
