@@ -11,6 +11,8 @@ from pathlib import Path
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("search", help="search architecture + compression policy under a latency budget")
     p.add_argument("--budget-ms", type=float, default=None, help="latency budget per inference on the device, in ms (required unless --resume)")
+    p.add_argument("--budget-mj", type=float, default=None, help="energy budget per inference in mJ, estimated "
+                   "from the device profile's energy model (autoc latency predict shows it); optional")
     p.add_argument("--space", default=None, help="search space name (search_spaces/NAME.yaml) or YAML path [mbv2-cifar]")
     p.add_argument("--dataset", default=None, help="digits (bundled), cifar10 or imagefolder [digits]")
     p.add_argument("--data-dir", default=None, help="dataset location for cifar10 / imagefolder")
@@ -47,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from autoc.search.resume import resume_options
 
     given = {
-        "budget_ms": args.budget_ms, "space": args.space, "dataset": args.dataset, "data_dir": args.data_dir,
+        "budget_ms": args.budget_ms, "budget_mj": args.budget_mj, "space": args.space, "dataset": args.dataset, "data_dir": args.data_dir,
         "device": args.device, "trials": args.trials, "timeout_s": args.timeout, "seed": args.seed,
         "sampler": args.sampler, "finetune_steps": args.finetune_steps, "teacher_steps": args.teacher_steps,
         "max_train": args.max_train, "max_val": args.max_val, "workers": args.workers,

@@ -62,5 +62,6 @@ def build_objective_context(
         teacher_accuracy=teacher.val_accuracy,
         finetune=TrainConfig(steps=options.finetune_steps, batch_size=options.batch_size, lr=0.01, seed=options.seed),
         budget_ms=options.budget_ms,
+        budget_mj=options.budget_mj,
         weights_dir=options.runs_dir / str(options.study) / "weights",  # the driver always names the study
     )

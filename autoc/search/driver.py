@@ -67,8 +67,12 @@ def run_search(options: SearchOptions) -> SearchResult:
         "device": options.device,
         "budget_ms": repr(float(options.budget_ms)),
     }
+    if options.budget_mj is not None:
+        identity["budget_mj"] = repr(float(options.budget_mj))
     latency = open_latency_model(options.device, runs_dir=options.runs_dir, space=space, progress=options.progress)
     _check_budget_feasible(space, latency, options.budget_ms, num_classes=data.num_classes)
+    if options.budget_mj is not None:
+        _check_energy_feasible(space, latency, options.budget_mj, num_classes=data.num_classes)
     study = open_study(
         storage=storage, name=study_name, identity=identity, sampler=make_sampler(options), directions=DIRECTIONS
     )
@@ -127,6 +131,8 @@ def _run_workers(spec: WorkerSpec, *, options: SearchOptions, ctx, progress: Sea
 
 
 def _check_options(options: SearchOptions) -> None:
+    if options.budget_mj is not None and not options.budget_mj > 0:
+        raise BudgetError(f"--budget-mj must be positive, got {options.budget_mj}; give the energy budget in mJ, e.g. --budget-mj 0.5")
     if not options.budget_ms > 0:
         raise BudgetError(f"--budget-ms must be positive, got {options.budget_ms}; give the latency budget in ms, e.g. --budget-ms 20")
     if options.trials < 1:
@@ -161,6 +167,18 @@ def _check_budget_feasible(space: SearchSpace, latency, budget_ms: float, *, num
         raise BudgetError(
             f"no candidate of space {space.name!r} can meet {budget_ms:g} ms: the smallest predicted latency "
             f"is {cheapest:.3f} ms; raise --budget-ms to at least that, or use a smaller space"
+        )
+
+
+def _check_energy_feasible(space: SearchSpace, latency, budget_mj: float, *, num_classes: int) -> None:
+    cheapest = min(
+        latency.predict_energy_mj(candidate.netspec(), candidate.policy)
+        for candidate in space.minimal_candidates(num_classes=num_classes)
+    )
+    if cheapest > budget_mj:
+        raise BudgetError(
+            f"no candidate of space {space.name!r} can meet {budget_mj:g} mJ: the smallest estimated energy "
+            f"is {cheapest:.4f} mJ; raise --budget-mj to at least that, or leave it out"
         )
 
 

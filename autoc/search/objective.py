@@ -18,6 +18,7 @@ from autoc.latency.model import LatencyModel
 from autoc.space import SearchSpace, sample_candidate
 
 CONSTRAINT = "latency_over_budget_ms"
+ENERGY_CONSTRAINT = "energy_over_budget_mj"
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class ObjectiveContext:
     finetune: TrainConfig
     budget_ms: float
     weights_dir: Path
+    budget_mj: float | None = None
 
 
 def run_trial(trial: optuna.trial.Trial, ctx: ObjectiveContext) -> tuple[float, float, float]:
@@ -41,11 +43,16 @@ def run_trial(trial: optuna.trial.Trial, ctx: ObjectiveContext) -> tuple[float, 
     spec = candidate.netspec()
     latency = ctx.latency.predict(spec, candidate.policy)
     size = size_bytes(spec, candidate.policy)
+    energy = ctx.latency.predict_energy_mj(spec, candidate.policy)
     trial.set_constraint(CONSTRAINT, latency - ctx.budget_ms)
+    over_energy = ctx.budget_mj is not None and energy > ctx.budget_mj
+    if ctx.budget_mj is not None:
+        trial.set_constraint(ENERGY_CONSTRAINT, energy - ctx.budget_mj)
     trial.set_user_attr("candidate", candidate.to_dict())
     trial.set_user_attr("latency_ms", latency)
+    trial.set_user_attr("energy_mj", energy)
     trial.set_user_attr("size_bytes", size)
-    if latency > ctx.budget_ms:
+    if latency > ctx.budget_ms or over_energy:
         trial.set_user_attr("feasible", False)
         return 0.0, latency, float(size)
 

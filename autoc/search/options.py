@@ -8,6 +8,7 @@ from pathlib import Path
 @dataclass(frozen=True)
 class SearchOptions:
     budget_ms: float
+    budget_mj: float | None = None  # optional energy budget per inference (estimated from the profile)
     space: str = "mbv2-cifar"
     dataset: str = "digits"
     data_dir: str | None = None

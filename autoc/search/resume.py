@@ -26,6 +26,8 @@ def resume_options(run_dir: str | Path, *, storage: str | None, given: Mapping[s
             f"repeat the original command with --study {stored.name} instead"
         )
     values: dict[str, Any] = {key: recorded[key] for key in _STORED if key in recorded}
+    if "budget_mj" in stored.identity:
+        values["budget_mj"] = float(stored.identity["budget_mj"])
     values.update(budget_ms=stored.budget_ms, study=stored.name, storage=storage, runs_dir=run_dir.resolve().parent)
     known = {f.name for f in fields(SearchOptions)}
     values.update({key: value for key, value in given.items() if key in known and value is not None})

@@ -12,6 +12,7 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from autoc.errors import StorageError
 
 IDENTITY_PREFIX = "autoc."
+METRIC_NAMES = ("accuracy", "latency_ms", "size_bytes")  # the order of the driver's DIRECTIONS
 
 
 def default_storage_url(run_dir: Path) -> str:
@@ -110,6 +111,8 @@ def open_study(
                 )
         return study
     study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, directions=directions)
+    if len(directions) == len(METRIC_NAMES):
+        study.set_metric_names(list(METRIC_NAMES))  # named objectives in optuna-dashboard
     for key, value in identity.items():
         study.set_user_attr(IDENTITY_PREFIX + key, value)
     return study

@@ -111,3 +111,34 @@ def test_bad_worker_options_exit_2(tiny, argv, message, capsys):
                  "--study", "t", "--no-progress", *argv])
     err = capsys.readouterr().err.strip()
     assert code == 2 and message in err and len(err.splitlines()) == 1
+
+
+def test_energy_budget_is_a_constraint_and_over_budget_candidates_are_not_trained(tiny, tmp_path):
+    """--budget-mj: trials over the energy estimate are infeasible and never trained; the
+    budget is stored in the study's identity and an impossible one is refused up front."""
+    import optuna
+
+    from autoc.search.objective import ENERGY_CONSTRAINT
+
+    options, result = tiny
+    study = autoc.search.stored.open_stored_run(options.runs_dir / "t").study
+    energies = sorted(t.user_attrs["energy_mj"] for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)))
+    assert energies and all(e > 0 for e in energies)
+    budget = energies[len(energies) // 2]  # about half of what was sampled fits
+    from dataclasses import replace
+
+    energy_run = run_search(replace(options, study="energy", budget_mj=budget, trials=6))
+    stored = autoc.search.stored.open_stored_run(options.runs_dir / "energy")
+    assert stored.identity["budget_mj"] == repr(budget)
+    trials = stored.study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    for trial in trials:
+        over = trial.user_attrs["energy_mj"] > budget
+        constraint = trial.system_attrs[f"constraints:{ENERGY_CONSTRAINT}"]
+        assert (constraint > 0) == over
+        if over:
+            assert trial.user_attrs["feasible"] is False and "weights" not in trial.user_attrs
+    assert all(r.feasible is False or stored.study.trials[r.number].user_attrs["energy_mj"] <= budget
+               for r in energy_run.pareto)
+    code = main(["search", "--budget-ms", "50", "--budget-mj", "1e-9", "--space", options.space,
+                 "--runs-dir", str(options.runs_dir), "--study", "energy2", "--no-progress"])
+    assert code == 2
