@@ -29,6 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--runs-dir", type=Path, default=None, help="where studies, caches and profiles live [runs]")
     p.add_argument("--finetune-steps", type=int, default=None, help="KD fine-tuning steps per candidate [20]")
     p.add_argument("--teacher-steps", type=int, default=None, help="training steps of the largest network [120]")
+    p.add_argument("--supernet-steps", type=int, default=None, help="train (or load from runs/cache) a weight-sharing "
+                   "supernet for this many sandwich-rule steps and let candidates inherit from it; 0 inherits from "
+                   "the briefly trained largest network [0]")
     p.add_argument("--max-train", type=int, default=None, help="use at most this many training images")
     p.add_argument("--max-val", type=int, default=None, help="use at most this many validation images")
     p.add_argument("--workers", type=int, default=1, help="trials at once; more than 1 runs them as Ray tasks [1]")
@@ -51,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     given = {
         "budget_ms": args.budget_ms, "budget_mj": args.budget_mj, "space": args.space, "dataset": args.dataset, "data_dir": args.data_dir,
         "device": args.device, "trials": args.trials, "timeout_s": args.timeout, "seed": args.seed,
-        "sampler": args.sampler, "finetune_steps": args.finetune_steps, "teacher_steps": args.teacher_steps,
+        "sampler": args.sampler, "finetune_steps": args.finetune_steps, "teacher_steps": args.teacher_steps, "supernet_steps": args.supernet_steps,
         "max_train": args.max_train, "max_val": args.max_val, "workers": args.workers,
         "ray_address": args.ray_address, "cpus_per_worker": args.cpus_per_worker,
         "heartbeat_interval_s": args.heartbeat_interval, "grace_period_s": args.grace_period,

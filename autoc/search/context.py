@@ -10,11 +10,12 @@ from dataclasses import dataclass
 
 from autoc.evaluate.datasets import DatasetSplit, load_dataset
 from autoc.evaluate.teacher import load_or_train_teacher, teacher_cache_path
-from autoc.evaluate.train import TrainConfig, predict_logits
+from autoc.evaluate.train import TrainConfig, accuracy, predict_logits
 from autoc.latency.device import open_latency_model
 from autoc.search.objective import ObjectiveContext
 from autoc.search.options import SearchOptions
 from autoc.space import SearchSpace, load_space
+from autoc.supernet import SupernetConfig, load_or_train_supernet
 
 
 @dataclass(frozen=True)
@@ -50,16 +51,29 @@ def build_objective_context(
     cache = teacher_cache_path(
         options.runs_dir / "cache", space_fingerprint=space.fingerprint(), data=data, config=teacher_config
     )
-    teacher = load_or_train_teacher(
-        space.largest_arch(num_classes=data.num_classes), data, cache_path=cache, config=teacher_config, progress=progress
-    )
+    supernet = None
+    if options.supernet_steps > 0:
+        supernet = load_or_train_supernet(
+            space, data, cache_dir=options.runs_dir / "cache",
+            config=SupernetConfig(steps=options.supernet_steps, batch_size=options.batch_size, seed=options.seed),
+            progress=progress,
+        )
+        teacher_model = supernet.largest(calibration=data.train_x)  # in-place KD teacher of the supernet
+        teacher_accuracy = accuracy(teacher_model, data.val_x, data.val_y)
+    else:
+        teacher = load_or_train_teacher(
+            space.largest_arch(num_classes=data.num_classes), data, cache_path=cache, config=teacher_config,
+            progress=progress,
+        )
+        teacher_model, teacher_accuracy = teacher.model, teacher.val_accuracy
     return ObjectiveContext(
         space=space,
         data=data,
         latency=latency,
-        teacher=teacher.model,
-        teacher_logits=predict_logits(teacher.model, data.train_x),
-        teacher_accuracy=teacher.val_accuracy,
+        teacher=teacher_model,
+        teacher_logits=predict_logits(teacher_model, data.train_x),
+        teacher_accuracy=teacher_accuracy,
+        supernet=supernet,
         finetune=TrainConfig(steps=options.finetune_steps, batch_size=options.batch_size, lr=0.01, seed=options.seed),
         budget_ms=options.budget_ms,
         budget_mj=options.budget_mj,

@@ -67,6 +67,8 @@ def run_search(options: SearchOptions) -> SearchResult:
         "device": options.device,
         "budget_ms": repr(float(options.budget_ms)),
     }
+    if options.supernet_steps > 0:  # another weight source gives other accuracies: not the same study
+        identity["supernet_steps"] = str(options.supernet_steps)
     if options.budget_mj is not None:
         identity["budget_mj"] = repr(float(options.budget_mj))
     latency = open_latency_model(options.device, runs_dir=options.runs_dir, space=space, progress=options.progress)
@@ -135,6 +137,8 @@ def _check_options(options: SearchOptions) -> None:
         raise BudgetError(f"--budget-mj must be positive, got {options.budget_mj}; give the energy budget in mJ, e.g. --budget-mj 0.5")
     if not options.budget_ms > 0:
         raise BudgetError(f"--budget-ms must be positive, got {options.budget_ms}; give the latency budget in ms, e.g. --budget-ms 20")
+    if options.supernet_steps < 0:
+        raise BudgetError(f"--supernet-steps must be 0 (no supernet) or more, got {options.supernet_steps}")
     if options.trials < 1:
         raise BudgetError(f"--trials must be at least 1, got {options.trials}")
     if options.sampler not in SAMPLERS:
@@ -202,6 +206,7 @@ def _record_options(study: optuna.Study, options: SearchOptions, *, replace_stor
             "sampler": options.sampler,
             "finetune_steps": options.finetune_steps,
             "teacher_steps": options.teacher_steps,
+            "supernet_steps": options.supernet_steps,
             "batch_size": options.batch_size,
             "device": options.device,
         },

@@ -11,11 +11,12 @@ import torch
 
 from autoc.arch.builder import AutocNet
 from autoc.evaluate.datasets import DatasetSplit
-from autoc.evaluate.estimate import build_candidate_model, estimate_accuracy
+from autoc.evaluate.estimate import build_candidate_model, build_from_supernet, estimate_accuracy
 from autoc.evaluate.metrics import params_and_macs, size_bytes
 from autoc.evaluate.train import TrainConfig
 from autoc.latency.model import LatencyModel
 from autoc.space import SearchSpace, sample_candidate
+from autoc.supernet import Supernet
 
 CONSTRAINT = "latency_over_budget_ms"
 ENERGY_CONSTRAINT = "energy_over_budget_mj"
@@ -33,6 +34,7 @@ class ObjectiveContext:
     budget_ms: float
     weights_dir: Path
     budget_mj: float | None = None
+    supernet: Supernet | None = None  # when set, candidates inherit from it rather than from `teacher`
 
 
 def run_trial(trial: optuna.trial.Trial, ctx: ObjectiveContext) -> tuple[float, float, float]:
@@ -56,7 +58,10 @@ def run_trial(trial: optuna.trial.Trial, ctx: ObjectiveContext) -> tuple[float, 
         trial.set_user_attr("feasible", False)
         return 0.0, latency, float(size)
 
-    model = build_candidate_model(candidate, source=ctx.teacher)
+    if ctx.supernet is not None:
+        model = build_from_supernet(candidate, supernet=ctx.supernet)
+    else:
+        model = build_candidate_model(candidate, source=ctx.teacher)
     params, macs = params_and_macs(model, input_size=spec.input_size, in_channels=spec.in_channels)
     config = replace(ctx.finetune, seed=ctx.finetune.seed + trial.number)
     estimate = estimate_accuracy(

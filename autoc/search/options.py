@@ -22,6 +22,7 @@ class SearchOptions:
     runs_dir: Path = Path("runs")
     finetune_steps: int = 20
     teacher_steps: int = 120
+    supernet_steps: int = 0  # > 0: candidates inherit from a weight-sharing supernet trained this many steps
     batch_size: int = 32
     max_train: int | None = None
     max_val: int | None = None

@@ -142,3 +142,25 @@ def test_energy_budget_is_a_constraint_and_over_budget_candidates_are_not_traine
     code = main(["search", "--budget-ms", "50", "--budget-mj", "1e-9", "--space", options.space,
                  "--runs-dir", str(options.runs_dir), "--study", "energy2", "--no-progress"])
     assert code == 2
+
+
+def test_search_with_a_supernet_trains_it_once_and_inherits_from_it(tiny):
+    """--supernet-steps: the search trains the supernet when missing (cached under runs/cache),
+    candidates are extracted from it, and a second search reuses the cache."""
+    from dataclasses import replace
+
+    options, _ = tiny
+    cache = options.runs_dir / "cache"
+    before = set(cache.glob("supernet-*.pt"))
+    first = run_search(replace(options, study="sn", supernet_steps=2, trials=2))
+    made = set(cache.glob("supernet-*.pt")) - before
+    assert len(made) == 1 and first.trials_total == 2
+    stored = autoc.search.stored.open_stored_run(options.runs_dir / "sn")
+    assert stored.identity["supernet_steps"] == "2"
+    assert all(0.0 <= r.accuracy <= 1.0 for r in first.pareto) and first.best is not None
+    mtime = next(iter(made)).stat().st_mtime_ns
+    run_search(replace(options, study="sn", supernet_steps=2, trials=3))
+    assert next(iter(made)).stat().st_mtime_ns == mtime  # loaded, not retrained
+    # the weight source is part of the study's identity
+    assert main(["search", "--budget-ms", "50", "--space", options.space, "--study", "sn", "--supernet-steps", "3",
+                 "--runs-dir", str(options.runs_dir), "--max-train", "200", "--max-val", "100", "--no-progress"]) == 2
