@@ -112,7 +112,9 @@ def open_study(
         return study
     study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, directions=directions)
     if len(directions) == len(METRIC_NAMES):
-        study.set_metric_names(list(METRIC_NAMES))  # named objectives in optuna-dashboard
+        with warnings.catch_warnings():  # stable in practice; the "experimental" label is noise for users
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(list(METRIC_NAMES))  # named objectives in optuna-dashboard
     for key, value in identity.items():
         study.set_user_attr(IDENTITY_PREFIX + key, value)
     return study
