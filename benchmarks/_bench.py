@@ -1,6 +1,7 @@
 """Shared pieces of the accuracy benchmarks: data, supernet, candidate spreads, rank statistics."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -32,8 +33,11 @@ def add_common_args(parser) -> None:
 
 def load_data(args, space: SearchSpace) -> DatasetSplit:
     torch.set_num_threads(args.threads)
-    return load_dataset(args.dataset, data_dir=args.data, input_size=space.input_size, seed=args.seed,
+    data = load_dataset(args.dataset, data_dir=args.data, input_size=space.input_size, seed=args.seed,
                         max_train=args.max_train, max_val=args.max_val)
+    # Channels-last inputs keep every conv in that layout, where CPU depthwise backward is ~4x faster.
+    return dataclasses.replace(data, **{name: getattr(data, name).contiguous(memory_format=torch.channels_last)
+                                        for name in ("train_x", "val_x")})
 
 
 def trained_supernet(args, space: SearchSpace, data: DatasetSplit):

@@ -55,7 +55,8 @@ def train(
         lr = 0.5 * config.lr * (1 + math.cos(math.pi * step / max(1, config.steps)))
         for group in optimizer.param_groups:
             group["lr"] = lr
-        logits = model(inputs[index])
+        # channels-last: CPU depthwise-conv backward runs several times faster in it, same math
+        logits = model(inputs[index].contiguous(memory_format=torch.channels_last))
         teacher = None
         if teacher_logits is not None:  # [N, C], or [T, N, C] for several teachers
             teacher = teacher_logits[:, index] if teacher_logits.dim() == 3 else teacher_logits[index]

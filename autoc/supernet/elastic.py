@@ -150,7 +150,9 @@ class Supernet(nn.Module):
                 "train a supernet for this dataset and space"
             )
         run = lambda conv, h: self._conv(conv, h, momentum=bn_momentum)  # noqa: E731
-        x = run(subnet.stem, x)
+        # Channels-last keeps every layer in that layout: CPU depthwise-conv backward (most of a
+        # training step) runs ~4x faster in it than in NCHW, with the same math.
+        x = run(subnet.stem, x.contiguous(memory_format=torch.channels_last))
         for block in subnet.blocks:
             out = x
             for conv in block.convs:
