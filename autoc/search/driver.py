@@ -72,9 +72,7 @@ def run_search(options: SearchOptions) -> SearchResult:
     if options.budget_mj is not None:
         identity["budget_mj"] = repr(float(options.budget_mj))
     latency = open_latency_model(options.device, runs_dir=options.runs_dir, space=space, progress=options.progress)
-    _check_budget_feasible(space, latency, options.budget_ms, num_classes=data.num_classes)
-    if options.budget_mj is not None:
-        _check_energy_feasible(space, latency, options.budget_mj, num_classes=data.num_classes)
+    _check_budgets_feasible(space, latency, options, num_classes=data.num_classes)
     study = open_study(
         storage=storage, name=study_name, identity=identity, sampler=make_sampler(options), directions=DIRECTIONS
     )
@@ -162,27 +160,22 @@ def _local_storage(run_dir: Path) -> str:
     return default_storage_url(run_dir)
 
 
-def _check_budget_feasible(space: SearchSpace, latency, budget_ms: float, *, num_classes: int) -> None:
-    cheapest = min(
-        latency.predict(candidate.netspec(), candidate.policy)
-        for candidate in space.minimal_candidates(num_classes=num_classes)
-    )
-    if cheapest > budget_ms:
+def _check_budgets_feasible(space: SearchSpace, latency, options: SearchOptions, *, num_classes: int) -> None:
+    """Refuse up front a budget that even the space's smallest candidates exceed."""
+    smallest = [(c.netspec(), c.policy) for c in space.minimal_candidates(num_classes=num_classes)]
+    cheapest_ms = min(latency.predict(spec, policy) for spec, policy in smallest)
+    if cheapest_ms > options.budget_ms:
         raise BudgetError(
-            f"no candidate of space {space.name!r} can meet {budget_ms:g} ms: the smallest predicted latency "
-            f"is {cheapest:.3f} ms; raise --budget-ms to at least that, or use a smaller space"
+            f"no candidate of space {space.name!r} can meet {options.budget_ms:g} ms: the smallest predicted latency "
+            f"is {cheapest_ms:.3f} ms; raise --budget-ms to at least that, or use a smaller space"
         )
-
-
-def _check_energy_feasible(space: SearchSpace, latency, budget_mj: float, *, num_classes: int) -> None:
-    cheapest = min(
-        latency.predict_energy_mj(candidate.netspec(), candidate.policy)
-        for candidate in space.minimal_candidates(num_classes=num_classes)
-    )
-    if cheapest > budget_mj:
+    if options.budget_mj is None:
+        return
+    cheapest_mj = min(latency.predict_energy_mj(spec, policy) for spec, policy in smallest)
+    if cheapest_mj > options.budget_mj:
         raise BudgetError(
-            f"no candidate of space {space.name!r} can meet {budget_mj:g} mJ: the smallest estimated energy "
-            f"is {cheapest:.4f} mJ; raise --budget-mj to at least that, or leave it out"
+            f"no candidate of space {space.name!r} can meet {options.budget_mj:g} mJ: the smallest estimated energy "
+            f"is {cheapest_mj:.4f} mJ; raise --budget-mj to at least that, or leave it out"
         )
 
 
