@@ -17,6 +17,11 @@ from typing import Callable
 from autoc.errors import AutocError
 from autoc.search.worker import WorkerReport, WorkerSpec, run_worker
 
+# Ray starts task workers at niceness 15, so a trial starves whenever any other process on the
+# machine is busy (a 2-worker test spent minutes at ~10% CPU per worker under load): autoc's own
+# local instance runs them at normal priority. Nodes of an existing cluster keep their setting
+# (start them with RAY_worker_niceness=0 where they share the machine with other work).
+WORKER_NICENESS = 0
 TASK_RETRIES = 3  # Ray restarts a task this often when its worker process or node dies
 DRAIN_S = 5.0  # after the target is met, how long leftover tasks get to notice and return
 
@@ -86,7 +91,7 @@ def _connect(address: str | None, *, num_cpus: int | None) -> None:
             ray.init(address=address, **kwargs)
         else:
             # "local" always starts a fresh instance, never joins a cluster that happens to run here
-            ray.init(address="local", num_cpus=num_cpus, **kwargs)
+            ray.init(address="local", num_cpus=num_cpus, _system_config={"worker_niceness": WORKER_NICENESS}, **kwargs)
     except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError... for a bad address
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         where = f"the Ray cluster at {address!r}" if address else "a local Ray instance"

@@ -138,6 +138,9 @@ class RayCluster:
     def kill_worker_node(self) -> int:
         return kill_marked(self.worker_marker)
 
+    def worker_node_pids(self) -> set[int]:
+        return set(descendants(marked_pids(self.worker_marker)))
+
 
 def marked_pids(marker: str) -> list[int]:
     """Processes whose environment carries ``marker``: everything one `ray start` spawned."""
@@ -192,7 +195,8 @@ def ray_cluster():
     temp_dir = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's socket paths must stay < 108 bytes
     ray = str(Path(sys.executable).parent / "ray")
     common = ["--node-ip-address=127.0.0.1", "--num-cpus=1", "--disable-usage-stats"]
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    # normal priority for task workers (Ray's default niceness 15 starves them on a busy machine)
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_worker_niceness": "0"}
 
     def start(*args: str, marker: str) -> None:
         done = subprocess.run([ray, "start", *args, *common], env={**env, "AUTOC_TEST_RAY": marker},
