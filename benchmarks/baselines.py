@@ -11,6 +11,7 @@ Writes ``runs/<study>/baselines.json`` (schema ``autoc.baselines/1``) for ``auto
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -65,9 +66,11 @@ def train_baselines(space, data, latency, *, recipe: TrainConfig, log=print) -> 
     return rows
 
 
-def write_baselines(path: Path, rows: list[dict]) -> Path:
+def write_baselines(path: Path, rows: list[dict], *, recipe: TrainConfig) -> Path:
+    """``recipe`` is recorded so a comparison can check its own models were trained the same way."""
     keep = ("name", "accuracy", "latency_ms", "size_bytes")
-    write_json(path, {"schema": SCHEMA, "baselines": [{k: row[k] for k in keep} for row in rows]})
+    write_json(path, {"schema": SCHEMA, "recipe": dataclasses.asdict(recipe),
+                      "baselines": [{k: row[k] for k in keep} for row in rows]})
     return path
 
 
@@ -83,7 +86,7 @@ def main() -> int:
     latency = open_latency_model(args.device, runs_dir=args.runs_dir, space=space, progress=True)
     recipe = TrainConfig(steps=args.proper_steps, batch_size=32, lr=0.05, alpha=0.0, seed=args.seed)
     rows = train_baselines(space, data, latency, recipe=recipe)
-    print(write_baselines(args.runs_dir / args.study / "baselines.json", rows))
+    print(write_baselines(args.runs_dir / args.study / "baselines.json", rows, recipe=recipe))
     return 0
 
 

@@ -15,6 +15,8 @@ and NSGA-II vs random search at equal trial count (Pareto hypervolume).
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import sys
 from pathlib import Path
 
@@ -22,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import optuna  # noqa: E402
 from _bench import Stopwatch, add_common_args, load_data, trained_supernet, write_json  # noqa: E402
-from baselines import train_baselines, write_baselines  # noqa: E402
+from baselines import baseline_family, train_baselines, write_baselines  # noqa: E402
 
 from autoc.candidate import Candidate  # noqa: E402
 from autoc.evaluate.estimate import EstimateConfig, estimate_candidate  # noqa: E402
@@ -66,6 +68,16 @@ def run_study(sampler_name, *, space, data, supernet, latency, trials, config, s
     return [(t.values[0], t.values[1], t.user_attrs["candidate"]) for t in study.trials]
 
 
+def reuse_baselines(path: Path, *, recipe: TrainConfig) -> list[dict]:
+    """Baselines trained earlier by baselines.py; refused unless they were trained by ``recipe``."""
+    stored = json.loads(path.read_text())
+    if stored.get("recipe") != dataclasses.asdict(recipe):
+        raise SystemExit(f"{path} was trained with recipe {stored.get('recipe')}, this comparison uses "
+                         f"{dataclasses.asdict(recipe)}: re-run baselines.py with the same --proper-steps and --seed")
+    print(f"baselines: {path} (same recipe)")
+    return stored["baselines"]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser)
@@ -73,6 +85,8 @@ def main() -> int:
     parser.add_argument("--proper-steps", type=int, default=40)
     parser.add_argument("--device", default="host")
     parser.add_argument("--study", default="search-quality", help="writes runs/<study>/baselines.json")
+    parser.add_argument("--baselines", type=Path, default=None,
+                        help="reuse a baselines.json written by baselines.py with the same --proper-steps and data")
     parser.add_argument("--out", type=Path, default=Path("runs/benchmarks/search_quality.json"))
     args = parser.parse_args()
 
@@ -81,8 +95,15 @@ def main() -> int:
     latency = open_latency_model(args.device, runs_dir=args.runs_dir, space=space, progress=True)
     run, sn_config = trained_supernet(args, space, data)
     recipe = TrainConfig(steps=args.proper_steps, batch_size=32, lr=0.05, alpha=0.0, seed=args.seed)
-    baselines = train_baselines(space, data, latency, recipe=recipe)
-    write_baselines(args.runs_dir / args.study / "baselines.json", baselines)
+    if args.baselines:
+        baselines = reuse_baselines(args.baselines, recipe=recipe)
+        family = dict(baseline_family(space, num_classes=data.num_classes))
+        for row in baselines:  # latency from today's profile, as the search's candidates get
+            candidate = family[row["name"]]
+            row["latency_ms"] = latency.predict(candidate.netspec(), candidate.policy)
+    else:
+        baselines = train_baselines(space, data, latency, recipe=recipe)
+    write_baselines(args.runs_dir / args.study / "baselines.json", baselines, recipe=recipe)
 
     config = EstimateConfig(seed=args.seed)
     trials = {name: run_study(name, space=space, data=data, supernet=run.supernet, latency=latency,
