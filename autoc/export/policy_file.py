@@ -80,8 +80,15 @@ def load_weights(model: AutocNet, path: Path) -> None:
         raise PolicyError(f"weights file {path} does not exist; pass weights=None for an untrained model")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, OSError, EOFError, ValueError) as exc:  # truncated or not a torch file
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PolicyError(
+            f"weights file {path} is corrupt or truncated ({first[:120]}); that trial's weights are lost: "
+            "export another trial (autoc export --trial N) or train this policy from scratch"
+        ) from None
+    try:
         model.load_state_dict(state)
-    except (RuntimeError, OSError, KeyError, TypeError) as exc:
+    except (RuntimeError, KeyError, TypeError, AttributeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise PolicyError(
             f"weights file {path} does not fit the policy's model ({first}); "

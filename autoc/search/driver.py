@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -59,7 +60,8 @@ def run_search(options: SearchOptions) -> SearchResult:
         data_dir=str(Path(options.data_dir).resolve()) if options.data_dir else None,
     )
     run_dir = options.runs_dir / study_name
-    storage_url = options.storage or _local_storage(run_dir)
+    _check_writable(run_dir)  # weights and the chosen policy go here whatever the storage
+    storage_url = options.storage or default_storage_url(run_dir)
     storage = open_storage(storage_url)
     identity = {
         "space": f"{space.name}:{space.fingerprint()}",
@@ -152,12 +154,24 @@ def _check_options(options: SearchOptions) -> None:
         check_reachable(options.ray_address)
 
 
-def _local_storage(run_dir: Path) -> str:
+def _check_writable(run_dir: Path) -> None:
+    """Fail before any trial starts, not at the first write of a trial (a traceback from the
+    storage, the stored study untouched but the user none the wiser)."""
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StorageError(f"cannot create run directory {run_dir}: {exc.strerror}; pass a writable --runs-dir") from None
-    return default_storage_url(run_dir)
+    fix = f"make it writable (e.g. chmod -R u+w {run_dir}) and re-run; nothing stored was changed"
+    try:
+        tempfile.TemporaryFile(dir=run_dir).close()
+    except OSError as exc:
+        raise StorageError(f"run directory {run_dir} is not writable ({exc.strerror}); {fix}") from None
+    database = run_dir / "study.db"
+    if database.is_file():
+        try:
+            open(database, "r+b").close()  # opened for writing, nothing written
+        except OSError as exc:
+            raise StorageError(f"study database {database} is not writable ({exc.strerror}); {fix}") from None
 
 
 def _check_budgets_feasible(space: SearchSpace, latency, options: SearchOptions, *, num_classes: int) -> None:

@@ -100,16 +100,23 @@ def open_study(
     directions: list[str],
 ) -> optuna.Study:
     """Create the study, or resume it when its stored identity (space, dataset, device) matches."""
-    if study_exists(storage, name):
-        study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
-        stored = {k[len(IDENTITY_PREFIX):]: v for k, v in study.user_attrs.items() if k.startswith(IDENTITY_PREFIX)}
-        for key, value in identity.items():
-            if key in stored and stored[key] != value:
-                raise StorageError(
-                    f"study {name!r} was created with {key} {stored[key]!r}, not {value!r}; "
-                    f"resume it with the same {key}, or pick a new --study name"
-                )
-        return study
+    if not study_exists(storage, name):
+        try:
+            return _create_study(storage=storage, name=name, identity=identity, sampler=sampler, directions=directions)
+        except optuna.exceptions.DuplicatedStudyError:
+            pass  # another search on this study created it a moment ago: join it like a resume
+    study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
+    stored = {k[len(IDENTITY_PREFIX):]: v for k, v in study.user_attrs.items() if k.startswith(IDENTITY_PREFIX)}
+    for key, value in identity.items():
+        if key in stored and stored[key] != value:
+            raise StorageError(
+                f"study {name!r} was created with {key} {stored[key]!r}, not {value!r}; "
+                f"resume it with the same {key}, or pick a new --study name"
+            )
+    return study
+
+
+def _create_study(*, storage, name, identity, sampler, directions) -> optuna.Study:
     study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, directions=directions)
     if len(directions) == len(METRIC_NAMES):
         with warnings.catch_warnings():  # stable in practice; the "experimental" label is noise for users

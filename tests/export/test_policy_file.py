@@ -109,6 +109,15 @@ def test_weights_that_do_not_fit_are_a_policy_error(policy_path, tmp_path):
     assert autoc.load_policy(path).build_model(weights=None).stem.conv.out_channels == 8
 
 
+def test_truncated_weights_are_named_corrupt(policy_path, tmp_path):
+    path, _ = policy_path
+    weights = tmp_path / "w.pt"
+    torch.save(autoc.load_policy(path).build_model(weights=None).state_dict(), weights)
+    weights.write_bytes(weights.read_bytes()[:50])  # a copy cut short
+    with pytest.raises(PolicyError, match=r"w\.pt is corrupt or truncated.*export another trial"):
+        autoc.load_policy(path).build_model(weights=weights)
+
+
 def test_field_path():
     assert field_path(["policy", "stages.0.0.dw", "keep_ratio"]) == 'policy["stages.0.0.dw"].keep_ratio'
     assert field_path(["arch", "stages", 2, "ops", 0]) == "arch.stages[2].ops[0]"

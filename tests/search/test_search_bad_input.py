@@ -1,0 +1,84 @@
+"""Bad storage URLs, read-only or half-written run directories, two searches on one study at once:
+each a one-line error (exit 2) or safe behaviour, and nothing stored is lost."""
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+from optuna.trial import TrialState
+
+from autoc.cli import main
+from conftest import TINY_FLAGS, load
+from autoc.search.storage import default_storage_url
+from autoc.search.worker import SURPLUS_ATTR
+
+
+def _search(tiny_space, runs_dir, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "autoc.cli", "search", *TINY_FLAGS, "--space", str(tiny_space),
+            "--runs-dir", str(runs_dir), *extra]
+
+
+def _without_write_override() -> list[str]:
+    """Root writes through any permission bits: drop the capabilities that let it, so a
+    read-only directory is read-only to the search as it is to a normal user."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv (util-linux): cannot make a directory read-only to root")
+    return ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner"]
+
+
+@pytest.mark.parametrize(
+    "url, message",
+    [
+        ("notaurl", "storage URL 'notaurl' is malformed"),
+        ("postgresql://nobody@127.0.0.1:1/none", "Connection refused"),
+    ],
+)
+def test_a_bad_storage_url_is_one_line_and_exit_2(tiny_space, runs_dir, url, message, capsys):
+    code = main(["search", *TINY_FLAGS, "--space", str(tiny_space), "--runs-dir", str(runs_dir), "--study", "u",
+                 "--storage", url])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err and len(err.splitlines()) == 1
+
+
+def test_a_read_only_run_directory_is_refused_before_any_trial(tiny_space, runs_dir):
+    first = subprocess.run(_search(tiny_space, runs_dir, "--study", "ro", "--trials", "1"),
+                           capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-2000:]
+    run_dir = runs_dir / "ro"
+    before = (run_dir / "study.db").read_bytes()
+    for path in [run_dir, *run_dir.rglob("*")]:
+        path.chmod(path.stat().st_mode & ~0o222)
+    try:
+        more = subprocess.run([*_without_write_override(), *_search(tiny_space, runs_dir, "--study", "ro", "--trials", "2")],
+                              capture_output=True, text=True, timeout=300)
+    finally:
+        for path in [run_dir, *run_dir.rglob("*")]:
+            path.chmod(path.stat().st_mode | 0o200)
+    assert more.returncode == 2, more.stderr[-2000:]
+    assert f"run directory {run_dir} is not writable" in more.stderr and "chmod" in more.stderr
+    assert "Traceback" not in more.stderr
+    assert (run_dir / "study.db").read_bytes() == before  # nothing stored was touched
+
+
+def test_a_truncated_teacher_cache_is_rebuilt_and_the_search_goes_on(tiny_space, runs_dir):
+    [cache] = (runs_dir / "cache").glob("teacher-*.pt")
+    cache.write_bytes(cache.read_bytes()[:100])  # a copy cut short, e.g. by a full disk
+    done = subprocess.run(_search(tiny_space, runs_dir, "--study", "tc", "--trials", "1"),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "is unreadable; retraining it" in done.stderr
+    assert cache.stat().st_size > 1000  # rebuilt whole
+
+
+def test_two_searches_started_on_one_study_at_once_share_it(tiny_space, runs_dir):
+    command = _search(tiny_space, runs_dir, "--study", "both", "--trials", "4")
+    searches = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [s.communicate(timeout=300) for s in searches]
+    for search, (_, err) in zip(searches, results):
+        assert search.returncode == 0, err[-2000:]
+    trials = load(default_storage_url(runs_dir / "both"), "both").trials
+    assert [t.state for t in trials].count(TrialState.COMPLETE) == 4  # the target counted across both
+    assert all(t.state == TrialState.COMPLETE or t.user_attrs.get(SURPLUS_ATTR) for t in trials)
