@@ -7,10 +7,18 @@ with training each candidate from scratch by one recipe (``--proper-steps`` SGD 
 lr 0.05 cosine, evaluated on the whole held-out split). Prints Kendall tau and the seconds.
 
     python benchmarks/ranking_fidelity.py --data ../shared/data/cifar10-jpeg.zip
+
+On a machine with idle cores, split the candidates over processes (each trains or loads the
+same cached supernet) and merge their rows:
+
+    python benchmarks/ranking_fidelity.py ... --shard 0/2 --out a.json &
+    python benchmarks/ranking_fidelity.py ... --shard 1/2 --out b.json
+    python benchmarks/ranking_fidelity.py --merge a.json b.json
 """
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 from dataclasses import asdict
@@ -27,6 +35,18 @@ from autoc.evaluate.train import TrainConfig, teacher_logits_of  # noqa: E402
 from autoc.space import load_space  # noqa: E402
 
 
+def print_figures(rows: list[dict], *, proper_steps: int | None, threads: int | None) -> dict:
+    tau = kendall_tau([r["estimate"] for r in rows], [r["proper"] for r in rows])
+    seconds = [r["estimate_seconds"] for r in rows]
+    summary = {"kendall_tau": tau, "candidates": len(rows), "estimate_seconds_median": statistics.median(seconds),
+               "estimate_seconds_max": max(seconds)}
+    versus = f"{proper_steps}-step training" if proper_steps else "proper training"
+    print(f"Kendall tau (estimate vs {versus}) over {len(rows)} candidates: {tau:.3f}")
+    print(f"estimate cost per candidate: median {summary['estimate_seconds_median']:.2f} s, "
+          f"max {summary['estimate_seconds_max']:.2f} s" + (f" ({threads} thread(s))" if threads else ""))
+    return summary
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser)
@@ -35,7 +55,14 @@ def main() -> int:
     parser.add_argument("--finetune-steps", type=int, default=EstimateConfig().finetune_steps)
     parser.add_argument("--max-eval", type=int, default=EstimateConfig().max_eval)
     parser.add_argument("--out", type=Path, default=Path("runs/benchmarks/ranking_fidelity.json"))
+    parser.add_argument("--shard", default="0/1", help="K/N: this process scores every N-th candidate from the K-th")
+    parser.add_argument("--merge", type=Path, nargs="+", help="print the figures of shards' output files and stop")
     args = parser.parse_args()
+    if args.merge:
+        rows = [row for path in args.merge for row in json.loads(path.read_text())["rows"]]
+        print_figures(rows, proper_steps=None, threads=None)
+        return 0
+    shard, shards = (int(part) for part in args.shard.split("/"))
 
     space = load_space(args.space)
     data = load_data(args, space)
@@ -51,7 +78,7 @@ def main() -> int:
 
     rows = []
     spread = spread_by_macs(space, args.candidates, num_classes=data.num_classes, seed=args.seed)
-    for i in interleaved(len(spread)):
+    for i in interleaved(len(spread))[shard::shards]:
         candidate = spread[i]
         _, estimate = estimate_candidate(candidate, supernet=supernet, data=data, teacher_logits=teacher_logits,
                                          config=est_config)
@@ -63,19 +90,12 @@ def main() -> int:
         print(f"{i:>3} MMACs {rows[-1]['macs'] / 1e6:6.1f}  estimate {estimate.accuracy:.3f} ({estimate.seconds:.1f} s)  "
               f"proper {proper.accuracy:.3f} ({proper.seconds:.0f} s)", flush=True)
 
-    tau = kendall_tau([r["estimate"] for r in rows], [r["proper"] for r in rows])
-    seconds = [r["estimate_seconds"] for r in rows]
-    summary = {
-        "kendall_tau": tau,
-        "estimate_seconds_median": statistics.median(seconds),
-        "estimate_seconds_max": max(seconds),
+    summary = print_figures(rows, proper_steps=args.proper_steps, threads=args.threads)
+    summary |= {
         "supernet_train_seconds": run.train_seconds,
         "settings": {**{k: str(v) for k, v in vars(args).items()}, "supernet": asdict(sn_config),
                      "estimate": asdict(est_config), "recipe": asdict(recipe)},
     }
-    print(f"Kendall tau (estimate vs {args.proper_steps}-step training) over {len(rows)} candidates: {tau:.3f}")
-    print(f"estimate cost per candidate: median {summary['estimate_seconds_median']:.2f} s, "
-          f"max {summary['estimate_seconds_max']:.2f} s ({args.threads} thread(s))")
     write_json(args.out, {**summary, "rows": rows})
     return 0
 
