@@ -1,6 +1,7 @@
 """Optuna storage: the single source of truth of a study, and the identity check for resuming."""
 from __future__ import annotations
 
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,11 @@ class Heartbeat:
             )
 
 
+# Two processes opening one new database at once both create its tables; the loser sees these.
+_SCHEMA_RACE = ("UNIQUE constraint failed", "already exists")
+SCHEMA_RACE_RETRIES = 3
+
+
 def open_storage(url: str, *, heartbeat: Heartbeat | None = None) -> RDBStorage:
     """Open an RDB storage; SQLite gets a lock timeout so several local workers can share it.
     With ``heartbeat``, trials run under ``study.optimize`` send heartbeats and stale ones are retried."""
@@ -53,16 +59,22 @@ def open_storage(url: str, *, heartbeat: Heartbeat | None = None) -> RDBStorage:
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         engine_kwargs["connect_args"] = {"timeout": 60}
-    try:
-        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna, and warn about it
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return RDBStorage(url, engine_kwargs=engine_kwargs, **_heartbeat_kwargs(heartbeat))
-    except Exception as exc:  # SQLAlchemy raises many types for bad or unreachable URLs
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise StorageError(
-            f"cannot open storage {url!r}: {reason}; check the URL, that the server is running "
-            "and reachable, and that the driver is installed"
-        ) from None
+    for attempt in range(SCHEMA_RACE_RETRIES + 1):
+        try:
+            with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna, and warn about it
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return RDBStorage(url, engine_kwargs=engine_kwargs, **_heartbeat_kwargs(heartbeat))
+        except Exception as exc:  # SQLAlchemy raises many types for bad or unreachable URLs
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            chain = f"{exc} {exc.__cause__} {exc.__context__}"
+            if attempt < SCHEMA_RACE_RETRIES and any(mark in chain for mark in _SCHEMA_RACE):
+                time.sleep(0.2 * (attempt + 1))  # another process is creating the tables: use them
+                continue
+            break
+    raise StorageError(
+        f"cannot open storage {url!r}: {reason}; check the URL, that the server is running "
+        "and reachable, and that the driver is installed"
+    )
 
 
 def _with_installed_driver(url: str) -> str:
