@@ -14,10 +14,12 @@ candidate. FBNet: fit from --fbnet-fit whole networks per device column, predict
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import optuna
@@ -32,6 +34,7 @@ from autoc.space import load_space
 
 FBNET = Path(__file__).resolve().parents[2] / "shared" / "data" / "fbnet_latency_pixel3_raspi4_pixel2.csv.gz"
 COLUMNS = ("pixel2_ms", "pixel3_ms", "raspi4_ms")
+OUT = Path("runs/benchmarks/latency_accuracy_host.json")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,10 +74,11 @@ def host_figures(args: argparse.Namespace) -> None:
         c = profile.correction
         print(f"\nhost, {args.space}: fit {args.fit}, held out {args.held_out}, {args.repeats} rounds, "
               f"{len(profile.blocks)} units, {wall:.0f} s (load {figures['load_average']})")
-        print(f"  correction: x{c.scale:.4f} {c.intercept_ms:+.4f} ms")
+        print(f"  correction: {c.describe()}")
         print(format_figures(figures, title="  host"))
         measured = [r["measured_ms"] for r in figures["networks"]]
         print(f"  held-out measured range {min(measured):.3f}-{max(measured):.3f} ms")
+        save_figures(figures | {"correction": asdict(c), "wall_s": round(wall, 1)})
         prediction_cost(model, networks)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -85,6 +89,15 @@ def host_figures(args: argparse.Namespace) -> None:
         print(f"\nhost default calibration (autoc calibrate --device host): {time.perf_counter() - start:.0f} s wall, "
               f"{figures['fit_networks']} + {figures['n']} networks, held-out within 10%: "
               f"{100 * figures['within_10pct']:.0f}%, tau {figures['kendall_tau']:.3f}")
+
+
+def save_figures(figures: dict) -> None:
+    """Every held-out (measured, predicted) pair of the run, for a look at the errors afterwards."""
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    tmp = OUT.with_suffix(".tmp")
+    tmp.write_text(json.dumps(figures, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, OUT)
+    print(f"  wrote {OUT}")
 
 
 def prediction_cost(model: LookupTableLatencyModel, networks) -> None:

@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                       "pj_per_weight_byte, pj_per_activation_byte, static_mw)")
     p.add_argument("--space", default="mbv2-cifar", help="search space name or YAML path (default mbv2-cifar)")
     p.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads when measuring the host (default 1)")
-    p.add_argument("--networks", type=int, default=None, help="networks the correction is fitted on (host: 16, pack: 24)")
+    p.add_argument("--networks", type=int, default=None, help="networks the correction is fitted on (host: 32, pack: 24)")
     p.add_argument("--held-out", type=int, default=None, help="held-out networks for validation (host: 8, pack: 16)")
     p.add_argument("--repeats", type=int, default=None, help="timed rounds per model when measuring the host")
     p.add_argument("--pack", type=Path, default=None, help="with --import: the pack directory (default: the CSV's)")
@@ -70,8 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from autoc.latency.validate import format_figures
 
     save_profile(profile, path)
-    print(f"wrote {path}: {len(profile.blocks)} blocks, correction x{profile.correction.scale:.3f} "
-          f"{profile.correction.intercept_ms:+.3f} ms")
+    print(f"wrote {path}: {len(profile.blocks)} blocks, correction {profile.correction.describe()}")
     if profile.validation.get("n"):
         print(format_figures(dict(profile.validation), title=args.device))
     return 0

@@ -44,8 +44,8 @@ def run_validate(args: argparse.Namespace) -> int:
     profile = model.profile
     ident = profile.identity
     print(f"device {profile.device} ({profile.source}): {ident.cpu_model}; {ident.runtime} {ident.runtime_version}, "
-          f"{ident.threads} thread(s); {len(profile.blocks)} blocks; correction x{profile.correction.scale:.3f} "
-          f"{profile.correction.intercept_ms:+.3f} ms; calibrated {ident.created}")
+          f"{ident.threads} thread(s); {len(profile.blocks)} blocks; correction {profile.correction.describe()}; "
+          f"calibrated {ident.created}")
     figures = dict(profile.validation)
     if figures.get("n"):
         print(format_figures(figures, title="at calibration" + (" (in-sample!)" if figures.get("in_sample") else "")))

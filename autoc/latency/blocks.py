@@ -69,6 +69,19 @@ def unit_work(unit: Unit) -> tuple[int, int]:
     return macs, elements
 
 
+def precision_transitions(precisions: Iterable[str]) -> int:
+    """How often consecutive units switch precision (fp32 <-> int8), given their precisions in network order.
+
+    Pass the precisions of measurable units only: a skipped block computes nothing, so
+    its neighbours meet directly.
+    """
+    switches, previous = 0, None
+    for precision in precisions:
+        switches += previous is not None and precision != previous
+        previous = precision
+    return switches
+
+
 def conv_token(conv: ConvSpec) -> str:
     """``k3s2o96gdw``: kernel, stride, output channels, groups ('dw' = depthwise); 'lin' = no activation."""
     groups = "dw" if conv.depthwise else str(conv.groups)

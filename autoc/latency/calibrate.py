@@ -4,7 +4,10 @@ Isolated units miss what only a whole network has (one session call, layout reor
 int8 Q/DQ at fewer boundaries, caches shared by all the weights), so sampled networks are
 measured end to end, interleaved with all their units in the same rounds (this machine's
 speed drifts by tens of percent over minutes: units and networks must share the drift),
-and ``measured = scale * unit_sum + intercept`` is fitted on them. Held-out networks,
+and ``measured = scale * unit_sum + intercept + ms_per_transition * transitions`` is fitted
+on them (transitions: fp32 <-> int8 switches between consecutive units; on this project's
+host they were the largest error left by scale and intercept alone, see
+benchmarks/latency_diagnose.py). Held-out networks,
 measured in the same rounds but never used in the fit, give the validation figures.
 """
 from __future__ import annotations
@@ -22,7 +25,7 @@ from autoc.arch.netspec import NetSpec
 from autoc.compress.policy import CompressionPolicy
 from autoc.errors import DeviceError
 from autoc.export.onnx_export import export_onnx, policy_int8_layers
-from autoc.latency.blocks import network_units, unit_batch, unit_times
+from autoc.latency.blocks import network_units, precision_transitions, unit_batch, unit_times
 from autoc.latency.measure import FIGURE_PERCENTILE, OUTLIER_IQR, measure_interleaved
 from autoc.latency.model import LookupTableLatencyModel
 from autoc.latency.profile import Correction, DeviceProfile
@@ -34,6 +37,8 @@ NETWORK_WARMUP = 5
 NETWORK_REPEATS = 60
 # Below this many fitting networks an intercept is not identifiable from noise: scale only.
 MIN_NETWORKS_FOR_INTERCEPT = 8
+# A third coefficient (cost per fp32 <-> int8 switch) needs a few more.
+MIN_NETWORKS_FOR_TRANSITIONS = 12
 
 
 def export_network(spec: NetSpec, policy: CompressionPolicy) -> bytes:
@@ -63,23 +68,50 @@ def measure_networks(
     return [m.figure_ms for m in results]
 
 
-def fit_correction(unit_sums: Sequence[float], measured: Sequence[float]) -> Correction:
-    """``scale`` and ``intercept_ms`` minimising the squared *relative* error (the figure that counts).
+def fit_correction(
+    unit_sums: Sequence[float], measured: Sequence[float], *, transitions: Sequence[int] | None = None
+) -> Correction:
+    """The correction minimising the squared *relative* error (the figure that counts).
 
-    With few networks, or when the two-parameter fit is implausible (scale <= 0), only the
-    scale is fitted: the median ratio measured / unit sum.
+    Candidates: ``scale * sum + intercept`` and, given ``transitions`` (fp32 <-> int8
+    switches per network) with enough networks, the same plus ``ms_per_transition *
+    transitions``; the one with the lower leave-one-out relative error wins, so a term
+    the fitting networks cannot support is left out. With few networks, or when no fit
+    is plausible (scale <= 0, a negative transition cost, a non-positive fitted time),
+    only the scale is fitted: the median ratio measured / unit sum.
     """
     sums, ms = np.asarray(unit_sums, dtype=np.float64), np.asarray(measured, dtype=np.float64)
     if len(ms) == 0 or np.any(ms <= 0):
         raise ValueError("fit_correction needs at least one network with a positive measured time")
+    designs = []
     if len(ms) >= MIN_NETWORKS_FOR_INTERCEPT and np.ptp(sums) > 0:
-        design = np.stack([sums, np.ones_like(sums)], axis=1) / ms[:, None]
-        (scale, intercept), *_ = np.linalg.lstsq(design, np.ones_like(ms), rcond=None)
-        if scale > 0 and np.all(scale * sums + intercept > 0):
-            return Correction(scale=float(scale), intercept_ms=float(intercept))
+        designs.append(np.stack([sums, np.ones_like(sums)], axis=1))
+        switches = np.asarray(transitions if transitions is not None else [], dtype=np.float64)
+        if len(switches) == len(ms) >= MIN_NETWORKS_FOR_TRANSITIONS and np.ptp(switches) > 0:
+            designs.append(np.column_stack([designs[0], switches]))
+    best, best_error = None, np.inf
+    for design in designs:
+        coefficients, loo_error = _relative_least_squares(design, ms)
+        plausible = coefficients[0] > 0 and np.all(coefficients[2:] >= 0) and np.all(design @ coefficients > 0)
+        if plausible and loo_error < best_error:
+            best, best_error = coefficients, loo_error
+    if best is not None:
+        return Correction(*map(float, best))
     positive = sums > 0
     scale = statistics.median(ms[positive] / sums[positive]) if positive.any() else 1.0
     return Correction(scale=float(scale), intercept_ms=0.0)
+
+
+def _relative_least_squares(design: np.ndarray, measured: np.ndarray) -> tuple[np.ndarray, float]:
+    """Coefficients minimising sum(((design @ c - measured) / measured)^2), and their mean squared
+    leave-one-out relative error (closed form through the hat matrix; inf when a point is its own fit)."""
+    a = design / measured[:, None]
+    coefficients, *_ = np.linalg.lstsq(a, np.ones(len(measured)), rcond=None)
+    hat = np.einsum("ij,ji->i", a, np.linalg.pinv(a))
+    if np.any(hat > 1 - 1e-9):
+        return coefficients, np.inf
+    residual = (1 - a @ coefficients) / (1 - hat)
+    return coefficients, float(np.mean(residual**2))
 
 
 def calibrate_correction(
@@ -118,13 +150,14 @@ def calibrate_correction(
     fresh = unit_times([key for key, _, _ in batch], measured[: len(batch)])
     network_ms = [m.figure_ms for m in measured[len(batch) :]]
     unit_sums = [sum(fresh[u.key] for u in units) for units in unit_lists]
+    switches = [precision_transitions(u.precision for u in units) for units in unit_lists]
 
     fit = len(networks)
-    correction = fit_correction(unit_sums[:fit], network_ms[:fit])
+    correction = fit_correction(unit_sums[:fit], network_ms[:fit], transitions=switches[:fit])
     check = slice(fit, None) if held_out else slice(0, fit)
     validation = validation_figures(
         measured=network_ms[check],
-        predicted=[correction.apply(s) for s in unit_sums[check]],
+        predicted=[correction.apply(s, transitions=n) for s, n in zip(unit_sums[check], switches[check])],
         names=[f"net{i}" for i in range(len(everything))][check],
     )
     validation |= {

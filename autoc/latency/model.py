@@ -1,10 +1,10 @@
 """Latency models: predicted milliseconds of a (network plan, compression policy).
 
 The lookup-table model sums measured units (see ``blocks``) and applies the profile's
-whole-network correction (``scale * sum + intercept``). On this host it measures unknown
-units on first use and caches them in the profile file. For other devices a unit the
-table lacks is costed by the profile's prior when it has one (profiles fitted from whole
-networks), else it is an error.
+whole-network correction (``scale * sum + intercept + a cost per fp32 <-> int8 switch``).
+On this host it measures unknown units on first use and caches them in the profile file.
+For other devices a unit the table lacks is costed by the profile's prior when it has one
+(profiles fitted from whole networks), else it is an error.
 
 Precision on device is what the runtime runs: fp32 or int8 kernels. Weight bits below 8
 change size and accuracy, not latency (unit keys carry the precision, never the bits).
@@ -24,7 +24,7 @@ from typing import Mapping, Protocol, runtime_checkable
 from autoc.arch.netspec import NetSpec
 from autoc.compress.policy import CompressionPolicy
 from autoc.errors import DeviceError
-from autoc.latency.blocks import Unit, measure_units, network_units, unit_work
+from autoc.latency.blocks import Unit, measure_units, network_units, precision_transitions, unit_work
 from autoc.latency.energy import energy_mj
 from autoc.latency.profile import (
     DeviceProfile,
@@ -82,7 +82,9 @@ class LookupTableLatencyModel:
         return self._profile
 
     def predict(self, spec: NetSpec, policy: CompressionPolicy) -> float:
-        return self._profile.correction.apply(self.blocks_ms(spec, policy))
+        units = network_units(spec, policy)
+        unit_sum = sum(ms for _, _, ms in self._rows(units, policy))
+        return self._profile.correction.apply(unit_sum, transitions=self._transitions(units))
 
     def predict_energy_mj(self, spec: NetSpec, policy: CompressionPolicy) -> float:
         """Estimated energy per inference (``autoc.latency.energy``, the profile's coefficients)."""
@@ -90,17 +92,27 @@ class LookupTableLatencyModel:
 
     def blocks_ms(self, spec: NetSpec, policy: CompressionPolicy) -> float:
         """Sum of the unit times, without the whole-network correction."""
-        return sum(ms for _, _, ms in self._unit_rows(spec, policy))
+        return sum(ms for _, _, ms in self._rows(network_units(spec, policy), policy))
+
+    def transitions(self, spec: NetSpec, policy: CompressionPolicy) -> int:
+        """fp32 <-> int8 switches between consecutive units as the device runs them."""
+        return self._transitions(network_units(spec, policy))
+
+    def _transitions(self, units: list[Unit]) -> int:
+        if "int8" not in self._profile.identity.precisions:
+            return 0  # int8 layers run at their fp32 kernels: no switch happens
+        return precision_transitions(u.precision for u in units if u.measurable)
 
     def breakdown(self, spec: NetSpec, policy: CompressionPolicy) -> list[tuple[str, str, float]]:
-        """Unit times scaled by the correction (their share of the network), then its intercept."""
-        scale = self._profile.correction.scale
-        rows = [(name, key, ms * scale) for name, key, ms in self._unit_rows(spec, policy)]
-        rows.append((OVERHEAD, OVERHEAD, self._profile.correction.intercept_ms))
+        """Unit times scaled by the correction (their share of the network), then the rest of the correction."""
+        correction = self._profile.correction
+        units = network_units(spec, policy)
+        rows = [(name, key, ms * correction.scale) for name, key, ms in self._rows(units, policy)]
+        overhead = correction.apply(0.0, transitions=self._transitions(units))
+        rows.append((OVERHEAD, OVERHEAD, overhead))
         return rows
 
-    def _unit_rows(self, spec: NetSpec, policy: CompressionPolicy) -> list[tuple[str, str, float]]:
-        units = network_units(spec, policy)
+    def _rows(self, units: list[Unit], policy: CompressionPolicy) -> list[tuple[str, str, float]]:
         table = self._table_for(units)
         rows = []
         for unit in units:

@@ -20,7 +20,7 @@ RESULTS.csv format (what the runner writes; any tool may write it)::
     net000,network,1.8003,1.8121,1.7900,1.8600,60
 
 ``name`` and ``kind`` as in manifest.json (every model needs exactly one row); ``ms`` the
-latency figure in ms, > 0 (the runner writes the 20th percentile of its runs, see
+latency figure in ms, > 0 (the runner writes the 10th percentile of its runs, see
 ``autoc.latency.measure``); the other columns are optional records.
 """
 from __future__ import annotations
@@ -38,7 +38,7 @@ from typing import Any
 
 from autoc.candidate import Candidate
 from autoc.errors import AutocError, DeviceError
-from autoc.latency.blocks import EMPTY, network_units, unit_batch, unit_times
+from autoc.latency.blocks import EMPTY, network_units, precision_transitions, unit_batch, unit_times
 from autoc.latency.calibrate import export_network, fit_correction, input_shape
 from autoc.latency.csv_input import read_csv
 from autoc.latency.measure import Measurement
@@ -177,30 +177,33 @@ def import_results(
 def _profile_from(
     manifest: dict[str, Any], blocks: dict[str, float], figures: dict[str, float], *, device: str, meta, source: Path
 ) -> DeviceProfile:
-    fit_sums, fit_ms, check = [], [], []
+    fit_sums, fit_ms, fit_switches, check = [], [], [], []
     for entry in manifest["networks"]:
         try:
             candidate = Candidate.from_dict(entry["candidate"])
-            keys = [u.key for u in network_units(candidate.netspec(), candidate.policy) if u.measurable]
+            units = [u for u in network_units(candidate.netspec(), candidate.policy) if u.measurable]
         except AutocError as exc:
             raise DeviceError(f"network {entry['name']} of the pack no longer builds ({exc}); export a new pack") from None
-        if keys != entry["units"]:
+        if [u.key for u in units] != entry["units"]:
             raise DeviceError(f"network {entry['name']} of the pack has other unit keys in this autoc; export a new pack")
-        unit_sum = sum(blocks[k] for k in keys)
+        unit_sum = sum(blocks[u.key] for u in units)
+        switches = precision_transitions(u.precision for u in units)
         if entry["role"] == "fit":
             fit_sums.append(unit_sum)
             fit_ms.append(figures[entry["name"]])
+            fit_switches.append(switches)
         else:
-            check.append((entry["name"], unit_sum, figures[entry["name"]]))
-    correction = fit_correction(fit_sums, fit_ms)
+            check.append((entry["name"], unit_sum, switches, figures[entry["name"]]))
+    correction = fit_correction(fit_sums, fit_ms, transitions=fit_switches)
     if check:
         validation = validation_figures(
-            measured=[m for _, _, m in check],
-            predicted=[correction.apply(s) for _, s, _ in check],
-            names=[n for n, _, _ in check],
+            measured=[m for *_, m in check],
+            predicted=[correction.apply(s, transitions=n) for _, s, n, _ in check],
+            names=[name for name, *_ in check],
         )
     else:
-        validation = validation_figures(measured=fit_ms, predicted=[correction.apply(s) for s in fit_sums])
+        predicted = [correction.apply(s, transitions=n) for s, n in zip(fit_sums, fit_switches)]
+        validation = validation_figures(measured=fit_ms, predicted=predicted)
     validation |= {"in_sample": not check, "fit_networks": len(fit_ms), "results": str(source)}
     identity = DeviceIdentity(
         cpu_model=meta.get("cpu_model", "unknown"),

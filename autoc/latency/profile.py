@@ -8,7 +8,8 @@ a parallel reader never sees half a file. Fields::
     source                    how the table was made: host | pack | networks | ofa-lut
     space                     {name, fingerprint} of the space a networks/ofa-lut profile was fitted for
     blocks                    unit key -> ms (see ``autoc.latency.blocks``)
-    correction                {scale, intercept_ms}: whole network = scale x unit sum + intercept
+    correction                {scale, intercept_ms, ms_per_transition}: whole network = scale x unit sum
+                              + intercept + ms_per_transition x fp32<->int8 switches (absent: 0)
     prior                     optional {ms_per_mmac, ms_per_melement, ms_per_unit}: cost of units
                               the table lacks (profiles fitted from whole networks only)
     energy                    energy coefficients (``autoc.latency.energy``), user-settable
@@ -21,7 +22,7 @@ import json
 import os
 import platform
 import tempfile
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields as dataclass_fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
@@ -77,18 +78,29 @@ class DeviceIdentity:
 
 @dataclass(frozen=True)
 class Correction:
-    """Whole-network latency from the unit sum: ``scale * unit_sum + intercept_ms``.
+    """Whole-network latency from its units:
+    ``scale * unit_sum + intercept_ms + ms_per_transition * transitions``.
 
     ``scale`` absorbs what isolated units over- or under-count in a network (layout
-    reorders and Q/DQ at every unit boundary, caches warm with one unit's weights);
-    ``intercept_ms`` the per-inference cost a network pays once.
+    reorders at every unit boundary, caches warm with one unit's weights);
+    ``intercept_ms`` the per-inference cost a network pays once; ``ms_per_transition``
+    what each fp32 <-> int8 switch between consecutive units costs in a network beyond
+    the Q/DQ its isolated units already pay (fitted on this project's host: 8-21 us
+    each, the largest term left after scale and intercept). Profiles written before the
+    term existed load with 0, i.e. the old two-term model.
     """
 
     scale: float = 1.0
     intercept_ms: float = 0.0
+    ms_per_transition: float = 0.0
 
-    def apply(self, unit_sum_ms: float) -> float:
-        return self.scale * unit_sum_ms + self.intercept_ms
+    def apply(self, unit_sum_ms: float, *, transitions: int = 0) -> float:
+        return self.scale * unit_sum_ms + self.intercept_ms + self.ms_per_transition * transitions
+
+    def describe(self) -> str:
+        """``x0.935 -0.178 ms +0.0139 ms/transition``: the formula's coefficients, for messages."""
+        text = f"x{self.scale:.3f} {self.intercept_ms:+.3f} ms"
+        return text + (f" {self.ms_per_transition:+.4f} ms/transition" if self.ms_per_transition else "")
 
 
 @dataclass(frozen=True)
@@ -254,7 +266,7 @@ def load_profile(path: str | os.PathLike[str]) -> DeviceProfile:
             device=str(data["device"]),
             identity=DeviceIdentity.from_dict(data["identity"]),
             blocks=blocks,
-            correction=Correction(**{k: float(v) for k, v in data["correction"].items()}),
+            correction=_correction(data["correction"]),
             validation=validation,
             source=str(data["source"]),
             space={str(k): str(v) for k, v in data["space"].items()},
@@ -267,6 +279,15 @@ def load_profile(path: str | os.PathLike[str]) -> DeviceProfile:
         raise DeviceError(f"device profile {path}: {exc}") from None
     except (TypeError, ValueError, AttributeError) as exc:
         raise DeviceError(f"device profile {path} has a malformed field ({exc}); {fix}") from None
+
+
+def _correction(data: Mapping[str, Any]) -> Correction:
+    """The correction's coefficients; a field this autoc does not know is an error, not silently dropped."""
+    known = {f.name for f in dataclass_fields(Correction)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"correction has unknown field(s) {unknown} (known: {sorted(known)})")
+    return Correction(**{k: float(v) for k, v in data.items()})
 
 
 def _milliseconds(value: Any, name: str) -> float:
