@@ -14,6 +14,9 @@ same cached supernet) and merge their rows:
     python benchmarks/ranking_fidelity.py ... --shard 0/2 --out a.json &
     python benchmarks/ranking_fidelity.py ... --shard 1/2 --out b.json
     python benchmarks/ranking_fidelity.py --merge a.json b.json
+
+``--rescore a.json b.json --max-eval N`` re-runs only the estimates of those rows' candidates
+(e.g. on more held-out images) against the proper accuracies already measured.
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _bench import add_common_args, interleaved, kendall_tau, load_data, spread_by_macs, trained_supernet, write_json  # noqa: E402
 
+from autoc.candidate import Candidate  # noqa: E402
 from autoc.evaluate.estimate import EstimateConfig, estimate_candidate  # noqa: E402
 from autoc.evaluate.metrics import spec_macs  # noqa: E402
 from autoc.evaluate.recipe import train_from_scratch  # noqa: E402
@@ -54,9 +58,12 @@ def main() -> int:
     parser.add_argument("--proper-steps", type=int, default=60)
     parser.add_argument("--finetune-steps", type=int, default=EstimateConfig().finetune_steps)
     parser.add_argument("--max-eval", type=int, default=EstimateConfig().max_eval)
+    parser.add_argument("--calibration-batches", type=int, default=EstimateConfig().calibration_batches,
+                        help="BatchNorm recalibration batches of 64 training images")
     parser.add_argument("--out", type=Path, default=Path("runs/benchmarks/ranking_fidelity.json"))
     parser.add_argument("--shard", default="0/1", help="K/N: this process scores every N-th candidate from the K-th")
     parser.add_argument("--merge", type=Path, nargs="+", help="print the figures of shards' output files and stop")
+    parser.add_argument("--rescore", type=Path, nargs="+", help="re-estimate the candidates of these output files")
     args = parser.parse_args()
     if args.merge:
         rows = [row for path in args.merge for row in json.loads(path.read_text())["rows"]]
@@ -70,11 +77,25 @@ def main() -> int:
     print(f"supernet: {'trained' if run.trained_now else 'cached'} {run.path} "
           f"({run.train_seconds:.0f} s, {sn_config})", flush=True)
     supernet = run.supernet
-    est_config = EstimateConfig(finetune_steps=args.finetune_steps, max_eval=args.max_eval, seed=args.seed)
+    est_config = EstimateConfig(finetune_steps=args.finetune_steps, max_eval=args.max_eval, seed=args.seed,
+                                calibration_batches=args.calibration_batches)
     teacher_logits = None
     if args.finetune_steps > 0:
         teacher_logits = teacher_logits_of([supernet.largest(calibration=data.train_x)], data.train_x)
     recipe = TrainConfig(steps=args.proper_steps, batch_size=32, lr=0.05, alpha=0.0, seed=args.seed)
+
+    if args.rescore:
+        rows = [row for path in args.rescore for row in json.loads(path.read_text())["rows"]]
+        for row in rows:
+            _, estimate = estimate_candidate(Candidate.from_dict(row["candidate"]), supernet=supernet, data=data,
+                                             teacher_logits=teacher_logits, config=est_config)
+            row |= {"estimate": estimate.accuracy, "estimate_seconds": estimate.seconds}
+            print(f"MMACs {row['macs'] / 1e6:6.1f}  estimate {estimate.accuracy:.3f} ({estimate.seconds:.1f} s)  "
+                  f"proper {row['proper']:.3f}", flush=True)
+        print(f"estimates with BN on {args.calibration_batches} x 64 images, evaluated on {args.max_eval or 'all'} "
+              "held-out images:")
+        print_figures(rows, proper_steps=None, threads=args.threads)
+        return 0
 
     rows = []
     spread = spread_by_macs(space, args.candidates, num_classes=data.num_classes, seed=args.seed)
