@@ -1,5 +1,5 @@
 """Search quality: the best found candidate vs the MobileNetV2 family at equal predicted latency,
-and NSGA-II vs random search at equal trial count (Pareto hypervolume).
+and NSGA-II (or TPE, --sampler) vs random search at equal trial count (Pareto hypervolume).
 
 1. Train (or load) the supernet; measure the baselines (``baselines.py``) with the recipe.
 2. Run ``--trials`` trials with NSGA-II and with random sampling; each trial samples a candidate,
@@ -31,6 +31,8 @@ from autoc.evaluate.estimate import EstimateConfig, estimate_candidate  # noqa: 
 from autoc.evaluate.recipe import train_from_scratch  # noqa: E402
 from autoc.evaluate.train import TrainConfig  # noqa: E402
 from autoc.latency.device import open_latency_model  # noqa: E402
+from autoc.search.options import SearchOptions  # noqa: E402
+from autoc.search.samplers import make_sampler  # noqa: E402
 from autoc.space import load_space, sample_candidate  # noqa: E402
 
 
@@ -49,9 +51,9 @@ def hypervolume(points: list[tuple[float, float]], *, reference_ms: float) -> fl
 
 
 def run_study(sampler_name, *, space, data, supernet, latency, trials, config, seed, log=print):
-    samplers = {"nsga2": optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, trials // 3)),
-                "random": optuna.samplers.RandomSampler(seed=seed)}
-    study = optuna.create_study(directions=["maximize", "minimize"], sampler=samplers[sampler_name])
+    # the search's own sampler settings (population, start-up trials) for this trial count
+    sampler = make_sampler(SearchOptions(budget_ms=1.0, sampler=sampler_name, trials=trials, seed=seed))
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
 
     def objective(trial):
         candidate = sample_candidate(space, trial, num_classes=data.num_classes)
@@ -89,7 +91,10 @@ def main() -> int:
                         help="reuse a baselines.json written by baselines.py with the same --proper-steps and data")
     parser.add_argument("--out", type=Path, default=Path("runs/benchmarks/search_quality.json"))
     parser.add_argument("--sampler-seeds", type=int, default=1,
-                        help="repeat the hypervolume comparison with this many sampler seeds (seed, seed+1, ...)")
+                        help="repeat the hypervolume comparison with this many sampler seeds")
+    parser.add_argument("--first-sampler-seed", type=int, default=None,
+                        help="sampler seeds start here (default --seed; --seed also picks the data and supernet)")
+    parser.add_argument("--sampler", default="nsga2", choices=("nsga2", "tpe"), help="compared with random search")
     parser.add_argument("--hypervolume-only", action="store_true",
                         help="skip training the found candidates (the per-budget comparison)")
     args = parser.parse_args()
@@ -112,17 +117,18 @@ def main() -> int:
     config = EstimateConfig(seed=args.seed)
     reference = max(b["latency_ms"] for b in baselines)
     runs = []
-    for sampler_seed in range(args.seed, args.seed + args.sampler_seeds):
+    first = args.seed if args.first_sampler_seed is None else args.first_sampler_seed
+    for sampler_seed in range(first, first + args.sampler_seeds):
         trials = {name: run_study(name, space=space, data=data, supernet=run.supernet, latency=latency,
-                                  trials=args.trials, config=config, seed=sampler_seed) for name in ("nsga2", "random")}
+                                  trials=args.trials, config=config, seed=sampler_seed) for name in (args.sampler, "random")}
         volumes = {name: hypervolume([(a, ms) for a, ms, _ in rows], reference_ms=reference)
                    for name, rows in trials.items()}
-        gain = volumes["nsga2"] / volumes["random"] - 1 if volumes["random"] else float("nan")
-        print(f"sampler seed {sampler_seed}: hypervolume (accuracy x ms below {reference:.3f} ms): nsga2 "
-              f"{volumes['nsga2']:.4f}, random {volumes['random']:.4f} ({gain:+.1%})", flush=True)
+        gain = volumes[args.sampler] / volumes["random"] - 1 if volumes["random"] else float("nan")
+        print(f"sampler seed {sampler_seed}: hypervolume (accuracy x ms below {reference:.3f} ms): {args.sampler} "
+              f"{volumes[args.sampler]:.4f}, random {volumes['random']:.4f} ({gain:+.1%})", flush=True)
         runs.append({"seed": sampler_seed, "hypervolume": volumes, "gain": gain, "trials": trials})
     gains = [r["gain"] for r in runs]
-    print(f"hypervolume gain of NSGA-II over random at {args.trials} trials: mean {sum(gains) / len(gains):+.1%} "
+    print(f"hypervolume gain of {args.sampler} over random at {args.trials} trials: mean {sum(gains) / len(gains):+.1%} "
           f"over {len(gains)} seed(s) ({', '.join(f'{g:+.1%}' for g in gains)})")
     trials = runs[0]["trials"]
     if args.hypervolume_only:
@@ -134,7 +140,7 @@ def main() -> int:
                ("MobileNetV2-0.5 fp32", "MobileNetV2-0.75 fp32", "MobileNetV2-1 fp32")]
     comparisons = []
     for budget in budgets:
-        within = [row for row in trials["nsga2"] if row[1] <= budget]
+        within = [row for row in trials[args.sampler] if row[1] <= budget]
         best_base = max((b for b in baselines if b["latency_ms"] <= budget), key=lambda b: b["accuracy"])
         if not within:
             print(f"budget {budget:.3f} ms: no trial within the budget")
