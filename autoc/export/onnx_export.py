@@ -108,6 +108,7 @@ def _export_fp32(model: nn.Module, *, input_shape: tuple[int, int, int, int], op
             # dynamo=False is the legacy exporter on purpose (faster, stable scoped names).
             warnings.simplefilter("ignore", DeprecationWarning)
             warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
+            warnings.filterwarnings("ignore", message=r".*torch\.jit\.script. is deprecated.*", category=FutureWarning)
             torch.onnx.export(
                 model,
                 (torch.zeros(input_shape),),
