@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trials", type=int, default=None, help="total trials of the study, counted across resumes [30]")
     p.add_argument("--timeout", type=float, default=None, help="stop starting trials after this many seconds")
     p.add_argument("--seed", type=int, default=None, help="[0]")
-    p.add_argument("--sampler", default=None, help="nsga2, tpe or random [nsga2]")
+    p.add_argument("--sampler", default=None, help="tpe, nsga2 or random [tpe]")
     p.add_argument("--runs-dir", type=Path, default=None, help="where studies, caches and profiles live [runs]")
     p.add_argument("--finetune-steps", type=int, default=None, help="KD fine-tuning steps per candidate [20]")
     p.add_argument("--teacher-steps", type=int, default=None, help="training steps of the largest network [120]")
