@@ -30,3 +30,10 @@ class StorageError(AutocError):
 
 class DeviceError(AutocError):
     """A device profile is unknown, corrupt or from another schema version."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first non-empty line of ``exc``'s message (its type name when it has none): what a
+    one-line user message quotes of a library's multi-line error."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from autoc.errors import DataError
+from autoc.errors import DataError, first_line
 
 
 def decode_images(
@@ -94,5 +94,4 @@ def _pillow_decode(data: bytes) -> torch.Tensor:
 
 def _short(exc: Exception) -> str:
     """The readable part of a decoder error (torchvision prefixes a C++ source location)."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return re.sub(r"^\w+, \S+:\d+, ", "", text)
+    return re.sub(r"^\w+, \S+:\d+, ", "", first_line(exc))

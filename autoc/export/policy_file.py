@@ -18,7 +18,7 @@ from autoc.arch.builder import AutocNet, build_model
 from autoc.arch.netspec import NetSpec
 from autoc.candidate import Candidate
 from autoc.compress.quant import apply_quantization
-from autoc.errors import PolicyError, SpaceError
+from autoc.errors import PolicyError, SpaceError, first_line
 from autoc.export.onnx_export import HEAD
 from autoc.export.output import write_text_atomic
 from autoc.export.schema import SCHEMA_ID, validate_policy_document
@@ -81,17 +81,15 @@ def load_weights(model: AutocNet, path: Path) -> None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, OSError, EOFError, ValueError) as exc:  # truncated or not a torch file
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise PolicyError(
-            f"weights file {path} is corrupt or truncated ({first[:120]}); that trial's weights are lost: "
+            f"weights file {path} is corrupt or truncated ({first_line(exc)[:120]}); that trial's weights are lost: "
             "export another trial (autoc export --trial N) or train this policy from scratch"
         ) from None
     try:
         model.load_state_dict(state)
     except (RuntimeError, KeyError, TypeError, AttributeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise PolicyError(
-            f"weights file {path} does not fit the policy's model ({first}); "
+            f"weights file {path} does not fit the policy's model ({first_line(exc)}); "
             "give the weights saved with this policy, or weights=None"
         ) from None
 

@@ -14,7 +14,7 @@ import time
 from dataclasses import replace
 from typing import Callable
 
-from autoc.errors import AutocError
+from autoc.errors import AutocError, first_line
 from autoc.search.worker import WorkerReport, WorkerSpec, run_worker
 
 # Ray starts task workers at niceness 15, so a trial starves whenever any other process on the
@@ -58,7 +58,7 @@ def run_ray_workers(
                 except ray.exceptions.RayTaskError as exc:
                     raise exc.cause if isinstance(exc.cause, AutocError) else exc
                 except ray.exceptions.RayError as exc:  # worker or node died more than TASK_RETRIES times
-                    lost.append(str(exc).splitlines()[0])
+                    lost.append(first_line(exc))
             if on_poll():
                 done_since = done_since or time.monotonic()
                 if time.monotonic() - done_since > DRAIN_S:
@@ -93,7 +93,7 @@ def _connect(address: str | None, *, num_cpus: int | None) -> None:
             # "local" always starts a fresh instance, never joins a cluster that happens to run here
             ray.init(address="local", num_cpus=num_cpus, _system_config={"worker_niceness": WORKER_NICENESS}, **kwargs)
     except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError... for a bad address
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = first_line(exc)
         where = f"the Ray cluster at {address!r}" if address else "a local Ray instance"
         fix = "check the address (ray start --head prints it) and that the cluster runs" if address else "check `ray` works here"
         raise WorkerError(f"cannot connect to {where}: {reason}; {fix}") from None

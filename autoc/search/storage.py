@@ -10,7 +10,7 @@ from typing import Any, Mapping
 import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
-from autoc.errors import StorageError
+from autoc.errors import StorageError, first_line
 
 IDENTITY_PREFIX = "autoc."
 METRIC_NAMES = ("accuracy", "latency_ms", "size_bytes")  # the order of the driver's DIRECTIONS
@@ -65,7 +65,7 @@ def open_storage(url: str, *, heartbeat: Heartbeat | None = None) -> RDBStorage:
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return RDBStorage(url, engine_kwargs=engine_kwargs, **_heartbeat_kwargs(heartbeat))
         except Exception as exc:  # SQLAlchemy raises many types for bad or unreachable URLs
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            reason = first_line(exc)
             chain = f"{exc} {exc.__cause__} {exc.__context__}"
             if attempt < SCHEMA_RACE_RETRIES and any(mark in chain for mark in _SCHEMA_RACE):
                 time.sleep(0.2 * (attempt + 1))  # another process is creating the tables: use them
