@@ -26,6 +26,10 @@ def add_common_args(parser) -> None:
     parser.add_argument("--max-val", type=int, default=500)
     parser.add_argument("--supernet-steps", type=int, default=60)
     parser.add_argument("--random-subnets", type=int, default=1)
+    parser.add_argument("--supernet-largest-steps", type=int, default=0,
+                        help="train the largest network alone this many steps before the sandwich steps")
+    parser.add_argument("--supernet-lr", type=float, default=0.05, help="peak lr of the sandwich steps")
+    parser.add_argument("--supernet-augment", action="store_true", help="random crop and flip in supernet training")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"))
@@ -41,7 +45,9 @@ def load_data(args, space: SearchSpace) -> DatasetSplit:
 
 
 def trained_supernet(args, space: SearchSpace, data: DatasetSplit):
-    config = SupernetConfig(steps=args.supernet_steps, random_subnets=args.random_subnets, seed=args.seed)
+    config = SupernetConfig(steps=args.supernet_steps, random_subnets=args.random_subnets, seed=args.seed,
+                            lr=args.supernet_lr, largest_steps=args.supernet_largest_steps,
+                            augment=args.supernet_augment)
     run = open_supernet(space, data, cache_dir=args.runs_dir / "cache", config=config, progress=True)
     return run, config
 

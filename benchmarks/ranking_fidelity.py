@@ -17,6 +17,11 @@ same cached supernet) and merge their rows:
 
 ``--rescore a.json b.json --max-eval N`` re-runs only the estimates of those rows' candidates
 (e.g. on more held-out images) against the proper accuracies already measured.
+
+Proper accuracies are cached under ``<runs-dir>/cache/reference`` by (candidate, recipe, data),
+so a run cut short, a run with another supernet or estimate setting, and other benchmarks
+using the same recipe reuse them; ``--reference-only`` trains just those (no supernet needed),
+e.g. on a spare core while the supernet trains on another.
 """
 from __future__ import annotations
 
@@ -34,7 +39,7 @@ from _bench import add_common_args, interleaved, kendall_tau, load_data, spread_
 from autoc.candidate import Candidate  # noqa: E402
 from autoc.evaluate.estimate import EstimateConfig, estimate_candidate  # noqa: E402
 from autoc.evaluate.metrics import spec_macs  # noqa: E402
-from autoc.evaluate.recipe import train_from_scratch  # noqa: E402
+from autoc.evaluate.recipe import reference_accuracy  # noqa: E402
 from autoc.evaluate.train import TrainConfig, teacher_logits_of  # noqa: E402
 from autoc.space import load_space  # noqa: E402
 
@@ -56,6 +61,10 @@ def main() -> int:
     add_common_args(parser)
     parser.add_argument("--candidates", type=int, default=20)
     parser.add_argument("--proper-steps", type=int, default=60)
+    parser.add_argument("--proper-augment", action=argparse.BooleanOptionalAction, default=False,
+                        help="random crop and flip in the reference recipe (CIFAR-10; not for digits)")
+    parser.add_argument("--reference-only", action="store_true",
+                        help="train (or find cached) the candidates' reference accuracies and stop")
     parser.add_argument("--finetune-steps", type=int, default=EstimateConfig().finetune_steps)
     parser.add_argument("--max-eval", type=int, default=EstimateConfig().max_eval)
     parser.add_argument("--calibration-batches", type=int, default=EstimateConfig().calibration_batches,
@@ -73,6 +82,16 @@ def main() -> int:
 
     space = load_space(args.space)
     data = load_data(args, space)
+    recipe = TrainConfig(steps=args.proper_steps, batch_size=32, lr=0.05, alpha=0.0, seed=args.seed,
+                         augment=args.proper_augment)
+    reference_cache = args.runs_dir / "cache" / "reference"
+    spread = spread_by_macs(space, args.candidates, num_classes=data.num_classes, seed=args.seed)
+    if args.reference_only:
+        for i in interleaved(len(spread))[shard::shards]:
+            proper = reference_accuracy(spread[i], data, config=recipe, cache_dir=reference_cache)
+            print(f"{i:>3} MMACs {spec_macs(spread[i].netspec()) / 1e6:6.1f}  proper {proper.accuracy:.3f} "
+                  f"({proper.seconds:.0f} s{', cached' if proper.cached else ''})", flush=True)
+        return 0
     run, sn_config = trained_supernet(args, space, data)
     print(f"supernet: {'trained' if run.trained_now else 'cached'} {run.path} "
           f"({run.train_seconds:.0f} s, {sn_config})", flush=True)
@@ -82,7 +101,6 @@ def main() -> int:
     teacher_logits = None
     if args.finetune_steps > 0:
         teacher_logits = teacher_logits_of([supernet.largest(calibration=data.train_x)], data.train_x)
-    recipe = TrainConfig(steps=args.proper_steps, batch_size=32, lr=0.05, alpha=0.0, seed=args.seed)
 
     if args.rescore:
         rows = [row for path in args.rescore for row in json.loads(path.read_text())["rows"]]
@@ -98,12 +116,11 @@ def main() -> int:
         return 0
 
     rows = []
-    spread = spread_by_macs(space, args.candidates, num_classes=data.num_classes, seed=args.seed)
     for i in interleaved(len(spread))[shard::shards]:
         candidate = spread[i]
         _, estimate = estimate_candidate(candidate, supernet=supernet, data=data, teacher_logits=teacher_logits,
                                          config=est_config)
-        proper = train_from_scratch(candidate, data, config=recipe)
+        proper = reference_accuracy(candidate, data, config=recipe, cache_dir=reference_cache)
         rows.append({"macs": spec_macs(candidate.netspec()), "estimate": estimate.accuracy,
                      "estimate_seconds": estimate.seconds, "proper": proper.accuracy,
                      "proper_seconds": proper.seconds, "candidate": candidate.to_dict()})

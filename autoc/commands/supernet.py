@@ -16,6 +16,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--steps", type=int, default=None, help="sandwich-rule training steps (default 150)")
     t.add_argument("--batch-size", type=int, default=None, help="images per step (default 32)")
     t.add_argument("--random-subnets", type=int, default=None, help="random sub-networks per step beside the largest and smallest (default 2)")
+    t.add_argument("--largest-steps", type=int, default=None,
+                   help="first train the largest network alone for this many steps (default 0)")
+    t.add_argument("--lr", type=float, default=None, help="peak learning rate of the sandwich steps (default 0.05)")
+    t.add_argument("--augment", action="store_true", help="random crop and horizontal flip (photos, not digits)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--max-train", type=int, default=None, help="use at most this many training images")
     t.add_argument("--max-val", type=int, default=None, help="use at most this many validation images")
@@ -35,7 +39,8 @@ def run_train(args: argparse.Namespace) -> int:
     from autoc.supernet import SupernetConfig, open_supernet, smallest_candidate
 
     overrides = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size),
-                                   ("random_subnets", args.random_subnets)) if v is not None}
+                                   ("random_subnets", args.random_subnets), ("largest_steps", args.largest_steps),
+                                   ("lr", args.lr), ("augment", args.augment or None)) if v is not None}
     config = replace(SupernetConfig(seed=args.seed), **overrides)
     space = load_space(args.space)
     data = load_dataset(args.dataset, data_dir=args.data_dir, input_size=space.input_size, seed=args.seed,
@@ -43,7 +48,7 @@ def run_train(args: argparse.Namespace) -> int:
     run = open_supernet(space, data, cache_dir=args.runs_dir / "cache", config=config,
                         progress=not args.no_progress, retrain=args.retrain)
     how = f"trained in {run.train_seconds:.0f} s" if run.trained_now else "loaded from the cache"
-    print(f"supernet of {space.name} on {data.name} ({len(data.train_y)} train images, {config.steps} steps): "
+    print(f"supernet of {space.name} on {data.name} ({len(data.train_y)} train images, {config.largest_steps} largest-only + {config.steps} sandwich steps): "
           f"{how} -> {run.path}")
     keep = eval_subset(data.val_y, 500, seed=args.seed)
     val_x, val_y = data.val_x[keep], data.val_y[keep]

@@ -49,6 +49,8 @@ class DatasetSplit:
     mean: tuple[float, float, float]  # of the [0, 1] train pixels, per channel; needed to deploy
     std: tuple[float, float, float]
     fingerprint: str
+    # The same for the training items alone: what a model trained on them (a supernet) depends on.
+    train_fingerprint: str = ""
 
     @property
     def num_classes(self) -> int:
@@ -80,6 +82,7 @@ class _Loaded:
     val_y: np.ndarray
     source: str
     selection: str  # digest of the chosen items
+    train_selection: str  # digest of the chosen training items
 
 
 def load_dataset(
@@ -156,6 +159,7 @@ def _load_digits(path: Path | None, options: _Options) -> _Loaded:
         val_y=labels[val_idx],
         source="sklearn.datasets.load_digits",
         selection=_digest(map(str, train_idx), map(str, val_idx)),
+        train_selection=_digest(map(str, train_idx), ()),
     )
 
 
@@ -236,7 +240,8 @@ def _from_tree(tree: ImageTree, options: _Options, *, splits: tuple[str, str]) -
     if tree.kind == "zip":
         source += f"({tree.location.stat().st_size} bytes)"
     return _Loaded(classes=tree.classes, train_x=train_x, train_y=train_y, val_x=val_x, val_y=val_y,
-                   source=source, selection=_digest(train_names, val_names))
+                   source=source, selection=_digest(train_names, val_names),
+                   train_selection=_digest(train_names, ()))
 
 
 def _from_pickles(folder: Path, options: _Options) -> _Loaded:
@@ -262,6 +267,7 @@ def _from_pickles(folder: Path, options: _Options) -> _Loaded:
         val_y=arrays.test_y[val_keep],
         source=f"pickle:{folder.resolve()}",
         selection=_digest(map(str, train_keep), map(str, val_keep)),
+        train_selection=_digest(map(str, train_keep), ()),
     )
 
 
@@ -273,10 +279,9 @@ def _finish(name: str, loaded: _Loaded, options: _Options) -> DatasetSplit:
     mean, std = _channel_stats(train_x)
     for x in (train_x, val_x):
         x.sub_(mean.view(1, 3, 1, 1)).div_(std.view(1, 3, 1, 1))
-    fingerprint = "|".join((
-        name, loaded.source, f"{options.input_size}px", f"seed={options.seed}",
-        f"train={len(loaded.train_y)}", f"val={len(loaded.val_y)}", loaded.selection,
-    ))
+    common = (name, loaded.source, f"{options.input_size}px", f"seed={options.seed}", f"train={len(loaded.train_y)}")
+    fingerprint = "|".join((*common, f"val={len(loaded.val_y)}", loaded.selection))
+    train_fingerprint = "|".join((*common, loaded.train_selection))
     return DatasetSplit(
         name=name,
         classes=loaded.classes,
@@ -287,6 +292,7 @@ def _finish(name: str, loaded: _Loaded, options: _Options) -> DatasetSplit:
         mean=tuple(float(v) for v in mean),
         std=tuple(float(v) for v in std),
         fingerprint=fingerprint,
+        train_fingerprint=train_fingerprint,
     )
 
 

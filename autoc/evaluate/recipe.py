@@ -6,8 +6,12 @@ from the architecture and policy, not the recipe.
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -17,6 +21,7 @@ from autoc.compress.quant import apply_quantization
 from autoc.compress.sparsity import apply_policy_sparsity
 from autoc.evaluate.datasets import DatasetSplit
 from autoc.evaluate.train import TrainConfig, accuracy, train
+from autoc.export.output import write_text_atomic
 
 
 @dataclass(frozen=True)
@@ -37,3 +42,47 @@ def train_from_scratch(candidate: Candidate, data: DatasetSplit, *, config: Trai
     train(model, data.train_x, data.train_y, config=config)
     acc = accuracy(model, data.val_x, data.val_y)
     return TrainedCandidate(model=model, accuracy=acc, seconds=time.perf_counter() - start)
+
+
+REFERENCE_FORMAT = "autoc.reference/1"
+
+
+@dataclass(frozen=True)
+class ReferenceResult:
+    """A reference accuracy, trained now or read back from the cache."""
+
+    accuracy: float
+    seconds: float  # of the training that produced it, also when read from the cache
+    cached: bool
+
+
+def reference_accuracy(candidate: Candidate, data: DatasetSplit, *, config: TrainConfig,
+                       cache_dir: Path | None) -> ReferenceResult:
+    """``train_from_scratch``'s accuracy, cached under ``cache_dir`` by (candidate, recipe, data).
+
+    A reference run of a multi-epoch recipe costs many minutes per candidate on a CPU, so every
+    benchmark that compares against the same recipe shares the results, and a run cut short
+    keeps what it finished. An unreadable cache entry is retrained, never trusted.
+    """
+    path = None
+    if cache_dir is not None:
+        path = Path(cache_dir) / f"reference-{reference_key(candidate, data, config=config)}.json"
+        try:
+            saved = json.loads(path.read_text())
+            if saved.get("format") == REFERENCE_FORMAT:
+                return ReferenceResult(float(saved["accuracy"]), float(saved["seconds"]), cached=True)
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    trained = train_from_scratch(candidate, data, config=config)
+    if path is not None:
+        write_text_atomic(path, json.dumps({
+            "format": REFERENCE_FORMAT, "accuracy": trained.accuracy, "seconds": trained.seconds,
+            "recipe": dataclasses.asdict(config), "data": data.fingerprint, "candidate": candidate.to_dict()}, indent=1))
+    return ReferenceResult(trained.accuracy, trained.seconds, cached=False)
+
+
+def reference_key(candidate: Candidate, data: DatasetSplit, *, config: TrainConfig) -> str:
+    identity = {"format": REFERENCE_FORMAT, "candidate": candidate.to_dict(), "recipe": dataclasses.asdict(config),
+                "data": data.fingerprint}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
+

@@ -43,7 +43,8 @@ def supernet_for_space(space: SearchSpace, *, num_classes: int) -> Supernet:
 
 
 def supernet_cache_path(cache_dir: Path, *, space: SearchSpace, data: DatasetSplit, config: SupernetConfig) -> Path:
-    key = f"{FORMAT}|{space.fingerprint()}|{data.fingerprint}|{config}"
+    # Keyed by the training items only: the held-out split's size does not change the weights.
+    key = f"{FORMAT}|{space.fingerprint()}|{data.train_fingerprint or data.fingerprint}|{config}"
     return Path(cache_dir) / f"supernet-{space.name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
 
 
@@ -81,7 +82,7 @@ def open_supernet(
         except Exception as exc:  # a truncated or stale cache is rebuilt, never trusted
             print(f"autoc: supernet cache {path} is unreadable ({exc}); retraining it", file=sys.stderr)
             supernet = supernet_for_space(space, num_classes=data.num_classes)
-    bar = tqdm(total=config.steps, desc="supernet", unit="step", file=sys.stderr, disable=not progress,
+    bar = tqdm(total=config.total_steps, desc="supernet", unit="step", file=sys.stderr, disable=not progress,
                dynamic_ncols=True)
 
     def on_step(step: int, loss: float) -> None:

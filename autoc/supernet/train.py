@@ -5,18 +5,23 @@ Each step trains, on one batch, the largest sub-network on the labels, then the 
 their gradients add up in the shared weights before one optimiser step. Training the two
 ends every step keeps both the biggest and the cheapest candidates good, which is what makes
 inherited weights rank candidates without long fine-tuning.
+
+Optionally the largest network is first trained alone for ``largest_steps`` (Once-for-All's
+progressive shrinking starts from a trained full network): a short sandwich run from random
+weights ranks small sub-networks above large ones, because small networks learn faster early.
 """
 from __future__ import annotations
 
 import math
 import random
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from torch.nn import functional as F
 
 from autoc.compress.distill import distillation_loss
+from autoc.evaluate.train import crop_and_flip
 from autoc.errors import BudgetError
 from autoc.space import SearchSpace
 from autoc.supernet.elastic import Supernet
@@ -34,13 +39,28 @@ class SupernetConfig:
     temperature: float = 1.0
     alpha: float = 0.5  # weight of the in-place distillation term for the non-largest sub-networks
     seed: int = 0
+    largest_steps: int = 0  # steps training the largest network alone before the sandwich steps
+    largest_lr: float = 0.05
+    augment: bool = False  # random crop and flip per image (CIFAR-style data)
 
     def __post_init__(self) -> None:
-        if self.steps < 1 or self.batch_size < 1 or self.random_subnets < 0:
+        if self.steps < 1 or self.batch_size < 1 or self.random_subnets < 0 or self.largest_steps < 0:
             raise BudgetError(
-                f"supernet training needs steps >= 1, batch_size >= 1 and random_subnets >= 0, got steps={self.steps}, "
-                f"batch_size={self.batch_size}, random_subnets={self.random_subnets}; use e.g. --steps 150"
+                f"supernet training needs steps >= 1, batch_size >= 1, random_subnets >= 0 and largest_steps >= 0, "
+                f"got steps={self.steps}, batch_size={self.batch_size}, random_subnets={self.random_subnets}, "
+                f"largest_steps={self.largest_steps}; use e.g. --steps 150"
             )
+
+    @property
+    def total_steps(self) -> int:
+        return self.largest_steps + self.steps
+
+    def __str__(self) -> str:
+        # The cache key: written as before when the newer options are off, so caches stay valid.
+        text = repr(self)
+        if (self.largest_steps, self.augment) == (0, False):
+            text = text.split(", largest_steps=")[0] + ")"
+        return text
 
 
 def train_supernet(
@@ -52,26 +72,33 @@ def train_supernet(
     config: SupernetConfig,
     on_step: Callable[[int, float], None] | None = None,
 ) -> float:
-    """Train in place; returns the largest sub-network's mean loss over the last 10 steps."""
+    """Train in place; returns the largest sub-network's mean loss over the last 10 steps.
+
+    ``on_step`` sees steps numbered over both stages (0 .. ``config.total_steps`` - 1)."""
     num_classes = supernet.num_classes
     rng = random.Random(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     largest = supernet.largest_subnet()
     smallest = smallest_candidate(space, num_classes=num_classes).netspec()
-    optimizer = torch.optim.SGD(supernet.parameters(), lr=config.lr, momentum=config.momentum,
-                                weight_decay=config.weight_decay, nesterov=True)
     supernet.train()
-    n = inputs.shape[0]
-    order, cursor = torch.randperm(n, generator=generator), 0
+    batches = _batches(inputs, labels, config=config, generator=generator)
     recent: list[float] = []
+    if config.largest_steps:
+        optimizer = _sgd(supernet, config)
+        for step in range(config.largest_steps):
+            _set_cosine_lr(optimizer, config.largest_lr, step, config.largest_steps)
+            x, y = next(batches)
+            optimizer.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(supernet(x, subnet=largest), y)
+            loss.backward()
+            optimizer.step()
+            recent = (recent + [float(loss.detach())])[-10:]
+            if on_step is not None:
+                on_step(step, recent[-1])
+    optimizer = _sgd(supernet, config)  # fresh momentum: the sandwich stage is a new schedule
     for step in range(config.steps):
-        if cursor + config.batch_size > n:
-            order, cursor = torch.randperm(n, generator=generator), 0
-        index = order[cursor : cursor + config.batch_size]
-        cursor += config.batch_size
-        for group in optimizer.param_groups:
-            group["lr"] = 0.5 * config.lr * (1 + math.cos(math.pi * step / config.steps))
-        x, y = inputs[index], labels[index]
+        _set_cosine_lr(optimizer, config.lr, step, config.steps)
+        x, y = next(batches)
         optimizer.zero_grad(set_to_none=True)
         others = [smallest] + [
             random_candidate(space, rng, num_classes=num_classes).netspec() for _ in range(config.random_subnets)
@@ -90,5 +117,29 @@ def train_supernet(
         optimizer.step()
         recent = (recent + [float(loss.detach())])[-10:]
         if on_step is not None:
-            on_step(step, recent[-1])
+            on_step(config.largest_steps + step, recent[-1])
     return sum(recent) / len(recent)
+
+
+def _sgd(supernet: Supernet, config: SupernetConfig) -> torch.optim.SGD:
+    return torch.optim.SGD(supernet.parameters(), lr=config.lr, momentum=config.momentum,
+                           weight_decay=config.weight_decay, nesterov=True)
+
+
+def _set_cosine_lr(optimizer: torch.optim.SGD, peak: float, step: int, steps: int) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = 0.5 * peak * (1 + math.cos(math.pi * step / steps))
+
+
+def _batches(inputs: torch.Tensor, labels: torch.Tensor, *, config: SupernetConfig,
+             generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Endless seeded batches, reshuffled each epoch, augmented when the config says so."""
+    n = inputs.shape[0]
+    while True:
+        order = torch.randperm(n, generator=generator)
+        for cursor in range(0, n - config.batch_size + 1, config.batch_size):
+            index = order[cursor : cursor + config.batch_size]
+            x = inputs[index]
+            if config.augment:
+                x = crop_and_flip(x, generator=generator).contiguous(memory_format=torch.channels_last)
+            yield x, labels[index]

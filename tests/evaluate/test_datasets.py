@@ -95,6 +95,17 @@ def test_digits_caps_and_fraction() -> None:
     assert "train=100" in split.fingerprint and "val=30" in split.fingerprint
 
 
+def test_train_fingerprint_follows_training_items_not_held_out_size() -> None:
+    small_val = load_dataset("digits", input_size=8, max_train=100, max_val=30)
+    large_val = load_dataset("digits", input_size=8, max_train=100, max_val=60)
+    assert torch.equal(small_val.train_x, large_val.train_x)  # selection streams are independent
+    assert small_val.fingerprint != large_val.fingerprint
+    assert small_val.train_fingerprint == large_val.train_fingerprint
+    assert load_dataset("digits", input_size=8, max_train=120, max_val=30).train_fingerprint != small_val.train_fingerprint
+    assert load_dataset("digits", input_size=8, max_train=100, max_val=30, seed=1).train_fingerprint \
+        != small_val.train_fingerprint
+
+
 def test_digits_rejects_data_dir(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="digits .*data_dir") as err:
         load_dataset("digits", data_dir=tmp_path, input_size=8)

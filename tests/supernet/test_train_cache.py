@@ -73,3 +73,41 @@ def test_cli_bad_input_exits_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "does not exist" in err and "download=True" in err
     assert not (tmp_path / "cache").exists()
+
+
+def test_largest_first_stage_trains_only_the_largest_then_the_sandwich(tiny_space, digits16):
+    supernet = supernet_for_space(tiny_space, num_classes=10)
+    smallest = smallest_candidate(tiny_space, num_classes=10)
+    steps = []
+    train_supernet(supernet, tiny_space, digits16.train_x, digits16.train_y,
+                   config=SupernetConfig(steps=1, largest_steps=20, largest_lr=0.3, lr=1e-9, batch_size=32,
+                                         random_subnets=1),
+                   on_step=lambda step, loss: steps.append(step))
+    assert steps == list(range(21))  # one numbering over both stages, for the progress bar
+    largest = accuracy(supernet.largest(calibration=digits16.train_x), digits16.val_x, digits16.val_y)
+    assert largest > 0.5  # 20 steps of the largest alone on 400 digits; chance is 0.10
+
+
+def test_largest_first_and_augmentation_change_the_cache_key_and_keep_old_keys(tiny_space, digits16, tmp_path):
+    from autoc.supernet.cache import supernet_cache_path
+
+    def path(config):
+        return supernet_cache_path(tmp_path, space=tiny_space, data=digits16, config=config)
+
+    assert len({path(FAST), path(SupernetConfig(steps=2, batch_size=16, random_subnets=1, largest_steps=3)),
+                path(SupernetConfig(steps=2, batch_size=16, random_subnets=1, augment=True))}) == 3
+    # caches written before these options existed stay valid: the key text is unchanged when they are off
+    assert str(FAST) == ("SupernetConfig(steps=2, batch_size=16, lr=0.05, momentum=0.9, weight_decay=4e-05, "
+                         "random_subnets=1, temperature=1.0, alpha=0.5, seed=0)")
+
+
+def test_augmented_training_runs_and_is_seeded(tiny_space, digits16):
+    def trained():
+        torch.manual_seed(0)  # initial weights
+        supernet = supernet_for_space(tiny_space, num_classes=10)
+        train_supernet(supernet, tiny_space, digits16.train_x, digits16.train_y,
+                       config=SupernetConfig(steps=2, largest_steps=1, batch_size=16, random_subnets=1, augment=True))
+        return supernet.state_dict()
+
+    first, again = trained(), trained()
+    assert all(torch.equal(first[k], again[k]) for k in first)
