@@ -1,6 +1,7 @@
 """Shared pieces of the accuracy benchmarks: data, supernet, candidate spreads, rank statistics."""
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import os
@@ -14,6 +15,7 @@ import torch
 from autoc.candidate import Candidate
 from autoc.evaluate.datasets import DatasetSplit, load_dataset
 from autoc.evaluate.metrics import spec_macs
+from autoc.evaluate.train import TrainConfig
 from autoc.space import SearchSpace
 from autoc.supernet import SupernetConfig, open_supernet, random_candidate
 
@@ -33,6 +35,22 @@ def add_common_args(parser) -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"))
+
+
+def add_recipe_args(parser, *, default_steps: int) -> None:
+    """The reference recipe every compared model is trained by (see autoc.evaluate.recipe)."""
+    parser.add_argument("--proper-steps", type=int, default=default_steps, help="SGD steps of batch 32, lr 0.05 cosine")
+    parser.add_argument("--proper-augment", action=argparse.BooleanOptionalAction, default=False,
+                        help="random crop and flip in the reference recipe (CIFAR-10; not for digits)")
+
+
+def reference_recipe(args) -> TrainConfig:
+    return TrainConfig(steps=args.proper_steps, batch_size=32, lr=0.05, alpha=0.0, seed=args.seed,
+                       augment=args.proper_augment)
+
+
+def reference_cache(args) -> Path:
+    return args.runs_dir / "cache" / "reference"
 
 
 def load_data(args, space: SearchSpace) -> DatasetSplit:

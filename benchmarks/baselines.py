@@ -18,13 +18,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _bench import add_common_args, load_data, write_json  # noqa: E402
+from _bench import add_common_args, add_recipe_args, load_data, reference_cache, reference_recipe, write_json  # noqa: E402
 
 from autoc.arch.config import BlockOp, StageConfig  # noqa: E402
 from autoc.candidate import Candidate  # noqa: E402
 from autoc.compress.policy import CompressionPolicy, LayerPolicy  # noqa: E402
 from autoc.evaluate.metrics import size_bytes  # noqa: E402
-from autoc.evaluate.recipe import train_from_scratch  # noqa: E402
+from autoc.evaluate.recipe import reference_accuracy  # noqa: E402
 from autoc.evaluate.train import TrainConfig  # noqa: E402
 from autoc.latency.device import open_latency_model  # noqa: E402
 from autoc.space import SearchSpace, load_space  # noqa: E402
@@ -54,15 +54,15 @@ def baseline_family(space: SearchSpace, *, num_classes: int) -> list[tuple[str, 
     ]
 
 
-def train_baselines(space, data, latency, *, recipe: TrainConfig, log=print) -> list[dict]:
+def train_baselines(space, data, latency, *, recipe: TrainConfig, cache_dir: Path | None, log=print) -> list[dict]:
     rows = []
     for name, candidate in baseline_family(space, num_classes=data.num_classes):
         spec = candidate.netspec()
-        trained = train_from_scratch(candidate, data, config=recipe)
+        trained = reference_accuracy(candidate, data, config=recipe, cache_dir=cache_dir)
         rows.append({"name": name, "accuracy": trained.accuracy, "latency_ms": latency.predict(spec, candidate.policy),
                      "size_bytes": size_bytes(spec, candidate.policy), "train_seconds": trained.seconds})
         log(f"{name:<24} accuracy {trained.accuracy:.4f}  {rows[-1]['latency_ms']:.3f} ms  "
-            f"{rows[-1]['size_bytes'] / 1024:.0f} kB  ({trained.seconds:.0f} s)")
+            f"{rows[-1]['size_bytes'] / 1024:.0f} kB  ({trained.seconds:.0f} s{', cached' if trained.cached else ''})")
     return rows
 
 
@@ -77,15 +77,15 @@ def write_baselines(path: Path, rows: list[dict], *, recipe: TrainConfig) -> Pat
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser)
-    parser.add_argument("--proper-steps", type=int, default=40)
+    add_recipe_args(parser, default_steps=40)
     parser.add_argument("--device", default="host")
     parser.add_argument("--study", required=True, help="writes runs/<study>/baselines.json")
     args = parser.parse_args()
     space = load_space(args.space)
     data = load_data(args, space)
     latency = open_latency_model(args.device, runs_dir=args.runs_dir, space=space, progress=True)
-    recipe = TrainConfig(steps=args.proper_steps, batch_size=32, lr=0.05, alpha=0.0, seed=args.seed)
-    rows = train_baselines(space, data, latency, recipe=recipe)
+    recipe = reference_recipe(args)
+    rows = train_baselines(space, data, latency, recipe=recipe, cache_dir=reference_cache(args))
     print(write_baselines(args.runs_dir / args.study / "baselines.json", rows, recipe=recipe))
     return 0
 

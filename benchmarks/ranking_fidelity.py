@@ -34,13 +34,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _bench import add_common_args, interleaved, kendall_tau, load_data, spread_by_macs, trained_supernet, write_json  # noqa: E402
+from _bench import add_common_args, add_recipe_args, interleaved, kendall_tau, load_data, reference_cache, reference_recipe, spread_by_macs, trained_supernet, write_json  # noqa: E402
 
 from autoc.candidate import Candidate  # noqa: E402
 from autoc.evaluate.estimate import EstimateConfig, estimate_candidate  # noqa: E402
 from autoc.evaluate.metrics import spec_macs  # noqa: E402
 from autoc.evaluate.recipe import reference_accuracy  # noqa: E402
-from autoc.evaluate.train import TrainConfig, teacher_logits_of  # noqa: E402
+from autoc.evaluate.train import teacher_logits_of  # noqa: E402
 from autoc.space import load_space  # noqa: E402
 
 
@@ -60,9 +60,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser)
     parser.add_argument("--candidates", type=int, default=20)
-    parser.add_argument("--proper-steps", type=int, default=60)
-    parser.add_argument("--proper-augment", action=argparse.BooleanOptionalAction, default=False,
-                        help="random crop and flip in the reference recipe (CIFAR-10; not for digits)")
+    add_recipe_args(parser, default_steps=60)
     parser.add_argument("--reference-only", action="store_true",
                         help="train (or find cached) the candidates' reference accuracies and stop")
     parser.add_argument("--finetune-steps", type=int, default=EstimateConfig().finetune_steps)
@@ -82,13 +80,11 @@ def main() -> int:
 
     space = load_space(args.space)
     data = load_data(args, space)
-    recipe = TrainConfig(steps=args.proper_steps, batch_size=32, lr=0.05, alpha=0.0, seed=args.seed,
-                         augment=args.proper_augment)
-    reference_cache = args.runs_dir / "cache" / "reference"
+    recipe, cache = reference_recipe(args), reference_cache(args)
     spread = spread_by_macs(space, args.candidates, num_classes=data.num_classes, seed=args.seed)
     if args.reference_only:
         for i in interleaved(len(spread))[shard::shards]:
-            proper = reference_accuracy(spread[i], data, config=recipe, cache_dir=reference_cache)
+            proper = reference_accuracy(spread[i], data, config=recipe, cache_dir=cache)
             print(f"{i:>3} MMACs {spec_macs(spread[i].netspec()) / 1e6:6.1f}  proper {proper.accuracy:.3f} "
                   f"({proper.seconds:.0f} s{', cached' if proper.cached else ''})", flush=True)
         return 0
@@ -120,7 +116,7 @@ def main() -> int:
         candidate = spread[i]
         _, estimate = estimate_candidate(candidate, supernet=supernet, data=data, teacher_logits=teacher_logits,
                                          config=est_config)
-        proper = reference_accuracy(candidate, data, config=recipe, cache_dir=reference_cache)
+        proper = reference_accuracy(candidate, data, config=recipe, cache_dir=cache)
         rows.append({"macs": spec_macs(candidate.netspec()), "estimate": estimate.accuracy,
                      "estimate_seconds": estimate.seconds, "proper": proper.accuracy,
                      "proper_seconds": proper.seconds, "candidate": candidate.to_dict()})

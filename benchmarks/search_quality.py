@@ -23,12 +23,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import optuna  # noqa: E402
-from _bench import Stopwatch, add_common_args, load_data, trained_supernet, write_json  # noqa: E402
+from _bench import (Stopwatch, add_common_args, add_recipe_args, load_data, reference_cache,  # noqa: E402
+                    reference_recipe, trained_supernet, write_json)
 from baselines import baseline_family, train_baselines, write_baselines  # noqa: E402
 
 from autoc.candidate import Candidate  # noqa: E402
 from autoc.evaluate.estimate import EstimateConfig, estimate_candidate  # noqa: E402
-from autoc.evaluate.recipe import train_from_scratch  # noqa: E402
+from autoc.evaluate.recipe import reference_accuracy  # noqa: E402
 from autoc.evaluate.train import TrainConfig  # noqa: E402
 from autoc.latency.device import open_latency_model  # noqa: E402
 from autoc.search.options import SearchOptions  # noqa: E402
@@ -84,7 +85,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser)
     parser.add_argument("--trials", type=int, default=24)
-    parser.add_argument("--proper-steps", type=int, default=40)
+    add_recipe_args(parser, default_steps=40)
     parser.add_argument("--device", default="host")
     parser.add_argument("--study", default="search-quality", help="writes runs/<study>/baselines.json")
     parser.add_argument("--baselines", type=Path, default=None,
@@ -103,7 +104,7 @@ def main() -> int:
     data = load_data(args, space)
     latency = open_latency_model(args.device, runs_dir=args.runs_dir, space=space, progress=True)
     run, sn_config = trained_supernet(args, space, data)
-    recipe = TrainConfig(steps=args.proper_steps, batch_size=32, lr=0.05, alpha=0.0, seed=args.seed)
+    recipe, cache = reference_recipe(args), reference_cache(args)
     if args.baselines:
         baselines = reuse_baselines(args.baselines, recipe=recipe)
         family = dict(baseline_family(space, num_classes=data.num_classes))
@@ -111,7 +112,7 @@ def main() -> int:
             candidate = family[row["name"]]
             row["latency_ms"] = latency.predict(candidate.netspec(), candidate.policy)
     else:
-        baselines = train_baselines(space, data, latency, recipe=recipe)
+        baselines = train_baselines(space, data, latency, recipe=recipe, cache_dir=cache)
     write_baselines(args.runs_dir / args.study / "baselines.json", baselines, recipe=recipe)
 
     config = EstimateConfig(seed=args.seed)
@@ -146,7 +147,7 @@ def main() -> int:
             print(f"budget {budget:.3f} ms: no trial within the budget")
             continue
         estimate, ms, candidate = max(within, key=lambda row: row[0])
-        found = train_from_scratch(Candidate.from_dict(candidate), data, config=recipe)
+        found = reference_accuracy(Candidate.from_dict(candidate), data, config=recipe, cache_dir=cache)
         comparisons.append({"budget_ms": budget, "found_accuracy": found.accuracy, "found_latency_ms": ms,
                             "found_estimate": estimate, "baseline": best_base["name"],
                             "baseline_accuracy": best_base["accuracy"], "baseline_latency_ms": best_base["latency_ms"],
