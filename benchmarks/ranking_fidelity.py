@@ -65,6 +65,8 @@ def main() -> int:
     add_common_args(parser)
     parser.add_argument("--candidates", type=int, default=20)
     add_recipe_args(parser, default_steps=60)
+    parser.add_argument("--cached-references-only", action="store_true",
+                        help="score only the candidates whose reference accuracy is already cached")
     parser.add_argument("--reference-only", action="store_true",
                         help="train (or find cached) the candidates' reference accuracies and stop")
     parser.add_argument("--finetune-steps", type=int, default=EstimateConfig().finetune_steps)
@@ -118,9 +120,12 @@ def main() -> int:
     rows = []
     for i in interleaved(len(spread))[shard::shards]:
         candidate = spread[i]
+        proper = reference_accuracy(candidate, data, config=recipe, cache_dir=cache,
+                                    train_missing=not args.cached_references_only)
+        if proper is None:
+            continue
         _, estimate = estimate_candidate(candidate, supernet=supernet, data=data, teacher_logits=teacher_logits,
                                          config=est_config)
-        proper = reference_accuracy(candidate, data, config=recipe, cache_dir=cache)
         rows.append({"macs": spec_macs(candidate.netspec()), "estimate": estimate.accuracy,
                      "estimate_seconds": estimate.seconds, "proper": proper.accuracy,
                      "proper_seconds": proper.seconds, "candidate": candidate.to_dict()})

@@ -57,12 +57,13 @@ class ReferenceResult:
 
 
 def reference_accuracy(candidate: Candidate, data: DatasetSplit, *, config: TrainConfig,
-                       cache_dir: Path | None) -> ReferenceResult:
+                       cache_dir: Path | None, train_missing: bool = True) -> ReferenceResult | None:
     """``train_from_scratch``'s accuracy, cached under ``cache_dir`` by (candidate, recipe, data).
 
     A reference run of a multi-epoch recipe costs many minutes per candidate on a CPU, so every
     benchmark that compares against the same recipe shares the results, and a run cut short
-    keeps what it finished. An unreadable cache entry is retrained, never trusted.
+    keeps what it finished. An unreadable cache entry is retrained, never trusted. With
+    ``train_missing=False`` a result not in the cache is None instead of trained.
     """
     path = None
     if cache_dir is not None:
@@ -73,6 +74,8 @@ def reference_accuracy(candidate: Candidate, data: DatasetSplit, *, config: Trai
                 return ReferenceResult(float(saved["accuracy"]), float(saved["seconds"]), cached=True)
         except (OSError, ValueError, KeyError, TypeError):
             pass
+    if not train_missing:
+        return None
     trained = train_from_scratch(candidate, data, config=config)
     if path is not None:
         write_text_atomic(path, json.dumps({

@@ -78,3 +78,14 @@ def test_corrupt_reference_entry_is_retrained_not_trusted(digits, tmp_path):
     again = reference_accuracy(candidate, digits, config=recipe, cache_dir=tmp_path)
     assert not again.cached and again.accuracy == pytest.approx(first.accuracy)  # seeded: same result
     assert json.loads(entry.read_text())["accuracy"] == pytest.approx(first.accuracy)
+
+
+def test_cached_only_lookup_trains_nothing(digits, tmp_path):
+    torch.set_num_threads(1)
+    candidate = tiny_candidate(precision="fp32", bits=32)
+    recipe = TrainConfig(steps=2, batch_size=16, alpha=0.0)
+    assert reference_accuracy(candidate, digits, config=recipe, cache_dir=tmp_path, train_missing=False) is None
+    assert not list(tmp_path.iterdir())
+    trained = reference_accuracy(candidate, digits, config=recipe, cache_dir=tmp_path)
+    found = reference_accuracy(candidate, digits, config=recipe, cache_dir=tmp_path, train_missing=False)
+    assert found.cached and found.accuracy == trained.accuracy
