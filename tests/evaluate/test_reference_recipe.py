@@ -10,7 +10,7 @@ import torch
 from autoc.evaluate.datasets import load_dataset
 from autoc.evaluate.recipe import reference_accuracy, reference_key
 from autoc.evaluate.train import TrainConfig, crop_and_flip
-from tests.helpers import tiny_candidate
+from helpers import tiny_candidate
 
 
 def _windows(image: torch.Tensor, padding: int) -> list[torch.Tensor]:
