@@ -32,6 +32,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--supernet-steps", type=int, default=None, help="train (or load from runs/cache) a weight-sharing "
                    "supernet for this many sandwich-rule steps and let candidates inherit from it; 0 inherits from "
                    "the briefly trained largest network [0]")
+    p.add_argument("--supernet-largest-steps", type=int, default=None, help="supernet recipe, as `autoc supernet "
+                   "train --largest-steps`: train the largest network alone this many steps first [0]")
+    p.add_argument("--supernet-lr", type=float, default=None, help="supernet recipe: peak lr of the sandwich steps [0.05]")
+    p.add_argument("--supernet-random-subnets", type=int, default=None,
+                   help="supernet recipe: random sub-networks per step beside the largest and smallest [2]")
+    p.add_argument("--supernet-augment", action="store_true", default=None,
+                   help="supernet recipe: random crop and flip (photos, not digits)")
     p.add_argument("--max-train", type=int, default=None, help="use at most this many training images")
     p.add_argument("--max-val", type=int, default=None, help="use at most this many validation images")
     p.add_argument("--workers", type=int, default=1, help="trials at once; more than 1 runs them as Ray tasks [1]")
@@ -55,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
         "budget_ms": args.budget_ms, "budget_mj": args.budget_mj, "space": args.space, "dataset": args.dataset, "data_dir": args.data_dir,
         "device": args.device, "trials": args.trials, "timeout_s": args.timeout, "seed": args.seed,
         "sampler": args.sampler, "finetune_steps": args.finetune_steps, "teacher_steps": args.teacher_steps, "supernet_steps": args.supernet_steps,
+        "supernet_largest_steps": args.supernet_largest_steps, "supernet_lr": args.supernet_lr,
+        "supernet_random_subnets": args.supernet_random_subnets, "supernet_augment": args.supernet_augment,
         "max_train": args.max_train, "max_val": args.max_val, "workers": args.workers,
         "ray_address": args.ray_address, "cpus_per_worker": args.cpus_per_worker,
         "heartbeat_interval_s": args.heartbeat_interval, "grace_period_s": args.grace_period,

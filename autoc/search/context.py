@@ -39,6 +39,15 @@ def load_inputs(options: SearchOptions) -> SearchInputs:
     return SearchInputs(space=space, data=data)
 
 
+def supernet_config(options: SearchOptions) -> SupernetConfig:
+    """The supernet recipe a search asks for; the same options as `autoc supernet train` give the same cache."""
+    return SupernetConfig(
+        steps=options.supernet_steps, batch_size=options.batch_size, seed=options.seed,
+        largest_steps=options.supernet_largest_steps, lr=options.supernet_lr,
+        random_subnets=options.supernet_random_subnets, augment=options.supernet_augment,
+    )
+
+
 def build_objective_context(
     options: SearchOptions, *, inputs: SearchInputs | None = None, progress: bool = False
 ) -> ObjectiveContext:
@@ -55,7 +64,7 @@ def build_objective_context(
     if options.supernet_steps > 0:
         supernet = load_or_train_supernet(
             space, data, cache_dir=options.runs_dir / "cache",
-            config=SupernetConfig(steps=options.supernet_steps, batch_size=options.batch_size, seed=options.seed),
+            config=supernet_config(options),
             progress=progress,
         )
         teacher_model = supernet.largest(calibration=data.train_x)  # in-place KD teacher of the supernet

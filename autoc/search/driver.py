@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 from autoc.errors import BudgetError, StorageError
 from autoc.export.policy_file import PolicyFile, record_metrics, space_reference, write_policy
 from autoc.latency.device import open_latency_model
-from autoc.search.context import build_objective_context, load_inputs
+from autoc.search.context import build_objective_context, load_inputs, supernet_config
 from autoc.search.options import SearchOptions
 from autoc.search.progress import SearchProgress
 from autoc.search.results import TrialRecord, best_record, completed_records, pareto_front
@@ -23,6 +23,8 @@ from autoc.search.samplers import SAMPLERS, make_sampler
 from autoc.search.storage import Heartbeat, default_storage_url, open_storage, open_study
 from autoc.search.worker import WorkerSpec, run_worker, worker_threads
 from autoc.space import SearchSpace
+
+_SUPERNET_RECIPE_OPTIONS = ("supernet_largest_steps", "supernet_lr", "supernet_random_subnets", "supernet_augment")
 
 __all__ = ["SearchOptions", "SearchResult", "run_search", "print_summary"]
 
@@ -71,6 +73,7 @@ def run_search(options: SearchOptions) -> SearchResult:
     }
     if options.supernet_steps > 0:  # another weight source gives other accuracies: not the same study
         identity["supernet_steps"] = str(options.supernet_steps)
+        identity["supernet_recipe"] = str(supernet_config(options))  # studies from before it lack it: not checked
     if options.budget_mj is not None:
         identity["budget_mj"] = repr(float(options.budget_mj))
     latency = open_latency_model(options.device, runs_dir=options.runs_dir, space=space, progress=options.progress)
@@ -214,6 +217,7 @@ def _record_options(study: optuna.Study, options: SearchOptions, *, replace_stor
             "finetune_steps": options.finetune_steps,
             "teacher_steps": options.teacher_steps,
             "supernet_steps": options.supernet_steps,
+            **{name: getattr(options, name) for name in _SUPERNET_RECIPE_OPTIONS},
             "batch_size": options.batch_size,
             "device": options.device,
         },

@@ -23,6 +23,11 @@ class SearchOptions:
     finetune_steps: int = 20
     teacher_steps: int = 120
     supernet_steps: int = 0  # > 0: candidates inherit from a weight-sharing supernet trained this many steps
+    # The rest of the supernet's recipe, as `autoc supernet train` takes it, so a search finds that cache.
+    supernet_largest_steps: int = 0
+    supernet_lr: float = 0.05
+    supernet_random_subnets: int = 2
+    supernet_augment: bool = False
     batch_size: int = 32
     max_train: int | None = None
     max_val: int | None = None

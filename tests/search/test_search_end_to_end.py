@@ -164,3 +164,29 @@ def test_search_with_a_supernet_trains_it_once_and_inherits_from_it(tiny):
     # the weight source is part of the study's identity
     assert main(["search", "--budget-ms", "50", "--space", options.space, "--study", "sn", "--supernet-steps", "3",
                  "--runs-dir", str(options.runs_dir), "--max-train", "200", "--max-val", "100", "--no-progress"]) == 2
+
+
+def test_search_finds_the_supernet_that_autoc_supernet_train_made_with_its_recipe(tiny):
+    """A supernet trained alone with a non-default recipe is the one a search given the same recipe
+    inherits from (no second training); the recipe joins the study's identity and survives --resume."""
+    options, _ = tiny
+    cache = options.runs_dir / "cache"
+    common = ["--space", options.space, "--runs-dir", str(options.runs_dir), "--max-train", "200", "--max-val", "100"]
+    before = set(cache.glob("supernet-*.pt"))
+    assert main(["supernet", "train", *common, "--steps", "2", "--largest-steps", "1", "--lr", "0.02",
+                 "--random-subnets", "1", "--no-progress"]) == 0
+    trained = set(cache.glob("supernet-*.pt")) - before
+    assert len(trained) == 1
+    recipe = ["--supernet-steps", "2", "--supernet-largest-steps", "1", "--supernet-lr", "0.02",
+              "--supernet-random-subnets", "1"]
+    assert main(["search", "--budget-ms", "50", *common, "--study", "recipe", "--trials", "1", *recipe,
+                 "--finetune-steps", "2", "--no-progress"]) == 0
+    assert set(cache.glob("supernet-*.pt")) - before == trained  # inherited from it, nothing retrained
+    stored = autoc.search.stored.open_stored_run(options.runs_dir / "recipe")
+    assert "largest_steps=1" in stored.identity["supernet_recipe"] and "lr=0.02" in stored.identity["supernet_recipe"]
+    assert main(["search", "--resume", str(options.runs_dir / "recipe"), "--trials", "2", "--no-progress"]) == 0
+    assert set(cache.glob("supernet-*.pt")) - before == trained
+    assert len(autoc.search.stored.open_stored_run(options.runs_dir / "recipe").study.trials) == 2
+    # the same study with another recipe is another weight source: refused
+    assert main(["search", "--budget-ms", "50", *common, "--study", "recipe", "--trials", "3",
+                 "--supernet-steps", "2", "--no-progress"]) == 2
