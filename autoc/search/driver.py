@@ -24,7 +24,8 @@ from autoc.search.storage import Heartbeat, default_storage_url, open_storage, o
 from autoc.search.worker import WorkerSpec, run_worker, worker_threads
 from autoc.space import SearchSpace
 
-_SUPERNET_RECIPE_OPTIONS = ("supernet_largest_steps", "supernet_lr", "supernet_random_subnets", "supernet_augment")
+_SUPERNET_RECIPE_OPTIONS = ("supernet_largest_steps", "supernet_lr", "supernet_random_subnets", "supernet_augment",
+                            "supernet_sort_channels")
 
 __all__ = ["SearchOptions", "SearchResult", "run_search", "print_summary"]
 

@@ -28,6 +28,7 @@ class SearchOptions:
     supernet_lr: float = 0.05
     supernet_random_subnets: int = 2
     supernet_augment: bool = False
+    supernet_sort_channels: bool = False
     batch_size: int = 32
     max_train: int | None = None
     max_val: int | None = None

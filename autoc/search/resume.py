@@ -12,7 +12,8 @@ from autoc.search.stored import open_stored_run
 # Stored run options that map one to one onto SearchOptions fields.
 _STORED = ("space", "dataset", "data_dir", "seed", "max_train", "max_val", "trials", "sampler",
            "finetune_steps", "teacher_steps", "supernet_steps", "batch_size", "device",
-           "supernet_largest_steps", "supernet_lr", "supernet_random_subnets", "supernet_augment")
+           "supernet_largest_steps", "supernet_lr", "supernet_random_subnets", "supernet_augment",
+           "supernet_sort_channels")
 
 
 def resume_options(run_dir: str | Path, *, storage: str | None, given: Mapping[str, Any]) -> SearchOptions:

@@ -24,6 +24,7 @@ from autoc.compress.distill import distillation_loss
 from autoc.evaluate.train import crop_and_flip
 from autoc.errors import BudgetError
 from autoc.space import SearchSpace
+from autoc.supernet.channel_order import sort_channels_by_importance
 from autoc.supernet.elastic import Supernet
 from autoc.supernet.subnets import random_candidate, smallest_candidate
 
@@ -42,6 +43,7 @@ class SupernetConfig:
     largest_steps: int = 0  # steps training the largest network alone before the sandwich steps
     largest_lr: float = 0.05
     augment: bool = False  # random crop and flip per image (CIFAR-style data)
+    sort_channels: bool = False  # reorder channels by importance before the sandwich stage (Once-for-All)
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.random_subnets < 0 or self.largest_steps < 0:
@@ -58,8 +60,10 @@ class SupernetConfig:
     def __str__(self) -> str:
         # The cache key: written as before when the newer options are off, so caches stay valid.
         text = repr(self)
-        if (self.largest_steps, self.augment) == (0, False):
+        if (self.largest_steps, self.augment, self.sort_channels) == (0, False, False):
             text = text.split(", largest_steps=")[0] + ")"
+        elif not self.sort_channels:
+            text = text.replace(", sort_channels=False", "")
         return text
 
 
@@ -95,6 +99,8 @@ def train_supernet(
             recent = (recent + [float(loss.detach())])[-10:]
             if on_step is not None:
                 on_step(step, recent[-1])
+    if config.sort_channels:
+        sort_channels_by_importance(supernet)  # narrow sub-networks then inherit the most used channels
     optimizer = _sgd(supernet, config)  # fresh momentum: the sandwich stage is a new schedule
     for step in range(config.steps):
         _set_cosine_lr(optimizer, config.lr, step, config.steps)
