@@ -69,10 +69,10 @@ def run_worker(spec: WorkerSpec, *, context: ObjectiveContext | None = None, on_
     label = f"{socket.gethostname()}:{os.getpid()}" + (f":{spec.label}" if spec.label else "")
 
     def objective(trial: optuna.trial.Trial):
+        trial.set_user_attr(WORKER_ATTR, label)  # every trial a worker took, surplus ones too
         if _is_surplus(study, trial.number, spec.target):
             trial.set_user_attr(SURPLUS_ATTR, True)
             raise _Surplus()
-        trial.set_user_attr(WORKER_ATTR, label)
         return run_trial(trial, ctx)
 
     ran = []
