@@ -26,11 +26,7 @@ from autoc.evaluate.metrics import spec_macs  # noqa: E402
 from autoc.space import load_space, parameter_plan  # noqa: E402
 from autoc.space.assemble import assemble  # noqa: E402
 from autoc.supernet import smallest_candidate  # noqa: E402
-
-
-def _op_size(name) -> tuple[int, int]:
-    op = BlockOp.parse(str(name))
-    return (-1, -1) if op.skip else (op.expansion, op.kernel)
+from autoc.supernet.subnets import extreme_choices, op_size  # noqa: E402
 
 
 def _op_like(choices, *, kernel: int | None = None, least_expansion: bool = False):
@@ -41,15 +37,12 @@ def _op_like(choices, *, kernel: int | None = None, least_expansion: bool = Fals
     if least_expansion:
         least = min(BlockOp.parse(str(c)).expansion for c in ops)
         ops = [c for c in ops if BlockOp.parse(str(c)).expansion == least]
-    return max(ops, key=_op_size)
+    return max(ops, key=op_size)
 
 
 def variants(space) -> dict[str, dict]:
     plan = parameter_plan(space)
-    largest = {}
-    for p in plan:
-        largest[p.name] = (max(p.choices, key=_op_size) if p.kind == "op"
-                           else "fp32" if p.kind == "precision" else max(p.choices))
+    largest = extreme_choices(space, largest=True)
 
     def changed(kind, pick):
         return {**largest, **{p.name: pick(p.choices) for p in plan if p.kind == kind}}

@@ -16,16 +16,13 @@ from autoc.errors import BudgetError, StorageError
 from autoc.export.policy_file import PolicyFile, record_metrics, space_reference, write_policy
 from autoc.latency.device import open_latency_model
 from autoc.search.context import build_objective_context, load_inputs, supernet_config
-from autoc.search.options import SearchOptions
+from autoc.search.options import SUPERNET_RECIPE_FIELDS, SearchOptions
 from autoc.search.progress import SearchProgress
 from autoc.search.results import TrialRecord, best_record, completed_records, pareto_front
 from autoc.search.samplers import SAMPLERS, make_sampler
 from autoc.search.storage import Heartbeat, default_storage_url, open_storage, open_study
 from autoc.search.worker import WorkerSpec, run_worker, worker_threads
 from autoc.space import SearchSpace
-
-_SUPERNET_RECIPE_OPTIONS = ("supernet_largest_steps", "supernet_lr", "supernet_random_subnets", "supernet_augment",
-                            "supernet_sort_channels")
 
 __all__ = ["SearchOptions", "SearchResult", "run_search", "print_summary"]
 
@@ -218,7 +215,7 @@ def _record_options(study: optuna.Study, options: SearchOptions, *, replace_stor
             "finetune_steps": options.finetune_steps,
             "teacher_steps": options.teacher_steps,
             "supernet_steps": options.supernet_steps,
-            **{name: getattr(options, name) for name in _SUPERNET_RECIPE_OPTIONS},
+            **{name: getattr(options, name) for name in SUPERNET_RECIPE_FIELDS},
             "batch_size": options.batch_size,
             "device": options.device,
         },

@@ -38,3 +38,8 @@ class SearchOptions:
     cpus_per_worker: int | None = None  # None: this machine's cores shared out (local), 1 on a cluster
     heartbeat_interval_s: int = 10
     grace_period_s: int = 60
+
+
+# SearchOptions fields that make up the supernet's recipe beside supernet_steps (stored for --resume).
+SUPERNET_RECIPE_FIELDS = ("supernet_largest_steps", "supernet_lr", "supernet_random_subnets", "supernet_augment",
+                          "supernet_sort_channels")

@@ -42,12 +42,12 @@ def sort_channels_by_importance(supernet: Supernet) -> list[str]:
     for group, group_writers in writers.items():
         if group in frozen or (has_skip_slots and not group.endswith(".hidden")):
             continue
-        importance = _importance(supernet, group, readers[group], classifier=group == full.classifier_group)
+        classifier = group == full.classifier_group
+        importance = _importance(supernet, readers[group], classifier=classifier)
         if importance is None:
             continue
         order = torch.argsort(importance, descending=True, stable=True)
-        _permute(supernet, order, writers=group_writers, readers=readers[group],
-                 classifier=group == full.classifier_group)
+        _permute(supernet, order, writers=group_writers, readers=readers[group], classifier=classifier)
         reordered.append(group)
     return reordered
 
@@ -61,7 +61,7 @@ def _fixed_groups(full) -> set[str]:
     return fixed
 
 
-def _importance(supernet: Supernet, group: str, readers: list[ConvSpec], *, classifier: bool) -> torch.Tensor | None:
+def _importance(supernet: Supernet, readers: list[ConvSpec], *, classifier: bool) -> torch.Tensor | None:
     total = None
     for conv in readers:
         weight = supernet.slot(conv.name).weight  # [cout, cin, k, k] at the slot's largest shape

@@ -22,15 +22,22 @@ def largest_candidate(space: SearchSpace, *, num_classes: int) -> Candidate:
 
 def smallest_candidate(space: SearchSpace, *, num_classes: int) -> Candidate:
     """Least of every choice: depth, width, keep ratio, and the op with the least expansion and kernel."""
+    return assemble(space, extreme_choices(space, largest=False), num_classes=num_classes)
+
+
+def extreme_choices(space: SearchSpace, *, largest: bool) -> dict:
+    """The space's parameter values at one end: most (or least) of every depth, width, keep ratio
+    and bits, the op with the most (least) expansion and kernel, fp32 where it may be chosen."""
+    pick = max if largest else min
     values = {}
     for p in parameter_plan(space):
         if p.kind == "op":
-            values[p.name] = min(p.choices, key=lambda name: _op_size(BlockOp.parse(str(name))))
+            values[p.name] = pick(p.choices, key=op_size)
         elif p.kind == "precision":
             values[p.name] = "fp32" if "fp32" in p.choices else p.choices[0]
         else:
-            values[p.name] = min(p.choices)
-    return assemble(space, values, num_classes=num_classes)
+            values[p.name] = pick(p.choices)
+    return values
 
 
 def random_candidate(space: SearchSpace, rng: random.Random, *, num_classes: int) -> Candidate:
@@ -58,6 +65,8 @@ def skip_conv_slots(space: SearchSpace, *, num_classes: int) -> tuple[ConvSpec, 
     return tuple(slots)
 
 
-def _op_size(op: BlockOp) -> tuple[int, int, int]:
+def op_size(name) -> tuple[int, int, int]:
+    """Sort key of an op choice (e.g. ``k5_e6``): skip, then by expansion, then by kernel."""
+    op = BlockOp.parse(str(name))
     return (0, 0, 0) if op.skip else (1, op.expansion, op.kernel)
 

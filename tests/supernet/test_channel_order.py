@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import torch
 
-from autoc.arch.config import BlockOp
 from autoc.evaluate.train import accuracy, recalibrate_batchnorm
 from autoc.space import parameter_plan
 from autoc.space.assemble import assemble
 from autoc.supernet import SupernetConfig, smallest_candidate, supernet_for_space, train_supernet
 from autoc.supernet.channel_order import sort_channels_by_importance
+from autoc.supernet.subnets import extreme_choices
 from supernet_fixtures import _one_thread, digits16, fbnet_space, tiny_space  # noqa: F401  (fixtures)
 
 
@@ -48,15 +48,8 @@ def test_sorting_keeps_the_largest_network_and_puts_heavy_channels_first(tiny_sp
 
 def _largest_at_half_width(space):
     """The largest architecture with every layer's channels halved (keep ratio 0.5)."""
-    values = {}
-    for p in parameter_plan(space):
-        if p.kind == "op":
-            values[p.name] = max(p.choices, key=lambda name: (BlockOp.parse(str(name)).expansion,
-                                                              BlockOp.parse(str(name)).kernel))
-        elif p.kind == "precision":
-            values[p.name] = "fp32"
-        else:
-            values[p.name] = min(p.choices) if p.kind == "keep" else max(p.choices)
+    values = extreme_choices(space, largest=True)
+    values |= {p.name: min(p.choices) for p in parameter_plan(space) if p.kind == "keep"}
     return assemble(space, values, num_classes=10)
 
 
