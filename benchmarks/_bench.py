@@ -38,6 +38,8 @@ def add_common_args(parser) -> None:
     parser.add_argument("--supernet-augment", action="store_true", help="random crop and flip in supernet training")
     parser.add_argument("--supernet-sort-channels", action="store_true",
                         help="reorder channels by importance after the largest-only steps")
+    parser.add_argument("--supernet-progressive", action="store_true",
+                        help="progressive shrinking: kernel, then depth, expansion, width elastic")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"))
@@ -74,7 +76,8 @@ def load_data(args, space: SearchSpace) -> DatasetSplit:
 def trained_supernet(args, space: SearchSpace, data: DatasetSplit):
     config = SupernetConfig(steps=args.supernet_steps, random_subnets=args.random_subnets, seed=args.seed,
                             lr=args.supernet_lr, largest_steps=args.supernet_largest_steps,
-                            augment=args.supernet_augment, sort_channels=args.supernet_sort_channels)
+                            augment=args.supernet_augment, sort_channels=args.supernet_sort_channels,
+                            progressive=args.supernet_progressive)
     run = open_supernet(space, data, cache_dir=args.runs_dir / "cache", config=config, progress=True)
     return run, config
 

@@ -23,6 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--sort-channels", action="store_true",
                    help="after --largest-steps, reorder channels by importance so narrow sub-networks inherit "
                         "the most used ones (Once-for-All)")
+    t.add_argument("--progressive", action="store_true",
+                   help="progressive shrinking (Once-for-All): the sandwich steps in four equal phases making "
+                        "kernel, then depth, expansion and width elastic")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--max-train", type=int, default=None, help="use at most this many training images")
     t.add_argument("--max-val", type=int, default=None, help="use at most this many validation images")
@@ -44,7 +47,8 @@ def run_train(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size),
                                    ("random_subnets", args.random_subnets), ("largest_steps", args.largest_steps),
                                    ("lr", args.lr), ("augment", args.augment or None),
-                                   ("sort_channels", args.sort_channels or None)) if v is not None}
+                                   ("sort_channels", args.sort_channels or None),
+                                   ("progressive", args.progressive or None)) if v is not None}
     config = replace(SupernetConfig(seed=args.seed), **overrides)
     space = load_space(args.space)
     data = load_dataset(args.dataset, data_dir=args.data_dir, input_size=space.input_size, seed=args.seed,

@@ -45,7 +45,7 @@ def supernet_config(options: SearchOptions) -> SupernetConfig:
         steps=options.supernet_steps, batch_size=options.batch_size, seed=options.seed,
         largest_steps=options.supernet_largest_steps, lr=options.supernet_lr,
         random_subnets=options.supernet_random_subnets, augment=options.supernet_augment,
-        sort_channels=options.supernet_sort_channels,
+        sort_channels=options.supernet_sort_channels, progressive=options.supernet_progressive,
     )
 
 

@@ -29,6 +29,7 @@ class SearchOptions:
     supernet_random_subnets: int = 2
     supernet_augment: bool = False
     supernet_sort_channels: bool = False
+    supernet_progressive: bool = False
     batch_size: int = 32
     max_train: int | None = None
     max_val: int | None = None
@@ -42,4 +43,4 @@ class SearchOptions:
 
 # SearchOptions fields that make up the supernet's recipe beside supernet_steps (stored for --resume).
 SUPERNET_RECIPE_FIELDS = ("supernet_largest_steps", "supernet_lr", "supernet_random_subnets", "supernet_augment",
-                          "supernet_sort_channels")
+                          "supernet_sort_channels", "supernet_progressive")

@@ -20,30 +20,57 @@ def largest_candidate(space: SearchSpace, *, num_classes: int) -> Candidate:
     return Candidate(space.largest_arch(num_classes=num_classes), CompressionPolicy())
 
 
-def smallest_candidate(space: SearchSpace, *, num_classes: int) -> Candidate:
-    """Least of every choice: depth, width, keep ratio, and the op with the least expansion and kernel."""
-    return assemble(space, extreme_choices(space, largest=False), num_classes=num_classes)
+# Elastic dimensions in Once-for-All's progressive-shrinking order; "width" covers stage, stem
+# and head widths and the policy's keep ratios (all narrow the same shared channels).
+DIMENSIONS = ("kernel", "depth", "expansion", "width")
+ALL_DIMENSIONS = frozenset(DIMENSIONS)
 
 
-def extreme_choices(space: SearchSpace, *, largest: bool) -> dict:
+def smallest_candidate(space: SearchSpace, *, num_classes: int, elastic: frozenset[str] = ALL_DIMENSIONS) -> Candidate:
+    """Least of every choice: depth, width, keep ratio, and the op with the least expansion and kernel
+    (only in the ``elastic`` dimensions; the others at their largest)."""
+    return assemble(space, extreme_choices(space, largest=False, elastic=elastic), num_classes=num_classes)
+
+
+def extreme_choices(space: SearchSpace, *, largest: bool, elastic: frozenset[str] = ALL_DIMENSIONS) -> dict:
     """The space's parameter values at one end: most (or least) of every depth, width, keep ratio
     and bits, the op with the most (least) expansion and kernel, fp32 where it may be chosen."""
     pick = max if largest else min
     values = {}
     for p in parameter_plan(space):
+        choices = elastic_choices(p, elastic)
         if p.kind == "op":
-            values[p.name] = pick(p.choices, key=op_size)
+            values[p.name] = pick(choices, key=op_size)
         elif p.kind == "precision":
-            values[p.name] = "fp32" if "fp32" in p.choices else p.choices[0]
+            values[p.name] = "fp32" if "fp32" in choices else choices[0]
         else:
-            values[p.name] = pick(p.choices)
+            values[p.name] = pick(choices)
     return values
 
 
-def random_candidate(space: SearchSpace, rng: random.Random, *, num_classes: int) -> Candidate:
-    """Uniformly random choices, as a random sampler would draw them."""
-    values = {p.name: rng.choice(p.choices) for p in parameter_plan(space)}
+def random_candidate(space: SearchSpace, rng: random.Random, *, num_classes: int,
+                     elastic: frozenset[str] = ALL_DIMENSIONS) -> Candidate:
+    """Uniformly random choices, as a random sampler would draw them (in the ``elastic``
+    dimensions only; the others at their largest)."""
+    values = {p.name: rng.choice(elastic_choices(p, elastic)) for p in parameter_plan(space)}
     return assemble(space, values, num_classes=num_classes)
+
+
+def elastic_choices(param, elastic: frozenset[str]) -> list:
+    """The choices of ``param`` while only the ``elastic`` dimensions shrink; precision and bits
+    always vary (the supernet's weights are shared across them)."""
+    if elastic >= ALL_DIMENSIONS or param.kind in ("precision", "wbits"):
+        return list(param.choices)
+    if param.kind == "op":
+        ops = list(param.choices)
+        if "expansion" not in elastic:  # the most expansion only (a skip op counts as least)
+            most = max(op_size(c)[:2] for c in ops)
+            ops = [c for c in ops if op_size(c)[:2] == most]
+        if "kernel" not in elastic:  # per expansion, its largest kernel only
+            ops = [c for c in ops if op_size(c) == max(op_size(o) for o in ops if op_size(o)[:2] == op_size(c)[:2])]
+        return ops
+    dimension = "width" if param.kind in ("width", "keep") else param.kind
+    return list(param.choices) if dimension in elastic else [max(param.choices)]
 
 
 def skip_conv_slots(space: SearchSpace, *, num_classes: int) -> tuple[ConvSpec, ...]:

@@ -9,6 +9,9 @@ inherited weights rank candidates without long fine-tuning.
 Optionally the largest network is first trained alone for ``largest_steps`` (Once-for-All's
 progressive shrinking starts from a trained full network): a short sandwich run from random
 weights ranks small sub-networks above large ones, because small networks learn faster early.
+With ``progressive`` the sandwich steps run in phases that make one more dimension elastic
+each (kernel, depth, expansion, width), so the shared weights adapt to one kind of change at a
+time instead of to every combination at once.
 """
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ from autoc.errors import BudgetError
 from autoc.space import SearchSpace
 from autoc.supernet.channel_order import sort_channels_by_importance
 from autoc.supernet.elastic import Supernet
-from autoc.supernet.subnets import random_candidate, smallest_candidate
+from autoc.supernet.subnets import ALL_DIMENSIONS, DIMENSIONS, random_candidate, smallest_candidate
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,9 @@ class SupernetConfig:
     largest_lr: float = 0.05
     augment: bool = False  # random crop and flip per image (CIFAR-style data)
     sort_channels: bool = False  # reorder channels by importance before the sandwich stage (Once-for-All)
+    # Progressive shrinking (Once-for-All): the sandwich steps in equal phases that make kernel,
+    # then depth, then expansion, then width elastic (each phase adds one, the rest stay largest).
+    progressive: bool = False
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.random_subnets < 0 or self.largest_steps < 0:
@@ -60,11 +66,22 @@ class SupernetConfig:
     def __str__(self) -> str:
         # The cache key: written as before when the newer options are off, so caches stay valid.
         text = repr(self)
-        if (self.largest_steps, self.augment, self.sort_channels) == (0, False, False):
+        if (self.largest_steps, self.augment, self.sort_channels, self.progressive) == (0, False, False, False):
             text = text.split(", largest_steps=")[0] + ")"
-        elif not self.sort_channels:
-            text = text.replace(", sort_channels=False", "")
+        else:
+            for name in ("sort_channels", "progressive"):
+                if not getattr(self, name):
+                    text = text.replace(f", {name}=False", "")
         return text
+
+    def phases(self) -> list[tuple[frozenset[str], int]]:
+        """(elastic dimensions, steps) of each sandwich phase: one phase of all dimensions unless
+        progressive; progressive phases split the steps as evenly as possible."""
+        if not self.progressive:
+            return [(ALL_DIMENSIONS, self.steps)]
+        count = len(DIMENSIONS)
+        return [(frozenset(DIMENSIONS[: i + 1]), self.steps * (i + 1) // count - self.steps * i // count)
+                for i in range(count)]
 
 
 def train_supernet(
@@ -83,7 +100,6 @@ def train_supernet(
     rng = random.Random(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     largest = supernet.largest_subnet()
-    smallest = smallest_candidate(space, num_classes=num_classes).netspec()
     supernet.train()
     batches = _batches(inputs, labels, config=config, generator=generator)
     recent: list[float] = []
@@ -101,29 +117,34 @@ def train_supernet(
                 on_step(step, recent[-1])
     if config.sort_channels:
         sort_channels_by_importance(supernet)  # narrow sub-networks then inherit the most used channels
-    optimizer = _sgd(supernet, config)  # fresh momentum: the sandwich stage is a new schedule
-    for step in range(config.steps):
-        _set_cosine_lr(optimizer, config.lr, step, config.steps)
-        x, y = next(batches)
-        optimizer.zero_grad(set_to_none=True)
-        others = [smallest] + [
-            random_candidate(space, rng, num_classes=num_classes).netspec() for _ in range(config.random_subnets)
-        ]
-        # Losses are averaged over the sandwich: summed, every shared weight would see a step
-        # len(others) + 1 times larger than single-network training at the same lr (it diverged).
-        share = 1.0 / (len(others) + 1)
-        logits = supernet(x, subnet=largest)
-        loss = F.cross_entropy(logits, y)
-        (loss * share).backward()
-        teacher = logits.detach()
-        for subnet in others:
-            student = supernet(x, subnet=subnet)
-            kd = distillation_loss(student, teacher, y, temperature=config.temperature, alpha=config.alpha)
-            (kd * share).backward()
-        optimizer.step()
-        recent = (recent + [float(loss.detach())])[-10:]
-        if on_step is not None:
-            on_step(config.largest_steps + step, recent[-1])
+    done = config.largest_steps
+    for elastic, steps in config.phases():
+        optimizer = _sgd(supernet, config)  # fresh momentum: each sandwich phase is a new schedule
+        smallest = smallest_candidate(space, num_classes=num_classes, elastic=elastic).netspec()
+        for step in range(steps):
+            _set_cosine_lr(optimizer, config.lr, step, steps)
+            x, y = next(batches)
+            optimizer.zero_grad(set_to_none=True)
+            others = [smallest] + [
+                random_candidate(space, rng, num_classes=num_classes, elastic=elastic).netspec()
+                for _ in range(config.random_subnets)
+            ]
+            # Losses are averaged over the sandwich: summed, every shared weight would see a step
+            # len(others) + 1 times larger than single-network training at the same lr (it diverged).
+            share = 1.0 / (len(others) + 1)
+            logits = supernet(x, subnet=largest)
+            loss = F.cross_entropy(logits, y)
+            (loss * share).backward()
+            teacher = logits.detach()
+            for subnet in others:
+                student = supernet(x, subnet=subnet)
+                kd = distillation_loss(student, teacher, y, temperature=config.temperature, alpha=config.alpha)
+                (kd * share).backward()
+            optimizer.step()
+            recent = (recent + [float(loss.detach())])[-10:]
+            if on_step is not None:
+                on_step(done, recent[-1])
+            done += 1
     return sum(recent) / len(recent)
 
 
