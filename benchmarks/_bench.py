@@ -40,6 +40,8 @@ def add_common_args(parser) -> None:
                         help="reorder channels by importance after the largest-only steps")
     parser.add_argument("--supernet-progressive", action="store_true",
                         help="progressive shrinking: kernel, then depth, expansion, width elastic")
+    parser.add_argument("--supernet-final-phase-share", type=float, default=None,
+                        help="with --supernet-progressive: the all-elastic phase's share of the steps")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"))
@@ -77,7 +79,8 @@ def trained_supernet(args, space: SearchSpace, data: DatasetSplit):
     config = SupernetConfig(steps=args.supernet_steps, random_subnets=args.random_subnets, seed=args.seed,
                             lr=args.supernet_lr, largest_steps=args.supernet_largest_steps,
                             augment=args.supernet_augment, sort_channels=args.supernet_sort_channels,
-                            progressive=args.supernet_progressive)
+                            progressive=args.supernet_progressive,
+                            final_phase_share=args.supernet_final_phase_share)
     run = open_supernet(space, data, cache_dir=args.runs_dir / "cache", config=config, progress=True)
     return run, config
 

@@ -43,6 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="supernet recipe: reorder channels by importance after the largest-only steps")
     p.add_argument("--supernet-progressive", action="store_true", default=None,
                    help="supernet recipe: progressive shrinking (kernel, then depth, expansion, width)")
+    p.add_argument("--supernet-final-phase-share", type=float, default=None,
+                   help="supernet recipe: with --supernet-progressive, the all-elastic phase's share of the steps")
     p.add_argument("--max-train", type=int, default=None, help="use at most this many training images")
     p.add_argument("--max-val", type=int, default=None, help="use at most this many validation images")
     p.add_argument("--workers", type=int, default=1, help="trials at once; more than 1 runs them as Ray tasks [1]")
@@ -69,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
         "supernet_largest_steps": args.supernet_largest_steps, "supernet_lr": args.supernet_lr,
         "supernet_random_subnets": args.supernet_random_subnets, "supernet_augment": args.supernet_augment,
         "supernet_sort_channels": args.supernet_sort_channels, "supernet_progressive": args.supernet_progressive,
+        "supernet_final_phase_share": args.supernet_final_phase_share,
         "max_train": args.max_train, "max_val": args.max_val, "workers": args.workers,
         "ray_address": args.ray_address, "cpus_per_worker": args.cpus_per_worker,
         "heartbeat_interval_s": args.heartbeat_interval, "grace_period_s": args.grace_period,

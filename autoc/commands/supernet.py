@@ -26,6 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--progressive", action="store_true",
                    help="progressive shrinking (Once-for-All): the sandwich steps in four equal phases making "
                         "kernel, then depth, expansion and width elastic")
+    t.add_argument("--final-phase-share", type=float, default=None,
+                   help="with --progressive: the all-elastic phase's share of the steps (default: equal phases)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--max-train", type=int, default=None, help="use at most this many training images")
     t.add_argument("--max-val", type=int, default=None, help="use at most this many validation images")
@@ -48,7 +50,8 @@ def run_train(args: argparse.Namespace) -> int:
                                    ("random_subnets", args.random_subnets), ("largest_steps", args.largest_steps),
                                    ("lr", args.lr), ("augment", args.augment or None),
                                    ("sort_channels", args.sort_channels or None),
-                                   ("progressive", args.progressive or None)) if v is not None}
+                                   ("progressive", args.progressive or None),
+                                   ("final_phase_share", args.final_phase_share)) if v is not None}
     config = replace(SupernetConfig(seed=args.seed), **overrides)
     space = load_space(args.space)
     data = load_dataset(args.dataset, data_dir=args.data_dir, input_size=space.input_size, seed=args.seed,

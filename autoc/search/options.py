@@ -30,6 +30,7 @@ class SearchOptions:
     supernet_augment: bool = False
     supernet_sort_channels: bool = False
     supernet_progressive: bool = False
+    supernet_final_phase_share: float | None = None
     batch_size: int = 32
     max_train: int | None = None
     max_val: int | None = None
@@ -43,4 +44,5 @@ class SearchOptions:
 
 # SearchOptions fields that make up the supernet's recipe beside supernet_steps (stored for --resume).
 SUPERNET_RECIPE_FIELDS = ("supernet_largest_steps", "supernet_lr", "supernet_random_subnets", "supernet_augment",
-                          "supernet_sort_channels", "supernet_progressive")
+                          "supernet_sort_channels", "supernet_progressive",
+                          "supernet_final_phase_share")

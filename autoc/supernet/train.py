@@ -50,6 +50,7 @@ class SupernetConfig:
     # Progressive shrinking (Once-for-All): the sandwich steps in equal phases that make kernel,
     # then depth, then expansion, then width elastic (each phase adds one, the rest stay largest).
     progressive: bool = False
+    final_phase_share: float | None = None  # progressive: the all-elastic phase's share of the steps (None: equal)
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.random_subnets < 0 or self.largest_steps < 0:
@@ -58,6 +59,9 @@ class SupernetConfig:
                 f"got steps={self.steps}, batch_size={self.batch_size}, random_subnets={self.random_subnets}, "
                 f"largest_steps={self.largest_steps}; use e.g. --steps 150"
             )
+        if self.final_phase_share is not None and not 0 < self.final_phase_share <= 1:
+            raise BudgetError(f"the final phase's share of the supernet steps must be in (0, 1], "
+                              f"got {self.final_phase_share}; use e.g. --final-phase-share 0.5")
 
     @property
     def total_steps(self) -> int:
@@ -69,19 +73,22 @@ class SupernetConfig:
         if (self.largest_steps, self.augment, self.sort_channels, self.progressive) == (0, False, False, False):
             text = text.split(", largest_steps=")[0] + ")"
         else:
-            for name in ("sort_channels", "progressive"):
-                if not getattr(self, name):
-                    text = text.replace(f", {name}=False", "")
+            for name, off in (("sort_channels", False), ("progressive", False), ("final_phase_share", None)):
+                if getattr(self, name) == off:
+                    text = text.replace(f", {name}={off}", "")
         return text
 
     def phases(self) -> list[tuple[frozenset[str], int]]:
         """(elastic dimensions, steps) of each sandwich phase: one phase of all dimensions unless
-        progressive; progressive phases split the steps as evenly as possible."""
+        progressive; progressive phases split the steps as evenly as possible, or give the last
+        (all-elastic) phase ``final_phase_share`` of them and split the rest evenly."""
         if not self.progressive:
             return [(ALL_DIMENSIONS, self.steps)]
         count = len(DIMENSIONS)
-        return [(frozenset(DIMENSIONS[: i + 1]), self.steps * (i + 1) // count - self.steps * i // count)
-                for i in range(count)]
+        final = self.steps // count if self.final_phase_share is None else round(self.steps * self.final_phase_share)
+        early = self.steps - final
+        return [(frozenset(DIMENSIONS[: i + 1]), early * (i + 1) // (count - 1) - early * i // (count - 1))
+                for i in range(count - 1)] + [(ALL_DIMENSIONS, final)]
 
 
 def train_supernet(

@@ -77,3 +77,17 @@ def test_progressive_is_part_of_the_cache_key_only_when_on():
     assert "progressive" not in str(SupernetConfig(largest_steps=3))
     assert "progressive=True" in str(SupernetConfig(largest_steps=3, progressive=True))
     assert "progressive=True" in str(SupernetConfig(progressive=True))
+
+
+def test_final_phase_share_gives_the_all_elastic_phase_its_steps_and_is_checked():
+    import pytest
+
+    from autoc.errors import BudgetError
+
+    phases = SupernetConfig(steps=1200, progressive=True, final_phase_share=0.5).phases()
+    assert [steps for _, steps in phases] == [200, 200, 200, 600] and phases[-1][0] == ALL_DIMENSIONS
+    assert "final_phase_share=0.5" in str(SupernetConfig(progressive=True, final_phase_share=0.5))
+    assert "final_phase_share" not in str(SupernetConfig(progressive=True))
+    for bad in (0.0, 1.5):
+        with pytest.raises(BudgetError, match="final phase's share"):
+            SupernetConfig(progressive=True, final_phase_share=bad)
