@@ -91,3 +91,16 @@ def test_final_phase_share_gives_the_all_elastic_phase_its_steps_and_is_checked(
     for bad in (0.0, 1.5):
         with pytest.raises(BudgetError, match="final phase's share"):
             SupernetConfig(progressive=True, final_phase_share=bad)
+
+
+def test_search_and_cli_pass_the_progressive_recipe_on(tmp_path, capsys):
+    from autoc.cli import main
+    from autoc.search.context import supernet_config
+    from autoc.search.options import SearchOptions
+
+    options = SearchOptions(budget_ms=1.0, supernet_steps=10, supernet_progressive=True, supernet_final_phase_share=0.5)
+    assert supernet_config(options) == SupernetConfig(steps=10, progressive=True, final_phase_share=0.5)
+    code = main(["supernet", "train", "--dataset", "digits", "--steps", "8", "--progressive",
+                 "--final-phase-share", "2", "--runs-dir", str(tmp_path), "--no-progress"])
+    assert code == 2 and "--final-phase-share 0.5" in capsys.readouterr().err
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
