@@ -66,8 +66,11 @@ def elastic_choices(param, elastic: frozenset[str]) -> list:
         if "expansion" not in elastic:  # the most expansion only (a skip op counts as least)
             most = max(op_size(c)[:2] for c in ops)
             ops = [c for c in ops if op_size(c)[:2] == most]
-        if "kernel" not in elastic:  # per expansion, its largest kernel only
-            ops = [c for c in ops if op_size(c) == max(op_size(o) for o in ops if op_size(o)[:2] == op_size(c)[:2])]
+        if "kernel" not in elastic:  # per expansion, the op with its largest kernel only
+            largest_kernel: dict = {}
+            for c in ops:
+                largest_kernel[op_size(c)[:2]] = max(largest_kernel.get(op_size(c)[:2], c), c, key=op_size)
+            ops = list(largest_kernel.values())
         return ops
     dimension = "width" if param.kind in ("width", "keep") else param.kind
     return list(param.choices) if dimension in elastic else [max(param.choices)]
