@@ -149,6 +149,12 @@ def _check_options(options: SearchOptions) -> None:
     if options.cpus_per_worker is not None and options.cpus_per_worker < 1:
         raise BudgetError(f"--cpus-per-worker must be at least 1, got {options.cpus_per_worker}")
     Heartbeat(interval_s=options.heartbeat_interval_s, grace_s=options.grace_period_s)  # validates
+    if options.supernet_steps > 0:  # the recipe validates itself; before any storage or directory exists
+        try:
+            supernet_config(options)
+        except BudgetError as error:
+            raise BudgetError(f"supernet recipe (the --supernet-* options, named here as in "
+                              f"`autoc supernet train`): {error}") from None
     if options.ray_address:  # fail in seconds, before any data is loaded or teacher trained
         from autoc.search.ray_workers import check_reachable
 

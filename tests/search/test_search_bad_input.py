@@ -44,6 +44,14 @@ def test_a_bad_storage_url_is_one_line_and_exit_2(tiny_space, runs_dir, url, mes
     assert code == 2 and message in err and len(err.splitlines()) == 1
 
 
+def test_a_bad_supernet_recipe_is_refused_before_any_study_exists(tiny_space, runs_dir, capsys):
+    code = main(["search", *TINY_FLAGS, "--space", str(tiny_space), "--runs-dir", str(runs_dir), "--study", "r",
+                 "--supernet-steps", "4", "--supernet-progressive", "--supernet-final-phase-share", "2"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "supernet recipe" in err and "final phase's share" in err and len(err.splitlines()) == 1
+    assert not (runs_dir / "r").exists()
+
+
 def test_a_read_only_run_directory_is_refused_before_any_trial(tiny_space, runs_dir):
     first = subprocess.run(_search(tiny_space, runs_dir, "--study", "ro", "--trials", "1"),
                            capture_output=True, text=True, timeout=300)
