@@ -13,9 +13,11 @@ network figures (the protocol's figure, median, p10, p90).
     python benchmarks/latency_diagnose.py --analyse runs/benchmarks/latency_diagnose.json
 
 re-fits offline, on the dumped fit networks only, the product's correction
-(``fit_correction``: scale + intercept, plus a cost per fp32 <-> int8 switch when
-leave-one-out error says so) and the old two-term one, and reports both on the held-out
-networks, beside the noise floor (the repeat measurement used as the prediction).
+(``fit_correction``: scale + intercept, plus a cost per fp32 <-> int8 switch and a scale
+of the int8 units' own when leave-one-out error says so) and the simpler ones, and reports
+them on the held-out networks, with one session's figure and with the mean of both
+sessions (the product's protocol) as the truth, beside the noise floor (the repeat
+measurement used as the prediction).
 """
 from __future__ import annotations
 
@@ -99,25 +101,32 @@ def analyse(data: dict, *, statistic: str = "figure_ms") -> None:
     unit_ms = {k: max(m[statistic] - empty, 0.0) for k, m in data["unit_measurements"].items()}
     nets = data["networks"]
     sums = [sum(unit_ms[u["key"]] for u in n["units"]) for n in nets]
+    int8 = [sum(unit_ms[u["key"]] for u in n["units"] if u["precision"] == "int8") for n in nets]
     switches = [precision_transitions(u["precision"] for u in n["units"]) for n in nets]
-    measured = [n["measured"][statistic] for n in nets]
     fit = [i for i, n in enumerate(nets) if n["role"] == "fit"]
     held = [i for i, n in enumerate(nets) if n["role"] == "held_out"]
     print(f"statistic {statistic}; " + noise_summary(data, statistic=statistic))
-    repeat = [nets[i]["repeat"][statistic] for i in held]
-    floor = validation_figures(measured=[measured[i] for i in held], predicted=repeat)
+    one = [n["measured"][statistic] for n in nets]
+    repeat = [n["repeat"][statistic] for n in nets]
+    floor = validation_figures(measured=[one[i] for i in held], predicted=[repeat[i] for i in held])
     print(format_figures(floor, title="noise floor (repeat measurement as the prediction)").splitlines()[0])
-    variants = {
-        "old: scale + intercept": fit_correction([sums[i] for i in fit], [measured[i] for i in fit]),
-        "new: + per switch (LOO-chosen)": fit_correction(
-            [sums[i] for i in fit], [measured[i] for i in fit], transitions=[switches[i] for i in fit]
-        ),
-    }
-    for title, correction in variants.items():
-        predicted = [correction.apply(sums[i], transitions=switches[i]) for i in held]
-        figures = validation_figures(measured=[measured[i] for i in held], predicted=predicted)
-        print(f"{title}: {correction.describe()}")
-        print(format_figures(figures, title=f"  fit {len(fit)}").splitlines()[0])
+    # The product's network figure is the mean over its sessions (calibrate.NETWORK_SESSIONS = 2).
+    for truth, measured in (("one session", one), ("mean of two sessions", [(a + b) / 2 for a, b in zip(one, repeat)])):
+        fit_ms = [measured[i] for i in fit]
+        variants = {
+            "scale + intercept": fit_correction([sums[i] for i in fit], fit_ms),
+            "+ per switch (LOO-chosen)": fit_correction(
+                [sums[i] for i in fit], fit_ms, transitions=[switches[i] for i in fit]
+            ),
+            "+ int8 scale (all LOO-chosen, the product)": fit_correction(
+                [sums[i] for i in fit], fit_ms, transitions=[switches[i] for i in fit], int8_sums=[int8[i] for i in fit]
+            ),
+        }
+        for title, correction in variants.items():
+            predicted = [correction.apply(sums[i], transitions=switches[i], int8_ms=int8[i]) for i in held]
+            figures = validation_figures(measured=[measured[i] for i in held], predicted=predicted)
+            print(f"{truth}, {title}: {correction.describe()}")
+            print(format_figures(figures, title=f"  fit {len(fit)}").splitlines()[0])
 
 
 def creation_order(args: argparse.Namespace) -> None:

@@ -1,7 +1,8 @@
 """Latency models: predicted milliseconds of a (network plan, compression policy).
 
 The lookup-table model sums measured units (see ``blocks``) and applies the profile's
-whole-network correction (``scale * sum + intercept + a cost per fp32 <-> int8 switch``).
+whole-network correction (``scale * sum + intercept + a cost per fp32 <-> int8 switch``, with
+int8 units scaled apart where the profile's correction has an ``int8_scale``).
 On this host it measures unknown units on first use and caches them in the profile file.
 For other devices a unit the table lacks is costed by the profile's prior when it has one
 (profiles fitted from whole networks), else it is an error.
@@ -19,7 +20,7 @@ import logging
 import os
 from dataclasses import replace
 from pathlib import Path
-from typing import Mapping, Protocol, runtime_checkable
+from typing import Mapping, NamedTuple, Protocol, runtime_checkable
 
 from autoc.arch.netspec import NetSpec
 from autoc.compress.policy import CompressionPolicy
@@ -53,6 +54,13 @@ class LatencyModel(Protocol):
         """(unit name, key, ms) per unit, then the correction; the ms sum to :meth:`predict`."""
 
 
+class _UnitTime(NamedTuple):
+    name: str
+    key: str
+    ms: float
+    int8: bool  # runs on int8 kernels (the correction may scale those apart)
+
+
 class LookupTableLatencyModel:
     """Per-unit lookup-table times, summed and corrected by ``profile.correction``."""
 
@@ -83,8 +91,12 @@ class LookupTableLatencyModel:
 
     def predict(self, spec: NetSpec, policy: CompressionPolicy) -> float:
         units = network_units(spec, policy)
-        unit_sum = sum(ms for _, _, ms in self._rows(units, policy))
-        return self._profile.correction.apply(unit_sum, transitions=self._transitions(units))
+        rows = self._rows(units, policy)
+        return self._profile.correction.apply(
+            sum(r.ms for r in rows),
+            int8_ms=sum(r.ms for r in rows if r.int8),
+            transitions=self._transitions(units),
+        )
 
     def predict_energy_mj(self, spec: NetSpec, policy: CompressionPolicy) -> float:
         """Estimated energy per inference (``autoc.latency.energy``, the profile's coefficients)."""
@@ -92,7 +104,7 @@ class LookupTableLatencyModel:
 
     def blocks_ms(self, spec: NetSpec, policy: CompressionPolicy) -> float:
         """Sum of the unit times, without the whole-network correction."""
-        return sum(ms for _, _, ms in self._rows(network_units(spec, policy), policy))
+        return sum(r.ms for r in self._rows(network_units(spec, policy), policy))
 
     def transitions(self, spec: NetSpec, policy: CompressionPolicy) -> int:
         """fp32 <-> int8 switches between consecutive units as the device runs them."""
@@ -107,20 +119,20 @@ class LookupTableLatencyModel:
         """Unit times scaled by the correction (their share of the network), then the rest of the correction."""
         correction = self._profile.correction
         units = network_units(spec, policy)
-        rows = [(name, key, ms * correction.scale) for name, key, ms in self._rows(units, policy)]
-        overhead = correction.apply(0.0, transitions=self._transitions(units))
-        rows.append((OVERHEAD, OVERHEAD, overhead))
+        rows = [(r.name, r.key, correction.unit_ms(r.ms, int8=r.int8)) for r in self._rows(units, policy)]
+        rows.append((OVERHEAD, OVERHEAD, correction.overhead_ms(self._transitions(units))))
         return rows
 
-    def _rows(self, units: list[Unit], policy: CompressionPolicy) -> list[tuple[str, str, float]]:
+    def _rows(self, units: list[Unit], policy: CompressionPolicy) -> list[_UnitTime]:
         table = self._table_for(units)
         rows = []
         for unit in units:
+            int8 = unit.precision == "int8" and fp32_twin(unit, self._profile) is None  # what the device runs
             low_bit = low_bit_key(unit, policy, self._profile)
             if low_bit in table:
-                rows.append((unit.name, low_bit, table[low_bit]))
+                rows.append(_UnitTime(unit.name, low_bit, table[low_bit], int8))
             else:
-                rows.append((unit.name, unit.key, self._unit_ms(unit, table)))
+                rows.append(_UnitTime(unit.name, unit.key, self._unit_ms(unit, table), int8))
         return rows
 
     def _unit_ms(self, unit: Unit, table: Mapping[str, float]) -> float:

@@ -177,7 +177,7 @@ def import_results(
 def _profile_from(
     manifest: dict[str, Any], blocks: dict[str, float], figures: dict[str, float], *, device: str, meta, source: Path
 ) -> DeviceProfile:
-    fit_sums, fit_ms, fit_switches, check = [], [], [], []
+    fit_sums, fit_int8, fit_ms, fit_switches, check = [], [], [], [], []
     for entry in manifest["networks"]:
         try:
             candidate = Candidate.from_dict(entry["candidate"])
@@ -187,22 +187,26 @@ def _profile_from(
         if [u.key for u in units] != entry["units"]:
             raise DeviceError(f"network {entry['name']} of the pack has other unit keys in this autoc; export a new pack")
         unit_sum = sum(blocks[u.key] for u in units)
+        int8_sum = sum(blocks[u.key] for u in units if u.precision == "int8")
         switches = precision_transitions(u.precision for u in units)
         if entry["role"] == "fit":
             fit_sums.append(unit_sum)
+            fit_int8.append(int8_sum)
             fit_ms.append(figures[entry["name"]])
             fit_switches.append(switches)
         else:
-            check.append((entry["name"], unit_sum, switches, figures[entry["name"]]))
-    correction = fit_correction(fit_sums, fit_ms, transitions=fit_switches)
+            check.append((entry["name"], unit_sum, switches, int8_sum, figures[entry["name"]]))
+    correction = fit_correction(fit_sums, fit_ms, transitions=fit_switches, int8_sums=fit_int8)
     if check:
         validation = validation_figures(
             measured=[m for *_, m in check],
-            predicted=[correction.apply(s, transitions=n) for _, s, n, _ in check],
+            predicted=[correction.apply(s, transitions=n, int8_ms=i) for _, s, n, i, _ in check],
             names=[name for name, *_ in check],
         )
     else:
-        predicted = [correction.apply(s, transitions=n) for s, n in zip(fit_sums, fit_switches)]
+        predicted = [
+            correction.apply(s, transitions=n, int8_ms=i) for s, n, i in zip(fit_sums, fit_switches, fit_int8)
+        ]
         validation = validation_figures(measured=fit_ms, predicted=predicted)
     validation |= {"in_sample": not check, "fit_networks": len(fit_ms), "results": str(source)}
     identity = DeviceIdentity(

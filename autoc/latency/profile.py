@@ -8,8 +8,9 @@ a parallel reader never sees half a file. Fields::
     source                    how the table was made: host | pack | networks | ofa-lut
     space                     {name, fingerprint} of the space a networks/ofa-lut profile was fitted for
     blocks                    unit key -> ms (see ``autoc.latency.blocks``)
-    correction                {scale, intercept_ms, ms_per_transition}: whole network = scale x unit sum
-                              + intercept + ms_per_transition x fp32<->int8 switches (absent: 0)
+    correction                {scale, intercept_ms, ms_per_transition, int8_scale}: whole network =
+                              scale x unit sum + intercept + ms_per_transition x fp32<->int8 switches
+                              (absent: 0), int8 units scaled by int8_scale instead (absent: by scale)
     prior                     optional {ms_per_mmac, ms_per_melement, ms_per_unit}: cost of units
                               the table lacks (profiles fitted from whole networks only)
     energy                    energy coefficients (``autoc.latency.energy``), user-settable
@@ -79,27 +80,41 @@ class DeviceIdentity:
 @dataclass(frozen=True)
 class Correction:
     """Whole-network latency from its units:
-    ``scale * unit_sum + intercept_ms + ms_per_transition * transitions``.
+    ``scale * fp32_sum + int8_scale * int8_sum + intercept_ms + ms_per_transition * transitions``
+    (``int8_sum``: the units the device runs with int8 kernels, ``fp32_sum`` the rest).
 
     ``scale`` absorbs what isolated units over- or under-count in a network (layout
     reorders at every unit boundary, caches warm with one unit's weights);
     ``intercept_ms`` the per-inference cost a network pays once; ``ms_per_transition``
     what each fp32 <-> int8 switch between consecutive units costs in a network beyond
     the Q/DQ its isolated units already pay (fitted on this project's host: 8-21 us
-    each, the largest term left after scale and intercept). Profiles written before the
-    term existed load with 0, i.e. the old two-term model.
+    each, the largest term left after scale and intercept); ``int8_scale`` the int8
+    units' own scale where fitting supports one (on this project's host an isolated int8
+    unit overstates its in-network time more than an fp32 one: 0.85 vs 0.93), ``None``
+    for one scale. Profiles written before a term existed load without it.
     """
 
     scale: float = 1.0
     intercept_ms: float = 0.0
     ms_per_transition: float = 0.0
+    int8_scale: float | None = None
 
-    def apply(self, unit_sum_ms: float, *, transitions: int = 0) -> float:
-        return self.scale * unit_sum_ms + self.intercept_ms + self.ms_per_transition * transitions
+    def apply(self, unit_sum_ms: float, *, transitions: int = 0, int8_ms: float = 0.0) -> float:
+        """Predicted ms of a network whose units sum to ``unit_sum_ms``, ``int8_ms`` of it in int8 units."""
+        return self.unit_ms(unit_sum_ms - int8_ms, int8=False) + self.unit_ms(int8_ms, int8=True) + self.overhead_ms(transitions)
+
+    def unit_ms(self, ms: float, *, int8: bool) -> float:
+        """A unit's (or a sum of units') share of the network's time."""
+        return ms * (self.int8_scale if int8 and self.int8_scale is not None else self.scale)
+
+    def overhead_ms(self, transitions: int) -> float:
+        """What the network costs beyond its scaled units."""
+        return self.intercept_ms + self.ms_per_transition * transitions
 
     def describe(self) -> str:
         """``x0.935 -0.178 ms +0.0139 ms/transition``: the formula's coefficients, for messages."""
-        text = f"x{self.scale:.3f} {self.intercept_ms:+.3f} ms"
+        text = f"x{self.scale:.3f}" + (f" (int8 x{self.int8_scale:.3f})" if self.int8_scale is not None else "")
+        text += f" {self.intercept_ms:+.3f} ms"
         return text + (f" {self.ms_per_transition:+.4f} ms/transition" if self.ms_per_transition else "")
 
 
@@ -144,7 +159,7 @@ class DeviceProfile:
             "source": self.source,
             "space": dict(self.space),
             "blocks": dict(sorted(self.blocks.items())),
-            "correction": asdict(self.correction),
+            "correction": {k: v for k, v in asdict(self.correction).items() if v is not None},
             "prior": asdict(self.prior) if self.prior is not None else None,
             "energy": self.energy.to_dict(),
             "validation": dict(self.validation),

@@ -4,7 +4,8 @@ import pytest
 
 from autoc.arch.config import BlockOp, StageConfig
 from autoc.compress.policy import CompressionPolicy
-from autoc.latency.calibrate import calibrate_correction, fit_correction, measure_networks
+from autoc.latency.calibrate import calibrate_correction, fit_correction, measure_networks, session_means
+from autoc.latency.measure import Measurement
 from autoc.latency.validate import kendall_tau, validation_figures
 from autoc.errors import DeviceError
 from autoc.latency.model import LookupTableLatencyModel, open_host_model
@@ -53,6 +54,16 @@ def test_measure_networks():
     nets = networks()[1:3]
     measured = measure_networks(nets, warmup=1, repeats=5)
     assert len(measured) == 2 and all(ms > 0 for ms in measured)
+
+
+def test_a_network_figure_is_the_mean_over_its_sessions():
+    def m(ms):
+        return Measurement(ms, ms, ms, ms, repeats=1)
+
+    # two networks, two sessions each: [a1, b1, a2, b2]
+    assert session_means([m(1.0), m(2.0), m(1.2), m(2.4)], networks=2) == pytest.approx([1.1, 2.2])
+    with pytest.raises(ValueError, match="whole sessions"):
+        session_means([m(1.0), m(2.0), m(1.2)], networks=2)
 
 
 def test_without_held_out_the_figures_are_in_sample(tmp_path):

@@ -1,4 +1,5 @@
-"""The whole-network correction: scale x unit sum + intercept + a cost per fp32 <-> int8 switch."""
+"""The whole-network correction: scale x unit sum + intercept + a cost per fp32 <-> int8 switch,
+int8 units with their own scale where the fit supports one."""
 import json
 from dataclasses import replace
 
@@ -9,7 +10,7 @@ from autoc.arch.config import BlockOp
 from autoc.candidate import Candidate
 from autoc.errors import DeviceError
 from autoc.latency.blocks import network_units, precision_transitions
-from autoc.latency.calibrate import MIN_NETWORKS_FOR_TRANSITIONS, fit_correction
+from autoc.latency.calibrate import MIN_NETWORKS_FOR_PRECISION_SCALES, MIN_NETWORKS_FOR_TRANSITIONS, fit_correction
 from autoc.latency.model import OVERHEAD, LookupTableLatencyModel
 from autoc.latency.pack import MANIFEST, export_pack, import_results
 from autoc.latency.profile import Correction, load_profile, new_host_profile, save_profile
@@ -142,3 +143,64 @@ def test_an_imported_pack_fits_the_switch_cost_from_its_networks(tmp_path, tiny_
     assert profile.correction.scale == pytest.approx(0.9, rel=1e-6)
     assert profile.correction.ms_per_transition == pytest.approx(0.02, rel=1e-6)
     assert profile.validation["within_10pct"] == 1.0 and profile.validation["mape_pct"] < 1e-6
+
+
+def synthetic_precisions(n: int, *, int8_scale: float, seed: int = 0):
+    """Networks with a random int8 share; fp32 units scale by 0.9, int8 ones by ``int8_scale``."""
+    rng = np.random.default_rng(seed)
+    sums = rng.uniform(0.5, 2.0, n)
+    int8 = sums * rng.uniform(0.0, 0.9, n)
+    switches = rng.integers(0, 10, n)
+    noise = 1 + rng.normal(0, 0.005, n)
+    measured = (0.9 * (sums - int8) + int8_scale * int8 + 0.05 + 0.01 * switches) * noise
+    return sums, int8, switches, measured
+
+
+def test_fit_recovers_a_separate_int8_scale():
+    sums, int8, switches, measured = synthetic_precisions(40, int8_scale=0.75)
+    correction = fit_correction(sums, measured, transitions=switches, int8_sums=int8)
+    assert correction.scale == pytest.approx(0.9, rel=0.03)
+    assert correction.int8_scale == pytest.approx(0.75, rel=0.05)
+    assert correction.ms_per_transition == pytest.approx(0.01, rel=0.2)
+    single = fit_correction(sums, measured, transitions=switches)
+    assert single.int8_scale is None
+
+    def worst(c):
+        return max(abs(c.apply(s, transitions=n, int8_ms=i) / m - 1) for s, i, n, m in zip(sums, int8, switches, measured))
+
+    assert worst(correction) < 0.02 < worst(single)
+
+
+def test_int8_scale_needs_enough_networks_and_a_varying_int8_share():
+    sums, int8, switches, measured = synthetic_precisions(MIN_NETWORKS_FOR_PRECISION_SCALES - 1, int8_scale=0.6)
+    assert fit_correction(sums, measured, transitions=switches, int8_sums=int8).int8_scale is None
+    sums, _, switches, measured = synthetic_precisions(40, int8_scale=0.9)
+    assert fit_correction(sums, measured, transitions=switches, int8_sums=[0.0] * 40).int8_scale is None
+
+
+def test_int8_units_scale_apart_in_prediction_and_breakdown():
+    correction = Correction(scale=0.9, intercept_ms=0.05, ms_per_transition=0.02, int8_scale=0.7)
+    model = table_model(correction)
+    units = [u for u in network_units(SPEC, MIXED) if u.measurable]
+    fp32 = sum(model.profile.blocks[u.key] for u in units if u.precision == "fp32")
+    int8 = sum(model.profile.blocks[u.key] for u in units if u.precision == "int8")
+    assert int8 > 0 and fp32 > 0
+    assert model.predict(SPEC, MIXED) == pytest.approx(0.9 * fp32 + 0.7 * int8 + 0.05 + 2 * 0.02)
+    rows = model.breakdown(SPEC, MIXED)
+    assert sum(ms for *_, ms in rows) == pytest.approx(model.predict(SPEC, MIXED))
+    by_name = {name: ms for name, _, ms in rows}
+    block = next(u for u in units if u.precision == "int8")
+    assert by_name[block.name] == pytest.approx(0.7 * model.profile.blocks[block.key])
+    # a device without int8 kernels runs int8 layers at their fp32 time: the fp32 scale applies
+    no_int8 = table_model(correction, precisions=("fp32",))
+    assert no_int8.predict(SPEC, MIXED) == pytest.approx(0.9 * no_int8.blocks_ms(SPEC, MIXED) + 0.05)
+
+
+def test_the_int8_scale_round_trips_and_is_absent_when_unused(tmp_path):
+    path = tmp_path / "p.json"
+    save_profile(table_model(Correction(0.9, 0.05, 0.01, int8_scale=0.8)).profile, path)
+    assert load_profile(path).correction.int8_scale == 0.8
+    save_profile(table_model(Correction(0.9, 0.05, 0.01)).profile, path)
+    assert "int8_scale" not in json.loads(path.read_text())["correction"]  # older autoc versions still read it
+    assert load_profile(path).correction.int8_scale is None
+    assert Correction(0.9, -0.1, int8_scale=0.85).describe() == "x0.900 (int8 x0.850) -0.100 ms"
