@@ -11,7 +11,7 @@ fetch), ``cifar10`` (JPEG zip, its extracted folder, or ``cifar-10-batches-py``)
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -28,7 +28,7 @@ from autoc.evaluate.data_sampling import stratified_split, stratified_subset
 DEFAULT_DATASET = "digits"
 
 # Independent random streams per use, so capping train never changes which val items are kept.
-_SPLIT_STREAM, _TRAIN_STREAM, _VAL_STREAM = 0, 1, 2
+_SPLIT_STREAM, _TRAIN_STREAM, _VAL_STREAM, _SELECTION_STREAM = 0, 1, 2, 3
 
 
 @dataclass(frozen=True, eq=False)
@@ -51,10 +51,24 @@ class DatasetSplit:
     fingerprint: str
     # The same for the training items alone: what a model trained on them (a supernet) depends on.
     train_fingerprint: str = ""
+    # Optional selection split: training-pool items left out of train (``max_selection``), to
+    # choose between models on without touching the validation split that reports on them.
+    selection_x: torch.Tensor | None = field(default=None, repr=False)
+    selection_y: torch.Tensor | None = field(default=None, repr=False)
+    selection_fingerprint: str = ""
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    def selection_as_val(self) -> "DatasetSplit":
+        """The same training items, validated on the selection split: what a search that must not
+        see the validation split scores its candidates on."""
+        if self.selection_x is None or self.selection_y is None:
+            raise DataError("this dataset was loaded without a selection split; load it with max_selection=N")
+        return replace(self, val_x=self.selection_x, val_y=self.selection_y,
+                       fingerprint=f"{self.train_fingerprint}|{self.selection_fingerprint}",
+                       selection_x=None, selection_y=None, selection_fingerprint="")
 
     @property
     def input_size(self) -> int:
@@ -69,6 +83,7 @@ class _Options:
     max_train: int | None
     max_val: int | None
     download: bool = False
+    max_selection: int | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +98,10 @@ class _Loaded:
     source: str
     selection: str  # digest of the chosen items
     train_selection: str  # digest of the chosen training items
+    # max_selection items of the training pool outside train_x, and their digest
+    selection_x: torch.Tensor | None = None
+    selection_y: np.ndarray | None = None
+    selection_digest: str = ""
 
 
 def load_dataset(
@@ -94,6 +113,7 @@ def load_dataset(
     val_fraction: float = 0.2,
     max_train: int | None = None,
     max_val: int | None = None,
+    max_selection: int | None = None,
     download: bool = False,
 ) -> DatasetSplit:
     """Load dataset ``name`` in memory, resized to ``input_size`` square and normalised.
@@ -103,6 +123,9 @@ def load_dataset(
     ``max_val`` keep a seeded class-stratified subset of that many items. ``download``
     (cifar10 only): fetch torchvision's ``cifar-10-batches-py`` into ``data_dir`` when it is
     not there yet; without network access this fails with a DataError saying what to do.
+    ``max_selection`` also keeps a seeded stratified subset of that many training-pool items
+    *not* in the train subset as a selection split (``DatasetSplit.selection_as_val``); it
+    changes neither the train nor the validation items.
     """
     loader = _LOADERS.get(name) if isinstance(name, str) else None
     if loader is None:
@@ -114,6 +137,7 @@ def load_dataset(
         max_train=None if max_train is None else _positive_int("max_train", max_train, example=5000),
         max_val=None if max_val is None else _positive_int("max_val", max_val, example=1000),
         download=bool(download),
+        max_selection=None if max_selection is None else _positive_int("max_selection", max_selection, example=1000),
     )
     path = None if data_dir is None else Path(data_dir).expanduser()
     loaded = loader(path, options)
@@ -141,8 +165,11 @@ def _load_digits(path: Path | None, options: _Options) -> _Loaded:
             f"images of digits' {len(labels)}; use a fraction such as 0.2"
         )
     classes = tuple(str(c) for c in bunch.target_names)
-    train_idx = train_idx[_cap(labels[train_idx], options.max_train, options, stream=_TRAIN_STREAM, what="max_train",
-                               num_classes=len(classes))]
+    pool = train_idx
+    kept = _cap(labels[pool], options.max_train, options, stream=_TRAIN_STREAM, what="max_train", num_classes=len(classes))
+    train_idx = pool[kept]
+    left = _left_out(labels[pool], kept, options, num_classes=len(classes))
+    selection_idx = pool[left] if left is not None else None
     val_idx = val_idx[_cap(labels[val_idx], options.max_val, options, stream=_VAL_STREAM, what="max_val",
                            num_classes=len(classes))]
 
@@ -160,6 +187,8 @@ def _load_digits(path: Path | None, options: _Options) -> _Loaded:
         source="sklearn.datasets.load_digits",
         selection=_digest(map(str, train_idx), map(str, val_idx)),
         train_selection=_digest(map(str, train_idx), ()),
+        **({} if selection_idx is None else {"selection_x": pixels(selection_idx), "selection_y": labels[selection_idx],
+                                             "selection_digest": _digest((), map(str, selection_idx))}),
     )
 
 
@@ -227,12 +256,18 @@ DATASET_NAMES: tuple[str, ...] = tuple(_LOADERS)
 def _from_tree(tree: ImageTree, options: _Options, *, splits: tuple[str, str]) -> _Loaded:
     num_classes = len(tree.classes)
     chosen: list[tuple[list[str], np.ndarray]] = []
+    extra = {}
     for split, limit, stream, what in ((splits[0], options.max_train, _TRAIN_STREAM, "max_train"),
                                        (splits[1], options.max_val, _VAL_STREAM, "max_val")):
         names = [name for cls in tree.classes for name in tree.files[split][cls]]
         labels = np.repeat(np.arange(num_classes), [len(tree.files[split][cls]) for cls in tree.classes])
         keep = _cap(labels, limit, options, stream=stream, what=what, num_classes=num_classes)
         chosen.append(([names[i] for i in keep], labels[keep]))
+        left = _left_out(labels, keep, options, num_classes=num_classes) if split == splits[0] else None
+        if left is not None:
+            left_names = [names[i] for i in left]
+            extra = {"selection_x": decode_images(left_names, tree.read, size=options.input_size, describe=tree.describe),
+                     "selection_y": labels[left], "selection_digest": _digest((), left_names)}
     (train_names, train_y), (val_names, val_y) = chosen
     train_x = decode_images(train_names, tree.read, size=options.input_size, describe=tree.describe)
     val_x = decode_images(val_names, tree.read, size=options.input_size, describe=tree.describe)
@@ -241,7 +276,7 @@ def _from_tree(tree: ImageTree, options: _Options, *, splits: tuple[str, str]) -
         source += f"({tree.location.stat().st_size} bytes)"
     return _Loaded(classes=tree.classes, train_x=train_x, train_y=train_y, val_x=val_x, val_y=val_y,
                    source=source, selection=_digest(train_names, val_names),
-                   train_selection=_digest(train_names, ()))
+                   train_selection=_digest(train_names, ()), **extra)
 
 
 def _from_pickles(folder: Path, options: _Options) -> _Loaded:
@@ -251,6 +286,7 @@ def _from_pickles(folder: Path, options: _Options) -> _Loaded:
                       num_classes=num_classes)
     val_keep = _cap(arrays.test_y, options.max_val, options, stream=_VAL_STREAM, what="max_val",
                     num_classes=num_classes)
+    left = _left_out(arrays.train_y, train_keep, options, num_classes=num_classes)
 
     def pixels(x: np.ndarray) -> torch.Tensor:
         images = torch.from_numpy(np.ascontiguousarray(x))
@@ -268,6 +304,8 @@ def _from_pickles(folder: Path, options: _Options) -> _Loaded:
         source=f"pickle:{folder.resolve()}",
         selection=_digest(map(str, train_keep), map(str, val_keep)),
         train_selection=_digest(map(str, train_keep), ()),
+        **({} if left is None else {"selection_x": pixels(arrays.train_x[left]), "selection_y": arrays.train_y[left],
+                                    "selection_digest": _digest((), map(str, left))}),
     )
 
 
@@ -276,9 +314,11 @@ def _from_pickles(folder: Path, options: _Options) -> _Loaded:
 
 def _finish(name: str, loaded: _Loaded, options: _Options) -> DatasetSplit:
     train_x, val_x = _unit_float(loaded.train_x), _unit_float(loaded.val_x)
+    selection_x = None if loaded.selection_x is None else _unit_float(loaded.selection_x)
     mean, std = _channel_stats(train_x)
-    for x in (train_x, val_x):
-        x.sub_(mean.view(1, 3, 1, 1)).div_(std.view(1, 3, 1, 1))
+    for x in (train_x, val_x, selection_x):
+        if x is not None:
+            x.sub_(mean.view(1, 3, 1, 1)).div_(std.view(1, 3, 1, 1))
     common = (name, loaded.source, f"{options.input_size}px", f"seed={options.seed}", f"train={len(loaded.train_y)}")
     fingerprint = "|".join((*common, f"val={len(loaded.val_y)}", loaded.selection))
     train_fingerprint = "|".join((*common, loaded.train_selection))
@@ -293,6 +333,10 @@ def _finish(name: str, loaded: _Loaded, options: _Options) -> DatasetSplit:
         std=tuple(float(v) for v in std),
         fingerprint=fingerprint,
         train_fingerprint=train_fingerprint,
+        selection_x=selection_x,
+        selection_y=None if loaded.selection_y is None else torch.as_tensor(loaded.selection_y, dtype=torch.int64),
+        selection_fingerprint="" if loaded.selection_y is None
+        else f"selection={len(loaded.selection_y)}|{loaded.selection_digest}",
     )
 
 
@@ -319,6 +363,20 @@ def _cap(labels: np.ndarray, limit: int | None, options: _Options, *, stream: in
         raise DataError(f"{what}={limit} is smaller than the {num_classes} classes, so some classes would have "
                         f"no images; use {what} >= {num_classes}")
     return stratified_subset(labels, limit, rng=_rng(options.seed, stream))
+
+
+def _left_out(labels: np.ndarray, kept: np.ndarray, options: _Options, *, num_classes: int) -> np.ndarray | None:
+    """Indices of ``max_selection`` items of the pool ``labels`` outside ``kept`` (None when not asked for)."""
+    if options.max_selection is None:
+        return None
+    rest = np.setdiff1d(np.arange(len(labels)), kept)
+    if len(rest) < options.max_selection:
+        raise DataError(
+            f"max_selection={options.max_selection} asks for more than the {len(rest)} training items left outside "
+            f"the train subset; lower max_selection, or max_train"
+        )
+    return rest[_cap(labels[rest], options.max_selection, options, stream=_SELECTION_STREAM, what="max_selection",
+                     num_classes=num_classes)]
 
 
 def _rng(seed: int, stream: int) -> np.random.Generator:

@@ -436,3 +436,49 @@ def test_damaged_zip_member_is_named(tmp_path: Path, cifar_members: dict[str, by
     with pytest.raises(DataError, match="cannot read member") as err:
         load_dataset("cifar10", data_dir=archive_path, input_size=32)
     assert victim in str(err.value) and str(archive_path) in str(err.value)
+
+
+# --- selection split: training-pool items left out of train ----------------------------------
+
+
+def rows(x: torch.Tensor) -> set[bytes]:
+    return {row.numpy().tobytes() for row in x}
+
+
+def test_digits_selection_split_is_disjoint_from_train_and_leaves_the_rest_alone() -> None:
+    plain = load_dataset("digits", input_size=8, max_train=500, max_val=100)
+    split = load_dataset("digits", input_size=8, max_train=500, max_val=100, max_selection=200)
+    assert torch.equal(split.train_x, plain.train_x) and torch.equal(split.val_x, plain.val_x)
+    assert split.fingerprint == plain.fingerprint  # models trained on it, and their held-out scores, are the same
+    assert split.selection_x.shape == (200, 3, 8, 8)
+    assert np.bincount(split.selection_y.numpy()).min() >= 19  # stratified
+    assert not rows(split.selection_x) & rows(split.train_x)
+    assert not rows(split.selection_x) & rows(split.val_x)
+    chosen = split.selection_as_val()
+    assert torch.equal(chosen.val_x, split.selection_x) and torch.equal(chosen.train_x, split.train_x)
+    assert chosen.fingerprint != split.fingerprint and chosen.train_fingerprint == split.train_fingerprint
+    with pytest.raises(DataError, match="without a selection split"):
+        plain.selection_as_val()
+
+
+def test_a_selection_split_larger_than_the_pool_left_is_refused() -> None:
+    with pytest.raises(DataError, match=r"max_selection=900 .* lower max_selection, or max_train"):
+        load_dataset("digits", input_size=8, max_train=1000, max_selection=900)
+
+
+@needs_cifar
+def test_cifar_selection_split_comes_from_unused_training_images() -> None:
+    plain = load_dataset("cifar10", data_dir=CIFAR_ZIP, input_size=32, max_train=200, max_val=50, seed=3)
+    split = load_dataset("cifar10", data_dir=CIFAR_ZIP, input_size=32, max_train=200, max_val=50, seed=3,
+                         max_selection=100)
+    assert torch.equal(split.train_x, plain.train_x) and split.fingerprint == plain.fingerprint
+    assert np.array_equal(np.bincount(split.selection_y.numpy()), [10] * 10)
+    assert not rows(split.selection_x) & rows(split.train_x)
+    assert str(CIFAR_ZIP.resolve()) in split.selection_as_val().fingerprint
+
+
+def test_cifar_pickles_selection_split(tmp_path: Path) -> None:
+    write_pickles(tmp_path / "cifar-10-batches-py")
+    split = load_dataset("cifar10", data_dir=tmp_path, input_size=32, max_train=50, max_selection=30)
+    assert split.selection_x.shape == (30, 3, 32, 32)
+    assert not rows(split.selection_x) & rows(split.train_x)
