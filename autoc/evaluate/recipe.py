@@ -54,34 +54,48 @@ class ReferenceResult:
     accuracy: float
     seconds: float  # of the training that produced it, also when read from the cache
     cached: bool
+    selection_accuracy: float | None = None  # on the selection split, when one was asked for
 
 
 def reference_accuracy(candidate: Candidate, data: DatasetSplit, *, config: TrainConfig,
-                       cache_dir: Path | None, train_missing: bool = True) -> ReferenceResult | None:
+                       cache_dir: Path | None, train_missing: bool = True,
+                       selection: DatasetSplit | None = None) -> ReferenceResult | None:
     """``train_from_scratch``'s accuracy, cached under ``cache_dir`` by (candidate, recipe, data).
 
     A reference run of a multi-epoch recipe costs many minutes per candidate on a CPU, so every
     benchmark that compares against the same recipe shares the results, and a run cut short
     keeps what it finished. An unreadable cache entry is retrained, never trusted. With
     ``train_missing=False`` a result not in the cache is None instead of trained.
+
+    ``selection`` (``data.selection_as_val()``: the same training items) also scores the same
+    trained model on its validation split, e.g. to choose between finalists without looking
+    at ``data``'s; a cache entry without that score is trained again.
     """
+    if selection is not None and selection.train_fingerprint != data.train_fingerprint:
+        raise ValueError("selection must hold the same training items as data (use data.selection_as_val())")
     path = None
     if cache_dir is not None:
         path = Path(cache_dir) / f"reference-{reference_key(candidate, data, config=config)}.json"
         try:
             saved = json.loads(path.read_text())
             if saved.get("format") == REFERENCE_FORMAT:
-                return ReferenceResult(float(saved["accuracy"]), float(saved["seconds"]), cached=True)
-        except (OSError, ValueError, KeyError, TypeError):
+                chosen = saved.get("selection", {})
+                if selection is None or chosen.get("data") == selection.fingerprint:
+                    return ReferenceResult(float(saved["accuracy"]), float(saved["seconds"]), cached=True,
+                                           selection_accuracy=None if selection is None else float(chosen["accuracy"]))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             pass
     if not train_missing:
         return None
     trained = train_from_scratch(candidate, data, config=config)
+    selected = None if selection is None else accuracy(trained.model, selection.val_x, selection.val_y)
     if path is not None:
-        write_text_atomic(path, json.dumps({
-            "format": REFERENCE_FORMAT, "accuracy": trained.accuracy, "seconds": trained.seconds,
-            "recipe": dataclasses.asdict(config), "data": data.fingerprint, "candidate": candidate.to_dict()}, indent=1))
-    return ReferenceResult(trained.accuracy, trained.seconds, cached=False)
+        entry = {"format": REFERENCE_FORMAT, "accuracy": trained.accuracy, "seconds": trained.seconds,
+                 "recipe": dataclasses.asdict(config), "data": data.fingerprint, "candidate": candidate.to_dict()}
+        if selection is not None:
+            entry["selection"] = {"data": selection.fingerprint, "accuracy": selected}
+        write_text_atomic(path, json.dumps(entry, indent=1))
+    return ReferenceResult(trained.accuracy, trained.seconds, cached=False, selection_accuracy=selected)
 
 
 def reference_key(candidate: Candidate, data: DatasetSplit, *, config: TrainConfig) -> str:

@@ -89,3 +89,24 @@ def test_cached_only_lookup_trains_nothing(digits, tmp_path):
     trained = reference_accuracy(candidate, digits, config=recipe, cache_dir=tmp_path)
     found = reference_accuracy(candidate, digits, config=recipe, cache_dir=tmp_path, train_missing=False)
     assert found.cached and found.accuracy == trained.accuracy
+
+
+def test_a_selection_score_comes_from_the_same_trained_model_and_is_cached(tmp_path):
+    torch.set_num_threads(1)
+    data = load_dataset("digits", input_size=16, max_train=128, max_val=64, max_selection=96)
+    selection = data.selection_as_val()
+    candidate = tiny_candidate(precision="fp32", bits=32)
+    recipe = TrainConfig(steps=20, batch_size=16, alpha=0.0)
+    plain = reference_accuracy(candidate, data, config=recipe, cache_dir=tmp_path)
+    assert plain.selection_accuracy is None
+    # the cached entry has no selection score: trained again (same seed, same model), then both kept
+    first = reference_accuracy(candidate, data, config=recipe, cache_dir=tmp_path, selection=selection)
+    again = reference_accuracy(candidate, data, config=recipe, cache_dir=tmp_path, selection=selection)
+    assert not first.cached and again.cached
+    assert first.accuracy == plain.accuracy  # the held-out score is the same model's
+    assert again.selection_accuracy == first.selection_accuracy is not None
+    assert 0.0 <= first.selection_accuracy <= 1.0
+    assert reference_accuracy(candidate, data, config=recipe, cache_dir=tmp_path).cached
+    other = load_dataset("digits", input_size=16, max_train=100, max_val=64, max_selection=96).selection_as_val()
+    with pytest.raises(ValueError, match="same training items"):
+        reference_accuracy(candidate, data, config=recipe, cache_dir=tmp_path, selection=other)
