@@ -45,6 +45,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="supernet recipe: progressive shrinking (kernel, then depth, expansion, width)")
     p.add_argument("--supernet-final-phase-share", type=float, default=None,
                    help="supernet recipe: with --supernet-progressive, the all-elastic phase's share of the steps")
+    p.add_argument("--finalists", type=int, default=None, help="after the trials, train the K feasible candidates "
+                   "with the highest estimates from scratch and choose among them by that accuracy; 0: choose by "
+                   "the estimate [0]")
+    p.add_argument("--finalist-steps", type=int, default=None, help="training steps of each finalist [300]")
+    p.add_argument("--finalist-augment", action="store_true", default=None,
+                   help="finalists train with random crop and flip (photos, not digits)")
     p.add_argument("--max-train", type=int, default=None, help="use at most this many training images")
     p.add_argument("--max-val", type=int, default=None, help="use at most this many validation images")
     p.add_argument("--workers", type=int, default=1, help="trials at once; more than 1 runs them as Ray tasks [1]")
@@ -72,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         "supernet_random_subnets": args.supernet_random_subnets, "supernet_augment": args.supernet_augment,
         "supernet_sort_channels": args.supernet_sort_channels, "supernet_progressive": args.supernet_progressive,
         "supernet_final_phase_share": args.supernet_final_phase_share,
+        "finalists": args.finalists, "finalist_steps": args.finalist_steps, "finalist_augment": args.finalist_augment,
         "max_train": args.max_train, "max_val": args.max_val, "workers": args.workers,
         "ray_address": args.ray_address, "cpus_per_worker": args.cpus_per_worker,
         "heartbeat_interval_s": args.heartbeat_interval, "grace_period_s": args.grace_period,

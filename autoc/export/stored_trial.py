@@ -8,7 +8,7 @@ from autoc.arch.builder import AutocNet
 from autoc.candidate import Candidate
 from autoc.errors import PolicyError, SpaceError
 from autoc.export.policy_file import PolicyFile, load_weights, record_metrics, space_reference
-from autoc.search.results import TrialRecord, best_record
+from autoc.search.results import TrialRecord
 from autoc.search.stored import StoredRun
 from autoc.space import SearchSpace, load_space
 
@@ -61,7 +61,7 @@ def open_trial(run: StoredRun, *, trial: int | None) -> StoredTrial:
 
 def _choose(records: list[TrialRecord], *, trial: int | None, run: StoredRun) -> TrialRecord:
     if trial is None:
-        best = best_record(records)
+        best = run.chosen(records)
         if best is None:
             raise PolicyError(
                 f"study {run.name!r} has no trained trial within its {run.budget_ms:g} ms budget; "

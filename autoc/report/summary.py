@@ -12,7 +12,7 @@ from typing import Mapping
 
 from optuna.trial import TrialState
 
-from autoc.search.results import TrialRecord, best_record, pareto_front
+from autoc.search.results import TrialRecord, pareto_front
 from autoc.search.stored import StoredRun
 
 POLICY_FILENAME = "best_policy.json"
@@ -55,7 +55,7 @@ def summarize(run: StoredRun) -> StudySummary:
         states=states,
         records=tuple(records),
         pareto=tuple(pareto_front(records)),
-        best=best_record(records),
+        best=run.chosen(records),
         finished_s=_finished_seconds(trials),
         policy_path=policy_path if policy_path.is_file() else None,
         policy_trial=_policy_trial(policy_path),

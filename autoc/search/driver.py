@@ -5,7 +5,7 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -16,7 +16,8 @@ from autoc.errors import BudgetError, StorageError
 from autoc.export.policy_file import PolicyFile, record_metrics, space_reference, write_policy
 from autoc.latency.device import open_latency_model
 from autoc.search.context import build_objective_context, load_inputs, supernet_config
-from autoc.search.options import SUPERNET_RECIPE_FIELDS, SearchOptions
+from autoc.search.finalists import FinalistResult, chosen_finalist, finalist_recipe, pick_finalists, train_finalists
+from autoc.search.options import FINALIST_FIELDS, SUPERNET_RECIPE_FIELDS, SearchOptions
 from autoc.search.progress import SearchProgress
 from autoc.search.results import TrialRecord, best_record, completed_records, pareto_front
 from autoc.search.samplers import SAMPLERS, make_sampler
@@ -42,6 +43,7 @@ class SearchResult:
     feasible: int
     teacher_accuracy: float
     wall_seconds: float
+    finalists: dict[int, FinalistResult] = field(default_factory=dict)  # by trial number; empty without the stage
 
 
 def run_search(options: SearchOptions) -> SearchResult:
@@ -100,6 +102,16 @@ def run_search(options: SearchOptions) -> SearchResult:
 
     records = completed_records(study, budget_ms=options.budget_ms)
     best = best_record(records)
+    finalists: dict[int, FinalistResult] = {}
+    if options.finalists > 0 and best is not None:
+        finalists = train_finalists(
+            study, pick_finalists(records, count=options.finalists), data, config=finalist_recipe(
+                steps=options.finalist_steps, batch_size=options.batch_size, seed=options.seed,
+                augment=options.finalist_augment,
+            ),
+            weights_dir=run_dir / "finalists", log=_stderr_log if options.progress else _no_log,
+        )
+        best = chosen_finalist(records, finalists) or best
     trials_total = _count_finished(study)
     policy_path = _write_best(best, run_dir=run_dir, study=study_name, space=space, device=options.device) if best else None
     return SearchResult(
@@ -113,7 +125,16 @@ def run_search(options: SearchOptions) -> SearchResult:
         feasible=sum(r.feasible for r in records),
         teacher_accuracy=ctx.teacher_accuracy,
         wall_seconds=time.perf_counter() - start,
+        finalists=finalists,
     )
+
+
+def _stderr_log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _no_log(message: str) -> None:
+    pass
 
 
 def _run_workers(spec: WorkerSpec, *, options: SearchOptions, ctx, progress: SearchProgress) -> None:
@@ -144,6 +165,9 @@ def _check_options(options: SearchOptions) -> None:
         raise BudgetError(f"--trials must be at least 1, got {options.trials}")
     if options.sampler not in SAMPLERS:
         raise BudgetError(f"--sampler {options.sampler!r} is unknown; use one of {', '.join(SAMPLERS)}")
+    if options.finalists < 0 or options.finalist_steps < 1:
+        raise BudgetError(f"--finalists must be 0 or more and --finalist-steps at least 1, got {options.finalists} and "
+                          f"{options.finalist_steps}; e.g. --finalists 3 --finalist-steps 300")
     if options.workers < 1:
         raise BudgetError(f"--workers must be at least 1, got {options.workers}")
     if options.cpus_per_worker is not None and options.cpus_per_worker < 1:
@@ -222,6 +246,7 @@ def _record_options(study: optuna.Study, options: SearchOptions, *, replace_stor
             "teacher_steps": options.teacher_steps,
             "supernet_steps": options.supernet_steps,
             **{name: getattr(options, name) for name in SUPERNET_RECIPE_FIELDS},
+            **{name: getattr(options, name) for name in FINALIST_FIELDS},
             "batch_size": options.batch_size,
             "device": options.device,
         },
@@ -269,9 +294,14 @@ def print_summary(result: SearchResult, *, budget_ms: float, file=sys.stdout) ->
             f"{r.macs / 1e6:>7.2f}  {r.params:>8}",
             file=file,
         )
+    if result.finalists:
+        print("finalists (trained from scratch; accuracy on the validation split):", file=file)
+        for number, finalist in sorted(result.finalists.items(), key=lambda item: -item[1].accuracy):
+            print(f"  trial {number:>5}  accuracy {finalist.accuracy:.4f}  ({finalist.seconds:.0f} s)", file=file)
     best = result.best
+    source = f" (finalist; its estimate {best.estimate:.4f})" if best.estimate is not None else ""
     print(
-        f"chosen: trial {best.number}, accuracy {best.accuracy:.4f}, {best.latency_ms:.3f} ms predicted, "
+        f"chosen: trial {best.number}, accuracy {best.accuracy:.4f}{source}, {best.latency_ms:.3f} ms predicted, "
         f"{best.size_bytes / 1024:.1f} kB -> {result.policy_path}",
         file=file,
     )

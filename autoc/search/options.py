@@ -31,6 +31,11 @@ class SearchOptions:
     supernet_sort_channels: bool = False
     supernet_progressive: bool = False
     supernet_final_phase_share: float | None = None
+    # Finalist stage (autoc.search.finalists): train the top `finalists` estimates from scratch
+    # for `finalist_steps` steps and choose by that accuracy; 0 chooses by the estimate.
+    finalists: int = 0
+    finalist_steps: int = 300
+    finalist_augment: bool = False
     batch_size: int = 32
     max_train: int | None = None
     max_val: int | None = None
@@ -41,6 +46,9 @@ class SearchOptions:
     heartbeat_interval_s: int = 10
     grace_period_s: int = 60
 
+
+# SearchOptions fields of the finalist stage (stored for --resume).
+FINALIST_FIELDS = ("finalists", "finalist_steps", "finalist_augment")
 
 # SearchOptions fields that make up the supernet's recipe beside supernet_steps (stored for --resume).
 SUPERNET_RECIPE_FIELDS = ("supernet_largest_steps", "supernet_lr", "supernet_random_subnets", "supernet_augment",

@@ -19,6 +19,8 @@ class TrialRecord:
     feasible: bool
     candidate: dict[str, Any]
     weights: str | None
+    # Set when ``accuracy`` is a finalist's trained accuracy: the trial's own short estimate.
+    estimate: float | None = None
 
 
 def completed_records(study: optuna.Study, *, budget_ms: float) -> list[TrialRecord]:

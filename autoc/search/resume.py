@@ -6,13 +6,13 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from autoc.errors import StorageError
-from autoc.search.options import SUPERNET_RECIPE_FIELDS, SearchOptions
+from autoc.search.options import FINALIST_FIELDS, SUPERNET_RECIPE_FIELDS, SearchOptions
 from autoc.search.stored import open_stored_run
 
 # Stored run options that map one to one onto SearchOptions fields.
 _STORED = ("space", "dataset", "data_dir", "seed", "max_train", "max_val", "trials", "sampler",
            "finetune_steps", "teacher_steps", "supernet_steps", "batch_size", "device",
-           *SUPERNET_RECIPE_FIELDS)
+           *SUPERNET_RECIPE_FIELDS, *FINALIST_FIELDS)
 
 
 def resume_options(run_dir: str | Path, *, storage: str | None, given: Mapping[str, Any]) -> SearchOptions:

@@ -1,0 +1,117 @@
+"""The finalist stage: the search's best estimates, trained from scratch, chosen by that accuracy.
+
+A few-second estimate ranks candidates only roughly (README, ranking fidelity), so a
+search can end by training its ``count`` feasible candidates with the highest estimates
+by a longer recipe (the same one for all: random init, the policy's pruned shape,
+sparsity and quantisation-aware training, ``TrainConfig``), scoring each on the
+validation split, and choosing the most accurate finalist instead of the highest estimate.
+
+Each result is stored in the study (a study user attribute per trial, keyed by the
+recipe) as soon as it exists, and its weights under ``<run>/finalists/``: a crash or a
+stop loses only the finalist in training, and a resumed search trains only the missing
+ones. The study's trials stay as they were (Optuna freezes finished trials).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping
+
+import optuna
+import torch
+
+from autoc.candidate import Candidate
+from autoc.evaluate.datasets import DatasetSplit
+from autoc.evaluate.recipe import train_from_scratch
+from autoc.evaluate.train import TrainConfig
+from autoc.export.output import write_bytes_atomic
+from autoc.search.results import TrialRecord
+
+ATTR_PREFIX = "finalist:"
+
+
+@dataclass(frozen=True)
+class FinalistResult:
+    trial: int
+    accuracy: float  # on the validation split, after the finalist recipe
+    seconds: float
+    weights: str
+    recipe: str  # recipe_key of the TrainConfig that produced it
+
+
+def finalist_recipe(*, steps: int, batch_size: int, seed: int, augment: bool) -> TrainConfig:
+    """How finalists train: from scratch on the labels (no distillation), cosine lr from 0.05."""
+    return TrainConfig(steps=steps, batch_size=batch_size, lr=0.05, alpha=0.0, seed=seed, augment=augment)
+
+
+def recipe_key(config: TrainConfig) -> str:
+    """A short name of the recipe: results of another recipe are not this one's."""
+    return hashlib.sha256(json.dumps(dataclasses.asdict(config), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def pick_finalists(records: list[TrialRecord], *, count: int) -> list[TrialRecord]:
+    """The ``count`` feasible records with the highest estimates (ties: faster, then smaller)."""
+    feasible = sorted((r for r in records if r.feasible), key=lambda r: (-r.accuracy, r.latency_ms, r.size_bytes))
+    return feasible[:count]
+
+
+def stored_finalists(study: optuna.Study, *, config: TrainConfig) -> dict[int, FinalistResult]:
+    """Finalist results of this recipe stored in ``study``, by trial number."""
+    key = recipe_key(config)
+    results = {}
+    for name, value in study.user_attrs.items():
+        if name.startswith(ATTR_PREFIX) and isinstance(value, Mapping) and value.get("recipe") == key:
+            result = FinalistResult(**value)
+            results[result.trial] = result
+    return results
+
+
+def train_finalists(
+    study: optuna.Study,
+    finalists: list[TrialRecord],
+    data: DatasetSplit,
+    *,
+    config: TrainConfig,
+    weights_dir: Path,
+    log: Callable[[str], None] = print,
+) -> dict[int, FinalistResult]:
+    """Train every finalist the study has no result for (this recipe), store each result at once;
+    return the results of all ``finalists``."""
+    done = stored_finalists(study, config=config)
+    todo = [r for r in finalists if r.number not in done]
+    if done and todo:
+        log(f"finalists: {len(finalists) - len(todo)} of {len(finalists)} already trained (stored in the study)")
+    spent = 0.0
+    for i, record in enumerate(todo):
+        eta = f", about {spent / i * (len(todo) - i) / 60:.0f} min left" if i else ""
+        log(f"finalist {i + 1}/{len(todo)}: trial {record.number} (estimate {record.accuracy:.4f}, "
+            f"{record.latency_ms:.3f} ms), {config.steps} steps from scratch{eta}")
+        trained = train_from_scratch(Candidate.from_dict(record.candidate), data, config=config)
+        spent += trained.seconds
+        weights = weights_dir / f"trial-{record.number}-{recipe_key(config)}.pt"
+        weights.parent.mkdir(parents=True, exist_ok=True)
+        buffer = io.BytesIO()
+        torch.save(trained.model.state_dict(), buffer)
+        write_bytes_atomic(weights, buffer.getvalue())
+        result = FinalistResult(trial=record.number, accuracy=trained.accuracy, seconds=round(trained.seconds, 1),
+                                weights=str(weights), recipe=recipe_key(config))
+        study.set_user_attr(f"{ATTR_PREFIX}{record.number}", dataclasses.asdict(result))
+        done[record.number] = result
+        log(f"  trial {record.number}: accuracy {trained.accuracy:.4f} after {trained.seconds:.0f} s")
+    return {r.number: done[r.number] for r in finalists}
+
+
+def chosen_finalist(records: list[TrialRecord], results: Mapping[int, FinalistResult]) -> TrialRecord | None:
+    """The finalist with the highest trained accuracy (ties: faster), as a record carrying that
+    accuracy and the finalist's weights; None without results."""
+    scored = [r for r in records if r.number in results]
+    if not scored:
+        return None
+    best = min(scored, key=lambda r: (-results[r.number].accuracy, r.latency_ms, r.size_bytes))
+    result = results[best.number]
+    return dataclasses.replace(best, accuracy=result.accuracy, weights=result.weights, estimate=best.accuracy)

@@ -1,0 +1,88 @@
+"""The finalist stage: top estimates trained from scratch, the search choosing by that accuracy."""
+import json
+import os
+import shutil
+from dataclasses import replace
+
+import pytest
+
+import autoc
+from autoc.cli import main
+from autoc.evaluate.train import accuracy
+from autoc.search.context import load_inputs
+from autoc.search.driver import SearchOptions, run_search
+from autoc.search.finalists import ATTR_PREFIX, pick_finalists
+from autoc.search.results import TrialRecord
+from autoc.search.stored import open_stored_run
+from conftest import TINY_FLAGS, TINY_SETTINGS
+
+
+def record(number, accuracy, *, latency=1.0, feasible=True):
+    return TrialRecord(number=number, accuracy=accuracy, latency_ms=latency, size_bytes=100, params=1, macs=1,
+                       feasible=feasible, candidate={}, weights=None)
+
+
+def test_finalists_are_the_top_feasible_estimates():
+    records = [record(0, 0.5), record(1, 0.9, feasible=False), record(2, 0.7), record(3, 0.7, latency=0.5),
+               record(4, 0.6)]
+    assert [r.number for r in pick_finalists(records, count=3)] == [3, 2, 4]
+    assert [r.number for r in pick_finalists(records, count=10)] == [3, 2, 4, 0]
+
+
+@pytest.fixture(scope="module")
+def finished(tiny_space, tmp_path_factory, warm_runs):
+    runs = tmp_path_factory.mktemp("finalists") / "runs"
+    for cache in ("devices", "cache"):
+        shutil.copytree(warm_runs / cache, runs / cache)
+    options = SearchOptions(space=str(tiny_space), runs_dir=runs, study="f", trials=5, finalists=2, finalist_steps=30,
+                            **TINY_SETTINGS)
+    return options, run_search(options)
+
+
+def test_the_search_chooses_the_best_finalist_and_stores_every_result(finished):
+    options, result = finished
+    assert len(result.finalists) == 2
+    records = open_stored_run(options.runs_dir / "f").records()
+    estimates = {r.number: r.accuracy for r in records}
+    assert set(result.finalists) == {r.number for r in pick_finalists(records, count=2)}
+    best = max(result.finalists.values(), key=lambda f: f.accuracy)
+    assert result.best.number == best.trial
+    assert result.best.accuracy == best.accuracy and result.best.estimate == estimates[best.trial]
+    study = open_stored_run(options.runs_dir / "f").study
+    stored = {k: v for k, v in study.user_attrs.items() if k.startswith(ATTR_PREFIX)}
+    assert set(stored) == {f"{ATTR_PREFIX}{n}" for n in result.finalists}
+
+
+def test_the_policy_file_carries_the_finalist_weights_and_accuracy(finished):
+    options, result = finished
+    policy = json.loads(result.policy_path.read_text())
+    assert policy["trial"] == result.best.number and policy["metrics"]["accuracy"] == result.best.accuracy
+    # the exported weights are the finalist's: they reproduce its accuracy on the validation split
+    model = autoc.load_policy(result.policy_path).build_model()
+    data = load_inputs(options).data
+    assert accuracy(model, data.val_x, data.val_y) == pytest.approx(result.best.accuracy, abs=1e-6)
+    # export and report pick the same trial from the storage alone
+    assert open_stored_run(options.runs_dir / "f").chosen(open_stored_run(options.runs_dir / "f").records()).number \
+        == result.best.number
+
+
+def test_a_resumed_search_trains_no_finalist_twice(finished):
+    options, result = finished
+    weights = {n: f.weights for n, f in result.finalists.items()}
+    stamps = {n: os.stat(path).st_mtime_ns for n, path in weights.items()}
+    again = run_search(options)
+    assert again.finalists == result.finalists
+    assert {n: os.stat(path).st_mtime_ns for n, path in weights.items()} == stamps
+    # another recipe is another result: trained anew, the first ones kept
+    longer = run_search(replace(options, finalist_steps=31))
+    assert set(longer.finalists) == set(result.finalists)
+    assert all(longer.finalists[n].recipe != result.finalists[n].recipe for n in result.finalists)
+    assert {n: os.stat(path).st_mtime_ns for n, path in weights.items()} == stamps
+
+
+def test_bad_finalist_options_exit_2_before_anything_is_stored(tiny_space, runs_dir, capsys):
+    code = main(["search", *TINY_FLAGS, "--space", str(tiny_space), "--runs-dir", str(runs_dir), "--study", "bad",
+                 "--finalists", "-1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--finalists" in err and len(err.strip().splitlines()) == 1
+    assert not (runs_dir / "bad").exists()
