@@ -69,10 +69,11 @@ def reference_cache(args) -> Path:
 def load_data(args, space: SearchSpace) -> DatasetSplit:
     torch.set_num_threads(args.threads)
     data = load_dataset(args.dataset, data_dir=args.data, input_size=space.input_size, seed=args.seed,
-                        max_train=args.max_train, max_val=args.max_val)
+                        max_train=args.max_train, max_val=args.max_val, max_selection=getattr(args, "selection", None))
     # Channels-last inputs keep every conv in that layout, where CPU depthwise backward is ~4x faster.
+    names = ("train_x", "val_x") + (("selection_x",) if data.selection_x is not None else ())
     return dataclasses.replace(data, **{name: getattr(data, name).contiguous(memory_format=torch.channels_last)
-                                        for name in ("train_x", "val_x")})
+                                        for name in names})
 
 
 def trained_supernet(args, space: SearchSpace, data: DatasetSplit):
