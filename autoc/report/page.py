@@ -11,6 +11,7 @@ from autoc.candidate import Candidate
 from autoc.report.baselines import Baseline
 from autoc.report.breakdown import LatencyBreakdown
 from autoc.report.summary import StudySummary, policy_digest
+from autoc.search.results import accuracy_text
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
@@ -71,7 +72,7 @@ def _overview(summary: StudySummary) -> str:
         f"trials: {states}",
         f"feasible (trained within the budget): {summary.feasible} of {summary.states.get('COMPLETE', 0)} complete",
         "best under the budget: "
-        + (f"trial {best.number}, accuracy {best.accuracy:.4f}, {best.latency_ms:.3f} ms, "
+        + (f"trial {best.number}, {escape(accuracy_text(best))}, {best.latency_ms:.3f} ms, "
            f"{best.size_bytes / 1024:.1f} kB" if best else "none yet"),
     ]
     if summary.policy_path is not None:

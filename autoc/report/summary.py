@@ -12,7 +12,7 @@ from typing import Mapping
 
 from optuna.trial import TrialState
 
-from autoc.search.results import TrialRecord, pareto_front
+from autoc.search.results import TrialRecord, accuracy_text, pareto_front
 from autoc.search.stored import StoredRun
 
 POLICY_FILENAME = "best_policy.json"
@@ -99,7 +99,7 @@ def format_summary(summary: StudySummary) -> str:
         lines.append(f"best under {budget}: none yet; run more trials or raise the budget")
     else:
         lines.append(
-            f"best under {budget}: trial {best.number}, accuracy {best.accuracy:.4f}, "
+            f"best under {budget}: trial {best.number}, {accuracy_text(best)}, "
             f"{best.latency_ms:.3f} ms predicted, {best.size_bytes / 1024:.1f} kB"
         )
     lines.append(_policy_line(summary))

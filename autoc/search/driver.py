@@ -19,7 +19,7 @@ from autoc.search.context import build_objective_context, load_inputs, supernet_
 from autoc.search.finalists import FinalistResult, chosen_finalist, finalist_recipe, pick_finalists, train_finalists
 from autoc.search.options import FINALIST_FIELDS, SUPERNET_RECIPE_FIELDS, SearchOptions
 from autoc.search.progress import SearchProgress
-from autoc.search.results import TrialRecord, best_record, completed_records, pareto_front
+from autoc.search.results import TrialRecord, accuracy_text, best_record, completed_records, pareto_front
 from autoc.search.samplers import SAMPLERS, make_sampler
 from autoc.search.storage import Heartbeat, default_storage_url, open_storage, open_study
 from autoc.search.worker import WorkerSpec, run_worker, worker_threads
@@ -299,9 +299,8 @@ def print_summary(result: SearchResult, *, budget_ms: float, file=sys.stdout) ->
         for number, finalist in sorted(result.finalists.items(), key=lambda item: -item[1].accuracy):
             print(f"  trial {number:>5}  accuracy {finalist.accuracy:.4f}  ({finalist.seconds:.0f} s)", file=file)
     best = result.best
-    source = f" (finalist; its estimate {best.estimate:.4f})" if best.estimate is not None else ""
     print(
-        f"chosen: trial {best.number}, accuracy {best.accuracy:.4f}{source}, {best.latency_ms:.3f} ms predicted, "
+        f"chosen: trial {best.number}, {accuracy_text(best)}, {best.latency_ms:.3f} ms predicted, "
         f"{best.size_bytes / 1024:.1f} kB -> {result.policy_path}",
         file=file,
     )

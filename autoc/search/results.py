@@ -23,6 +23,12 @@ class TrialRecord:
     estimate: float | None = None
 
 
+def accuracy_text(record: TrialRecord) -> str:
+    """``accuracy 0.4730``, or for a finalist ``accuracy 0.4730 (finalist; estimate 0.3550)``."""
+    text = f"accuracy {record.accuracy:.4f}"
+    return text if record.estimate is None else f"{text} (finalist; estimate {record.estimate:.4f})"
+
+
 def completed_records(study: optuna.Study, *, budget_ms: float) -> list[TrialRecord]:
     records = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):

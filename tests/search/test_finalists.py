@@ -66,6 +66,14 @@ def test_the_policy_file_carries_the_finalist_weights_and_accuracy(finished):
         == result.best.number
 
 
+def test_show_names_the_chosen_finalist_and_its_estimate(finished, capsys):
+    options, result = finished
+    assert main(["show", str(options.runs_dir / "f")]) == 0
+    out = capsys.readouterr().out
+    best = result.best
+    assert f"trial {best.number}, accuracy {best.accuracy:.4f} (finalist; estimate {best.estimate:.4f})" in out
+
+
 def test_a_resumed_search_trains_no_finalist_twice(finished):
     options, result = finished
     weights = {n: f.weights for n, f in result.finalists.items()}
@@ -86,3 +94,4 @@ def test_bad_finalist_options_exit_2_before_anything_is_stored(tiny_space, runs_
     err = capsys.readouterr().err
     assert code == 2 and "--finalists" in err and len(err.strip().splitlines()) == 1
     assert not (runs_dir / "bad").exists()
+
