@@ -14,6 +14,7 @@ validation figures.
 """
 from __future__ import annotations
 
+import logging
 import os
 import statistics
 import time
@@ -34,6 +35,7 @@ from autoc.latency.profile import Correction, DeviceProfile
 from autoc.latency.validate import validation_figures
 
 Network = tuple[NetSpec, CompressionPolicy]
+log = logging.getLogger("autoc.latency")
 
 NETWORK_WARMUP = 5
 NETWORK_REPEATS = 60
@@ -44,6 +46,9 @@ NETWORK_REPEATS = 60
 # at load 1); the mean is what a deployed model runs on average. On this project's host it
 # raised held-out Kendall tau from 0.888 to 0.903 (one dump, 40 fit + 100 held-out).
 NETWORK_SESSIONS = 2
+# Two sessions of one network differ by a median ~1% on a quiet machine here and ~6% at
+# load 3.4 (benchmarks/latency_diagnose.py); beyond this the measurement is called noisy.
+NOISY_SESSION_SPREAD = 0.03
 # Below this many fitting networks an intercept is not identifiable from noise: scale only.
 MIN_NETWORKS_FOR_INTERCEPT = 8
 # A third coefficient (cost per fp32 <-> int8 switch) needs a few more.
@@ -79,10 +84,29 @@ def measure_networks(
 
 def session_means(results: Sequence[Measurement], *, networks: int) -> list[float]:
     """Per network, the mean figure of its sessions (``results``: all networks once per session, in order)."""
-    sessions = len(results) // networks
+    return [statistics.fmean(figures) for figures in _by_network(results, networks)]
+
+
+def session_spreads(results: Sequence[Measurement], *, networks: int) -> list[float]:
+    """Per network, (slowest - fastest session) / mean: how far one measurement can be trusted."""
+    return [(max(f) - min(f)) / statistics.fmean(f) for f in _by_network(results, networks)]
+
+
+def _by_network(results: Sequence[Measurement], networks: int) -> list[list[float]]:
+    sessions = len(results) // networks if networks else 0
     if networks == 0 or sessions * networks != len(results):
         raise ValueError(f"{len(results)} measurements are not whole sessions of {networks} networks")
-    return [statistics.fmean(results[s * networks + i].figure_ms for s in range(sessions)) for i in range(networks)]
+    return [[results[s * networks + i].figure_ms for s in range(sessions)] for i in range(networks)]
+
+
+def noise_figures(spreads: Sequence[float]) -> dict[str, float | bool]:
+    """The sessions' disagreement as validation figures; ``noisy`` when it is beyond a quiet machine's."""
+    median = float(np.median(spreads)) if len(spreads) else 0.0
+    return {
+        "session_spread_median_pct": round(100 * median, 2),
+        "session_spread_p90_pct": round(100 * float(np.percentile(spreads, 90)), 2) if len(spreads) else 0.0,
+        "noisy": median > NOISY_SESSION_SPREAD,
+    }
 
 
 def fit_correction(
@@ -195,6 +219,13 @@ def calibrate_correction(
     )
     fresh = unit_times([key for key, _, _ in batch], measured[: len(batch)])
     network_ms = session_means(measured[len(batch) :], networks=len(everything))
+    noise = noise_figures(session_spreads(measured[len(batch) :], networks=len(everything)))
+    if noise["noisy"]:
+        log.warning(
+            "latency measurements were noisy: two sessions of one network differ by a median %.1f%% (a quiet "
+            "machine: ~1%%); the profile's figures may be off; calibrate again when the machine is quieter",
+            noise["session_spread_median_pct"],
+        )
     unit_sums = [sum(fresh[u.key] for u in units) for units in unit_lists]
     int8_sums = [sum(fresh[u.key] for u in units if u.precision == "int8") for units in unit_lists]
     switches = [precision_transitions(u.precision for u in units) for units in unit_lists]
@@ -210,7 +241,7 @@ def calibrate_correction(
         ],
         names=[f"net{i}" for i in range(len(everything))][check],
     )
-    validation |= {
+    validation |= noise | {
         "in_sample": not held_out,
         "fit_networks": fit,
         "protocol": protocol(warmup=warmup, repeats=repeats, threads=model.threads),

@@ -55,6 +55,12 @@ def format_figures(figures: dict[str, Any], *, title: str) -> str:
         f"{title}: {figures['n']} held-out networks, {100 * figures['within_10pct']:.1f}% within +-10%, "
         f"MAPE {figures['mape_pct']:.2f}%, Kendall tau {'n/a' if tau is None else f'{tau:.3f}'}"
     ]
+    if "session_spread_median_pct" in figures:
+        lines.append(
+            f"  measurement noise: two sessions of a network differ by a median "
+            f"{figures['session_spread_median_pct']:.1f}% (90th percentile {figures['session_spread_p90_pct']:.1f}%)"
+            + (" -- NOISY: calibrate again on a quieter machine" if figures.get("noisy") else "")
+        )
     for row in figures.get("worst", []):
         lines.append(
             f"  worst: {row['name']:<12} measured {row['measured_ms']:9.3f} ms  "

@@ -4,9 +4,16 @@ import pytest
 
 from autoc.arch.config import BlockOp, StageConfig
 from autoc.compress.policy import CompressionPolicy
-from autoc.latency.calibrate import calibrate_correction, fit_correction, measure_networks, session_means
+from autoc.latency.calibrate import (
+    calibrate_correction,
+    fit_correction,
+    measure_networks,
+    noise_figures,
+    session_means,
+    session_spreads,
+)
 from autoc.latency.measure import Measurement
-from autoc.latency.validate import kendall_tau, validation_figures
+from autoc.latency.validate import format_figures, kendall_tau, validation_figures
 from autoc.errors import DeviceError
 from autoc.latency.model import LookupTableLatencyModel, open_host_model
 from autoc.latency.profile import load_profile
@@ -41,7 +48,9 @@ def test_whole_network_prediction_tracks_measurement(tmp_path):
     assert profile.correction == host_model.profile.correction
     validation = profile.validation
     assert validation["n"] == 2 and validation["fit_networks"] == 3 and not validation["in_sample"]
-    assert {"within_10pct", "mape_pct", "kendall_tau", "networks", "worst", "protocol", "calibration_wall_s"} <= set(validation)
+    assert {"within_10pct", "mape_pct", "kendall_tau", "networks", "worst", "protocol", "calibration_wall_s",
+            "session_spread_median_pct", "session_spread_p90_pct", "noisy"} <= set(validation)
+    assert validation["session_spread_p90_pct"] >= validation["session_spread_median_pct"] >= 0
     assert load_profile(host_model.profile_path).validation == validation
     # Held-out networks, measured in the same rounds as the units (so machine drift is shared).
     # Loose on purpose: these networks take 0.02-0.2 ms on a shared CI machine.
@@ -64,6 +73,17 @@ def test_a_network_figure_is_the_mean_over_its_sessions():
     assert session_means([m(1.0), m(2.0), m(1.2), m(2.4)], networks=2) == pytest.approx([1.1, 2.2])
     with pytest.raises(ValueError, match="whole sessions"):
         session_means([m(1.0), m(2.0), m(1.2)], networks=2)
+    assert session_spreads([m(1.0), m(2.0), m(1.2), m(2.4)], networks=2) == pytest.approx([0.2 / 1.1, 0.4 / 2.2])
+
+
+def test_disagreeing_sessions_mark_a_calibration_noisy():
+    quiet, busy = noise_figures([0.005, 0.01, 0.012, 0.02]), noise_figures([0.01, 0.05, 0.06, 0.2])
+    assert not quiet["noisy"] and busy["noisy"]
+    assert busy["session_spread_median_pct"] == pytest.approx(5.5) and busy["session_spread_p90_pct"] > 10
+    figures = validation_figures(measured=[1.0, 2.0], predicted=[1.0, 2.1]) | busy
+    assert "NOISY" in format_figures(figures, title="host")
+    assert "NOISY" not in format_figures(validation_figures(measured=[1.0, 2.0], predicted=[1.0, 2.1]) | quiet,
+                                         title="host")
 
 
 def test_without_held_out_the_figures_are_in_sample(tmp_path):
