@@ -18,6 +18,10 @@ same cached supernet) and merge their rows:
 ``--rescore a.json b.json --max-eval N`` re-runs only the estimates of those rows' candidates
 (e.g. on more held-out images) against the proper accuracies already measured.
 
+``--early-steps N`` replaces the supernet estimate by a trainability proxy: each candidate
+trained from scratch for the first N steps of the reference recipe's own schedule (the
+reference run's model at step N), scored on the held-out split; no supernet is needed.
+
 Proper accuracies are cached under ``<runs-dir>/cache/reference`` by (candidate, recipe, data),
 so a run cut short, a run with another supernet or estimate setting, and other benchmarks
 using the same recipe reuse them; ``--reference-only`` trains just those (no supernet needed),
@@ -39,7 +43,7 @@ from _bench import add_common_args, add_recipe_args, interleaved, kendall_tau, l
 from autoc.candidate import Candidate  # noqa: E402
 from autoc.evaluate.estimate import EstimateConfig, estimate_candidate  # noqa: E402
 from autoc.evaluate.metrics import spec_macs  # noqa: E402
-from autoc.evaluate.recipe import reference_accuracy  # noqa: E402
+from autoc.evaluate.recipe import reference_accuracy, train_from_scratch  # noqa: E402
 from autoc.evaluate.train import teacher_logits_of  # noqa: E402
 from autoc.space import load_space  # noqa: E402
 
@@ -77,6 +81,8 @@ def main() -> int:
     parser.add_argument("--shard", default="0/1", help="K/N: this process scores every N-th candidate from the K-th")
     parser.add_argument("--merge", type=Path, nargs="+", help="print the figures of shards' output files and stop")
     parser.add_argument("--rescore", type=Path, nargs="+", help="re-estimate the candidates of these output files")
+    parser.add_argument("--early-steps", type=int, default=None,
+                        help="estimate = accuracy after the first N steps of the reference schedule (no supernet)")
     args = parser.parse_args()
     if args.merge:
         rows = [row for path in args.merge for row in json.loads(path.read_text())["rows"]]
@@ -94,6 +100,8 @@ def main() -> int:
             print(f"{i:>3} MMACs {spec_macs(spread[i].netspec()) / 1e6:6.1f}  proper {proper.accuracy:.3f} "
                   f"({proper.seconds:.0f} s{', cached' if proper.cached else ''})", flush=True)
         return 0
+    if args.early_steps is not None:
+        return early_training_ranking(args, spread, data, recipe=recipe, cache=cache, shard=shard, shards=shards)
     run, sn_config = trained_supernet(args, space, data)
     print(f"supernet: {'trained' if run.trained_now else 'cached'} {run.path} "
           f"({run.train_seconds:.0f} s, {sn_config})", flush=True)
@@ -139,6 +147,28 @@ def main() -> int:
         "settings": {**{k: str(v) for k, v in vars(args).items()}, "supernet": asdict(sn_config),
                      "estimate": asdict(est_config), "recipe": asdict(recipe)},
     }
+    write_json(args.out, {**summary, "rows": rows})
+    return 0
+
+
+def early_training_ranking(args, spread, data, *, recipe, cache, shard: int, shards: int) -> int:
+    """Ranking fidelity of the accuracy after the first ``--early-steps`` steps of the reference run."""
+    rows = []
+    for i in interleaved(len(spread))[shard::shards]:
+        candidate = spread[i]
+        proper = reference_accuracy(candidate, data, config=recipe, cache_dir=cache,
+                                    train_missing=not args.cached_references_only)
+        if proper is None:
+            continue
+        early = train_from_scratch(candidate, data, config=recipe, stop_after=args.early_steps)
+        rows.append({"macs": spec_macs(candidate.netspec()), "estimate": early.accuracy,
+                     "estimate_seconds": early.seconds, "proper": proper.accuracy,
+                     "proper_seconds": proper.seconds, "candidate": candidate.to_dict()})
+        write_json(args.out, {"rows": rows, "complete": False})
+        print(f"{i:>3} MMACs {rows[-1]['macs'] / 1e6:6.1f}  after {args.early_steps} steps {early.accuracy:.3f} "
+              f"({early.seconds:.0f} s)  proper {proper.accuracy:.3f}", flush=True)
+    summary = print_figures(rows, proper_steps=args.proper_steps, threads=args.threads)
+    summary |= {"settings": {**{k: str(v) for k, v in vars(args).items()}, "recipe": asdict(recipe)}}
     write_json(args.out, {**summary, "rows": rows})
     return 0
 

@@ -31,15 +31,17 @@ class TrainedCandidate:
     seconds: float
 
 
-def train_from_scratch(candidate: Candidate, data: DatasetSplit, *, config: TrainConfig) -> TrainedCandidate:
+def train_from_scratch(candidate: Candidate, data: DatasetSplit, *, config: TrainConfig,
+                       stop_after: int | None = None) -> TrainedCandidate:
     """Random init, the policy's pruned shape, sparsity and fake quantisation (quantisation-aware
-    from the start), ``config.steps`` SGD steps on the labels, accuracy on the whole held-out split."""
+    from the start), ``config.steps`` SGD steps on the labels (only the first ``stop_after`` of
+    them when given), accuracy on the whole held-out split."""
     start = time.perf_counter()
     torch.manual_seed(config.seed)
     model = build_model(candidate.netspec())
     apply_policy_sparsity(model, candidate.policy)
     apply_quantization(model, candidate.policy)
-    train(model, data.train_x, data.train_y, config=config)
+    train(model, data.train_x, data.train_y, config=config, stop_after=stop_after)
     acc = accuracy(model, data.val_x, data.val_y)
     return TrainedCandidate(model=model, accuracy=acc, seconds=time.perf_counter() - start)
 

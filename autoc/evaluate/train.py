@@ -35,12 +35,14 @@ def train(
     config: TrainConfig,
     teacher_logits: torch.Tensor | None = None,
     on_step: Callable[[int, float], None] | None = None,
+    stop_after: int | None = None,
 ) -> float:
     """SGD with a cosine schedule for ``config.steps`` steps; returns the mean loss of the last 10 steps.
 
     ``teacher_logits`` are precomputed for ``inputs`` (row-aligned): distillation then costs
     no teacher forward pass per step. Several teachers stack on dim 0 ([T, N, C]); their
-    soft targets are averaged.
+    soft targets are averaged. ``stop_after`` runs only the first that many steps of the
+    ``config.steps`` schedule: the model as the full run has it at that step.
     """
     generator = torch.Generator().manual_seed(config.seed)
     optimizer = torch.optim.SGD(
@@ -51,7 +53,7 @@ def train(
     recent: list[float] = []
     order = torch.randperm(n, generator=generator)
     cursor = 0
-    for step in range(config.steps):
+    for step in range(config.steps if stop_after is None else min(stop_after, config.steps)):
         if cursor + config.batch_size > n:
             order, cursor = torch.randperm(n, generator=generator), 0
         index = order[cursor : cursor + config.batch_size]

@@ -110,3 +110,33 @@ def test_a_selection_score_comes_from_the_same_trained_model_and_is_cached(tmp_p
     other = load_dataset("digits", input_size=16, max_train=100, max_val=64, max_selection=96).selection_as_val()
     with pytest.raises(ValueError, match="same training items"):
         reference_accuracy(candidate, data, config=recipe, cache_dir=tmp_path, selection=other)
+
+
+def test_stop_after_gives_the_full_runs_model_at_that_step():
+    from autoc.arch.builder import build_model
+    from autoc.evaluate.train import train
+
+    data = load_dataset("digits", input_size=16, max_train=128, max_val=64)
+    spec = tiny_candidate(precision="fp32", bits=32).netspec()
+    config = TrainConfig(steps=10, batch_size=16, alpha=0.0, augment=True)
+    snapshot = {}
+    torch.manual_seed(0)
+    full = build_model(spec)
+
+    def keep_step_4(step, _loss):
+        if step == 4:
+            snapshot.update({k: v.clone() for k, v in full.state_dict().items()})
+
+    train(full, data.train_x, data.train_y, config=config, on_step=keep_step_4)
+    torch.manual_seed(0)
+    early = build_model(spec)
+    steps = []
+    train(early, data.train_x, data.train_y, config=config, stop_after=5, on_step=lambda s, _: steps.append(s))
+    assert steps == [0, 1, 2, 3, 4]
+    for name, value in early.state_dict().items():
+        torch.testing.assert_close(value, snapshot[name], msg=name)
+    # its own 5-step schedule (lr decays to 0 by step 5) is another model
+    torch.manual_seed(0)
+    short = build_model(spec)
+    train(short, data.train_x, data.train_y, config=dataclasses.replace(config, steps=5))
+    assert any(not torch.equal(a, b) for a, b in zip(short.state_dict().values(), early.state_dict().values()))
