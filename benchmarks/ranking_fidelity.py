@@ -125,22 +125,13 @@ def main() -> int:
         print_figures(rows, proper_steps=None, threads=args.threads)
         return 0
 
-    rows = []
-    for i in interleaved(len(spread))[shard::shards]:
-        candidate = spread[i]
-        proper = reference_accuracy(candidate, data, config=recipe, cache_dir=cache,
-                                    train_missing=not args.cached_references_only)
-        if proper is None:
-            continue
+    def supernet_estimate(candidate):
         _, estimate = estimate_candidate(candidate, supernet=supernet, data=data, teacher_logits=teacher_logits,
                                          config=est_config)
-        rows.append({"macs": spec_macs(candidate.netspec()), "estimate": estimate.accuracy,
-                     "estimate_seconds": estimate.seconds, "proper": proper.accuracy,
-                     "proper_seconds": proper.seconds, "candidate": candidate.to_dict()})
-        write_json(args.out, {"rows": rows, "complete": False})  # a run cut short keeps its rows
-        print(f"{i:>3} MMACs {rows[-1]['macs'] / 1e6:6.1f}  estimate {estimate.accuracy:.3f} ({estimate.seconds:.1f} s)  "
-              f"proper {proper.accuracy:.3f} ({proper.seconds:.0f} s)", flush=True)
+        return estimate.accuracy, estimate.seconds
 
+    rows = scored_rows(args, spread, data, recipe=recipe, cache=cache, shard=shard, shards=shards,
+                       estimate=supernet_estimate, label="estimate")
     summary = print_figures(rows, proper_steps=args.proper_steps, threads=args.threads)
     summary |= {
         "supernet_train_seconds": run.train_seconds,
@@ -151,8 +142,9 @@ def main() -> int:
     return 0
 
 
-def early_training_ranking(args, spread, data, *, recipe, cache, shard: int, shards: int) -> int:
-    """Ranking fidelity of the accuracy after the first ``--early-steps`` steps of the reference run."""
+def scored_rows(args, spread, data, *, recipe, cache, shard: int, shards: int, estimate, label: str) -> list[dict]:
+    """Per candidate of this shard with a reference result: ``estimate(candidate)`` -> (accuracy, seconds)
+    beside its reference accuracy; the rows so far are written after each candidate."""
     rows = []
     for i in interleaved(len(spread))[shard::shards]:
         candidate = spread[i]
@@ -160,13 +152,23 @@ def early_training_ranking(args, spread, data, *, recipe, cache, shard: int, sha
                                     train_missing=not args.cached_references_only)
         if proper is None:
             continue
-        early = train_from_scratch(candidate, data, config=recipe, stop_after=args.early_steps)
-        rows.append({"macs": spec_macs(candidate.netspec()), "estimate": early.accuracy,
-                     "estimate_seconds": early.seconds, "proper": proper.accuracy,
-                     "proper_seconds": proper.seconds, "candidate": candidate.to_dict()})
-        write_json(args.out, {"rows": rows, "complete": False})
-        print(f"{i:>3} MMACs {rows[-1]['macs'] / 1e6:6.1f}  after {args.early_steps} steps {early.accuracy:.3f} "
-              f"({early.seconds:.0f} s)  proper {proper.accuracy:.3f}", flush=True)
+        accuracy, seconds = estimate(candidate)
+        rows.append({"macs": spec_macs(candidate.netspec()), "estimate": accuracy, "estimate_seconds": seconds,
+                     "proper": proper.accuracy, "proper_seconds": proper.seconds, "candidate": candidate.to_dict()})
+        write_json(args.out, {"rows": rows, "complete": False})  # a run cut short keeps its rows
+        print(f"{i:>3} MMACs {rows[-1]['macs'] / 1e6:6.1f}  {label} {accuracy:.3f} ({seconds:.1f} s)  "
+              f"proper {proper.accuracy:.3f} ({proper.seconds:.0f} s)", flush=True)
+    return rows
+
+
+def early_training_ranking(args, spread, data, *, recipe, cache, shard: int, shards: int) -> int:
+    """Ranking fidelity of the accuracy after the first ``--early-steps`` steps of the reference run."""
+    def early(candidate):
+        trained = train_from_scratch(candidate, data, config=recipe, stop_after=args.early_steps)
+        return trained.accuracy, trained.seconds
+
+    rows = scored_rows(args, spread, data, recipe=recipe, cache=cache, shard=shard, shards=shards,
+                       estimate=early, label=f"after {args.early_steps} steps")
     summary = print_figures(rows, proper_steps=args.proper_steps, threads=args.threads)
     summary |= {"settings": {**{k: str(v) for k, v in vars(args).items()}, "recipe": asdict(recipe)}}
     write_json(args.out, {**summary, "rows": rows})
