@@ -3,7 +3,11 @@
 Trains ``--candidates`` of the ranking benchmark's candidates (interleaved over the MAC range,
 cheapest first unless ``--pick``) with ``--seeds`` recipe seeds each (same data, same recipe
 otherwise) and prints the spread per candidate and the pooled standard deviation. Results go
-to the reference cache, so the ranking benchmark's seed-0 runs are reused.
+to the reference cache, so the ranking benchmark's seed-0 runs are reused. Then, from the
+whole spread's seed-0 results (cached ones only) and that stdev, the ranking ceiling: the
+Kendall tau a perfect estimator (each candidate's expected accuracy) would reach against one
+reference run, and two reference runs of different seeds against each other (simulated:
+true spread = observed variance minus the noise variance, Gaussian seed noise).
 
     python benchmarks/reference_noise.py --data ../shared/data/cifar10-jpeg.zip --max-train 10000 \\
         --max-val 2500 --proper-steps 900 --proper-augment --pick 0 --seeds 3
@@ -18,12 +22,27 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _bench import (add_common_args, add_recipe_args, load_data, reference_cache, reference_recipe,  # noqa: E402
-                    spread_by_macs, write_json)
+import numpy as np  # noqa: E402
+from _bench import (add_common_args, add_recipe_args, kendall_tau, load_data, reference_cache,  # noqa: E402
+                    reference_recipe, spread_by_macs, write_json)
 
 from autoc.evaluate.metrics import spec_macs  # noqa: E402
 from autoc.evaluate.recipe import reference_accuracy  # noqa: E402
 from autoc.space import load_space  # noqa: E402
+
+
+def ranking_ceiling(observed: list[float], *, noise: float, draws: int = 2000) -> dict[str, float]:
+    """Expected Kendall tau of the truth, and of a second run, against one run with seed noise ``noise``."""
+    x = np.asarray(observed)
+    true_var = max(x.var() - noise**2, 0.0)
+    truth = x.mean() + (x - x.mean()) * (true_var / x.var()) ** 0.5 if x.var() > 0 else x
+    rng = np.random.default_rng(0)
+    perfect, two_runs = [], []
+    for _ in range(draws):
+        run_a, run_b = truth + rng.normal(0, noise, len(x)), truth + rng.normal(0, noise, len(x))
+        perfect.append(kendall_tau(truth, run_a))
+        two_runs.append(kendall_tau(run_a, run_b))
+    return {"perfect": float(np.mean(perfect)), "two_runs": float(np.mean(two_runs))}
 
 
 def main() -> int:
@@ -53,7 +72,15 @@ def main() -> int:
               f"{len(accuracies)} seeds", flush=True)
     pooled = statistics.mean(r["stdev"] ** 2 for r in rows) ** 0.5
     print(f"reference seed-to-seed stdev (pooled over {len(rows)} candidate(s)): {100 * pooled:.2f} points")
-    write_json(args.out, {"rows": rows, "pooled_stdev": pooled,
+    seed0 = [reference_accuracy(c, data, config=recipe, cache_dir=reference_cache(args), train_missing=False)
+             for c in spread]
+    observed = [r.accuracy for r in seed0 if r is not None]
+    ceiling = ranking_ceiling(observed, noise=pooled) if len(observed) > 2 else None
+    if ceiling:
+        print(f"ranking ceiling over the {len(observed)} references of the spread (observed stdev "
+              f"{100 * statistics.pstdev(observed):.2f} points): a perfect estimator vs one reference run "
+              f"tau {ceiling['perfect']:.3f}; two reference runs vs each other tau {ceiling['two_runs']:.3f}")
+    write_json(args.out, {"rows": rows, "pooled_stdev": pooled, "ranking_ceiling": ceiling,
                           "settings": {k: str(v) for k, v in vars(args).items()}})
     return 0
 
