@@ -6,8 +6,8 @@ by a longer recipe (the same one for all: random init, the policy's pruned shape
 sparsity and quantisation-aware training, ``TrainConfig``), scoring each on the
 validation split, and choosing the most accurate finalist instead of the highest estimate.
 
-Each result is stored in the study (a study user attribute per trial, keyed by the
-recipe) as soon as it exists, and its weights under ``<run>/finalists/``: a crash or a
+Each result is stored in the study (a study user attribute per trial and recipe,
+``finalist:<trial>:<recipe key>``) as soon as it exists, and its weights under ``<run>/finalists/``: a crash or a
 stop loses only the finalist in training, and a resumed search trains only the missing
 ones. The study's trials stay as they were (Optuna freezes finished trials).
 """
@@ -54,6 +54,11 @@ def recipe_key(config: TrainConfig) -> str:
     return hashlib.sha256(json.dumps(dataclasses.asdict(config), sort_keys=True).encode()).hexdigest()[:12]
 
 
+def attr_name(trial: int, config: TrainConfig) -> str:
+    """The study attribute holding trial ``trial``'s result under recipe ``config``."""
+    return f"{ATTR_PREFIX}{trial}:{recipe_key(config)}"
+
+
 def pick_finalists(records: list[TrialRecord], *, count: int) -> list[TrialRecord]:
     """The ``count`` feasible records with the highest estimates (ties: faster, then smaller)."""
     feasible = sorted((r for r in records if r.feasible), key=lambda r: (-r.accuracy, r.latency_ms, r.size_bytes))
@@ -61,13 +66,20 @@ def pick_finalists(records: list[TrialRecord], *, count: int) -> list[TrialRecor
 
 
 def stored_finalists(study: optuna.Study, *, config: TrainConfig) -> dict[int, FinalistResult]:
-    """Finalist results of this recipe stored in ``study``, by trial number."""
+    """Finalist results of this recipe stored in ``study``, by trial number. An entry that does not
+    read as one (written by hand, or by another version), or whose weights are gone, is left out:
+    that finalist is trained again."""
     key = recipe_key(config)
     results = {}
     for name, value in study.user_attrs.items():
         if name.startswith(ATTR_PREFIX) and isinstance(value, Mapping) and value.get("recipe") == key:
-            result = FinalistResult(**value)
-            results[result.trial] = result
+            try:
+                result = FinalistResult(trial=int(value["trial"]), accuracy=float(value["accuracy"]),
+                                        seconds=float(value["seconds"]), weights=str(value["weights"]), recipe=key)
+            except (KeyError, TypeError, ValueError):
+                continue
+            if Path(result.weights).is_file():
+                results[result.trial] = result
     return results
 
 
@@ -100,7 +112,7 @@ def train_finalists(
         write_bytes_atomic(weights, buffer.getvalue())
         result = FinalistResult(trial=record.number, accuracy=trained.accuracy, seconds=round(trained.seconds, 1),
                                 weights=str(weights), recipe=recipe_key(config))
-        study.set_user_attr(f"{ATTR_PREFIX}{record.number}", dataclasses.asdict(result))
+        study.set_user_attr(attr_name(record.number, config), dataclasses.asdict(result))
         done[record.number] = result
         log(f"  trial {record.number}: accuracy {trained.accuracy:.4f} after {trained.seconds:.0f} s")
     return {r.number: done[r.number] for r in finalists}

@@ -11,7 +11,7 @@ from autoc.cli import main
 from autoc.evaluate.train import accuracy
 from autoc.search.context import load_inputs
 from autoc.search.driver import SearchOptions, run_search
-from autoc.search.finalists import ATTR_PREFIX, pick_finalists
+from autoc.search.finalists import ATTR_PREFIX, attr_name, finalist_recipe, pick_finalists
 from autoc.search.results import TrialRecord
 from autoc.search.stored import open_stored_run
 from conftest import TINY_FLAGS, TINY_SETTINGS
@@ -50,7 +50,8 @@ def test_the_search_chooses_the_best_finalist_and_stores_every_result(finished):
     assert result.best.accuracy == best.accuracy and result.best.estimate == estimates[best.trial]
     study = open_stored_run(options.runs_dir / "f").study
     stored = {k: v for k, v in study.user_attrs.items() if k.startswith(ATTR_PREFIX)}
-    assert set(stored) == {f"{ATTR_PREFIX}{n}" for n in result.finalists}
+    recipe = next(iter(result.finalists.values())).recipe
+    assert set(stored) == {f"{ATTR_PREFIX}{n}:{recipe}" for n in result.finalists}
 
 
 def test_the_policy_file_carries_the_finalist_weights_and_accuracy(finished):
@@ -86,6 +87,27 @@ def test_a_resumed_search_trains_no_finalist_twice(finished):
     assert set(longer.finalists) == set(result.finalists)
     assert all(longer.finalists[n].recipe != result.finalists[n].recipe for n in result.finalists)
     assert {n: os.stat(path).st_mtime_ns for n, path in weights.items()} == stamps
+    # and back to the first recipe: its results are still stored, nothing is trained
+    back = run_search(options)
+    assert back.finalists == result.finalists
+    assert {n: os.stat(path).st_mtime_ns for n, path in weights.items()} == stamps
+
+
+def test_a_finalist_whose_weights_are_gone_or_whose_entry_is_unreadable_is_trained_again(finished):
+    options, result = finished
+    options = replace(options, finalist_steps=31)  # the recipe the resume test left stored
+    study = open_stored_run(options.runs_dir / "f").study
+    first, second = sorted(n for n in result.finalists)
+    recipe = finalist_recipe(steps=31, batch_size=options.batch_size, seed=options.seed, augment=False)
+    entry = dict(study.user_attrs[attr_name(first, recipe)])
+    os.remove(entry["weights"])
+    study.set_user_attr(attr_name(second, recipe), {"recipe": entry["recipe"], "trial": "not a number"})
+    again = run_search(options)
+    assert set(again.finalists) == {first, second}
+    assert os.path.isfile(again.finalists[first].weights) and os.path.isfile(again.finalists[second].weights)
+    study = open_stored_run(options.runs_dir / "f").study  # both entries rewritten by the retraining
+    assert study.user_attrs[attr_name(second, recipe)]["trial"] == second
+    assert study.user_attrs[attr_name(first, recipe)]["weights"] == entry["weights"]
 
 
 def test_bad_finalist_options_exit_2_before_anything_is_stored(tiny_space, runs_dir, capsys):
