@@ -13,8 +13,9 @@ HEARTBEAT = ["--heartbeat-interval", "1", "--grace-period", "3"]
 
 
 def test_kill_9_mid_trial_then_resume_keeps_completed_and_retries_the_lost_trial(tiny_space, runs_dir):
-    # Longer fine-tunes than elsewhere, so that a trial is caught while it runs.
-    command = [sys.executable, "-m", "autoc.cli", "search", *TINY_FLAGS, "--finetune-steps", "40",
+    # Longer fine-tunes than elsewhere, so that a trial is caught while it runs: at 40 steps a
+    # trial on a quiet machine could finish between being seen running and the kill.
+    command = [sys.executable, "-m", "autoc.cli", "search", *TINY_FLAGS, "--finetune-steps", "300",
                "--space", str(tiny_space), "--runs-dir", str(runs_dir), "--study", "k", "--trials", "4", *HEARTBEAT]
     storage = default_storage_url(runs_dir / "k")
     driver = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
