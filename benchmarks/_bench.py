@@ -15,6 +15,7 @@ import torch
 from autoc.candidate import Candidate
 from autoc.evaluate.datasets import DatasetSplit, load_dataset
 from autoc.evaluate.metrics import spec_macs
+from autoc.evaluate.recipe import scratch_recipe
 from autoc.evaluate.train import TrainConfig
 from autoc.space import SearchSpace
 from autoc.supernet import SupernetConfig, open_supernet, random_candidate
@@ -58,8 +59,7 @@ def add_recipe_args(parser, *, default_steps: int) -> None:
 
 
 def reference_recipe(args) -> TrainConfig:
-    return TrainConfig(steps=args.proper_steps, batch_size=32, lr=0.05, alpha=0.0, seed=args.seed,
-                       augment=args.proper_augment)
+    return scratch_recipe(steps=args.proper_steps, seed=args.seed, augment=args.proper_augment)
 
 
 def reference_cache(args) -> Path:

@@ -31,6 +31,12 @@ class TrainedCandidate:
     seconds: float
 
 
+def scratch_recipe(*, steps: int, seed: int, augment: bool, batch_size: int = 32) -> TrainConfig:
+    """The from-scratch recipe (references, baselines, finalists): SGD on the labels, no
+    distillation, lr 0.05 cosine."""
+    return TrainConfig(steps=steps, batch_size=batch_size, lr=0.05, alpha=0.0, seed=seed, augment=augment)
+
+
 def train_from_scratch(candidate: Candidate, data: DatasetSplit, *, config: TrainConfig,
                        stop_after: int | None = None) -> TrainedCandidate:
     """Random init, the policy's pruned shape, sparsity and fake quantisation (quantisation-aware

@@ -16,7 +16,8 @@ from autoc.errors import BudgetError, StorageError
 from autoc.export.policy_file import PolicyFile, record_metrics, space_reference, write_policy
 from autoc.latency.device import open_latency_model
 from autoc.search.context import build_objective_context, load_inputs, supernet_config
-from autoc.search.finalists import FinalistResult, chosen_finalist, finalist_recipe, pick_finalists, train_finalists
+from autoc.evaluate.recipe import scratch_recipe
+from autoc.search.finalists import FinalistResult, chosen_finalist, pick_finalists, train_finalists
 from autoc.search.options import FINALIST_FIELDS, SUPERNET_RECIPE_FIELDS, SearchOptions
 from autoc.search.progress import SearchProgress
 from autoc.search.results import TrialRecord, accuracy_text, best_record, completed_records, pareto_front
@@ -105,7 +106,7 @@ def run_search(options: SearchOptions) -> SearchResult:
     finalists: dict[int, FinalistResult] = {}
     if options.finalists > 0 and best is not None:
         finalists = train_finalists(
-            study, pick_finalists(records, count=options.finalists), data, config=finalist_recipe(
+            study, pick_finalists(records, count=options.finalists), data, config=scratch_recipe(
                 steps=options.finalist_steps, batch_size=options.batch_size, seed=options.seed,
                 augment=options.finalist_augment,
             ),

@@ -15,21 +15,18 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
 import optuna
-import torch
 
 from autoc.candidate import Candidate
 from autoc.evaluate.datasets import DatasetSplit
 from autoc.evaluate.recipe import train_from_scratch
 from autoc.evaluate.train import TrainConfig
-from autoc.export.output import write_bytes_atomic
+from autoc.search.objective import save_weights
 from autoc.search.results import TrialRecord
 
 ATTR_PREFIX = "finalist:"
@@ -42,11 +39,6 @@ class FinalistResult:
     seconds: float
     weights: str
     recipe: str  # recipe_key of the TrainConfig that produced it
-
-
-def finalist_recipe(*, steps: int, batch_size: int, seed: int, augment: bool) -> TrainConfig:
-    """How finalists train: from scratch on the labels (no distillation), cosine lr from 0.05."""
-    return TrainConfig(steps=steps, batch_size=batch_size, lr=0.05, alpha=0.0, seed=seed, augment=augment)
 
 
 def recipe_key(config: TrainConfig) -> str:
@@ -105,11 +97,7 @@ def train_finalists(
             f"{record.latency_ms:.3f} ms), {config.steps} steps from scratch{eta}")
         trained = train_from_scratch(Candidate.from_dict(record.candidate), data, config=config)
         spent += trained.seconds
-        weights = weights_dir / f"trial-{record.number}-{recipe_key(config)}.pt"
-        weights.parent.mkdir(parents=True, exist_ok=True)
-        buffer = io.BytesIO()
-        torch.save(trained.model.state_dict(), buffer)
-        write_bytes_atomic(weights, buffer.getvalue())
+        weights = save_weights(trained.model, weights_dir / f"trial-{record.number}-{recipe_key(config)}.pt")
         result = FinalistResult(trial=record.number, accuracy=trained.accuracy, seconds=round(trained.seconds, 1),
                                 weights=str(weights), recipe=recipe_key(config))
         study.set_user_attr(attr_name(record.number, config), dataclasses.asdict(result))

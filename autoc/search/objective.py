@@ -73,7 +73,7 @@ def run_trial(trial: optuna.trial.Trial, ctx: ObjectiveContext) -> tuple[float, 
         teacher_logits=ctx.teacher_logits,
         config=config,
     )
-    weights = _save_weights(model, ctx.weights_dir / f"trial-{trial.number}.pt")
+    weights = save_weights(model, ctx.weights_dir / f"trial-{trial.number}.pt")
     trial.set_user_attr("params", params)
     trial.set_user_attr("macs", macs)
     trial.set_user_attr("estimate_seconds", estimate.seconds)
@@ -82,7 +82,8 @@ def run_trial(trial: optuna.trial.Trial, ctx: ObjectiveContext) -> tuple[float, 
     return estimate.accuracy, latency, float(size)
 
 
-def _save_weights(model: AutocNet, path: Path) -> Path:
+def save_weights(model: AutocNet, path: Path) -> Path:
+    """``model``'s state dict at ``path``, written atomically (a crash leaves the old file or none)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".weights-", suffix=".pt")
     os.close(fd)

@@ -11,7 +11,8 @@ from pathlib import Path
 import optuna
 
 from autoc.errors import StorageError
-from autoc.search.finalists import chosen_finalist, finalist_recipe, stored_finalists
+from autoc.evaluate.recipe import scratch_recipe
+from autoc.search.finalists import chosen_finalist, stored_finalists
 from autoc.search.results import TrialRecord, best_record, completed_records
 from autoc.search.storage import IDENTITY_PREFIX, default_storage_url, open_storage
 
@@ -49,7 +50,7 @@ class StoredRun:
         stored recipe), else the most accurate feasible estimate."""
         options = self.run_options
         if options.get("finalists"):
-            recipe = finalist_recipe(steps=int(options["finalist_steps"]), batch_size=int(options.get("batch_size", 32)),
+            recipe = scratch_recipe(steps=int(options["finalist_steps"]), batch_size=int(options.get("batch_size", 32)),
                                      seed=int(options.get("seed", 0)), augment=bool(options.get("finalist_augment")))
             chosen = chosen_finalist(records, stored_finalists(self.study, config=recipe))
             if chosen is not None:

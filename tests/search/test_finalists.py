@@ -11,7 +11,8 @@ from autoc.cli import main
 from autoc.evaluate.train import accuracy
 from autoc.search.context import load_inputs
 from autoc.search.driver import SearchOptions, run_search
-from autoc.search.finalists import ATTR_PREFIX, attr_name, finalist_recipe, pick_finalists
+from autoc.evaluate.recipe import scratch_recipe
+from autoc.search.finalists import ATTR_PREFIX, attr_name, pick_finalists
 from autoc.search.results import TrialRecord
 from autoc.search.stored import open_stored_run
 from conftest import TINY_FLAGS, TINY_SETTINGS
@@ -98,7 +99,7 @@ def test_a_finalist_whose_weights_are_gone_or_whose_entry_is_unreadable_is_train
     options = replace(options, finalist_steps=31)  # the recipe the resume test left stored
     study = open_stored_run(options.runs_dir / "f").study
     first, second = sorted(n for n in result.finalists)
-    recipe = finalist_recipe(steps=31, batch_size=options.batch_size, seed=options.seed, augment=False)
+    recipe = scratch_recipe(steps=31, batch_size=options.batch_size, seed=options.seed, augment=False)
     entry = dict(study.user_attrs[attr_name(first, recipe)])
     os.remove(entry["weights"])
     study.set_user_attr(attr_name(second, recipe), {"recipe": entry["recipe"], "trial": "not a number"})
