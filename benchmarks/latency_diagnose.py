@@ -10,6 +10,12 @@ noise floor beside the data any correction is fitted on. Per network it stores t
 times, keys, precisions, input shapes and work (MACs, activation elements), and both
 network figures (the protocol's figure, median, p10, p90).
 
+    python benchmarks/latency_diagnose.py --unit-sessions 2        # also every unit in a second session
+
+``--unit-sessions N`` times every unit in N sessions (the first is what calibration uses;
+the others are stored apart), so the analysis can also predict from the mean of a unit's
+sessions: does a unit's own session-to-session speed difference limit the prediction?
+
     python benchmarks/latency_diagnose.py --analyse runs/benchmarks/latency_diagnose.json
 
 re-fits offline, on the dumped fit networks only, the product's correction
@@ -51,9 +57,10 @@ def measure(args: argparse.Namespace) -> dict:
     shapes = [input_shape(spec) for spec, _ in networks]
     start = time.perf_counter()
     load_before = os.getloadavg()
+    unit_models, unit_shapes = [m for _, m, _ in batch], [s for _, _, s in batch]
     times = measure_times(
-        [m for _, m, _ in batch] + onnx + onnx,
-        input_shapes=[s for _, _, s in batch] + shapes + shapes,
+        unit_models * args.unit_sessions + onnx + onnx,
+        input_shapes=unit_shapes * args.unit_sessions + shapes + shapes,
         threads=1,
         warmup=args.warmup,
         repeats=args.repeats,
@@ -61,6 +68,12 @@ def measure(args: argparse.Namespace) -> dict:
     measured = [summarise(row) for row in times]  # as measure_interleaved
     wall = time.perf_counter() - start
     units = {key: vars(m) for (key, _, _), m in zip(batch, measured[: len(batch)])}
+    # Further sessions of every unit (--unit-sessions), timed in the same rounds.
+    unit_repeats = [
+        {key: vars(m) for (key, _, _), m in zip(batch, measured[s * len(batch) : (s + 1) * len(batch)])}
+        for s in range(1, args.unit_sessions)
+    ]
+    measured = measured[: len(batch)] + measured[len(batch) * args.unit_sessions :]
     first, second = measured[len(batch) : len(batch) + len(networks)], measured[len(batch) + len(networks) :]
     rows = []
     for i, (units_of, a, b) in enumerate(zip(unit_lists, first, second)):
@@ -80,7 +93,7 @@ def measure(args: argparse.Namespace) -> dict:
         "repeats": args.repeats, "warmup": args.warmup, "wall_s": round(wall, 1),
         "figure_percentile": FIGURE_PERCENTILE,
         "load_average": [list(load_before), list(os.getloadavg())],
-        "unit_measurements": units, "networks": rows,
+        "unit_measurements": units, "unit_repeats": unit_repeats, "networks": rows,
         # every timed run (ms), rows in the order units, networks, repeats: other statistics offline
         "raw_ms": [[round(float(x), 5) for x in row] for row in times] if args.raw else None,
     }
@@ -97,8 +110,21 @@ def noise_summary(data: dict, *, statistic: str = "figure_ms") -> str:
 
 
 def analyse(data: dict, *, statistic: str = "figure_ms") -> None:
-    empty = data["unit_measurements"]["empty"][statistic]
-    unit_ms = {k: max(m[statistic] - empty, 0.0) for k, m in data["unit_measurements"].items()}
+    tables = [data["unit_measurements"], *data.get("unit_repeats", [])]
+    _analyse_table(data, [_unit_ms(t, statistic) for t in tables[:1]], statistic=statistic, label="units: one session")
+    if len(tables) > 1:
+        _analyse_table(data, [_unit_ms(t, statistic) for t in tables], statistic=statistic,
+                       label=f"units: mean of {len(tables)} sessions")
+
+
+def _unit_ms(table: dict, statistic: str) -> dict[str, float]:
+    empty = table["empty"][statistic]
+    return {k: max(m[statistic] - empty, 0.0) for k, m in table.items()}
+
+
+def _analyse_table(data: dict, tables: list[dict[str, float]], *, statistic: str, label: str) -> None:
+    unit_ms = {k: float(np.mean([t[k] for t in tables])) for k in tables[0]}
+    print(f"--- {label}")
     nets = data["networks"]
     sums = [sum(unit_ms[u["key"]] for u in n["units"]) for n in nets]
     int8 = [sum(unit_ms[u["key"]] for u in n["units"] if u["precision"] == "int8") for n in nets]
@@ -164,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--raw", action="store_true", help="also store every timed run")
+    parser.add_argument("--unit-sessions", type=int, default=1,
+                        help="time every unit in this many sessions (the first is the table; the others are stored apart)")
     parser.add_argument("--creation-order", action="store_true",
                         help="instead: time two copies of --fit networks' units, created first and last")
     parser.add_argument("--statistic", default="figure_ms", choices=("figure_ms", "p10_ms", "median_ms"),
