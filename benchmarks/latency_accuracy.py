@@ -74,7 +74,8 @@ def host_figures(args: argparse.Namespace) -> None:
         c = profile.correction
         print(f"\nhost, {args.space}: fit {args.fit}, held out {args.held_out}, {args.repeats} rounds, "
               f"{len(profile.blocks)} units, {wall:.0f} s (load {figures['load_average']})")
-        print(f"  correction: {c.describe()}")
+        print(f"  correction: {c.describe()}; in-context unit model: "
+              f"{'fitted on ' + str(figures['in_context_units']) + ' prefixed units' if profile.in_context else 'none'}")
         print(format_figures(figures, title="  host"))
         measured = [r["measured_ms"] for r in figures["networks"]]
         print(f"  held-out measured range {min(measured):.3f}-{max(measured):.3f} ms")

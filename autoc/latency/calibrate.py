@@ -9,8 +9,10 @@ on them, int8 units with a scale of their own where leave-one-out error supports
 (transitions: fp32 <-> int8 switches between consecutive units; on this project's host
 they were the largest error left by scale and intercept alone, see
 benchmarks/latency_diagnose.py). Each network is timed in NETWORK_SESSIONS sessions.
-Held-out networks, measured in the same rounds but never used in the fit, give the
-validation figures.
+Before that, each unit's table time is turned into its in-network time by a per-unit model
+learnt from the prefixes of the first PREFIX_NETWORKS fitting networks, timed in the same
+rounds (``autoc.latency.in_context``). Held-out networks, measured in the same rounds but
+never used in the fit, give the validation figures.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ import os
 import statistics
 import time
 from dataclasses import replace
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -28,7 +30,9 @@ from autoc.arch.netspec import NetSpec
 from autoc.compress.policy import CompressionPolicy
 from autoc.errors import DeviceError
 from autoc.export.onnx_export import export_onnx, policy_int8_layers
-from autoc.latency.blocks import network_units, precision_transitions, unit_batch, unit_times
+from autoc.latency.blocks import EMPTY, Unit, network_units, precision_transitions, unit_batch, unit_times
+from autoc.latency.in_context import (InContextModel, fit_in_context, in_context_targets, prefix_models,
+                                      unit_features)
 from autoc.latency.measure import FIGURE_PERCENTILE, OUTLIER_IQR, Measurement, measure_interleaved
 from autoc.latency.model import LookupTableLatencyModel
 from autoc.latency.profile import Correction, DeviceProfile
@@ -49,6 +53,10 @@ NETWORK_SESSIONS = 2
 # Two sessions of one network differ by a median ~1% on a quiet machine here and ~6% at
 # load 3.4 (benchmarks/latency_diagnose.py); beyond this the measurement is called noisy.
 NOISY_SESSION_SPREAD = 0.03
+# Fitting networks whose prefixes are timed for the in-context unit model (autoc.latency.in_context):
+# each adds ~17 models to export and time; offline on two 40-network dumps, 16 did as well
+# as 40 (held-out tau 0.906 / 0.903 vs 0.900 / 0.903; 8 networks: 0.906 / 0.889).
+PREFIX_NETWORKS = 16
 # Below this many fitting networks an intercept is not identifiable from noise: scale only.
 MIN_NETWORKS_FOR_INTERCEPT = 8
 # A third coefficient (cost per fp32 <-> int8 switch) needs a few more.
@@ -190,8 +198,13 @@ def calibrate_correction(
     held_out: Sequence[Network] = (),
     warmup: int = NETWORK_WARMUP,
     repeats: int = NETWORK_REPEATS,
+    in_context: bool = True,
 ) -> DeviceProfile:
     """Measure units and networks interleaved, fit the correction on ``networks``; save and return the profile.
+
+    With ``in_context`` every prefix of each fitting network is timed too and the profile
+    gets an in-context unit model (``autoc.latency.in_context``) fitted on them; the
+    correction is then fitted on the networks' in-context unit sums.
 
     The fresh unit times replace the table's, so machine drift between an old table entry
     and today's networks cannot leak into the correction. Validation figures are computed
@@ -207,27 +220,46 @@ def calibrate_correction(
         )
     start = time.perf_counter()
     everything = [*networks, *held_out]
-    unit_lists = [[u for u in network_units(spec, policy) if u.measurable] for spec, policy in everything]
+    all_units = [network_units(spec, policy) for spec, policy in everything]
+    unit_lists = [[u for u in units if u.measurable] for units in all_units]
     batch = unit_batch(u for units in unit_lists for u in units)
     onnx = [export_network(spec, policy) for spec, policy in everything]
+    # Prefixes of the fitting networks (see autoc.latency.in_context), timed in the same rounds.
+    prefixed = networks[:PREFIX_NETWORKS] if in_context else []
+    prefixes = [prefix_models(spec, policy, units) for (spec, policy), units in zip(prefixed, all_units)]
+    prefix_shapes = [input_shape(spec) for (spec, _), models in zip(networks, prefixes) for _ in models]
+    flat_prefixes = [m for models in prefixes for m in models]
     measured = measure_interleaved(
-        [m for _, m, _ in batch] + onnx * NETWORK_SESSIONS,
-        input_shapes=[s for _, _, s in batch] + [input_shape(spec) for spec, _ in everything] * NETWORK_SESSIONS,
+        [m for _, m, _ in batch] + flat_prefixes + onnx * NETWORK_SESSIONS,
+        input_shapes=[s for _, _, s in batch] + prefix_shapes + [input_shape(spec) for spec, _ in everything] * NETWORK_SESSIONS,
         threads=model.threads,
         warmup=warmup,
         repeats=repeats,
     )
-    fresh = unit_times([key for key, _, _ in batch], measured[: len(batch)])
-    network_ms = session_means(measured[len(batch) :], networks=len(everything))
-    noise = noise_figures(session_spreads(measured[len(batch) :], networks=len(everything)))
+    keys = [key for key, _, _ in batch]
+    fresh = unit_times(keys, measured[: len(batch)])
+    whole = measured[len(batch) + len(flat_prefixes) :]
+    network_ms = session_means(whole, networks=len(everything))
+    noise = noise_figures(session_spreads(whole, networks=len(everything)))
+    unit_model = None
+    if in_context:
+        prefix_ms = iter(m.figure_ms for m in measured[len(batch) : len(batch) + len(flat_prefixes)])
+        unit_model = fit_unit_model(
+            unit_lists[: len(prefixed)],
+            prefix_ms=[[next(prefix_ms) for _ in models] for models in prefixes],
+            network_ms=network_ms[: len(prefixed)],
+            table=fresh,
+            empty_ms=measured[keys.index(EMPTY)].figure_ms,
+        )
     if noise["noisy"]:
         log.warning(
             "latency measurements were noisy: two sessions of one network differ by a median %.1f%% (a quiet "
             "machine: ~1%%); the profile's figures may be off; calibrate again when the machine is quieter",
             noise["session_spread_median_pct"],
         )
-    unit_sums = [sum(fresh[u.key] for u in units) for units in unit_lists]
-    int8_sums = [sum(fresh[u.key] for u in units if u.precision == "int8") for units in unit_lists]
+    unit_ms = [network_unit_ms(units, table=fresh, unit_model=unit_model) for units in unit_lists]
+    unit_sums = [sum(times) for times in unit_ms]
+    int8_sums = [sum(t for u, t in zip(units, times) if u.precision == "int8") for units, times in zip(unit_lists, unit_ms)]
     switches = [precision_transitions(u.precision for u in units) for units in unit_lists]
 
     fit = len(networks)
@@ -244,12 +276,49 @@ def calibrate_correction(
     validation |= noise | {
         "in_sample": not held_out,
         "fit_networks": fit,
+        "in_context_units": sum(len(units) for units in unit_lists[: len(prefixed)]) if unit_model is not None else 0,
         "protocol": protocol(warmup=warmup, repeats=repeats, threads=model.threads),
         "calibration_wall_s": round(time.perf_counter() - start, 1),
         "load_average": [round(x, 2) for x in os.getloadavg()],
     }
-    model.update_profile(replace(model.profile.with_blocks(fresh), correction=correction, validation=validation))
+    model.update_profile(
+        replace(model.profile.with_blocks(fresh), correction=correction, in_context=unit_model, validation=validation)
+    )
     return model.profile
+
+
+def fit_unit_model(
+    unit_lists: Sequence[Sequence[Unit]],
+    *,
+    prefix_ms: Sequence[Sequence[float]],
+    network_ms: Sequence[float],
+    table: Mapping[str, float],
+    empty_ms: float,
+) -> InContextModel | None:
+    """The in-context model from the fitting networks' measurable units and prefix times (host: int8 kernels)."""
+    rows = []
+    for units, prefixes, total in zip(unit_lists, prefix_ms, network_ms):
+        targets = in_context_targets(units, prefix_ms=prefixes, network_ms=total, empty_ms=empty_ms)
+        previous = None
+        for unit, target in zip(units, targets):
+            int8 = unit.precision == "int8"
+            rows.append((unit_features(unit, isolated_ms=table[unit.key], int8=int8, previous_int8=previous), target))
+            previous = int8
+    return fit_in_context(rows)
+
+
+def network_unit_ms(
+    units: Sequence[Unit], *, table: Mapping[str, float], unit_model: InContextModel | None
+) -> list[float]:
+    """Each measurable unit's time as the model predicts it: in-context where there is a unit model."""
+    if unit_model is None:
+        return [table[u.key] for u in units]
+    times, previous = [], None
+    for unit in units:
+        int8 = unit.precision == "int8"
+        times.append(unit_model.unit_ms(unit, isolated_ms=table[unit.key], int8=int8, previous_int8=previous))
+        previous = int8
+    return times
 
 
 def protocol(*, warmup: int, repeats: int, threads: int) -> str:

@@ -1,6 +1,7 @@
 """Latency models: predicted milliseconds of a (network plan, compression policy).
 
-The lookup-table model sums measured units (see ``blocks``) and applies the profile's
+The lookup-table model sums measured units (see ``blocks``; each turned into its in-network
+time first where the profile has an in-context model, see ``in_context``) and applies the profile's
 whole-network correction (``scale * sum + intercept + a cost per fp32 <-> int8 switch``, with
 int8 units scaled apart where the profile's correction has an ``int8_scale``).
 On this host it measures unknown units on first use and caches them in the profile file.
@@ -125,14 +126,17 @@ class LookupTableLatencyModel:
 
     def _rows(self, units: list[Unit], policy: CompressionPolicy) -> list[_UnitTime]:
         table = self._table_for(units)
-        rows = []
+        in_context = self._profile.in_context
+        rows, previous_int8 = [], None
         for unit in units:
             int8 = unit.precision == "int8" and fp32_twin(unit, self._profile) is None  # what the device runs
             low_bit = low_bit_key(unit, policy, self._profile)
-            if low_bit in table:
-                rows.append(_UnitTime(unit.name, low_bit, table[low_bit], int8))
-            else:
-                rows.append(_UnitTime(unit.name, unit.key, self._unit_ms(unit, table), int8))
+            key, ms = (low_bit, table[low_bit]) if low_bit in table else (unit.key, self._unit_ms(unit, table))
+            if in_context is not None and unit.measurable:
+                ms = in_context.unit_ms(unit, isolated_ms=ms, int8=int8, previous_int8=previous_int8)
+            if unit.measurable:
+                previous_int8 = int8
+            rows.append(_UnitTime(unit.name, key, ms, int8))
         return rows
 
     def _unit_ms(self, unit: Unit, table: Mapping[str, float]) -> float:
@@ -202,7 +206,7 @@ class LookupTableLatencyModel:
         merged = on_disk.with_blocks(profile.blocks)
         if keep_disk_correction:
             return merged
-        return replace(merged, correction=profile.correction, validation=profile.validation)
+        return replace(merged, correction=profile.correction, validation=profile.validation, in_context=profile.in_context)
 
     def _save(self) -> None:
         if self.profile_path is not None:

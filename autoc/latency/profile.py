@@ -30,6 +30,7 @@ from typing import Any, Mapping
 
 from autoc.errors import DeviceError
 from autoc.latency.energy import EnergyCoefficients
+from autoc.latency.in_context import InContextModel
 
 SCHEMA = "autoc.device/2"
 HOST = "host"
@@ -147,6 +148,9 @@ class DeviceProfile:
     space: Mapping[str, str] = field(default_factory=dict)
     prior: UnitPrior | None = None
     energy: EnergyCoefficients = EnergyCoefficients()
+    # Units' in-network time from their table time (autoc.latency.in_context), applied before
+    # the correction; None where calibration had no network prefixes to learn it from.
+    in_context: InContextModel | None = None
 
     def with_blocks(self, blocks: Mapping[str, float]) -> "DeviceProfile":
         return replace(self, blocks={**self.blocks, **blocks})
@@ -163,7 +167,7 @@ class DeviceProfile:
             "prior": asdict(self.prior) if self.prior is not None else None,
             "energy": self.energy.to_dict(),
             "validation": dict(self.validation),
-        }
+        } | ({"in_context": self.in_context.to_dict()} if self.in_context is not None else {})
 
 
 def _cpu_model() -> str:
@@ -287,6 +291,7 @@ def load_profile(path: str | os.PathLike[str]) -> DeviceProfile:
             space={str(k): str(v) for k, v in data["space"].items()},
             prior=UnitPrior(**{k: float(v) for k, v in prior.items()}) if prior is not None else None,
             energy=EnergyCoefficients.from_dict(data["energy"]),
+            in_context=InContextModel.from_dict(data["in_context"]) if data.get("in_context") is not None else None,
         )
     except KeyError as exc:
         raise DeviceError(f"device profile {path} lacks the field {exc.args[0]!r}; {fix}") from None
