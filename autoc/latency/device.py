@@ -97,9 +97,10 @@ def calibrate_host(
     if progress:
         figures = profile.validation
         share = figures.get("within_10pct")
+        units = "" if profile.in_context is None else f" on in-context unit times ({figures['in_context_units']} units)"
         print(
             f"autoc: host profile ready in {time.perf_counter() - start:.0f} s: correction "
-            f"{profile.correction.describe()}; held-out within 10%: "
+            f"{profile.correction.describe()}{units}; held-out within 10%: "
             f"{'n/a' if share is None else f'{100 * share:.0f}%'} of {figures.get('n')}",
             file=sys.stderr,
         )

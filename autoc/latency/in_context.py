@@ -145,12 +145,14 @@ def in_context_targets(
 
 
 def fit_in_context(rows: Sequence[tuple[list[float], float]]) -> InContextModel | None:
-    """Least squares of in-context ms on the features; None with too few units to fit."""
+    """Least squares of in-context ms on the features; None with too few units to fit or an implausible fit."""
     if len(rows) < MIN_UNITS_PER_FEATURE * len(FEATURES):
         return None
     x = np.array([features for features, _ in rows], dtype=np.float64)
     y = np.array([target for _, target in rows], dtype=np.float64)
     coefficients, *_ = np.linalg.lstsq(x, y, rcond=None)
-    if not np.all(np.isfinite(coefficients)):
+    # Implausible on any machine (noise swamped the prefix differences): a unit's in-network time
+    # must grow with its table time, for fp32 and int8 units alike.
+    if not np.all(np.isfinite(coefficients)) or coefficients[0] <= 0 or coefficients[0] + coefficients[1] <= 0:
         return None
     return InContextModel(coefficients=tuple(float(c) for c in coefficients))

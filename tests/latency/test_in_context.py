@@ -83,6 +83,8 @@ def test_fit_recovers_a_known_unit_model_and_needs_enough_units():
     predicted = [float(np.dot(fitted.coefficients, x)) for x, _ in rows]
     assert np.max(np.abs(np.array(predicted) - [y for _, y in rows])) < 1e-3
     assert fit_in_context(rows[: MIN_UNITS_PER_FEATURE * len(FEATURES) - 1]) is None
+    # in-network time falling as the table time grows is noise, not a model: none
+    assert fit_in_context(synthetic_rows(400, truth * np.r_[-1.0, np.ones(len(FEATURES) - 1)])) is None
 
 
 def table_profile(in_context: InContextModel | None):
