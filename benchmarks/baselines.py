@@ -23,6 +23,7 @@ from _bench import add_common_args, add_recipe_args, load_data, reference_cache,
 from autoc.arch.config import BlockOp, StageConfig  # noqa: E402
 from autoc.candidate import Candidate  # noqa: E402
 from autoc.compress.policy import CompressionPolicy, LayerPolicy  # noqa: E402
+from autoc.evaluate.datasets import DatasetSplit  # noqa: E402
 from autoc.evaluate.metrics import size_bytes  # noqa: E402
 from autoc.evaluate.recipe import reference_accuracy  # noqa: E402
 from autoc.evaluate.train import TrainConfig  # noqa: E402
@@ -54,23 +55,31 @@ def baseline_family(space: SearchSpace, *, num_classes: int) -> list[tuple[str, 
     ]
 
 
-def train_baselines(space, data, latency, *, recipe: TrainConfig, cache_dir: Path | None, log=print) -> list[dict]:
+def train_baselines(space, data, latency, *, recipe: TrainConfig, cache_dir: Path | None,
+                    selection: DatasetSplit | None = None, log=print) -> list[dict]:
+    """Each baseline's held-out accuracy, and its accuracy on ``selection`` when given (the split
+    a comparison chooses the best baseline on, as the search chooses its finalist)."""
     rows = []
     for name, candidate in baseline_family(space, num_classes=data.num_classes):
         spec = candidate.netspec()
-        trained = reference_accuracy(candidate, data, config=recipe, cache_dir=cache_dir)
+        trained = reference_accuracy(candidate, data, config=recipe, cache_dir=cache_dir, selection=selection)
         rows.append({"name": name, "accuracy": trained.accuracy, "latency_ms": latency.predict(spec, candidate.policy),
                      "size_bytes": size_bytes(spec, candidate.policy), "train_seconds": trained.seconds})
-        log(f"{name:<24} accuracy {trained.accuracy:.4f}  {rows[-1]['latency_ms']:.3f} ms  "
-            f"{rows[-1]['size_bytes'] / 1024:.0f} kB  ({trained.seconds:.0f} s{', cached' if trained.cached else ''})")
+        chosen_on = ""
+        if trained.selection_accuracy is not None:
+            rows[-1]["selection_accuracy"] = trained.selection_accuracy
+            chosen_on = f"  selection {trained.selection_accuracy:.4f}"
+        log(f"{name:<24} accuracy {trained.accuracy:.4f}{chosen_on}  {rows[-1]['latency_ms']:.3f} ms  "
+            f"{rows[-1]['size_bytes'] / 1024:.0f} kB  ({trained.seconds:.0f} s{', cached' if trained.cached else ''})",
+            flush=True)
     return rows
 
 
 def write_baselines(path: Path, rows: list[dict], *, recipe: TrainConfig) -> Path:
     """``recipe`` is recorded so a comparison can check its own models were trained the same way."""
-    keep = ("name", "accuracy", "latency_ms", "size_bytes")
+    keep = ("name", "accuracy", "selection_accuracy", "latency_ms", "size_bytes")
     write_json(path, {"schema": SCHEMA, "recipe": dataclasses.asdict(recipe),
-                      "baselines": [{k: row[k] for k in keep} for row in rows]})
+                      "baselines": [{k: row[k] for k in keep if k in row} for row in rows]})
     return path
 
 
@@ -80,12 +89,16 @@ def main() -> int:
     add_recipe_args(parser, default_steps=40)
     parser.add_argument("--device", default="host")
     parser.add_argument("--study", required=True, help="writes runs/<study>/baselines.json")
+    parser.add_argument("--selection", type=int, default=None,
+                        help="also score every baseline on this many training-pool images kept out of training "
+                             "(search_quality.py --selection chooses the best baseline on them)")
     args = parser.parse_args()
     space = load_space(args.space)
     data = load_data(args, space)
     latency = open_latency_model(args.device, runs_dir=args.runs_dir, space=space, progress=True)
     recipe = reference_recipe(args)
-    rows = train_baselines(space, data, latency, recipe=recipe, cache_dir=reference_cache(args))
+    selection = data.selection_as_val() if args.selection else None
+    rows = train_baselines(space, data, latency, recipe=recipe, cache_dir=reference_cache(args), selection=selection)
     print(write_baselines(args.runs_dir / args.study / "baselines.json", rows, recipe=recipe))
     return 0
 

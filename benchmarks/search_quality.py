@@ -12,7 +12,9 @@ and NSGA-II (or TPE, --sampler) vs random search at equal trial count (Pareto hy
    With ``--finalists K --selection N`` (the search's finalist stage): the search scores its
    estimates on N training-pool images left out of training (never on the held-out split),
    the K best estimates within each budget are trained by the recipe and the one most
-   accurate on those N images is "found"; its held-out accuracy is what is compared.
+   accurate on those N images is "found"; its held-out accuracy is what is compared. The
+   baseline it is compared with is then chosen on the same N images too (baselines.py
+   --selection N; the held-out-best baseline, an optimistic pick, is printed beside).
 
     python benchmarks/search_quality.py --data ../shared/data/cifar10-jpeg.zip --study sq
 """
@@ -85,6 +87,22 @@ def reuse_baselines(path: Path, *, recipe: TrainConfig) -> list[dict]:
                          f"{dataclasses.asdict(recipe)}: re-run baselines.py with the same --proper-steps and --seed")
     print(f"baselines: {path} (same recipe)")
     return stored["baselines"]
+
+
+def best_baseline(baselines: list[dict], budget: float, *, on_selection: bool) -> tuple[dict, dict]:
+    """(The baseline within ``budget`` a fair comparison takes, the one most accurate on the held-out split).
+
+    With a selection split the baseline is chosen on it, as the search chooses its finalist:
+    the most accurate of eight noisy held-out figures is an optimistic pick (an oracle); it is
+    reported beside. Without one (or for baselines trained before selection scores existed)
+    both are the held-out best.
+    """
+    feasible = [b for b in baselines if b["latency_ms"] <= budget]
+    oracle = max(feasible, key=lambda b: (b["accuracy"], -b["latency_ms"]))
+    if on_selection and all(b.get("selection_accuracy") is not None for b in feasible):
+        chosen = max(feasible, key=lambda b: (b["selection_accuracy"], -b["latency_ms"]))
+        return chosen | {"chosen_on": "selection"}, oracle
+    return oracle | {"chosen_on": "held-out"}, oracle
 
 
 def main() -> int:
@@ -160,7 +178,7 @@ def main() -> int:
                                feasible=ms <= budget, candidate=candidate, weights=None)
                    for i, (estimate, ms, candidate) in enumerate(trials[args.sampler])]
         picks = pick_finalists(records, count=args.finalists)  # the search's own choice of finalists
-        best_base = max((b for b in baselines if b["latency_ms"] <= budget), key=lambda b: b["accuracy"])
+        best_base, oracle_base = best_baseline(baselines, budget, on_selection=bool(args.selection))
         if not picks:
             print(f"budget {budget:.3f} ms: no trial within the budget")
             continue
@@ -179,14 +197,17 @@ def main() -> int:
         comparisons.append({"budget_ms": budget, "found_accuracy": found["accuracy"],
                             "found_latency_ms": found["latency_ms"], "found_estimate": found["estimate"],
                             "top_estimate_accuracy": finalists[0]["accuracy"], "finalists": finalists,
-                            "baseline": best_base["name"],
+                            "baseline": best_base["name"], "baseline_chosen_on": best_base["chosen_on"],
                             "baseline_accuracy": best_base["accuracy"], "baseline_latency_ms": best_base["latency_ms"],
-                            "gain_points": 100 * (found["accuracy"] - best_base["accuracy"])})
+                            "gain_points": 100 * (found["accuracy"] - best_base["accuracy"]),
+                            "oracle_baseline": oracle_base["name"],
+                            "gain_over_oracle_points": 100 * (found["accuracy"] - oracle_base["accuracy"])})
         c = comparisons[-1]
         print(f"budget {budget:.3f} ms: found {c['found_accuracy']:.4f} at {c['found_latency_ms']:.3f} ms "
               f"(of {len(finalists)} finalist(s); the top estimate alone: {c['top_estimate_accuracy']:.4f}) vs "
-              f"{c['baseline']} {c['baseline_accuracy']:.4f} at {c['baseline_latency_ms']:.3f} ms "
-              f"({c['gain_points']:+.1f} points)", flush=True)
+              f"{c['baseline']} {c['baseline_accuracy']:.4f} at {c['baseline_latency_ms']:.3f} ms, the best "
+              f"baseline on the {c['baseline_chosen_on']} split ({c['gain_points']:+.1f} points; vs the best "
+              f"held-out baseline {c['oracle_baseline']}: {c['gain_over_oracle_points']:+.1f})", flush=True)
     write_json(args.out, {"hypervolume_runs": [{k: v for k, v in r.items() if k != "trials"} for r in runs],
                           "reference_ms": reference,
                           "comparisons": comparisons, "baselines": baselines,
