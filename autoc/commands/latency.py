@@ -44,8 +44,9 @@ def run_validate(args: argparse.Namespace) -> int:
     profile = model.profile
     ident = profile.identity
     print(f"device {profile.device} ({profile.source}): {ident.cpu_model}; {ident.runtime} {ident.runtime_version}, "
-          f"{ident.threads} thread(s); {len(profile.blocks)} blocks; correction {profile.correction.describe()}; "
-          f"calibrated {ident.created}")
+          f"{ident.threads} thread(s); {len(profile.blocks)} blocks; "
+          f"{'in-context unit model; ' if profile.in_context is not None else ''}"
+          f"correction {profile.correction.describe()}; calibrated {ident.created}")
     figures = dict(profile.validation)
     if figures.get("n"):
         print(format_figures(figures, title="at calibration" + (" (in-sample!)" if figures.get("in_sample") else "")))
