@@ -77,6 +77,10 @@ def host_figures(args: argparse.Namespace) -> None:
         print(f"  correction: {c.describe()}; in-context unit model: "
               f"{'fitted on ' + str(figures['in_context_units']) + ' prefixed units' if profile.in_context else 'none'}")
         print(format_figures(figures, title="  host"))
+        if "without_in_context" in figures:  # the same measurements, correction alone: side by side
+            w = figures["without_in_context"]
+            print(f"  the same networks without the in-context unit model: {100 * w['within_10pct']:.1f}% within "
+                  f"+-10%, MAPE {w['mape_pct']:.2f}%, Kendall tau {w['kendall_tau']:.3f}")
         measured = [r["measured_ms"] for r in figures["networks"]]
         print(f"  held-out measured range {min(measured):.3f}-{max(measured):.3f} ms")
         save_figures(figures | {"correction": asdict(c), "wall_s": round(wall, 1)})

@@ -257,22 +257,27 @@ def calibrate_correction(
             "machine: ~1%%); the profile's figures may be off; calibrate again when the machine is quieter",
             noise["session_spread_median_pct"],
         )
-    unit_ms = [network_unit_ms(units, table=fresh, unit_model=unit_model) for units in unit_lists]
-    unit_sums = [sum(times) for times in unit_ms]
-    int8_sums = [sum(t for u, t in zip(units, times) if u.precision == "int8") for units, times in zip(unit_lists, unit_ms)]
-    switches = [precision_transitions(u.precision for u in units) for units in unit_lists]
-
     fit = len(networks)
-    correction = fit_correction(unit_sums[:fit], network_ms[:fit], transitions=switches[:fit], int8_sums=int8_sums[:fit])
     check = slice(fit, None) if held_out else slice(0, fit)
-    validation = validation_figures(
-        measured=network_ms[check],
-        predicted=[
-            correction.apply(s, transitions=n, int8_ms=i)
-            for s, n, i in zip(unit_sums[check], switches[check], int8_sums[check])
-        ],
-        names=[f"net{i}" for i in range(len(everything))][check],
-    )
+
+    def fitted(units_model: InContextModel | None) -> tuple[Correction, dict]:
+        """The correction fitted on the fitting networks' unit sums under ``units_model``, and its figures."""
+        unit_ms = [network_unit_ms(units, table=fresh, unit_model=units_model) for units in unit_lists]
+        sums = [sum(times) for times in unit_ms]
+        int8 = [sum(t for u, t in zip(units, times) if u.precision == "int8") for units, times in zip(unit_lists, unit_ms)]
+        switches = [precision_transitions(u.precision for u in units) for units in unit_lists]
+        fitted_correction = fit_correction(sums[:fit], network_ms[:fit], transitions=switches[:fit], int8_sums=int8[:fit])
+        return fitted_correction, validation_figures(
+            measured=network_ms[check],
+            predicted=[fitted_correction.apply(s, transitions=n, int8_ms=i)
+                       for s, n, i in zip(sums[check], switches[check], int8[check])],
+            names=[f"net{i}" for i in range(len(everything))][check],
+        )
+
+    correction, validation = fitted(unit_model)
+    if unit_model is not None:  # the same networks predicted without it, side by side
+        _, plain = fitted(None)
+        validation["without_in_context"] = {k: plain[k] for k in ("within_10pct", "mape_pct", "kendall_tau")}
     validation |= noise | {
         "in_sample": not held_out,
         "fit_networks": fit,

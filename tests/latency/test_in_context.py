@@ -135,6 +135,8 @@ def test_calibration_learns_the_unit_model_from_prefixes(tmp_path):
     assert profile.in_context is not None
     assert profile.validation["in_context_units"] >= MIN_UNITS_PER_FEATURE * len(FEATURES)
     assert load_profile(host_model.profile_path).in_context == profile.in_context
+    # the same held-out networks predicted without the unit model are recorded beside, for comparison
+    assert set(profile.validation["without_in_context"]) == {"within_10pct", "mape_pct", "kendall_tau"}
     # the saved prediction is what the model now predicts
     spec, policy = nets[7]
     assert host_model.predict(spec, policy) == pytest.approx(profile.validation["networks"][0]["predicted_ms"], abs=1e-4)
@@ -142,3 +144,4 @@ def test_calibration_learns_the_unit_model_from_prefixes(tmp_path):
     plain = calibrate_correction(open_host_model(tmp_path / "plain.json"), nets[:2], warmup=1, repeats=3,
                                  in_context=False)
     assert plain.in_context is None and plain.validation["in_context_units"] == 0
+    assert "without_in_context" not in plain.validation
