@@ -133,16 +133,16 @@ def main() -> int:
         spec = candidate.netspec()
         record("macs", float(spec_macs(spec)), 0.0)
         record("params", float(sum(p.numel() for p in build_model(spec).parameters())), 0.0)
-        per: dict[str, list[float]] = {}
-        for name, fn in (
-            ("naswot", lambda m: naswot(m, images)),
-            ("synflow", lambda m: synflow(m, tuple(images.shape))),
-            ("grad_norm", lambda m: gradient_scores(m, images, labels)[0]),
-            ("snip", lambda m: gradient_scores(m, images, labels)[1]),
+        for names, fn in (
+            (("naswot",), lambda m: (naswot(m, images),)),
+            (("synflow",), lambda m: (synflow(m, tuple(images.shape)),)),
+            (("grad_norm", "snip"), lambda m: gradient_scores(m, images, labels)),  # one backward pass for both
         ):
             start = time.perf_counter()
-            per[name] = [fn(fresh_model(candidate, seed)) for seed in range(args.inits)]
-            record(name, statistics.fmean(per[name]), (time.perf_counter() - start) / args.inits)
+            per_init = [fn(fresh_model(candidate, seed)) for seed in range(args.inits)]
+            seconds = (time.perf_counter() - start) / args.inits
+            for i, name in enumerate(names):
+                record(name, statistics.fmean(values[i] for values in per_init), seconds)
         if args.tse_steps:
             start = time.perf_counter()
             losses = training_losses(candidate, data, recipe=recipe, steps=max(args.tse_steps))

@@ -227,7 +227,7 @@ def calibrate_correction(
     # Prefixes of the fitting networks (see autoc.latency.in_context), timed in the same rounds.
     prefixed = networks[:PREFIX_NETWORKS] if in_context else []
     prefixes = [prefix_models(spec, policy, units) for (spec, policy), units in zip(prefixed, all_units)]
-    prefix_shapes = [input_shape(spec) for (spec, _), models in zip(networks, prefixes) for _ in models]
+    prefix_shapes = [input_shape(spec) for (spec, _), models in zip(prefixed, prefixes) for _ in models]
     flat_prefixes = [m for models in prefixes for m in models]
     measured = measure_interleaved(
         [m for _, m, _ in batch] + flat_prefixes + onnx * NETWORK_SESSIONS,
@@ -304,11 +304,7 @@ def fit_unit_model(
     rows = []
     for units, prefixes, total in zip(unit_lists, prefix_ms, network_ms):
         targets = in_context_targets(units, prefix_ms=prefixes, network_ms=total, empty_ms=empty_ms)
-        previous = None
-        for unit, target in zip(units, targets):
-            int8 = unit.precision == "int8"
-            rows.append((unit_features(unit, isolated_ms=table[unit.key], int8=int8, previous_int8=previous), target))
-            previous = int8
+        rows.extend(zip(_host_features(units, table), targets))
     return fit_in_context(rows)
 
 
@@ -318,12 +314,17 @@ def network_unit_ms(
     """Each measurable unit's time as the model predicts it: in-context where there is a unit model."""
     if unit_model is None:
         return [table[u.key] for u in units]
-    times, previous = [], None
+    return [unit_model.ms_of(features) for features in _host_features(units, table)]
+
+
+def _host_features(units: Sequence[Unit], table: Mapping[str, float]) -> list[list[float]]:
+    """Each measurable unit's in-context features, in network order (this host runs int8 kernels)."""
+    features, previous = [], None
     for unit in units:
         int8 = unit.precision == "int8"
-        times.append(unit_model.unit_ms(unit, isolated_ms=table[unit.key], int8=int8, previous_int8=previous))
+        features.append(unit_features(unit, isolated_ms=table[unit.key], int8=int8, previous_int8=previous))
         previous = int8
-    return times
+    return features
 
 
 def protocol(*, warmup: int, repeats: int, threads: int) -> str:

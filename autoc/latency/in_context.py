@@ -60,8 +60,11 @@ class InContextModel:
     def unit_ms(self, unit: Unit, *, isolated_ms: float, int8: bool, previous_int8: bool | None) -> float:
         """``unit``'s time in a network; ``int8``: it runs int8 kernels; ``previous_int8``: the
         previous measured unit's precision (None for the first). Never below zero."""
-        x = unit_features(unit, isolated_ms=isolated_ms, int8=int8, previous_int8=previous_int8)
-        return max(float(np.dot(self.coefficients, x)), 0.0)
+        return self.ms_of(unit_features(unit, isolated_ms=isolated_ms, int8=int8, previous_int8=previous_int8))
+
+    def ms_of(self, features: Sequence[float]) -> float:
+        """In-context ms of a unit with ``features`` (:func:`unit_features`); never below zero."""
+        return max(float(np.dot(self.coefficients, features)), 0.0)
 
     def to_dict(self) -> dict[str, Any]:
         return {"features": list(FEATURES), "coefficients": list(self.coefficients)}
