@@ -12,6 +12,13 @@ same run but never prefixed.
 
     python benchmarks/latency_in_context.py                     # 40 fit + 100 held-out
     python benchmarks/latency_in_context.py --analyse runs/benchmarks/latency_in_context.json
+
+With ``--sessions S`` (more than the product's NETWORK_SESSIONS) every whole network is
+timed in S sessions, kept apart in the dump, and the analysis also reports what fitting and
+validating on the mean of the first k sessions gives for k = 1..S, and against the mean of
+all S as the truth: whether a less noisy measured time, not a better model, is what the
+held-out figures lack. ``--prefixed P`` prefixes only the first P fitting networks (the
+product prefixes PREFIX_NETWORKS).
 """
 from __future__ import annotations
 
@@ -44,7 +51,8 @@ def measure(args: argparse.Namespace) -> dict:
     unit_lists = [network_units(spec, policy) for spec, policy in networks]
     batch = unit_batch(u for units in unit_lists for u in units)
     prefix_list, prefix_owner = [], []
-    for n, ((spec, policy), units) in enumerate(zip(networks[: args.fit], unit_lists)):
+    prefixed = args.fit if args.prefixed is None else min(args.prefixed, args.fit)
+    for n, ((spec, policy), units) in enumerate(zip(networks[:prefixed], unit_lists)):
         for model in prefix_models(spec, policy, units):  # the product's prefixes (autoc.latency.in_context)
             prefix_list.append(model)
             prefix_owner.append(n)
@@ -52,22 +60,23 @@ def measure(args: argparse.Namespace) -> dict:
     shapes = [input_shape(spec) for spec, _ in networks]
     start = time.perf_counter()
     measured = measure_interleaved(
-        [m for _, m, _ in batch] + prefix_list + whole * NETWORK_SESSIONS,
-        input_shapes=[s for _, _, s in batch] + [shapes[n] for n in prefix_owner] + shapes * NETWORK_SESSIONS,
+        [m for _, m, _ in batch] + prefix_list + whole * args.sessions,
+        input_shapes=[s for _, _, s in batch] + [shapes[n] for n in prefix_owner] + shapes * args.sessions,
         threads=1, warmup=args.warmup, repeats=args.repeats,
     )
     wall = time.perf_counter() - start
     unit_ms = {key: m.figure_ms for (key, _, _), m in zip(batch, measured)}
     prefix_ms = [m.figure_ms for m in measured[len(batch) : len(batch) + len(prefix_list)]]
     sessions = measured[len(batch) + len(prefix_list) :]
-    network_ms = [statistics.fmean(sessions[s * len(networks) + i].figure_ms for s in range(NETWORK_SESSIONS))
-                  for i in range(len(networks))]
+    session_ms = [[sessions[s * len(networks) + i].figure_ms for s in range(args.sessions)] for i in range(len(networks))]
     rows = []
     for n, ((spec, policy), units) in enumerate(zip(networks, unit_lists)):
         prefixes = [ms for owner, ms in zip(prefix_owner, prefix_ms) if owner == n]
         rows.append({
             "role": "fit" if n < args.fit else "held_out",
-            "measured_ms": network_ms[n],
+            # the product's figure (the mean of its NETWORK_SESSIONS sessions); all of them beside
+            "measured_ms": statistics.fmean(session_ms[n][:NETWORK_SESSIONS]),
+            "sessions": session_ms[n],
             "prefix_ms": prefixes,
             "units": [{"key": u.key, "kind": u.kind, "precision": u.precision, "input_shape": list(u.input_shape),
                        "macs": unit_work(u)[0], "elements": unit_work(u)[1],
@@ -110,21 +119,53 @@ def features(unit: dict, previous: dict | None, isolated: float) -> list[float]:
     ]
 
 
+def unit_targets(fit: list[dict], unit_ms: dict[str, float], empty: float) -> tuple[np.ndarray, np.ndarray]:
+    """Features and in-context times of every measured unit of the prefixed fitting networks."""
+    x, y = [], []
+    for n in fit:
+        if not n["prefix_ms"]:  # fitted by the correction only, not prefixed
+            continue
+        previous = None
+        for unit, isolated, in_context in in_context_costs(n, unit_ms, empty):
+            x.append(features(unit, previous, isolated))
+            y.append(in_context)
+            previous = unit
+    return np.array(x), np.array(y)
+
+
+def unit_model_sum(n: dict, coef: np.ndarray, unit_ms: dict[str, float], empty: float) -> float:
+    """A network's unit times under the unit model ``coef``, summed (plus the empty graph's time)."""
+    total, previous = 0.0, None
+    for unit in n["units"]:
+        if unit["key"] == "identity":
+            continue
+        total += float(np.dot(features(unit, previous, unit_ms[unit["key"]] - empty), coef))
+        previous = unit
+    return total + empty
+
+
+def switches(group: list[dict]) -> list[int]:
+    return [precision_transitions(u["precision"] for u in n["units"] if u["key"] != "identity") for n in group]
+
+
+def product_predictions(data: dict) -> tuple[list[dict], list[float]]:
+    """The held-out networks and their predictions by the unit model, then the correction (the
+    product's pipeline), both fitted on the fitting networks' ``measured_ms``."""
+    unit_ms, empty = data["unit_ms"], data["empty_ms"]
+    fit = [n for n in data["networks"] if n["role"] == "fit"]
+    held = [n for n in data["networks"] if n["role"] == "held_out"]
+    coef, *_ = np.linalg.lstsq(*unit_targets(fit, unit_ms, empty), rcond=None)
+    correction = fit_correction([unit_model_sum(n, coef, unit_ms, empty) for n in fit], [n["measured_ms"] for n in fit],
+                                transitions=switches(fit))
+    return held, [correction.apply(unit_model_sum(n, coef, unit_ms, empty), transitions=t) for n, t in zip(held, switches(held))]
+
+
 def analyse(data: dict) -> None:
     unit_ms, empty = data["unit_ms"], data["empty_ms"]
     nets = data["networks"]
     fit = [n for n in nets if n["role"] == "fit"]
     held = [n for n in nets if n["role"] == "held_out"]
-    x, y = [], []
-    for n in fit:
-        previous = None
-        for unit, isolated, in_context in in_context_costs(n, unit_ms, empty):
-            if unit["key"] == "identity":
-                continue
-            x.append(features(unit, previous, isolated))
-            y.append(in_context)
-            previous = unit
-    x, y = np.array(x), np.array(y)
+    x, y = unit_targets(fit, unit_ms, empty)
     ratio = y / x[:, 0]
     print(f"{len(y)} fitted units: in-context / isolated median {np.median(ratio):.3f}, "
           f"IQR {np.percentile(ratio, 25):.3f}-{np.percentile(ratio, 75):.3f}")
@@ -132,32 +173,45 @@ def analyse(data: dict) -> None:
     residual = y - x @ coef
     print(f"unit model: rms residual {1e3 * np.sqrt(np.mean(residual ** 2)):.1f} us (units' rms {1e3 * np.sqrt(np.mean(y ** 2)):.1f} us); "
           f"coefficients {np.round(coef, 4).tolist()}")
+    measured = [n["measured_ms"] for n in held]
+    figures = validation_figures(measured=measured, predicted=[unit_model_sum(n, coef, unit_ms, empty) for n in held])
+    print(format_figures(figures, title="  unit model only").splitlines()[0])
+    # the correction alone on isolated unit sums (as before the unit model), int8 scale allowed
+    isolated = lambda g: [sum(unit_ms[u["key"]] - empty for u in n["units"] if u["key"] != "identity") for n in g]  # noqa: E731
+    int8 = lambda g: [sum(unit_ms[u["key"]] - empty for u in n["units"] if u["precision"] == "int8" and u["key"] != "identity") for n in g]  # noqa: E731
+    correction = fit_correction(isolated(fit), [n["measured_ms"] for n in fit], transitions=switches(fit), int8_sums=int8(fit))
+    predicted = [correction.apply(s, transitions=t, int8_ms=i) for s, t, i in zip(isolated(held), switches(held), int8(held))]
+    print(f"  isolated units (the correction alone, as before the unit model): {correction.describe()}")
+    print(format_figures(validation_figures(measured=measured, predicted=predicted), title="    ").splitlines()[0])
+    _, predicted = product_predictions(data)
+    print("  unit model, then the correction (the product, autoc.latency.in_context)")
+    print(format_figures(validation_figures(measured=measured, predicted=predicted), title="    ").splitlines()[0])
+    if len(nets[0].get("sessions", [])) > NETWORK_SESSIONS:
+        analyse_sessions(data)
 
-    def unit_model_sum(n: dict) -> float:
-        total, previous = 0.0, None
-        for unit in n["units"]:
-            if unit["key"] == "identity":
-                continue
-            total += float(np.dot(features(unit, previous, unit_ms[unit["key"]] - empty), coef))
-            previous = unit
-        return total + empty
 
-    for title, predictor in (("unit model only", unit_model_sum),):
-        predicted = [predictor(n) for n in held]
-        figures = validation_figures(measured=[n["measured_ms"] for n in held], predicted=predicted)
-        print(format_figures(figures, title=f"  {title}").splitlines()[0])
-    # the unit model's sum under the product's network-level correction (scale + intercept + switch)
-    sums = lambda group: [unit_model_sum(n) for n in group]  # noqa: E731
-    switches = lambda group: [precision_transitions(u["precision"] for u in n["units"] if u["key"] != "identity") for n in group]  # noqa: E731
-    for title, sum_of in (("isolated units (the correction alone, as before the unit model)", lambda g: [sum(unit_ms[u["key"]] - empty for u in n["units"] if u["key"] != "identity") for n in g]),
-                          ("unit model, then the correction (the product, autoc.latency.in_context)", sums)):
-        int8 = lambda g: [sum(unit_ms[u["key"]] - empty for u in n["units"] if u["precision"] == "int8" and u["key"] != "identity") for n in g]  # noqa: E731
-        correction = fit_correction(sum_of(fit), [n["measured_ms"] for n in fit], transitions=switches(fit),
-                                    int8_sums=int8(fit) if title.startswith("isolated units") else None)
-        predicted = [correction.apply(s, transitions=t, int8_ms=i) for s, t, i in zip(sum_of(held), switches(held), int8(held))]
-        figures = validation_figures(measured=[n["measured_ms"] for n in held], predicted=predicted)
-        print(f"  {title}: {correction.describe()}")
-        print(format_figures(figures, title="    ").splitlines()[0])
+def analyse_sessions(data: dict) -> None:
+    """Held-out figures when every network's time is the mean of its first k sessions (fit and
+    truth alike), and against the mean of all sessions as the truth; the session-to-session
+    noise, and the noise floor (one half of the sessions against the other)."""
+    nets = data["networks"]
+    count = len(nets[0]["sessions"])
+    spread = [statistics.stdev(n["sessions"]) / statistics.fmean(n["sessions"]) for n in nets]
+    print(f"{count} sessions per network: session-to-session stdev median {100 * np.median(spread):.2f}%, "
+          f"p90 {100 * np.percentile(spread, 90):.2f}%")
+    held = [n for n in nets if n["role"] == "held_out"]
+    truth = [statistics.fmean(n["sessions"]) for n in held]
+    halves = validation_figures(measured=[statistics.fmean(n["sessions"][: count // 2]) for n in held],
+                                predicted=[statistics.fmean(n["sessions"][count // 2 :]) for n in held])
+    print(f"  noise floor, first {count // 2} sessions' mean as the prediction of the other {count - count // 2}: "
+          f"tau {halves['kendall_tau']:.3f}")
+    for k in range(1, count + 1):
+        subset = {**data, "networks": [{**n, "measured_ms": statistics.fmean(n["sessions"][:k])} for n in nets]}
+        held_k, predicted = product_predictions(subset)
+        own = validation_figures(measured=[n["measured_ms"] for n in held_k], predicted=predicted)
+        full = validation_figures(measured=truth, predicted=predicted)
+        print(f"  mean of {k} session(s): tau {own['kendall_tau']:.3f}, MAPE {own['mape_pct']:.2f}%; "
+              f"against all {count}: tau {full['kendall_tau']:.3f}, MAPE {full['mape_pct']:.2f}%")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -168,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=60)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--sessions", type=int, default=NETWORK_SESSIONS,
+                        help="sessions per whole network, kept apart in the dump (default: the product's %(default)s)")
+    parser.add_argument("--prefixed", type=int, default=None, help="prefix only the first P fitting networks (default: all)")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--analyse", type=Path, default=None, metavar="JSON")
     args = parser.parse_args(argv)
