@@ -38,8 +38,8 @@ import numpy as np
 import optuna
 import torch
 
-from autoc.latency.blocks import network_units, precision_transitions, unit_batch, unit_work
-from autoc.latency.calibrate import export_network, fit_correction, input_shape
+from autoc.latency.blocks import input_shape, network_units, precision_transitions, unit_batch, unit_work
+from autoc.latency.calibrate import export_network, fit_correction
 from autoc.latency.device import sample_networks
 from autoc.latency.measure import FIGURE_PERCENTILE, measure_times, summarise
 from autoc.latency.validate import format_figures, validation_figures

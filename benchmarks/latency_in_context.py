@@ -34,8 +34,8 @@ import numpy as np
 import optuna
 import torch
 
-from autoc.latency.blocks import EMPTY, network_units, precision_transitions, unit_batch, unit_work
-from autoc.latency.calibrate import NETWORK_SESSIONS, export_network, fit_correction, input_shape
+from autoc.latency.blocks import EMPTY, input_shape, network_units, precision_transitions, unit_batch, unit_work
+from autoc.latency.calibrate import NETWORK_SESSIONS, export_network, fit_correction
 from autoc.latency.device import sample_networks
 from autoc.latency.in_context import prefix_models
 from autoc.latency.measure import measure_interleaved

@@ -82,6 +82,11 @@ def precision_transitions(precisions: Iterable[str]) -> int:
     return switches
 
 
+def input_shape(spec: NetSpec) -> tuple[int, int, int, int]:
+    """The input a whole network (or any prefix of it) is exported and timed with: one image."""
+    return (1, spec.in_channels, spec.input_size, spec.input_size)
+
+
 def conv_token(conv: ConvSpec) -> str:
     """``k3s2o96gdw``: kernel, stride, output channels, groups ('dw' = depthwise); 'lin' = no activation."""
     groups = "dw" if conv.depthwise else str(conv.groups)

@@ -30,7 +30,8 @@ from autoc.arch.netspec import NetSpec
 from autoc.compress.policy import CompressionPolicy
 from autoc.errors import DeviceError
 from autoc.export.onnx_export import export_onnx, policy_int8_layers
-from autoc.latency.blocks import EMPTY, Unit, network_units, precision_transitions, unit_batch, unit_times
+from autoc.latency.blocks import (EMPTY, Unit, input_shape, network_units, precision_transitions, unit_batch,
+                                  unit_times)
 from autoc.latency.in_context import (InContextModel, fit_in_context, in_context_targets, prefix_models,
                                       unit_features)
 from autoc.latency.measure import FIGURE_PERCENTILE, OUTLIER_IQR, Measurement, measure_interleaved
@@ -334,7 +335,3 @@ def protocol(*, warmup: int, repeats: int, threads: int) -> str:
         f"figure = {FIGURE_PERCENTILE}th percentile of the rest; a network's figure = mean over "
         f"{NETWORK_SESSIONS} sessions of it"
     )
-
-
-def input_shape(spec: NetSpec) -> tuple[int, int, int, int]:
-    return (1, spec.in_channels, spec.input_size, spec.input_size)

@@ -28,7 +28,7 @@ from autoc.arch.builder import AutocNet, build_model
 from autoc.arch.netspec import NetSpec
 from autoc.compress.policy import CompressionPolicy
 from autoc.export.onnx_export import export_onnx, policy_int8_layers
-from autoc.latency.blocks import Unit
+from autoc.latency.blocks import Unit, input_shape
 
 # Feature names in coefficient order; a profile stores them so a reader can check the order.
 FEATURES = (
@@ -124,14 +124,13 @@ def prefix_models(spec: NetSpec, policy: CompressionPolicy, units: Sequence[Unit
     one per such unit, in network order (``units``: ``network_units(spec, policy)``)."""
     net = build_model(spec)
     int8 = policy_int8_layers(spec, policy)
-    shape = (1, spec.in_channels, spec.input_size, spec.input_size)
     models = []
     for blocks, unit in enumerate(units[:-1]):  # units[0] is the stem: prefix of 0 blocks
         if not unit.measurable:
             continue
         prefix = _Prefix(net, blocks)
         held = {name for name, _ in prefix.named_modules()}
-        models.append(export_onnx(prefix, input_shape=shape, int8_layers=int8 & held))
+        models.append(export_onnx(prefix, input_shape=input_shape(spec), int8_layers=int8 & held))
     return models
 
 

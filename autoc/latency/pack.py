@@ -38,8 +38,8 @@ from typing import Any
 
 from autoc.candidate import Candidate
 from autoc.errors import AutocError, DeviceError
-from autoc.latency.blocks import EMPTY, network_units, precision_transitions, unit_batch, unit_times
-from autoc.latency.calibrate import export_network, fit_correction, input_shape
+from autoc.latency.blocks import EMPTY, input_shape, network_units, precision_transitions, unit_batch, unit_times
+from autoc.latency.calibrate import export_network, fit_correction
 from autoc.latency.csv_input import read_csv
 from autoc.latency.measure import Measurement
 from autoc.latency.profile import DeviceIdentity, DeviceProfile
