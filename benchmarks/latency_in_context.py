@@ -34,10 +34,10 @@ import numpy as np
 import optuna
 import torch
 
-from autoc.latency.blocks import EMPTY, input_shape, network_units, precision_transitions, unit_batch, unit_work
-from autoc.latency.calibrate import NETWORK_SESSIONS, export_network, fit_correction
+from autoc.latency.blocks import EMPTY, IDENTITY, Unit, input_shape, network_units, unit_batch, unit_work
+from autoc.latency.calibrate import NETWORK_SESSIONS, CalibrationFit, export_network, fit_calibration
 from autoc.latency.device import sample_networks
-from autoc.latency.in_context import prefix_models
+from autoc.latency.in_context import FEATURES, in_context_targets, prefix_models
 from autoc.latency.measure import measure_interleaved
 from autoc.latency.validate import format_figures, validation_figures
 from autoc.space import load_space
@@ -87,129 +87,81 @@ def measure(args: argparse.Namespace) -> dict:
             "load_average": list(os.getloadavg()), "empty_ms": unit_ms[EMPTY], "unit_ms": unit_ms, "networks": rows}
 
 
-def in_context_costs(network: dict, unit_ms: dict[str, float], empty: float) -> list[tuple[dict, float, float]]:
-    """(unit, isolated ms, in-context ms) for every measured unit of a prefixed network, in order."""
-    units, prefixes = network["units"], network["prefix_ms"]
-    if len(prefixes) == len(units) - 1:  # an early dump: a prefix after every block, skipped ones too
-        prefixes = [ms for unit, ms in zip(units, prefixes) if unit["key"] != "identity"]
-    measured = [u for u in units if u["key"] != "identity"]
-    ends = [*prefixes, network["measured_ms"]]
-    return [(unit, unit_ms[unit["key"]] - empty, end - start)
-            for unit, start, end in zip(measured, [empty, *ends[:-1]], ends)]
+def measured_units(data: dict) -> list[list[Unit]]:
+    """The dumped networks' measurable units, rebuilt from the dump's space and seed (as calibration has them)."""
+    networks = sample_networks(load_space(data.get("space", "mbv2-cifar")), len(data["networks"]), seed=data["seed"])
+    unit_lists = [[u for u in network_units(spec, policy) if u.measurable] for spec, policy in networks]
+    for n, (units, row) in enumerate(zip(unit_lists, data["networks"])):
+        if [u.key for u in units] != [u["key"] for u in row["units"] if u["key"] != IDENTITY]:
+            raise SystemExit(f"network {n} of the dump is not network {n} of seed {data['seed']}: "
+                             "was it taken with another space or an older unit model?")
+    return unit_lists
 
 
-def features(unit: dict, previous: dict | None, isolated: float) -> list[float]:
-    """What could make a unit's in-network cost differ from its isolated one (all per unit)."""
-    c, h = unit["input_shape"][1], unit["input_shape"][2]
-    out_c = unit["convs"][-1][3] if unit["convs"] else c
-    stride = int(np.prod([conv[1] for conv in unit["convs"]])) if unit["convs"] else 1
-    int8 = unit["precision"] == "int8"
-    switch = previous is not None and previous["precision"] != unit["precision"]
-    return [
-        isolated,
-        isolated * int8,
-        1.0,  # a fixed per-unit overhead (layout reorders, Q/DQ of an isolated unit)
-        float(int8),
-        float(switch),
-        c * h * h / 1e5,  # input elements
-        out_c * (h // stride) ** 2 / 1e5,  # output elements
-        float(unit["kind"] == "head"),
-        float(unit["kind"] == "stem"),
-        float(unit["residual"]),
-    ]
+def prefix_times(row: dict) -> list[float]:
+    """A prefixed network's prefix times, one per measurable unit before the head."""
+    prefixes = row["prefix_ms"]
+    if len(prefixes) == len(row["units"]) - 1:  # an early dump: a prefix after every block, skipped ones too
+        prefixes = [ms for unit, ms in zip(row["units"], prefixes) if unit["key"] != IDENTITY]
+    return prefixes
 
 
-def unit_targets(fit: list[dict], unit_ms: dict[str, float], empty: float) -> tuple[np.ndarray, np.ndarray]:
-    """Features and in-context times of every measured unit of the prefixed fitting networks."""
-    x, y = [], []
-    for n in fit:
-        if not n["prefix_ms"]:  # fitted by the correction only, not prefixed
-            continue
-        previous = None
-        for unit, isolated, in_context in in_context_costs(n, unit_ms, empty):
-            x.append(features(unit, previous, isolated))
-            y.append(in_context)
-            previous = unit
-    return np.array(x), np.array(y)
-
-
-def unit_model_sum(n: dict, coef: np.ndarray, unit_ms: dict[str, float], empty: float) -> float:
-    """A network's unit times under the unit model ``coef``, summed (plus the empty graph's time)."""
-    total, previous = 0.0, None
-    for unit in n["units"]:
-        if unit["key"] == "identity":
-            continue
-        total += float(np.dot(features(unit, previous, unit_ms[unit["key"]] - empty), coef))
-        previous = unit
-    return total + empty
-
-
-def switches(group: list[dict]) -> list[int]:
-    return [precision_transitions(u["precision"] for u in n["units"] if u["key"] != "identity") for n in group]
-
-
-def product_predictions(data: dict) -> tuple[list[dict], list[float]]:
-    """The held-out networks and their predictions by the unit model, then the correction (the
-    product's pipeline), both fitted on the fitting networks' ``measured_ms``."""
-    unit_ms, empty = data["unit_ms"], data["empty_ms"]
-    fit = [n for n in data["networks"] if n["role"] == "fit"]
-    held = [n for n in data["networks"] if n["role"] == "held_out"]
-    coef, *_ = np.linalg.lstsq(*unit_targets(fit, unit_ms, empty), rcond=None)
-    correction = fit_correction([unit_model_sum(n, coef, unit_ms, empty) for n in fit], [n["measured_ms"] for n in fit],
-                                transitions=switches(fit))
-    return held, [correction.apply(unit_model_sum(n, coef, unit_ms, empty), transitions=t) for n, t in zip(held, switches(held))]
+def refit(data: dict, unit_lists: list[list[Unit]], *, network_ms: list[float]) -> CalibrationFit:
+    """The product's calibration fit (autoc.latency.calibrate.fit_calibration) on the dumped measurements."""
+    rows = data["networks"]
+    empty = data["empty_ms"]
+    return fit_calibration(
+        unit_lists,
+        table={key: ms - empty for key, ms in data["unit_ms"].items() if key != EMPTY},
+        empty_ms=empty,
+        network_ms=network_ms,
+        fit=sum(row["role"] == "fit" for row in rows),
+        prefix_ms=[prefix_times(row) for row in rows if row["prefix_ms"]],
+        held_out=True,
+    )
 
 
 def analyse(data: dict) -> None:
-    unit_ms, empty = data["unit_ms"], data["empty_ms"]
-    nets = data["networks"]
-    fit = [n for n in nets if n["role"] == "fit"]
-    held = [n for n in nets if n["role"] == "held_out"]
-    x, y = unit_targets(fit, unit_ms, empty)
-    ratio = y / x[:, 0]
-    print(f"{len(y)} fitted units: in-context / isolated median {np.median(ratio):.3f}, "
-          f"IQR {np.percentile(ratio, 25):.3f}-{np.percentile(ratio, 75):.3f}")
-    coef, *_ = np.linalg.lstsq(x, y, rcond=None)
-    residual = y - x @ coef
-    print(f"unit model: rms residual {1e3 * np.sqrt(np.mean(residual ** 2)):.1f} us (units' rms {1e3 * np.sqrt(np.mean(y ** 2)):.1f} us); "
-          f"coefficients {np.round(coef, 4).tolist()}")
-    measured = [n["measured_ms"] for n in held]
-    figures = validation_figures(measured=measured, predicted=[unit_model_sum(n, coef, unit_ms, empty) for n in held])
-    print(format_figures(figures, title="  unit model only").splitlines()[0])
-    # the correction alone on isolated unit sums (as before the unit model), int8 scale allowed
-    isolated = lambda g: [sum(unit_ms[u["key"]] - empty for u in n["units"] if u["key"] != "identity") for n in g]  # noqa: E731
-    int8 = lambda g: [sum(unit_ms[u["key"]] - empty for u in n["units"] if u["precision"] == "int8" and u["key"] != "identity") for n in g]  # noqa: E731
-    correction = fit_correction(isolated(fit), [n["measured_ms"] for n in fit], transitions=switches(fit), int8_sums=int8(fit))
-    predicted = [correction.apply(s, transitions=t, int8_ms=i) for s, t, i in zip(isolated(held), switches(held), int8(held))]
-    print(f"  isolated units (the correction alone, as before the unit model): {correction.describe()}")
-    print(format_figures(validation_figures(measured=measured, predicted=predicted), title="    ").splitlines()[0])
-    _, predicted = product_predictions(data)
-    print("  unit model, then the correction (the product, autoc.latency.in_context)")
-    print(format_figures(validation_figures(measured=measured, predicted=predicted), title="    ").splitlines()[0])
-    if len(nets[0].get("sessions", [])) > NETWORK_SESSIONS:
-        analyse_sessions(data)
+    unit_lists = measured_units(data)
+    rows = data["networks"]
+    prefixed = sum(bool(row["prefix_ms"]) for row in rows)
+    result = refit(data, unit_lists, network_ms=[row["measured_ms"] for row in rows])
+    targets = [t for units, row in zip(unit_lists, rows[:prefixed])
+               for t in in_context_targets(units, prefix_ms=prefix_times(row), network_ms=row["measured_ms"],
+                                           empty_ms=data["empty_ms"])]
+    print(f"{len(targets)} units of {prefixed} prefixed networks; the product's fit on them "
+          f"(autoc.latency.calibrate.fit_calibration), {len(rows) - sum(r['role'] == 'held_out' for r in rows)} fitting networks:")
+    if result.unit_model is None:
+        print("  no in-context unit model (too few units or an implausible fit)")
+    else:
+        print(f"  unit model coefficients {dict(zip(FEATURES, np.round(result.unit_model.coefficients, 4).tolist()))}")
+        plain = result.validation["without_in_context"]
+        print(f"  without it (the correction alone): {100 * plain['within_10pct']:.1f}% within +-10%, "
+              f"MAPE {plain['mape_pct']:.2f}%, Kendall tau {plain['kendall_tau']:.3f}")
+    print(format_figures(result.validation, title=f"  with it (the product; correction {result.correction.describe()})")
+          .splitlines()[0])
+    if len(rows[0].get("sessions", [])) > NETWORK_SESSIONS:
+        analyse_sessions(data, unit_lists)
 
 
-def analyse_sessions(data: dict) -> None:
+def analyse_sessions(data: dict, unit_lists: list[list[Unit]]) -> None:
     """Held-out figures when every network's time is the mean of its first k sessions (fit and
     truth alike), and against the mean of all sessions as the truth; the session-to-session
     noise, and the noise floor (one half of the sessions against the other)."""
-    nets = data["networks"]
-    count = len(nets[0]["sessions"])
-    spread = [statistics.stdev(n["sessions"]) / statistics.fmean(n["sessions"]) for n in nets]
+    rows = data["networks"]
+    count = len(rows[0]["sessions"])
+    spread = [statistics.stdev(row["sessions"]) / statistics.fmean(row["sessions"]) for row in rows]
     print(f"{count} sessions per network: session-to-session stdev median {100 * np.median(spread):.2f}%, "
           f"p90 {100 * np.percentile(spread, 90):.2f}%")
-    held = [n for n in nets if n["role"] == "held_out"]
-    truth = [statistics.fmean(n["sessions"]) for n in held]
-    halves = validation_figures(measured=[statistics.fmean(n["sessions"][: count // 2]) for n in held],
-                                predicted=[statistics.fmean(n["sessions"][count // 2 :]) for n in held])
+    held = [row for row in rows if row["role"] == "held_out"]
+    truth = [statistics.fmean(row["sessions"]) for row in held]
+    halves = validation_figures(measured=[statistics.fmean(row["sessions"][: count // 2]) for row in held],
+                                predicted=[statistics.fmean(row["sessions"][count // 2 :]) for row in held])
     print(f"  noise floor, first {count // 2} sessions' mean as the prediction of the other {count - count // 2}: "
           f"tau {halves['kendall_tau']:.3f}")
     for k in range(1, count + 1):
-        subset = {**data, "networks": [{**n, "measured_ms": statistics.fmean(n["sessions"][:k])} for n in nets]}
-        held_k, predicted = product_predictions(subset)
-        own = validation_figures(measured=[n["measured_ms"] for n in held_k], predicted=predicted)
-        full = validation_figures(measured=truth, predicted=predicted)
+        own = refit(data, unit_lists, network_ms=[statistics.fmean(row["sessions"][:k]) for row in rows]).validation
+        full = validation_figures(measured=truth, predicted=[n["predicted_ms"] for n in own["networks"]])
         print(f"  mean of {k} session(s): tau {own['kendall_tau']:.3f}, MAPE {own['mape_pct']:.2f}%; "
               f"against all {count}: tau {full['kendall_tau']:.3f}, MAPE {full['mape_pct']:.2f}%")
 
@@ -228,11 +180,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--analyse", type=Path, default=None, metavar="JSON")
     args = parser.parse_args(argv)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     if args.analyse is not None:
         analyse(json.loads(args.analyse.read_text(encoding="utf-8")))
         return 0
     torch.set_num_threads(1)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     data = measure(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(data) + "\n", encoding="utf-8")

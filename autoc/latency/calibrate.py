@@ -20,7 +20,7 @@ import logging
 import os
 import statistics
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -242,46 +242,26 @@ def calibrate_correction(
     whole = measured[len(batch) + len(flat_prefixes) :]
     network_ms = session_means(whole, networks=len(everything))
     noise = noise_figures(session_spreads(whole, networks=len(everything)))
-    unit_model = None
-    if in_context:
-        prefix_ms = iter(m.figure_ms for m in measured[len(batch) : len(batch) + len(flat_prefixes)])
-        unit_model = fit_unit_model(
-            unit_lists[: len(prefixed)],
-            prefix_ms=[[next(prefix_ms) for _ in models] for models in prefixes],
-            network_ms=network_ms[: len(prefixed)],
-            table=fresh,
-            empty_ms=measured[keys.index(EMPTY)].figure_ms,
-        )
+    prefix_iter = iter(m.figure_ms for m in measured[len(batch) : len(batch) + len(flat_prefixes)])
     if noise["noisy"]:
         log.warning(
             "latency measurements were noisy: two sessions of one network differ by a median %.1f%% (a quiet "
             "machine: ~1%%); the profile's figures may be off; calibrate again when the machine is quieter",
             noise["session_spread_median_pct"],
         )
-    fit = len(networks)
-    check = slice(fit, None) if held_out else slice(0, fit)
-
-    def fitted(units_model: InContextModel | None) -> tuple[Correction, dict]:
-        """The correction fitted on the fitting networks' unit sums under ``units_model``, and its figures."""
-        unit_ms = [network_unit_ms(units, table=fresh, unit_model=units_model) for units in unit_lists]
-        sums = [sum(times) for times in unit_ms]
-        int8 = [sum(t for u, t in zip(units, times) if u.precision == "int8") for units, times in zip(unit_lists, unit_ms)]
-        switches = [precision_transitions(u.precision for u in units) for units in unit_lists]
-        fitted_correction = fit_correction(sums[:fit], network_ms[:fit], transitions=switches[:fit], int8_sums=int8[:fit])
-        return fitted_correction, validation_figures(
-            measured=network_ms[check],
-            predicted=[fitted_correction.apply(s, transitions=n, int8_ms=i)
-                       for s, n, i in zip(sums[check], switches[check], int8[check])],
-            names=[f"net{i}" for i in range(len(everything))][check],
-        )
-
-    correction, validation = fitted(unit_model)
-    if unit_model is not None:  # the same networks predicted without it, side by side
-        _, plain = fitted(None)
-        validation["without_in_context"] = {k: plain[k] for k in ("within_10pct", "mape_pct", "kendall_tau")}
+    result = fit_calibration(
+        unit_lists,
+        table=fresh,
+        empty_ms=measured[keys.index(EMPTY)].figure_ms,
+        network_ms=network_ms,
+        fit=len(networks),
+        prefix_ms=[[next(prefix_iter) for _ in models] for models in prefixes],
+        held_out=bool(held_out),
+    )
+    correction, unit_model, validation = result.correction, result.unit_model, dict(result.validation)
     validation |= noise | {
         "in_sample": not held_out,
-        "fit_networks": fit,
+        "fit_networks": len(networks),
         "in_context_units": sum(len(units) for units in unit_lists[: len(prefixed)]) if unit_model is not None else 0,
         "protocol": protocol(warmup=warmup, repeats=repeats, threads=model.threads),
         "calibration_wall_s": round(time.perf_counter() - start, 1),
@@ -291,6 +271,61 @@ def calibrate_correction(
         replace(model.profile.with_blocks(fresh), correction=correction, in_context=unit_model, validation=validation)
     )
     return model.profile
+
+
+@dataclass(frozen=True)
+class CalibrationFit:
+    """What calibration learns from its measurements, and the held-out figures of it."""
+
+    correction: Correction
+    unit_model: InContextModel | None
+    validation: dict
+
+
+def fit_calibration(
+    unit_lists: Sequence[Sequence[Unit]],
+    *,
+    table: Mapping[str, float],
+    empty_ms: float,
+    network_ms: Sequence[float],
+    fit: int,
+    prefix_ms: Sequence[Sequence[float]] = (),
+    held_out: bool,
+) -> CalibrationFit:
+    """Fit the in-context unit model (when ``prefix_ms`` holds the prefix times of the first
+    fitting networks) and the correction on the first ``fit`` networks; validate on the rest
+    when ``held_out``, else on the fitting networks. Pure: calibration measures, this learns,
+    and benchmarks refit dumped measurements with it (benchmarks/latency_in_context.py).
+
+    ``unit_lists``: each network's measurable units; ``table``: unit times net of the empty
+    graph; ``network_ms``: each network's measured time.
+    """
+    unit_model = None
+    if prefix_ms:
+        unit_model = fit_unit_model(unit_lists[: len(prefix_ms)], prefix_ms=prefix_ms,
+                                    network_ms=network_ms[: len(prefix_ms)], table=table, empty_ms=empty_ms)
+    check = slice(fit, None) if held_out else slice(0, fit)
+    names = [f"net{i}" for i in range(len(unit_lists))][check]
+
+    def fitted(units_model: InContextModel | None) -> tuple[Correction, dict]:
+        """The correction fitted on the fitting networks' unit sums under ``units_model``, and its figures."""
+        unit_ms = [network_unit_ms(units, table=table, unit_model=units_model) for units in unit_lists]
+        sums = [sum(times) for times in unit_ms]
+        int8 = [sum(t for u, t in zip(units, times) if u.precision == "int8") for units, times in zip(unit_lists, unit_ms)]
+        switches = [precision_transitions(u.precision for u in units) for units in unit_lists]
+        fitted_correction = fit_correction(sums[:fit], network_ms[:fit], transitions=switches[:fit], int8_sums=int8[:fit])
+        return fitted_correction, validation_figures(
+            measured=list(network_ms[check]),
+            predicted=[fitted_correction.apply(s, transitions=n, int8_ms=i)
+                       for s, n, i in zip(sums[check], switches[check], int8[check])],
+            names=names,
+        )
+
+    correction, validation = fitted(unit_model)
+    if unit_model is not None:  # the same networks predicted without it, side by side
+        _, plain = fitted(None)
+        validation["without_in_context"] = {k: plain[k] for k in ("within_10pct", "mape_pct", "kendall_tau")}
+    return CalibrationFit(correction=correction, unit_model=unit_model, validation=validation)
 
 
 def fit_unit_model(

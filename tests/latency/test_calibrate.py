@@ -122,3 +122,38 @@ def test_validation_figures_and_worst_cases():
     assert figures["within_10pct"] == pytest.approx(2 / 3)
     assert figures["mape_pct"] == pytest.approx(100 * (0.05 + 0.25) / 3)
     assert figures["worst"][0]["name"] == "b" and figures["worst"][0]["error_pct"] == pytest.approx(25.0)
+
+
+def test_fit_calibration_learns_from_given_measurements_alone():
+    """The pure fitting step: known unit, prefix and network times in, the correction and the
+    held-out figures out — no measuring, so a dump can be refitted exactly as calibration fits."""
+    import numpy as np
+    from autoc.latency.blocks import network_units
+    from autoc.latency.calibrate import fit_calibration
+    from autoc.latency.device import sample_networks
+    from autoc.space import load_space
+
+    sampled = sample_networks(load_space("mbv2-cifar"), 60, seed=3)
+    unit_lists = [[u for u in network_units(spec, policy) if u.measurable] for spec, policy in sampled]
+    rng = np.random.default_rng(0)
+    table = {u.key: float(rng.uniform(0.01, 0.1)) for units in unit_lists for u in units}
+    empty = 0.017
+    # units cost 0.9x their table time inside a network, which pays one session call (the empty graph)
+    in_network = [[0.9 * table[u.key] for u in units] for units in unit_lists]
+    network_ms = [empty + sum(times) for times in in_network]
+    prefix_ms = [list(empty + np.cumsum(times)[:-1]) for times in in_network[:16]]
+
+    result = fit_calibration(unit_lists, table=table, empty_ms=empty, network_ms=network_ms, fit=40,
+                             prefix_ms=prefix_ms, held_out=True)
+    validation = result.validation
+    assert validation["n"] == 20 and validation["kendall_tau"] == pytest.approx(1.0)
+    assert validation["mape_pct"] < 1.0
+    assert result.unit_model is not None and result.unit_model.coefficients[0] == pytest.approx(0.9, abs=0.01)
+    assert result.correction.scale == pytest.approx(1.0, abs=0.01)
+    assert set(validation["without_in_context"]) == {"within_10pct", "mape_pct", "kendall_tau"}
+    assert [n["name"] for n in validation["networks"]] == [f"net{i}" for i in range(40, 60)]
+
+    plain = fit_calibration(unit_lists, table=table, empty_ms=empty, network_ms=network_ms, fit=40, held_out=False)
+    assert plain.unit_model is None and "without_in_context" not in plain.validation
+    assert plain.validation["n"] == 40  # in sample: scored on the fitting networks
+    assert plain.correction.scale == pytest.approx(0.9, abs=0.01)  # without the unit model the 0.9 is the scale's
