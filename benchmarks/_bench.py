@@ -48,6 +48,17 @@ def add_common_args(parser) -> None:
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"))
 
 
+def add_latency_dump_args(parser) -> None:
+    """The sampled networks and timing rounds of the latency dump benchmarks (same defaults as calibration's
+    benchmark, benchmarks/latency_accuracy.py: 40 fitting + 100 held-out mbv2-cifar networks of seed 2026)."""
+    parser.add_argument("--space", default="mbv2-cifar")
+    parser.add_argument("--fit", type=int, default=40)
+    parser.add_argument("--held-out", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=60)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=2026)
+
+
 def add_recipe_args(parser, *, default_steps: int) -> None:
     """The reference recipe every compared model is trained by (see autoc.evaluate.recipe)."""
     parser.add_argument("--proper-steps", type=int, default=default_steps, help="SGD steps of batch 32, lr 0.05 cosine")

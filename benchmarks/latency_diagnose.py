@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 import torch
+from _bench import add_latency_dump_args
 
 from autoc.latency.blocks import input_shape, network_units, precision_transitions, unit_batch, unit_work
 from autoc.latency.calibrate import export_network, fit_correction
@@ -182,12 +183,7 @@ def creation_order(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--space", default="mbv2-cifar")
-    parser.add_argument("--fit", type=int, default=40)
-    parser.add_argument("--held-out", type=int, default=100)
-    parser.add_argument("--repeats", type=int, default=60)
-    parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=2026)
+    add_latency_dump_args(parser)
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--raw", action="store_true", help="also store every timed run")
     parser.add_argument("--unit-sessions", type=int, default=1,

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 import torch
+from _bench import add_latency_dump_args
 
 from autoc.latency.blocks import EMPTY, IDENTITY, Unit, input_shape, network_units, unit_batch, unit_work
 from autoc.latency.calibrate import NETWORK_SESSIONS, CalibrationFit, export_network, fit_calibration
@@ -168,12 +169,7 @@ def analyse_sessions(data: dict, unit_lists: list[list[Unit]]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--space", default="mbv2-cifar")
-    parser.add_argument("--fit", type=int, default=40)
-    parser.add_argument("--held-out", type=int, default=100)
-    parser.add_argument("--repeats", type=int, default=60)
-    parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=2026)
+    add_latency_dump_args(parser)
     parser.add_argument("--sessions", type=int, default=NETWORK_SESSIONS,
                         help="sessions per whole network, kept apart in the dump (default: the product's %(default)s)")
     parser.add_argument("--prefixed", type=int, default=None, help="prefix only the first P fitting networks (default: all)")

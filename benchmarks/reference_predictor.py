@@ -47,20 +47,11 @@ def features(candidate: Candidate) -> dict[str, float]:
     """Size per feature-map resolution, depth, kernels, expansions, widths and compression of one candidate."""
     spec, policy = candidate.netspec(), candidate.policy
     convs = list(spec.convs())
-    # each conv's output resolution (ceil division by its stride, as the builder pads)
-    resolution = {spec.stem.name: -(-spec.input_size // spec.stem.stride)}
-    for block in spec.blocks:
-        r = block.resolution
-        for conv in block.convs:
-            r = -(-r // conv.stride)
-            resolution[conv.name] = r
-    if spec.head is not None:
-        resolution[spec.head.name] = spec.head_resolution
     macs_at = {r: 0.0 for r in RESOLUTIONS}
     params, bits4 = 0, 0
-    for conv in convs:
+    for conv, resolution in spec.conv_resolutions():
         weights = conv.cout * (conv.cin // conv.groups) * conv.kernel ** 2
-        macs_at[resolution[conv.name]] += weights * resolution[conv.name] ** 2
+        macs_at[resolution] += weights * resolution ** 2
         params += weights
         layer = policy.get(conv.name)
         bits4 += weights * (layer.quantized and layer.weight_bits <= 4)

@@ -78,6 +78,17 @@ class NetSpec:
         if self.head is not None:
             yield self.head
 
+    def conv_resolutions(self) -> Iterator[tuple[ConvSpec, int]]:
+        """Each conv (order of :meth:`convs`) with the spatial size of its output, where it runs."""
+        yield self.stem, _downsample(self.input_size, self.stem.stride)
+        for block in self.blocks:
+            resolution = block.resolution
+            for conv in block.convs:
+                resolution = _downsample(resolution, conv.stride)
+                yield conv, resolution
+        if self.head is not None:
+            yield self.head, self.head_resolution
+
     def layer_names(self) -> list[str]:
         return [c.name for c in self.convs()]
 

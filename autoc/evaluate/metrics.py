@@ -54,14 +54,7 @@ def weight_storage_bits(weights: int, *, bits: int, sparsity: float) -> int:
 
 def spec_macs(spec: NetSpec) -> int:
     """Multiply-accumulates of the convs and the classifier, counted from the plan (no tracing)."""
-    macs = _conv_macs(spec.stem, -(-spec.input_size // spec.stem.stride))
-    for block in spec.blocks:
-        resolution = block.resolution
-        for conv in block.convs:
-            resolution = -(-resolution // conv.stride)  # each conv runs at its output size
-            macs += _conv_macs(conv, resolution)
-    if spec.head is not None:
-        macs += _conv_macs(spec.head, spec.head_resolution)
+    macs = sum(_conv_macs(conv, resolution) for conv, resolution in spec.conv_resolutions())
     return macs + spec.classifier_in * spec.num_classes
 
 

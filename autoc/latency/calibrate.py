@@ -306,13 +306,13 @@ def fit_calibration(
                                     network_ms=network_ms[: len(prefix_ms)], table=table, empty_ms=empty_ms)
     check = slice(fit, None) if held_out else slice(0, fit)
     names = [f"net{i}" for i in range(len(unit_lists))][check]
+    switches = [precision_transitions(u.precision for u in units) for units in unit_lists]
 
     def fitted(units_model: InContextModel | None) -> tuple[Correction, dict]:
         """The correction fitted on the fitting networks' unit sums under ``units_model``, and its figures."""
         unit_ms = [network_unit_ms(units, table=table, unit_model=units_model) for units in unit_lists]
         sums = [sum(times) for times in unit_ms]
         int8 = [sum(t for u, t in zip(units, times) if u.precision == "int8") for units, times in zip(unit_lists, unit_ms)]
-        switches = [precision_transitions(u.precision for u in units) for units in unit_lists]
         fitted_correction = fit_correction(sums[:fit], network_ms[:fit], transitions=switches[:fit], int8_sums=int8[:fit])
         return fitted_correction, validation_figures(
             measured=list(network_ms[check]),
