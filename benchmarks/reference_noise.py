@@ -11,6 +11,10 @@ true spread = observed variance minus the noise variance, Gaussian seed noise).
 
     python benchmarks/reference_noise.py --data ../shared/data/cifar10-jpeg.zip --max-train 10000 \\
         --max-val 2500 --proper-steps 900 --proper-augment --pick 0 --seeds 3
+
+``--compare-steps N ...`` also sets the spread's cached seed-0 results of this recipe beside
+those of the same recipe at N steps: each length's spread, how MACs rank it, and how the two
+lengths rank the candidates alike (does a longer reference separate architectures more?).
 """
 from __future__ import annotations
 
@@ -45,6 +49,37 @@ def ranking_ceiling(observed: list[float], *, noise: float, draws: int = 2000) -
     return {"perfect": float(np.mean(perfect)), "two_runs": float(np.mean(two_runs))}
 
 
+def compare_lengths(args, spread, data, recipe) -> list[dict]:
+    """Per step count (this recipe's first): the spread's cached seed-0 accuracies, their stdev, MACs tau,
+    and Kendall tau against this recipe's over the candidates both have."""
+    macs = [spec_macs(c.netspec()) for c in spread]
+    by_steps = {}
+    for steps in [recipe.steps, *args.compare_steps]:
+        config = dataclasses.replace(recipe, steps=steps)
+        results = [reference_accuracy(c, data, config=config, cache_dir=reference_cache(args), train_missing=False)
+                   for c in spread]
+        by_steps[steps] = [None if r is None else r.accuracy for r in results]
+    ours, out = by_steps[recipe.steps], []
+    for steps, accuracies in by_steps.items():
+        have = [i for i, a in enumerate(accuracies) if a is not None]
+        both = [i for i in have if ours[i] is not None]
+        row = {"steps": steps, "candidates": len(have)}
+        if len(have) > 2:
+            row.update(mean=statistics.mean(accuracies[i] for i in have),
+                       stdev=statistics.stdev(accuracies[i] for i in have),
+                       macs_tau=kendall_tau([macs[i] for i in have], [accuracies[i] for i in have]))
+        if steps != recipe.steps and len(both) > 2:
+            row["tau_vs_this"] = kendall_tau([ours[i] for i in both], [accuracies[i] for i in both])
+            row["common"] = len(both)
+        out.append(row)
+        print(f"{steps} steps: {len(have)} of the {len(spread)} cached" + (
+            f", mean {row['mean']:.4f}, stdev {100 * row['stdev']:.2f} points, MACs tau {row['macs_tau']:+.3f}"
+            if "mean" in row else "") + (
+            f"; Kendall tau against {recipe.steps} steps over {row['common']} common: {row['tau_vs_this']:+.3f}"
+            if "tau_vs_this" in row else ""), flush=True)
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser)
@@ -52,6 +87,8 @@ def main() -> int:
     parser.add_argument("--candidates", type=int, default=20, help="size of the ranking benchmark's spread")
     parser.add_argument("--pick", type=int, nargs="+", default=[0], help="indices into the spread (0 = fewest MACs)")
     parser.add_argument("--seeds", type=int, default=3, help="recipe seeds 0 .. N-1 per candidate")
+    parser.add_argument("--compare-steps", type=int, nargs="+", default=[],
+                        help="set this recipe's cached spread beside the same recipe at these step counts")
     parser.add_argument("--out", type=Path, default=Path("runs/benchmarks/reference_noise.json"))
     args = parser.parse_args()
     space = load_space(args.space)
@@ -80,7 +117,8 @@ def main() -> int:
         print(f"ranking ceiling over the {len(observed)} references of the spread (observed stdev "
               f"{100 * statistics.pstdev(observed):.2f} points): a perfect estimator vs one reference run "
               f"tau {ceiling['perfect']:.3f}; two reference runs vs each other tau {ceiling['two_runs']:.3f}")
-    write_json(args.out, {"rows": rows, "pooled_stdev": pooled, "ranking_ceiling": ceiling,
+    lengths = compare_lengths(args, spread, data, recipe) if args.compare_steps else None
+    write_json(args.out, {"rows": rows, "pooled_stdev": pooled, "ranking_ceiling": ceiling, "lengths": lengths,
                           "settings": {k: str(v) for k, v in vars(args).items()}})
     return 0
 

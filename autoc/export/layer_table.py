@@ -51,17 +51,16 @@ def layer_rows(candidate: Candidate, latency: LatencyModel) -> list[LayerRow]:
 
 def _units(spec: NetSpec) -> list[tuple[str, list[tuple[ConvSpec | None, int]]]]:
     """(unit name, [(conv or None for the classifier, MACs)]) in network order."""
-    stem_res = _out(spec.input_size, spec.stem.stride)
-    units = [("stem", [(spec.stem, _conv_macs(spec.stem, stem_res))])]
-    for block in spec.blocks:
-        members, res = [], block.resolution
-        for conv in block.convs:
-            res = _out(res, conv.stride)
-            members.append((conv, _conv_macs(conv, res)))
-        if members:
-            units.append((block.name, members))
-    head = [(spec.head, _conv_macs(spec.head, spec.head_resolution))] if spec.head is not None else []
-    units.append((HEAD, head + [(None, spec.classifier_in * spec.num_classes)]))
+    owner = {conv.name: block.name for block in spec.blocks for conv in block.convs}
+    units: list[tuple[str, list[tuple[ConvSpec | None, int]]]] = []
+    for conv, resolution in spec.conv_resolutions():
+        unit = owner.get(conv.name, "stem" if conv is spec.stem else HEAD)
+        if not units or units[-1][0] != unit:
+            units.append((unit, []))
+        units[-1][1].append((conv, _conv_macs(conv, resolution)))
+    if units[-1][0] != HEAD:  # no head conv: the classifier alone
+        units.append((HEAD, []))
+    units[-1][1].append((None, spec.classifier_in * spec.num_classes))
     return units
 
 
@@ -79,10 +78,6 @@ def _row(candidate: Candidate, conv: ConvSpec | None, *, unit: str, macs: int, f
         conv.name, unit, kind, conv.cin, conv.cout, full_out[conv.name], layer.keep_ratio,
         layer.precision, layer.weight_bits, layer.act_bits, macs, ms,
     )
-
-
-def _out(resolution: int, stride: int) -> int:
-    return (resolution + stride - 1) // stride
 
 
 def _conv_macs(conv: ConvSpec, out_resolution: int) -> int:
