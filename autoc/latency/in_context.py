@@ -11,8 +11,8 @@ longest prefix), hundreds of targets per calibration. A linear model of in-conte
 from the unit's isolated time and a few features is fitted on them and applied to every
 unit before the whole-network correction (``Correction``), which is then fitted on the
 in-context sums. Measured on this project's host (benchmarks/latency_in_context.py, two
-dumps of 40 prefixed + 100 held-out networks): held-out Kendall tau 0.887 -> 0.900 and
-0.887 -> 0.903, MAPE 2.50 -> 2.31% and 2.80 -> 2.29%.
+dumps of 40 prefixed + 100 held-out networks): held-out Kendall tau 0.887 -> 0.909 and
+0.887 -> 0.907, MAPE 2.50 -> 2.20% and 2.80 -> 2.20%.
 """
 from __future__ import annotations
 
@@ -42,7 +42,14 @@ FEATURES = (
     "head",
     "stem",
     "residual",
+    # A switch converts the tensor between the units (Q or DQ, a layout transpose or reorder): its cost
+    # grows with that tensor. Measured (benchmarks/latency_in_context.py, six dumps): +25 to +50 µs
+    # per 10^5 elements in every one, held-out MAPE lower in all six (mean 2.47 -> 2.36%).
+    "switch_input_elements_1e5",
 )
+# Profiles written before a feature was added store a prefix of FEATURES: the same model with zero
+# weight on the features they lack.
+_OLDEST_FEATURES = 10
 # Below this many in-context targets per coefficient the model is not fitted (plain correction).
 MIN_UNITS_PER_FEATURE = 10
 
@@ -71,9 +78,13 @@ class InContextModel:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "InContextModel":
-        if list(data.get("features", [])) != list(FEATURES):
+        features = list(data.get("features", []))
+        if not (_OLDEST_FEATURES <= len(features) <= len(FEATURES) and features == list(FEATURES[: len(features)])):
             raise ValueError(f"in_context.features must be {list(FEATURES)}, got {data.get('features')!r}")
-        return cls(coefficients=tuple(float(c) for c in data["coefficients"]))
+        coefficients = [float(c) for c in data["coefficients"]]
+        if len(coefficients) != len(features):
+            raise ValueError(f"in_context has {len(coefficients)} coefficients for {len(features)} features")
+        return cls(coefficients=tuple(coefficients) + (0.0,) * (len(FEATURES) - len(features)))
 
 
 def unit_features(unit: Unit, *, isolated_ms: float, int8: bool, previous_int8: bool | None) -> list[float]:
@@ -82,17 +93,19 @@ def unit_features(unit: Unit, *, isolated_ms: float, int8: bool, previous_int8: 
     for conv in unit.convs:
         out_channels, out_size = conv.cout, -(-out_size // conv.stride)
     residual = unit.block is not None and unit.block.residual
+    switch = previous_int8 is not None and previous_int8 != int8
     return [
         isolated_ms,
         isolated_ms * int8,
         1.0,
         float(int8),
-        float(previous_int8 is not None and previous_int8 != int8),
+        float(switch),
         channels * size * size / 1e5,
         out_channels * out_size * out_size / 1e5,
         float(unit.kind == "head"),
         float(unit.kind == "stem"),
         float(residual),
+        switch * channels * size * size / 1e5,
     ]
 
 

@@ -54,8 +54,9 @@ class Measurement:
     outliers: int = 0
 
 
-def make_session(model: bytes, *, threads: int = 1):
-    """An ORT CPU session: ``threads`` intra-op threads, sequential, all graph optimisations."""
+def make_session(model: bytes, *, threads: int = 1, profile_prefix: str | None = None):
+    """An ORT CPU session: ``threads`` intra-op threads, sequential, all graph optimisations;
+    with ``profile_prefix``, ORT's per-node profiler on (benchmarks/latency_profile.py)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -64,6 +65,9 @@ def make_session(model: bytes, *, threads: int = 1):
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # load-time notices (layout transforms etc.) are noise here
+    if profile_prefix is not None:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile_prefix
     try:
         return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # ORT raises its own exception types for bad graphs

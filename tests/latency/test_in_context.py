@@ -75,7 +75,7 @@ def synthetic_rows(count: int, coefficients: np.ndarray, *, seed: int = 0):
 
 
 def test_fit_recovers_a_known_unit_model_and_needs_enough_units():
-    truth = np.array([0.9, -0.1, 0.002, 0.001, 0.004, -0.01, 0.005, 0.003, 0.001, -0.002])
+    truth = np.array([0.9, -0.1, 0.002, 0.001, 0.004, -0.01, 0.005, 0.003, 0.001, -0.002, 0.03])
     rows = synthetic_rows(400, truth)
     fitted = fit_in_context(rows)
     assert fitted is not None
@@ -126,6 +126,40 @@ def test_the_unit_model_round_trips_and_a_bad_one_is_named(tmp_path):
     assert "in_context" not in json.loads(path.read_text()) and load_profile(path).in_context is None
     with pytest.raises(ValueError, match="finite"):
         InContextModel(coefficients=(float("nan"),) * len(FEATURES))
+
+
+def test_a_switch_costs_more_the_larger_the_tensor_it_converts():
+    units = [u for u in network_units(SPEC, MIXED) if u.measurable]
+    int8_block = next(u for u in units if u.precision == "int8")
+    elements = np.prod(int8_block.input_shape[1:]) / 1e5
+    switched = unit_features(int8_block, isolated_ms=0.1, int8=True, previous_int8=False)
+    same = unit_features(int8_block, isolated_ms=0.1, int8=True, previous_int8=True)
+    first = unit_features(int8_block, isolated_ms=0.1, int8=True, previous_int8=None)
+    at = FEATURES.index("switch_input_elements_1e5")
+    assert switched[at] == pytest.approx(elements) and same[at] == 0.0 and first[at] == 0.0
+    assert switched[FEATURES.index("switch")] == 1.0
+
+
+def test_a_profile_from_before_the_last_feature_loads_and_predicts_as_it_did(tmp_path):
+    old_features = list(FEATURES[:10])  # what profiles stored before switch_input_elements_1e5
+    old = {"features": old_features, "coefficients": [0.9, -0.1] + [0.001] * 8}
+    model = InContextModel.from_dict(old)
+    assert model.coefficients == tuple(old["coefficients"]) + (0.0,) * (len(FEATURES) - 10)
+    profile, _ = table_profile(model)
+    path = tmp_path / "board.json"
+    save_profile(profile, path)
+    data = json.loads(path.read_text())
+    data["in_context"] = old  # as an older autoc wrote it
+    path.write_text(json.dumps(data))
+    loaded = LookupTableLatencyModel(load_profile(path), profile_path=None, measure_missing=False)
+    assert loaded.predict(SPEC, MIXED) == pytest.approx(
+        LookupTableLatencyModel(profile, profile_path=None, measure_missing=False).predict(SPEC, MIXED))
+    for bad in ({"features": old_features[:9], "coefficients": [0.1] * 9},  # older than any autoc wrote
+                {"features": old_features, "coefficients": [0.1] * 11}):  # counts disagree
+        data["in_context"] = bad
+        path.write_text(json.dumps(data))
+        with pytest.raises(DeviceError, match="in_context"):
+            load_profile(path)
 
 
 def test_calibration_learns_the_unit_model_from_prefixes(tmp_path):
