@@ -86,7 +86,8 @@ def main() -> int:
     add_recipe_args(parser, default_steps=60)
     parser.add_argument("--candidates", type=int, default=20, help="size of the ranking benchmark's spread")
     parser.add_argument("--pick", type=int, nargs="+", default=[0], help="indices into the spread (0 = fewest MACs)")
-    parser.add_argument("--seeds", type=int, default=3, help="recipe seeds 0 .. N-1 per candidate")
+    parser.add_argument("--seeds", type=int, default=3,
+                        help="recipe seeds 0 .. N-1 per candidate (1: no noise figure, e.g. with --compare-steps)")
     parser.add_argument("--compare-steps", type=int, nargs="+", default=[],
                         help="set this recipe's cached spread beside the same recipe at these step counts")
     parser.add_argument("--out", type=Path, default=Path("runs/benchmarks/reference_noise.json"))
@@ -104,15 +105,19 @@ def main() -> int:
             accuracies.append(result.accuracy)
             print(f"candidate {i} ({spec_macs(spread[i].netspec()) / 1e6:.1f} MMACs) seed {seed}: "
                   f"{result.accuracy:.4f} ({result.seconds:.0f} s{', cached' if result.cached else ''})", flush=True)
-        rows.append({"candidate": i, "accuracies": accuracies, "stdev": statistics.stdev(accuracies)})
-        print(f"candidate {i}: mean {statistics.mean(accuracies):.4f}, stdev {rows[-1]['stdev']:.4f} over "
-              f"{len(accuracies)} seeds", flush=True)
-    pooled = statistics.mean(r["stdev"] ** 2 for r in rows) ** 0.5
-    print(f"reference seed-to-seed stdev (pooled over {len(rows)} candidate(s)): {100 * pooled:.2f} points")
+        rows.append({"candidate": i, "accuracies": accuracies,
+                     "stdev": statistics.stdev(accuracies) if len(accuracies) > 1 else None})
+        if rows[-1]["stdev"] is not None:
+            print(f"candidate {i}: mean {statistics.mean(accuracies):.4f}, stdev {rows[-1]['stdev']:.4f} over "
+                  f"{len(accuracies)} seeds", flush=True)
+    spreads = [r["stdev"] for r in rows if r["stdev"] is not None]
+    pooled = statistics.mean(s**2 for s in spreads) ** 0.5 if spreads else None
+    if pooled is not None:
+        print(f"reference seed-to-seed stdev (pooled over {len(spreads)} candidate(s)): {100 * pooled:.2f} points")
     seed0 = [reference_accuracy(c, data, config=recipe, cache_dir=reference_cache(args), train_missing=False)
              for c in spread]
     observed = [r.accuracy for r in seed0 if r is not None]
-    ceiling = ranking_ceiling(observed, noise=pooled) if len(observed) > 2 else None
+    ceiling = ranking_ceiling(observed, noise=pooled) if len(observed) > 2 and pooled is not None else None
     if ceiling:
         print(f"ranking ceiling over the {len(observed)} references of the spread (observed stdev "
               f"{100 * statistics.pstdev(observed):.2f} points): a perfect estimator vs one reference run "
