@@ -37,26 +37,31 @@ def _pid(trial) -> int:
 
 
 def test_two_node_cluster_loses_a_node_and_still_finishes(ray_cluster, tiny_space, runs_dir):
-    command = [sys.executable, "-m", "autoc.cli", "search", *TINY_FLAGS, "--finetune-steps", "20",
+    command = [sys.executable, "-m", "autoc.cli", "search", *TINY_FLAGS, "--finetune-steps", "60",
                "--space", str(tiny_space), "--runs-dir", str(runs_dir), "--study", "c", "--trials", "8",
                "--workers", "2", "--ray-address", ray_cluster.address, "--heartbeat-interval", "1", "--grace-period", "3"]
     storage = default_storage_url(runs_dir / "c")
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     driver = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        def both_nodes_completed_and_worker_node_busy():
-            trials = trials_so_far(runs_dir / "c", "c") if driver.poll() is None else None
+        def completed_trial_and_worker_node_busy():
+            if driver.poll() is not None:  # finished before the kill could happen: say why, at once
+                seen = [(t.number, t.state.name, _node(t)) for t in trials_so_far(runs_dir / "c", "c") or []]
+                raise AssertionError(f"search ended (exit {driver.returncode}) before a trial was seen running on "
+                                     f"the worker node; trials (number, state, node): {seen}; "
+                                     f"stderr: {driver.stderr.read()[-2000:]}")
+            trials = trials_so_far(runs_dir / "c", "c")
             if not trials:
                 return None
             done = [t for t in trials if t.state == TrialState.COMPLETE]
             worker_pids = ray_cluster.worker_node_pids()
             busy = any(t.state == TrialState.RUNNING and WORKER_ATTR in t.user_attrs and _pid(t) in worker_pids
                        for t in trials)
-            return done if len({_node(t) for t in done}) == 2 and busy else None
+            return done if done and busy else None
 
         # killed while it runs a trial, so that trial is lost mid-way and must be retried
-        done = wait_for(both_nodes_completed_and_worker_node_busy, timeout_s=300,
-                        what="completed trials from both nodes and a trial running on the worker node")
+        done = wait_for(completed_trial_and_worker_node_busy, timeout_s=300,
+                        what="a completed trial and a trial running on the worker node")
         assert ray_cluster.kill_worker_node() > 0
         try:
             out, err = driver.communicate(timeout=300)
