@@ -79,26 +79,47 @@ def run(args: argparse.Namespace) -> int:
 def _set_energy(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from autoc.errors import DeviceError
     from autoc.latency.device import open_device_model
     from autoc.latency.energy import EnergyCoefficients
     from autoc.latency.profile import save_profile
 
+    values = _energy_values(args.set_energy)
     model = open_device_model(args.device, runs_dir=args.runs_dir, threads=args.threads)
-    updates: dict[str, str] = {"estimate": "false"}  # values the user sets are the device's own
-    for item in args.set_energy:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise DeviceError(f"--set-energy {item!r} is not KEY=VALUE; e.g. --set-energy int8_pj_per_mac=0.8")
-        updates[key.strip()] = value.strip()
-    try:
-        values = {k: (v.lower() in ("1", "true", "yes") if k == "estimate" else float(v)) for k, v in updates.items()}
-    except ValueError as exc:
-        raise DeviceError(f"--set-energy: {exc}; give numbers, e.g. static_mw=900") from None
     energy = EnergyCoefficients.from_dict({**model.profile.energy.to_dict(), **values})
     save_profile(replace(model.profile, energy=energy), model.profile_path)
     print(f"wrote {model.profile_path}: energy {energy.to_dict()}")
     return 0
+
+
+_TRUE, _FALSE = ("1", "true", "yes"), ("0", "false", "no")
+
+
+def _energy_values(items: list[str]) -> dict[str, float | bool]:
+    """--set-energy KEY=VALUE items as coefficients; each error names the command-line value."""
+    from autoc.errors import DeviceError
+    from autoc.latency.energy import EnergyCoefficients
+
+    known = list(EnergyCoefficients.__dataclass_fields__)
+    values: dict[str, float | bool] = {"estimate": False}  # values the user sets are the device's own
+    for item in items:
+        key, sep, text = (part.strip() for part in item.partition("="))
+        if not sep:
+            raise DeviceError(f"--set-energy {item!r} is not KEY=VALUE; e.g. --set-energy int8_pj_per_mac=0.8")
+        if key not in known:
+            raise DeviceError(f"--set-energy {item!r}: unknown coefficient {key!r}; allowed: {', '.join(known)}")
+        if key == "estimate":
+            if text.lower() not in _TRUE + _FALSE:
+                raise DeviceError(f"--set-energy {item!r}: give estimate=true or estimate=false")
+            values[key] = text.lower() in _TRUE
+            continue
+        try:
+            values[key] = float(text)
+            EnergyCoefficients(**{key: values[key]})  # the coefficients' own range check
+        except ValueError:
+            raise DeviceError(f"--set-energy {item!r}: {text!r} is not a number; e.g. static_mw=900") from None
+        except DeviceError as exc:
+            raise DeviceError(f"--set-energy {item!r}: {exc}; give another value on the command line") from None
+    return values
 
 
 def _calibrate_host(args: argparse.Namespace) -> int:
@@ -162,7 +183,7 @@ def _foreign_profile(args: argparse.Namespace):
 
     column = args.column or f"{args.device}_ms"
     networks = fn.read_networks(args.from_networks, space=space, column=column)
-    fit, held_out = fn.split_fit_held_out(networks, fit=args.fit, seed=args.seed)
+    fit, held_out = fn.split_fit_held_out(networks, fit=args.fit, seed=args.seed, source=str(args.from_networks))
     print(f"fitting on {len(fit)} networks, validating on {len(held_out)}", file=sys.stderr)
     profile = fn.networks_profile(
         device=args.device,
@@ -172,5 +193,5 @@ def _foreign_profile(args: argparse.Namespace):
         column=column,
     )
     model = LookupTableLatencyModel(profile, profile_path=None, measure_missing=False)
-    validation = fn.validate_on(model, held_out or fit) | {"in_sample": not held_out, "fit_networks": len(fit)}
+    validation = fn.validate_on(model, held_out) | {"in_sample": False, "fit_networks": len(fit)}
     return replace(profile, validation=validation)

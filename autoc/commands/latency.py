@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     actions = p.add_subparsers(dest="action", required=True)
     v = actions.add_parser("validate", help="share within +-10%%, MAPE, Kendall tau and worst cases on held-out networks")
-    v.add_argument("--measure", type=int, default=0, help="host only: also measure this many fresh networks now")
+    v.add_argument("--measure", type=int, default=None, help="host only: also measure this many fresh networks now")
     v.add_argument("--space", default=None, help="space of the fresh networks (default: the profile's, else mbv2-cifar)")
     _common(v)
     v.set_defaults(handler=run_validate)
@@ -31,16 +31,49 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="host", help="host or a calibrated profile name")
-    p.add_argument("--threads", type=int, default=1, help="host profile thread count (default 1)")
+    p.add_argument("--threads", type=int, default=None, help="host only: the profile's thread count (default 1)")
     p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="profiles live in RUNS_DIR/devices")
 
 
-def run_validate(args: argparse.Namespace) -> int:
+def _threads(args: argparse.Namespace) -> int:
+    """--threads picks one of the host's profiles (host-tN.json); any other device has one profile."""
     from autoc.errors import DeviceError
+
+    if args.threads is None:
+        return 1
+    if args.threads < 1:
+        raise DeviceError(f"--threads {args.threads} must be >= 1 (ONNX Runtime threads of the host profile)")
+    if args.device != "host":
+        raise DeviceError(
+            f"--threads picks a host profile (host-tN.json); device {args.device!r} has a single "
+            "profile with its own thread count: drop --threads"
+        )
+    return args.threads
+
+
+def _check_measure(args: argparse.Namespace):
+    """The space of the fresh networks (None without --measure), checked before anything runs."""
+    from autoc.errors import DeviceError
+    from autoc.space import load_space
+
+    if args.measure is None:
+        if args.space is not None:
+            raise DeviceError("--space chooses the fresh networks of --measure; add --measure N or drop --space")
+        return None
+    if args.measure < 1:
+        raise DeviceError(f"--measure {args.measure} must be >= 1 (networks to measure now); e.g. --measure 20")
+    if args.device != "host":
+        raise DeviceError(f"--measure runs networks on this machine; {args.device!r} is another device: drop --measure")
+    return load_space(args.space) if args.space is not None else None
+
+
+def run_validate(args: argparse.Namespace) -> int:
     from autoc.latency.device import open_device_model
     from autoc.latency.validate import format_figures
 
-    model = open_device_model(args.device, runs_dir=args.runs_dir, threads=args.threads)
+    threads = _threads(args)
+    space = _check_measure(args)
+    model = open_device_model(args.device, runs_dir=args.runs_dir, threads=threads)
     profile = model.profile
     ident = profile.identity
     print(f"device {profile.device} ({profile.source}): {ident.cpu_model}; {ident.runtime} {ident.runtime_version}, "
@@ -53,24 +86,22 @@ def run_validate(args: argparse.Namespace) -> int:
     else:
         print(f"no held-out figures recorded: {figures.get('note', 'calibrate with held-out networks')}")
     if args.measure:
-        if profile.device != "host":
-            raise DeviceError(f"--measure runs networks on this machine; {profile.device!r} is another device")
-        print(format_figures(_measure_fresh(args, model), title="measured now"))
+        print(format_figures(_measure_fresh(args, model, space=space, threads=threads), title="measured now"))
     return 0
 
 
-def _measure_fresh(args: argparse.Namespace, model) -> dict:
+def _measure_fresh(args: argparse.Namespace, model, *, space, threads: int) -> dict:
     from autoc.latency.calibrate import measure_networks
     from autoc.latency.device import sample_networks
     from autoc.latency.model import open_host_model
     from autoc.latency.validate import validation_figures
     from autoc.space import load_space
 
-    space = load_space(args.space or model.profile.space.get("name") or "mbv2-cifar")
+    space = space or load_space(model.profile.space.get("name") or "mbv2-cifar")
     networks = sample_networks(space, args.measure, seed=VALIDATE_SEED)
-    host = open_host_model(model.profile_path, threads=args.threads)  # measures units it lacks
+    host = open_host_model(model.profile_path, threads=threads)  # measures units it lacks
     predicted = [host.predict(spec, policy) for spec, policy in networks]
-    measured = measure_networks(networks, threads=args.threads)
+    measured = measure_networks(networks, threads=threads)
     return validation_figures(measured=measured, predicted=predicted)
 
 
@@ -79,16 +110,17 @@ def run_predict(args: argparse.Namespace) -> int:
     from autoc.latency.device import open_device_model, profile_path
     from autoc.latency.model import open_host_model
 
-    policy_file = load_policy(args.policy, check_space=False)
+    threads = _threads(args)
+    policy_file = load_policy(args.policy)  # a policy of a space not installed (or changed) is refused
     spec, policy = policy_file.netspec(), policy_file.candidate.policy
-    if args.device == "host" and not profile_path("host", runs_dir=args.runs_dir, threads=args.threads).is_file():
-        print("autoc: no host profile yet; measuring the units (run 'autoc calibrate --device host' for the "
-              "whole-network correction)", file=sys.stderr)
-        model = open_host_model(profile_path("host", runs_dir=args.runs_dir, threads=args.threads), threads=args.threads)
-    elif args.device == "host":
-        model = open_host_model(profile_path("host", runs_dir=args.runs_dir, threads=args.threads), threads=args.threads)
+    if args.device == "host":
+        path = profile_path("host", runs_dir=args.runs_dir, threads=threads)
+        if not path.is_file():
+            print("autoc: no host profile yet; measuring the units (run 'autoc calibrate --device host' for the "
+                  "whole-network correction)", file=sys.stderr)
+        model = open_host_model(path, threads=threads)
     else:
-        model = open_device_model(args.device, runs_dir=args.runs_dir, threads=args.threads)
+        model = open_device_model(args.device, runs_dir=args.runs_dir, threads=threads)
     ms = model.predict(spec, policy)
     energy = model.predict_energy_mj(spec, policy)
     estimate = " (estimate: default coefficients)" if model.profile.energy.estimate else ""

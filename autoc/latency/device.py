@@ -50,6 +50,8 @@ def check_device_name(device: str) -> str:
 
 def open_device_model(device: str, *, runs_dir: Path, threads: int = 1) -> LookupTableLatencyModel:
     """The model of an existing profile (``host`` included) that never measures; DeviceError if none."""
+    if device != HOST:
+        check_device_name(device)
     path = profile_path(device, runs_dir=runs_dir, threads=threads)
     if not path.is_file():
         raise DeviceError(
@@ -58,6 +60,12 @@ def open_device_model(device: str, *, runs_dir: Path, threads: int = 1) -> Looku
             + (f" (host: 'autoc calibrate --device host --threads {threads}')" if device == HOST else "")
         )
     profile = load_profile(path)
+    if profile.device != device:
+        # a copied or renamed file would silently stand for another device
+        raise DeviceError(
+            f"device profile {path} is named for device {device!r} but its field device says {profile.device!r}; "
+            f"rename the file to {profile.device}.json if it is that device's, or recalibrate {device!r}"
+        )
     return LookupTableLatencyModel(profile, profile_path=path, measure_missing=False, threads=profile.identity.threads)
 
 
@@ -65,7 +73,6 @@ def open_latency_model(
     device: str, *, runs_dir: Path, space: SearchSpace, progress: bool, threads: int = 1
 ) -> LatencyModel:
     if device != HOST:
-        check_device_name(device)
         return open_device_model(device, runs_dir=runs_dir, threads=threads)
     model = open_host_model(profile_path(device, runs_dir=runs_dir, threads=threads), threads=threads)
     if not model.profile.validation:

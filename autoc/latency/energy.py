@@ -18,6 +18,7 @@ coefficients in its profile (``energy`` object) to make the figures mean joules 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
@@ -44,8 +45,9 @@ class EnergyCoefficients:
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
-            if name != "estimate" and not value >= 0:
-                raise DeviceError(f"energy coefficient {name} = {value!r} must be >= 0; fix it in the device profile")
+            # the caller says where the value came from (a profile field, --set-energy)
+            if name != "estimate" and not 0 <= value < math.inf:
+                raise DeviceError(f"energy coefficient {name} = {value!r} must be >= 0 and finite")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

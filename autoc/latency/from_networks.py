@@ -35,12 +35,13 @@ from scipy.optimize import nnls
 from autoc.candidate import Candidate
 from autoc.errors import AutocError, DeviceError
 from autoc.latency.blocks import Unit, network_units, unit_work
-from autoc.latency.csv_input import CsvRow, CsvTable, read_csv
+from autoc.latency.csv_input import CsvTable, read_csv
 from autoc.latency.model import LookupTableLatencyModel
 from autoc.latency.profile import Correction, DeviceProfile, UnitPrior, data_identity
 from autoc.latency.validate import validation_figures
 from autoc.space import SearchSpace, candidate_from_params, parameter_plan
 
+MIN_FIT = 4  # networks the additive fit needs at the least
 LAYER_COLUMN = re.compile(r"layer(\d+)$")
 RIDGE_GRID = tuple(10.0**e for e in np.arange(-4, 3.01, 0.5))
 _DEFAULTS = {"precision": "fp32", "keep": 1.0}
@@ -62,9 +63,9 @@ def read_networks(path: str | Path, *, space: SearchSpace, column: str) -> list[
     for row in table.rows:
         params = {name: row.values[col] for name, col in to_params.items()}
         try:
-            candidate = candidate_from_params(space, _typed(space, params, table, row))
+            candidate = candidate_from_params(space, _typed(space, params))
             candidate.netspec()
-        except AutocError as exc:
+        except AutocError as exc:  # one "file line N:" prefix, added here
             raise table.error(row, f"architecture outside space {space.name!r}: {exc}") from None
         name = row.values.get("index") or f"line{row.line}"
         networks.append(MeasuredNetwork(name, candidate, table.milliseconds(row, column)))
@@ -103,7 +104,7 @@ def _column_mapping(table: CsvTable, space: SearchSpace) -> dict[str, str]:
     return mapping
 
 
-def _typed(space: SearchSpace, params: Mapping[str, str], table: CsvTable, row: CsvRow) -> dict[str, object]:
+def _typed(space: SearchSpace, params: Mapping[str, str]) -> dict[str, object]:
     """CSV strings to the plan's choice types; unlisted compression parameters at their defaults."""
     values: dict[str, object] = {}
     for p in parameter_plan(space):
@@ -112,13 +113,13 @@ def _typed(space: SearchSpace, params: Mapping[str, str], table: CsvTable, row: 
         if p.name not in params:
             default = _DEFAULTS.get(p.kind, p.choices[0])
             if default not in p.choices:
-                raise table.error(row, f"no column for {p.name} and its default {default!r} is not a choice")
+                raise DeviceError(f"no column for {p.name} and its default {default!r} is not a choice")
             values[p.name] = default
             continue
         text = params[p.name]
         matches = [c for c in p.choices if str(c) == text or (not isinstance(c, str) and _number(text) == c)]
         if not matches:
-            raise table.error(row, f"{p.name} = {text!r} is not one of {list(p.choices)}")
+            raise DeviceError(f"{p.name} = {text!r} is not one of {list(p.choices)}")
         values[p.name] = matches[0]
     return values
 
@@ -140,8 +141,8 @@ class AdditiveFit:
 
 def fit_additive(networks: Sequence[MeasuredNetwork]) -> AdditiveFit:
     """Per-unit-key costs from whole-network times (see the module docstring)."""
-    if len(networks) < 4:
-        raise DeviceError(f"fitting from whole networks needs at least 4 measured networks, got {len(networks)}")
+    if len(networks) < MIN_FIT:
+        raise DeviceError(f"fitting from whole networks needs at least {MIN_FIT} measured networks, got {len(networks)}")
     unit_lists = [_units(n.candidate) for n in networks]
     keys = sorted({u.key for units in unit_lists for u in units})
     index = {k: i for i, k in enumerate(keys)}
@@ -216,12 +217,23 @@ def validate_on(model: LookupTableLatencyModel, networks: Sequence[MeasuredNetwo
 
 
 def split_fit_held_out(
-    networks: Sequence[MeasuredNetwork], *, fit: int | None, seed: int = 0
+    networks: Sequence[MeasuredNetwork], *, fit: int | None, seed: int = 0, source: str = "the CSV"
 ) -> tuple[list[MeasuredNetwork], list[MeasuredNetwork]]:
-    """A seeded random ``fit`` networks to fit (default 80 %), the rest held out."""
+    """A seeded random ``fit`` networks to fit (default 80 %), the rest held out: at least one,
+    so that the figures a profile records are never in-sample ones labelled held-out."""
     count = len(networks)
-    fit = max(1, int(0.8 * count)) if fit is None else fit
-    if not 4 <= fit <= count:
-        raise DeviceError(f"--fit {fit} must be between 4 and the {count} networks in the CSV")
+    if count < MIN_FIT + 1:
+        raise DeviceError(
+            f"{source} has {count} network(s); fitting needs at least {MIN_FIT} plus 1 held out "
+            f"({MIN_FIT + 1} rows): add measured networks to it"
+        )
+    fit = max(MIN_FIT, int(0.8 * count)) if fit is None else fit
+    if fit < MIN_FIT:
+        raise DeviceError(f"--fit {fit} is too few: fitting needs at least {MIN_FIT} networks; give --fit {MIN_FIT} or more")
+    if fit >= count:
+        raise DeviceError(
+            f"--fit {fit} leaves none of the {count} networks in {source} held out to check the fit; "
+            f"give --fit at most {count - 1}"
+        )
     order = np.random.default_rng(seed).permutation(count)
     return [networks[i] for i in order[:fit]], [networks[i] for i in order[fit:]]

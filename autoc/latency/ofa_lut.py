@@ -49,7 +49,7 @@ def read_ofa_lut(path: str | Path) -> tuple[dict[str, float], int]:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DeviceError(f"no OFA lookup table at {path}; check the path") from None
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise DeviceError(f"cannot read OFA lookup table {path} ({exc}); give an OFA *_lookup_table.yaml") from None
     if not isinstance(data, dict) or not data:
         raise DeviceError(f"{path} is not an OFA lookup table (a mapping of block keys to {{mean, std, count}})")

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -45,6 +46,8 @@ from autoc.latency.measure import Measurement
 from autoc.latency.profile import DeviceIdentity, DeviceProfile
 from autoc.latency.validate import validation_figures
 from autoc.space import SearchSpace, sample_candidate
+
+log = logging.getLogger("autoc.latency")
 
 PACK_SCHEMA = "autoc.pack/1"
 MANIFEST = "manifest.json"
@@ -131,7 +134,7 @@ def load_manifest(pack_dir: Path) -> dict[str, Any]:
         raise DeviceError(
             f"no {MANIFEST} in {pack_dir}; give --pack the directory 'autoc calibrate --export-pack' wrote"
         ) from None
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: invalid JSON or not UTF-8 text
         raise DeviceError(f"cannot read {path} ({exc}); export the pack again") from None
     if not isinstance(manifest, dict) or manifest.get("schema") != PACK_SCHEMA:
         raise DeviceError(f"{path} is not an autoc calibration pack manifest ({PACK_SCHEMA}); export the pack again")
@@ -171,7 +174,27 @@ def import_results(
         )
     units = [n for n, kind in kinds.items() if kind in ("unit", "empty")]
     blocks = unit_times(units, [Measurement(*[figures[n]] * 4, repeats=1) for n in units])
+    _check_units_above_empty(blocks, figures, results=results)
     return _profile_from(manifest, blocks, figures, device=device, meta=table.meta, source=results)
+
+
+def _check_units_above_empty(blocks: dict[str, float], figures: dict[str, float], *, results: Path) -> None:
+    """A unit's table time is what it costs beyond the empty model's session call; when no unit
+    costs anything, every network would be predicted at 0 ms: refuse, and warn when most are 0."""
+    free = [key for key, ms in blocks.items() if ms == 0.0]
+    empty_ms, largest = figures[EMPTY], max((figures[key] for key in blocks), default=0.0)
+    if blocks and len(free) == len(blocks):
+        raise DeviceError(
+            f"{results}: the {EMPTY!r} row ({empty_ms} ms) is at least every unit's time (largest {largest} ms), "
+            "so every unit would cost 0 ms and the profile would predict 0 ms for any network; "
+            "measure again with run_pack.py on an idle device and import the new RESULTS.csv"
+        )
+    if 2 * len(free) > len(blocks):
+        log.warning(
+            "%s: %d of %d units are no slower than the %r row (%s ms) and cost 0 ms in the profile, so its "
+            "predictions are unreliable; measure again with run_pack.py on an idle device",
+            results, len(free), len(blocks), EMPTY, empty_ms,
+        )
 
 
 def _profile_from(

@@ -63,20 +63,6 @@ class DeviceIdentity:
         data["precisions"] = list(self.precisions)
         return data
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "DeviceIdentity":
-        return cls(
-            cpu_model=str(data["cpu_model"]),
-            logical_cores=int(data["logical_cores"]),
-            threads=int(data["threads"]),
-            runtime=str(data["runtime"]),
-            runtime_version=str(data["runtime_version"]),
-            python=str(data["python"]),
-            torch=str(data["torch"]),
-            precisions=tuple(str(p) for p in data["precisions"]),
-            created=str(data["created"]),
-        )
-
 
 @dataclass(frozen=True)
 class Correction:
@@ -257,10 +243,32 @@ def save_profile(profile: DeviceProfile, path: str | os.PathLike[str]) -> None:
 def load_profile(path: str | os.PathLike[str]) -> DeviceProfile:
     path = Path(path)
     fix = "delete it to recalibrate (autoc calibrate) or point to another profile"
+    data = _read_json_object(path, fix=fix)
+    schema = data.get("schema")
+    if schema != SCHEMA:
+        raise StaleSchemaError(
+            f"device profile {path} has schema {schema!r}, this autoc reads {SCHEMA!r}; "
+            f"re-run 'autoc calibrate' (or delete the file) to make a current one"
+        )
+    try:
+        return _profile_from(data)
+    except KeyError as exc:
+        raise DeviceError(f"device profile {path} lacks the field {exc.args[0]!r}; {fix}") from None
+    except (_FieldError, DeviceError) as exc:
+        # _FieldError names the field; a DeviceError from a value check (energy >= 0) names the value.
+        raise DeviceError(
+            f"device profile {path}: {exc}; correct the field in the file, or delete the file to recalibrate "
+            "(autoc calibrate)"
+        ) from None
+
+
+def _read_json_object(path: Path, *, fix: str) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise DeviceError(f"no device profile at {path}; run 'autoc calibrate' to create one") from None
+    except UnicodeDecodeError:
+        raise DeviceError(f"device profile {path} is not a valid profile JSON (not UTF-8 text); {fix}") from None
     except OSError as exc:
         raise DeviceError(f"cannot read device profile {path} ({exc.strerror}); check its permissions") from None
     try:
@@ -269,49 +277,131 @@ def load_profile(path: str | os.PathLike[str]) -> DeviceProfile:
         raise DeviceError(f"device profile {path} is not valid JSON ({exc.msg}, line {exc.lineno}); {fix}") from None
     if not isinstance(data, dict):
         raise DeviceError(f"device profile {path} is not a JSON object; {fix}")
-    schema = data.get("schema")
-    if schema != SCHEMA:
-        raise StaleSchemaError(
-            f"device profile {path} has schema {schema!r}, this autoc reads {SCHEMA!r}; "
-            f"re-run 'autoc calibrate' (or delete the file) to make a current one"
-        )
-    try:
-        blocks = {str(k): _milliseconds(v, f"blocks[{k!r}]") for k, v in data["blocks"].items()}
-        validation = data["validation"]
-        if not isinstance(validation, dict):
-            raise TypeError("validation must be an object")
-        prior = data["prior"]
-        return DeviceProfile(
-            device=str(data["device"]),
-            identity=DeviceIdentity.from_dict(data["identity"]),
-            blocks=blocks,
-            correction=_correction(data["correction"]),
-            validation=validation,
-            source=str(data["source"]),
-            space={str(k): str(v) for k, v in data["space"].items()},
-            prior=UnitPrior(**{k: float(v) for k, v in prior.items()}) if prior is not None else None,
-            energy=EnergyCoefficients.from_dict(data["energy"]),
-            in_context=InContextModel.from_dict(data["in_context"]) if data.get("in_context") is not None else None,
-        )
-    except KeyError as exc:
-        raise DeviceError(f"device profile {path} lacks the field {exc.args[0]!r}; {fix}") from None
-    except DeviceError as exc:
-        raise DeviceError(f"device profile {path}: {exc}") from None
-    except (TypeError, ValueError, AttributeError) as exc:
-        raise DeviceError(f"device profile {path} has a malformed field ({exc}); {fix}") from None
+    return data
 
 
-def _correction(data: Mapping[str, Any]) -> Correction:
-    """The correction's coefficients; a field this autoc does not know is an error, not silently dropped."""
-    known = {f.name for f in dataclass_fields(Correction)}
-    unknown = sorted(set(data) - known)
+class _FieldError(ValueError):
+    """A profile field of the wrong JSON type or value; the message starts with ``field NAME``."""
+
+
+def _json_type(value: Any) -> str:
+    """How JSON names the type of a parsed value, for messages: "a string", "an object", ..."""
+    if isinstance(value, bool):
+        return "true/false"
+    for kind, name in ((str, "a string"), ((int, float), "a number"), (list, "an array"), (dict, "an object")):
+        if isinstance(value, kind):
+            return name
+    return "null" if value is None else type(value).__name__
+
+
+_NUMBER = (int, float)
+
+
+def _expect(value: Any, kinds: type | tuple[type, ...], name: str, expected: str) -> Any:
+    """``value`` when it is of ``kinds``, else a _FieldError naming the field and both types."""
+    kinds = kinds if isinstance(kinds, tuple) else (kinds,)
+    # JSON true/false parse to bool, which Python counts as an int: not a number here
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        raise _FieldError(f"field {name} must be {expected}, got {_json_type(value)}")
+    return value
+
+
+def _required(data: Mapping[str, Any], key: str, parent: str) -> Any:
+    if key not in data:
+        raise KeyError(f"{parent}.{key}")
+    return data[key]
+
+
+def _profile_from(data: Mapping[str, Any]) -> DeviceProfile:
+    blocks = _expect(data["blocks"], dict, "blocks", "an object of block key -> milliseconds")
+    space = _expect(data["space"], dict, "space", "an object of name -> string")
+    prior, in_context = data["prior"], data.get("in_context")
+    return DeviceProfile(
+        device=_expect(data["device"], str, "device", "a string (the device name)"),
+        identity=_identity(_expect(data["identity"], dict, "identity", "an object")),
+        blocks={k: _milliseconds(v, f"blocks[{k!r}]") for k, v in blocks.items()},
+        correction=_correction(data["correction"]),
+        validation=_validation(data["validation"]),
+        source=_expect(data["source"], str, "source", "a string"),
+        space={k: _expect(v, str, f"space.{k}", "a string") for k, v in space.items()},
+        prior=None if prior is None else UnitPrior(**_numbers(prior, "prior", _field_names(UnitPrior), all_required=True)),
+        energy=_energy(data["energy"]),
+        in_context=None if in_context is None else _in_context(in_context),
+    )
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclass_fields(cls))
+
+
+def _identity(data: Mapping[str, Any]) -> DeviceIdentity:
+    values: dict[str, Any] = {}
+    for key in _field_names(DeviceIdentity):
+        name, value = f"identity.{key}", _required(data, key, "identity")
+        if key in ("logical_cores", "threads"):
+            values[key] = _expect(value, int, name, "a whole number")
+        elif key == "precisions":
+            items = _expect(value, list, name, "an array of strings")
+            values[key] = tuple(_expect(p, str, f"{name}[{i}]", "a string") for i, p in enumerate(items))
+        else:
+            values[key] = _expect(value, str, name, "a string")
+    return DeviceIdentity(**values)
+
+
+def _numbers(data: Any, name: str, known: tuple[str, ...], *, all_required: bool = False) -> dict[str, float]:
+    """An object of numbers keyed by ``known`` names; a key this autoc does not know is an
+    error, not silently dropped."""
+    obj = _expect(data, dict, name, "an object of numbers")
+    unknown = sorted(set(obj) - set(known))
     if unknown:
-        raise ValueError(f"correction has unknown field(s) {unknown} (known: {sorted(known)})")
-    return Correction(**{k: float(v) for k, v in data.items()})
+        raise _FieldError(f"field {name} has unknown field(s) {unknown} (known: {sorted(known)})")
+    for key in known if all_required else ():
+        _required(obj, key, name)
+    return {k: float(_expect(v, _NUMBER, f"{name}.{k}", "a number")) for k, v in obj.items()}
+
+
+def _correction(data: Any) -> Correction:
+    obj = _expect(data, dict, "correction", "an object of numbers")
+    # int8_scale null is the same as absent: one scale for every unit
+    return Correction(**_numbers({k: v for k, v in obj.items() if v is not None}, "correction", _field_names(Correction)))
+
+
+def _energy(data: Any) -> EnergyCoefficients:
+    obj = dict(_expect(data, dict, "energy", "an object of numbers"))
+    estimate = _expect(obj.pop("estimate", True), bool, "energy.estimate", "true or false")
+    known = tuple(k for k in _field_names(EnergyCoefficients) if k != "estimate")
+    return EnergyCoefficients(**_numbers(obj, "energy", known), estimate=estimate)
+
+
+def _in_context(data: Any) -> InContextModel:
+    obj = _expect(data, dict, "in_context", "an object")
+    name = "in_context.coefficients"
+    coefficients = _expect(_required(obj, "coefficients", "in_context"), list, name, "an array of numbers")
+    for i, c in enumerate(coefficients):
+        _expect(c, _NUMBER, f"{name}[{i}]", "a number")
+    try:
+        return InContextModel.from_dict(obj)
+    except ValueError as exc:  # its messages start with the field's name
+        raise _FieldError(f"field {exc}") from None
+
+
+def _validation(data: Any) -> dict[str, Any]:
+    """The recorded figures; those the commands print must have their types (the rest is a record)."""
+    figures = _expect(data, dict, "validation", "an object")
+    if "n" in figures:
+        _expect(figures["n"], int, "validation.n", "a whole number")
+    for key in ("within_10pct", "mape_pct", "kendall_tau"):
+        if figures.get(key) is not None or (key != "kendall_tau" and figures.get("n")):
+            _expect(figures.get(key), _NUMBER, f"validation.{key}", "a number")
+    for i, row in enumerate(_expect(figures.get("worst", []), list, "validation.worst", "an array")):
+        _expect(row, dict, f"validation.worst[{i}]", "an object")
+        for key in ("measured_ms", "predicted_ms", "error_pct"):
+            _expect(row.get(key), _NUMBER, f"validation.worst[{i}].{key}", "a number")
+    return figures
 
 
 def _milliseconds(value: Any, name: str) -> float:
-    ms = float(value)
+    ms = float(_expect(value, _NUMBER, name, "a time in milliseconds (a number)"))
     if not ms >= 0 or ms == float("inf"):
-        raise ValueError(f"{name} = {value!r} is not a finite time >= 0 ms")
+        raise _FieldError(f"field {name} = {value!r} is not a finite time >= 0 ms")
     return ms
