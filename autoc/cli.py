@@ -4,13 +4,22 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import NoReturn
 
 from autoc.commands import register_all
 from autoc.errors import AutocError
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """A usage error is one line naming the command and where its options are listed, not the
+    whole usage block. Subcommand parsers inherit it (add_subparsers uses the parent's class)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="autoc", description=__doc__)
+    parser = OneLineErrorParser(prog="autoc", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     register_all(sub)
     return parser

@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from autoc.evaluate.datasets import load_dataset
+    from autoc.evaluate.datasets import OptionNames, load_dataset
     from autoc.evaluate.estimate import eval_subset
     from autoc.evaluate.train import accuracy
     from autoc.space import load_space
@@ -55,7 +55,8 @@ def run_train(args: argparse.Namespace) -> int:
     config = replace(SupernetConfig(seed=args.seed), **overrides)
     space = load_space(args.space)
     data = load_dataset(args.dataset, data_dir=args.data_dir, input_size=space.input_size, seed=args.seed,
-                        max_train=args.max_train, max_val=args.max_val, download=args.download)
+                        max_train=args.max_train, max_val=args.max_val, download=args.download,
+                        option_names=OptionNames(data_dir="--data-dir DIR", download="--download"))
     run = open_supernet(space, data, cache_dir=args.runs_dir / "cache", config=config,
                         progress=not args.no_progress, retrain=args.retrain)
     how = f"trained in {run.train_seconds:.0f} s" if run.trained_now else "loaded from the cache"

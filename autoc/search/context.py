@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from autoc.evaluate.datasets import DatasetSplit, load_dataset
+from autoc.evaluate.datasets import SEARCH_OPTION_NAMES, DatasetSplit, load_dataset
 from autoc.evaluate.teacher import load_or_train_teacher, teacher_cache_path
 from autoc.evaluate.train import TrainConfig, accuracy, predict_logits
 from autoc.latency.device import open_latency_model
@@ -35,6 +35,7 @@ def load_inputs(options: SearchOptions) -> SearchInputs:
         seed=options.seed,
         max_train=options.max_train,
         max_val=options.max_val,
+        option_names=SEARCH_OPTION_NAMES,
     )
     return SearchInputs(space=space, data=data)
 

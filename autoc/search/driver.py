@@ -5,9 +5,11 @@ import shutil
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
+from typing import Iterator
 
 import optuna
 from optuna.trial import TrialState
@@ -22,7 +24,7 @@ from autoc.search.options import FINALIST_FIELDS, SUPERNET_RECIPE_FIELDS, Search
 from autoc.search.progress import SearchProgress
 from autoc.search.results import TrialRecord, accuracy_text, best_record, completed_records, pareto_front
 from autoc.search.samplers import SAMPLERS, make_sampler
-from autoc.search.storage import Heartbeat, default_storage_url, open_storage, open_study
+from autoc.search.storage import Heartbeat, default_storage_url, holds_a_study, open_storage, open_study, sqlite_file
 from autoc.search.worker import WorkerSpec, run_worker, worker_threads
 from autoc.space import SearchSpace
 
@@ -63,9 +65,7 @@ def run_search(options: SearchOptions) -> SearchResult:
         data_dir=str(Path(options.data_dir).resolve()) if options.data_dir else None,
     )
     run_dir = options.runs_dir / study_name
-    _check_writable(run_dir)  # weights and the chosen policy go here whatever the storage
     storage_url = options.storage or default_storage_url(run_dir)
-    storage = open_storage(storage_url)
     identity = {
         "space": f"{space.name}:{space.fingerprint()}",
         "dataset": data.fingerprint,
@@ -77,11 +77,15 @@ def run_search(options: SearchOptions) -> SearchResult:
         identity["supernet_recipe"] = str(supernet_config(options))  # studies from before it lack it: not checked
     if options.budget_mj is not None:
         identity["budget_mj"] = repr(float(options.budget_mj))
+    # Every check that can refuse the input comes before the run directory and the storage exist.
     latency = open_latency_model(options.device, runs_dir=options.runs_dir, space=space, progress=options.progress)
     _check_budgets_feasible(space, latency, options, num_classes=data.num_classes)
-    study = open_study(
-        storage=storage, name=study_name, identity=identity, sampler=make_sampler(options), directions=DIRECTIONS
-    )
+    with _removed_on_failure(run_dir=run_dir, storage_url=storage_url):
+        _check_writable(run_dir)  # weights and the chosen policy go here whatever the storage
+        study = open_study(
+            storage=open_storage(storage_url), name=study_name, identity=identity, sampler=make_sampler(options),
+            directions=DIRECTIONS,
+        )
     _record_options(study, options, replace_stored=False)
     ctx = build_objective_context(options, inputs=inputs, progress=options.progress)  # creates the caches
 
@@ -184,6 +188,23 @@ def _check_options(options: SearchOptions) -> None:
         from autoc.search.ray_workers import check_reachable
 
         check_reachable(options.ray_address)
+
+
+@contextmanager
+def _removed_on_failure(*, run_dir: Path, storage_url: str) -> Iterator[None]:
+    """Until the study exists, a failure removes the run directory and SQLite file this run created,
+    never ones that were there before (nor a file another search has meanwhile put a study in)."""
+    database = sqlite_file(storage_url)
+    new_dir = not run_dir.exists()
+    new_database = database is not None and not database.exists()
+    try:
+        yield
+    except BaseException:
+        if new_database and not holds_a_study(database):
+            database.unlink(missing_ok=True)
+        if new_dir and run_dir.is_dir() and not any(run_dir.iterdir()):
+            run_dir.rmdir()
+        raise
 
 
 def _check_writable(run_dir: Path) -> None:

@@ -1,14 +1,17 @@
 """Optuna storage: the single source of truth of a study, and the identity check for resuming."""
 from __future__ import annotations
 
+import sqlite3
 import time
 import warnings
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from sqlalchemy.engine import make_url
 
 from autoc.errors import StorageError, first_line
 
@@ -47,14 +50,19 @@ _SCHEMA_RACE = ("UNIQUE constraint failed", "already exists")
 SCHEMA_RACE_RETRIES = 3
 
 
-def open_storage(url: str, *, heartbeat: Heartbeat | None = None) -> RDBStorage:
+def open_storage(url: str, *, heartbeat: Heartbeat | None = None, create: bool = True) -> RDBStorage:
     """Open an RDB storage; SQLite gets a lock timeout so several local workers can share it.
-    With ``heartbeat``, trials run under ``study.optimize`` send heartbeats and stale ones are retried."""
+    With ``heartbeat``, trials run under ``study.optimize`` send heartbeats and stale ones are retried.
+    ``create=False`` (show, report, export, resume) refuses an SQLite file that does not hold an Optuna
+    storage yet, instead of creating one (Optuna writes its schema into whatever file it opens)."""
     if "://" not in url:
         raise StorageError(
             f"storage URL {url!r} is malformed; use e.g. sqlite:///runs/mystudy/study.db or "
             "postgresql://user:password@host:5432/dbname"
         )
+    database = sqlite_file(url)
+    if database is not None:
+        _check_sqlite_file(database, create=create)
     url = _with_installed_driver(url)
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
@@ -71,10 +79,84 @@ def open_storage(url: str, *, heartbeat: Heartbeat | None = None) -> RDBStorage:
                 time.sleep(0.2 * (attempt + 1))  # another process is creating the tables: use them
                 continue
             break
-    raise StorageError(
-        f"cannot open storage {url!r}: {reason}; check the URL, that the server is running "
-        "and reachable, and that the driver is installed"
-    )
+    raise StorageError(_open_failure(url, database=database, reason=reason, chain=chain))
+
+
+def _open_failure(url: str, *, database: Path | None, reason: str, chain: str) -> str:
+    """The fix depends on the back end: a file's path and permissions, or a server and its driver."""
+    if database is None:
+        return (f"cannot open storage {url!r}: {reason}; check the URL, that the server is running "
+                "and reachable, and that the driver is installed")
+    if any(mark in chain for mark in _NOT_A_DATABASE):
+        return _not_sqlite(database)
+    return f"cannot open SQLite storage {database}: {reason}; check the path and its permissions, or pass another --storage"
+
+
+# What SQLite says of a file that is not a database, or one whose pages are damaged.
+_NOT_A_DATABASE = ("file is not a database", "database disk image is malformed")
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file an SQLite URL names; None for other back ends, in-memory databases and
+    ``file:`` URIs (left to SQLite), and for URLs SQLAlchemy cannot parse (RDBStorage reports them)."""
+    try:
+        parsed = make_url(url)
+    except Exception:  # sqlalchemy.exc.ArgumentError and ValueError, depending on the malformation
+        return None
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def _check_sqlite_file(path: Path, *, create: bool) -> None:
+    """Refuse, before SQLite or Optuna writes anything, a file that is not a study storage."""
+    if path.is_dir():
+        raise StorageError(f"SQLite storage {path} is a directory; give a database file, e.g. {path / 'study.db'}")
+    exists = path.is_file() and path.stat().st_size > 0  # SQLite takes an empty file for a new database
+    if not exists:
+        if not create:
+            raise StorageError(f"no study storage at {path}; run autoc search first or pass the right --storage")
+        if not path.parent.is_dir():
+            raise StorageError(f"cannot create SQLite storage {path}: directory {path.parent} does not exist; "
+                               "create it or pass another --storage")
+        return
+    with open(path, "rb") as file:
+        if file.read(len(_SQLITE_HEADER)) != _SQLITE_HEADER:
+            raise StorageError(_not_sqlite(path))
+    if not create and not _holds_optuna_tables(path):
+        raise StorageError(f"{path} is an SQLite database but not an Optuna study storage (no studies table); "
+                           "pass the --storage of a search, or its run directory")
+
+
+def _holds_optuna_tables(path: Path) -> bool:
+    """Whether ``path`` has Optuna's tables; a file SQLite cannot read is refused here."""
+    try:
+        return bool(_read_only(path, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'studies'"))
+    except sqlite3.DatabaseError as exc:
+        if any(mark in str(exc) for mark in _NOT_A_DATABASE):
+            raise StorageError(_not_sqlite(path)) from None
+        raise StorageError(f"cannot read SQLite storage {path}: {exc}; check its permissions, or pass another --storage") from None
+
+
+def holds_a_study(path: Path) -> bool:
+    """Whether the SQLite file ``path`` holds a study; False too when it cannot be read as a storage."""
+    try:
+        return bool(_read_only(path, "SELECT 1 FROM studies LIMIT 1"))
+    except sqlite3.Error:
+        return False
+
+
+def _read_only(path: Path, sql: str) -> list:
+    """Rows of ``sql`` on the SQLite file ``path`` opened read-only: nothing written, no journal created."""
+    with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as connection:
+        return connection.execute(sql).fetchall()
+
+
+def _not_sqlite(path: Path) -> str:
+    return (f"{path} is not an SQLite database (or is damaged); nothing was written to it: restore it from a "
+            "backup, or choose another --storage or --study")
 
 
 def _with_installed_driver(url: str) -> str:

@@ -71,7 +71,7 @@ def open_stored_run(target: str | Path, *, storage: str | None = None, study: st
                 "or --storage URL with the study name"
             )
         storage = default_storage_url(run_dir)
-    rdb = open_storage(storage)
+    rdb = open_storage(storage, create=False)  # a read-only command must not create a storage
     names = [s.study_name for s in rdb.get_all_studies()]
     if name not in names:
         raise StorageError(f"storage {storage} has no study {name!r}; it has {sorted(names) or 'none'}")

@@ -57,7 +57,7 @@ def _corrupt(run_dir):
     "setup, extra, message",
     [
         (lambda d: None, [], "holds no study.db"),
-        (_corrupt, [], "cannot open storage"),
+        (_corrupt, [], "is not an SQLite database"),
         ("copy", ["--study", "nope"], "has no study 'nope'"),
     ],
     ids=["no-study-db", "corrupt-study-db", "unknown-study"],

@@ -91,3 +91,74 @@ def test_two_searches_started_on_one_study_at_once_share_it(tiny_space, runs_dir
     trials = load(default_storage_url(runs_dir / "both"), "both").trials
     assert [t.state for t in trials].count(TrialState.COMPLETE) == 4  # the target counted across both
     assert all(t.state == TrialState.COMPLETE or t.user_attrs.get(SURPLUS_ATTR) for t in trials)
+
+
+def _refused(capsys, argv: list[str]) -> str:
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    return err
+
+
+def _broken_profile(runs_dir) -> str:
+    (runs_dir / "devices" / "broken.json").write_text("{not json")
+    return "broken"
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--budget-ms", "0.001"], "no candidate of space 'tiny' can meet 0.001 ms"),
+        (["--device", "nosuch"], "unknown device 'nosuch'"),
+        (["--device", _broken_profile], "broken.json is not valid JSON"),
+    ],
+    ids=["impossible-budget", "unknown-device", "corrupt-device-profile"],
+)
+def test_a_refused_search_leaves_no_run_directory_or_storage(tiny_space, runs_dir, capsys, extra, message):
+    extra = [value(runs_dir) if callable(value) else value for value in extra]
+    err = _refused(capsys, ["search", *TINY_FLAGS, "--space", str(tiny_space), "--runs-dir", str(runs_dir),
+                            "--study", "f", *extra])
+    assert message in err
+    assert not (runs_dir / "f").exists()
+
+
+@pytest.mark.parametrize("extra", [["--budget-ms", "0.001"], ["--device", "nosuch"]], ids=["budget", "device"])
+def test_a_refused_search_on_an_existing_study_leaves_its_storage_as_it_was(tiny_space, runs_dir, capsys, extra):
+    import optuna
+
+    run_dir = runs_dir / "kept"
+    run_dir.mkdir()
+    optuna.create_study(study_name="kept", storage=default_storage_url(run_dir)).set_user_attr("note", "mine")
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir()}
+    _refused(capsys, ["search", *TINY_FLAGS, "--space", str(tiny_space), "--runs-dir", str(runs_dir),
+                      "--study", "kept", *extra])
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir()} == before
+
+
+def test_a_corrupt_study_db_is_named_and_never_overwritten(tiny_space, runs_dir, capsys):
+    run_dir = runs_dir / "broken"
+    run_dir.mkdir()
+    corrupt = os.urandom(8192)
+    (run_dir / "study.db").write_bytes(corrupt)
+    err = _refused(capsys, ["search", *TINY_FLAGS, "--space", str(tiny_space), "--runs-dir", str(runs_dir),
+                            "--study", "broken", "--trials", "1"])
+    assert f"{run_dir / 'study.db'} is not an SQLite database" in err and "--storage or --study" in err
+    assert "server" not in err
+    assert (run_dir / "study.db").read_bytes() == corrupt and [p.name for p in run_dir.iterdir()] == ["study.db"]
+
+
+def test_a_storage_in_a_missing_directory_leaves_no_run_directory(tiny_space, runs_dir, tmp_path, capsys):
+    database = tmp_path / "nowhere" / "study.db"
+    err = _refused(capsys, ["search", *TINY_FLAGS, "--space", str(tiny_space), "--runs-dir", str(runs_dir),
+                            "--study", "m", "--storage", f"sqlite:///{database}"])
+    assert f"directory {database.parent} does not exist" in err
+    assert not (runs_dir / "m").exists() and not database.parent.exists()
+
+
+@pytest.mark.parametrize("dataset", ["cifar10", "imagefolder"])
+def test_a_dataset_without_data_dir_names_the_command_line_option(tiny_space, runs_dir, capsys, dataset):
+    err = _refused(capsys, ["search", *TINY_FLAGS, "--space", str(tiny_space), "--runs-dir", str(runs_dir),
+                            "--study", "d", "--dataset", dataset])
+    assert f"{dataset} needs a data path (--data-dir DIR)" in err
+    assert "download" not in err  # `autoc search` has no such option
+    assert not (runs_dir / "d").exists()

@@ -71,7 +71,7 @@ def test_cli_bad_input_exits_2(tmp_path, capsys):
     assert main(["supernet", "train", "--dataset", "cifar10", "--data-dir", str(tmp_path / "absent"),
                  "--runs-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert "does not exist" in err and "download=True" in err
+    assert "does not exist" in err and "--download to fetch it" in err and "download=True" not in err
     assert not (tmp_path / "cache").exists()
 
 
