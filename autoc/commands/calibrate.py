@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.threads < 1:
         raise DeviceError(f"--threads {args.threads} must be >= 1")
+    _check_option_scope(args)
     if args.set_energy:
         return _set_energy(args)
     host = args.device == HOST
@@ -74,6 +75,39 @@ def run(args: argparse.Namespace) -> int:
     if profile.validation.get("n"):
         print(format_figures(dict(profile.validation), title=args.device))
     return 0
+
+
+# Which mode each option acts in: given elsewhere it would be silently ignored.
+_OPTION_MODES = {
+    "networks": ("--networks", ("host", "export_pack")),
+    "held_out": ("--held-out", ("host", "export_pack")),
+    "repeats": ("--repeats", ("host",)),
+    "pack": ("--pack", ("import_csv",)),
+    "column": ("--column", ("from_networks",)),
+    "fit": ("--fit", ("from_networks",)),
+}
+_MODE_TEXT = {"host": "--device host", "export_pack": "--export-pack", "import_csv": "--import",
+              "from_networks": "--from-networks"}
+# Below these the fit is underdetermined or the outlier rule (quartiles) meaningless.
+_MINIMUM = {"networks": 4, "held_out": 0, "repeats": 5}
+
+
+def _check_option_scope(args: argparse.Namespace) -> None:
+    """Refuse an option the chosen mode would ignore, and counts out of range, before anything runs."""
+    from autoc.errors import DeviceError
+    from autoc.latency.profile import HOST
+
+    modes = [m for m in ("export_pack", "import_csv", "from_networks", "ofa_lut", "set_energy") if getattr(args, m)]
+    mode = modes[0] if modes else ("host" if args.device == HOST else None)
+    for dest, (flag, allowed) in _OPTION_MODES.items():
+        value = getattr(args, dest)
+        if value is None:
+            continue
+        if mode not in allowed:
+            where = " or ".join(_MODE_TEXT[m] for m in allowed)
+            raise DeviceError(f"{flag} acts only with {where}; drop it from this command")
+        if dest in _MINIMUM and value < _MINIMUM[dest]:
+            raise DeviceError(f"{flag} {value} must be >= {_MINIMUM[dest]}")
 
 
 def _set_energy(args: argparse.Namespace) -> int:

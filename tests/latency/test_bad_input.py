@@ -244,3 +244,29 @@ def test_import_where_most_units_are_free_warns(runs, pack, caplog):
     with caplog.at_level(logging.WARNING, logger="autoc.latency"):
         assert main(["calibrate", "--device", "raspi", "--import", str(pack / "RESULTS.csv"), "--runs-dir", str(runs)]) == 0
     assert "units are no slower than the 'empty' row" in caplog.text and "unreliable" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["--device", "host", "--networks", "3"], "--networks 3 must be >= 4"),
+        (["--device", "host", "--held-out", "-1"], "--held-out -1 must be >= 0"),
+        (["--device", "host", "--repeats", "2"], "--repeats 2 must be >= 5"),
+        (["--device", "pi", "--export-pack", "PACK", "--networks", "0"], "--networks 0 must be >= 4"),
+        (["--device", "pi", "--export-pack", "PACK", "--repeats", "20"], "--repeats acts only with --device host;"),
+        (["--device", "pi", "--from-networks", "x.csv", "--networks", "10"],
+         "--networks acts only with --device host or --export-pack"),
+        (["--device", "host", "--fit", "10"], "--fit acts only with --from-networks"),
+        (["--device", "host", "--column", "pixel3_ms"], "--column acts only with --from-networks"),
+        (["--device", "pi", "--from-networks", "x.csv", "--pack", "somewhere"], "--pack acts only with --import"),
+        (["--device", "pixel3", "--set-energy", "static_mw=1", "--held-out", "4"], "--held-out acts only with"),
+    ],
+    ids=["host-networks", "host-held-out", "host-repeats", "pack-networks", "pack-repeats", "networks-csv-networks",
+         "host-fit", "host-column", "networks-csv-pack", "set-energy-held-out"],
+)
+def test_calibrate_options_out_of_range_or_without_effect_are_refused(runs, tmp_path, capsys, argv, match):
+    # refused before anything is measured, read or written (x.csv does not even exist)
+    argv = [str(tmp_path / "pack") if a == "PACK" else a for a in argv]
+    err = refused(["calibrate", *argv], runs, capsys)
+    assert match in err, err
+    assert not (tmp_path / "pack").exists()
