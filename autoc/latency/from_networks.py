@@ -14,9 +14,11 @@ CSV format (``.csv`` or ``.csv.gz``; ``#`` lines are comments)::
 * the time column (``--column``, default ``<device>_ms``): end-to-end latency in ms, > 0.
 * other columns (``index``, other devices' times) are ignored.
 
-Model: every network is the sum of its units (``autoc.latency.blocks``) plus an intercept.
-First a prior is fitted, cost(unit) = a * MMACs + b * M activation elements + c, with
-a, b, c, intercept >= 0 by non-negative least squares on the relative error; then each unit
+Model: every network is the sum of its units (``autoc.latency.blocks``) plus an intercept,
+plus a cost per fp32 <-> int8 switch where the networks mix precisions. First a prior is
+fitted, cost(unit) = a * MMACs + b * M activation elements + c, with a separate a for int8
+units where there are some, all coefficients >= 0 by non-negative least squares on the
+relative error (where int8 units were measured, the profile declares int8 kernels); then each unit
 key seen in the fitting networks gets its own cost, prior x (1 + u), by ridge regression
 on u (shrinking towards the prior), the ridge strength chosen by leave-one-out error over
 the fitting networks. Unit keys never seen cost their prior. Identical shapes at several
@@ -34,7 +36,7 @@ from scipy.optimize import nnls
 
 from autoc.candidate import Candidate
 from autoc.errors import AutocError, DeviceError
-from autoc.latency.blocks import Unit, network_units, unit_work
+from autoc.latency.blocks import Unit, network_units, precision_transitions, unit_work
 from autoc.latency.csv_input import CsvTable, read_csv
 from autoc.latency.model import LookupTableLatencyModel
 from autoc.latency.profile import Correction, DeviceProfile, UnitPrior, data_identity
@@ -137,10 +139,15 @@ class AdditiveFit:
     prior: UnitPrior
     intercept_ms: float
     ridge: float
+    ms_per_transition: float = 0.0
+    precisions: tuple[str, ...] = ("fp32",)  # those the fitting networks ran
 
 
-def fit_additive(networks: Sequence[MeasuredNetwork]) -> AdditiveFit:
-    """Per-unit-key costs from whole-network times (see the module docstring)."""
+def fit_additive(networks: Sequence[MeasuredNetwork], *, precision_terms: bool = True) -> AdditiveFit:
+    """Per-unit-key costs from whole-network times (see the module docstring).
+
+    ``precision_terms=False`` leaves out the int8 MAC cost and the switch cost (and declares
+    fp32 kernels only), as fits did before them: for comparisons."""
     if len(networks) < MIN_FIT:
         raise DeviceError(f"fitting from whole networks needs at least {MIN_FIT} measured networks, got {len(networks)}")
     unit_lists = [_units(n.candidate) for n in networks]
@@ -152,21 +159,44 @@ def fit_additive(networks: Sequence[MeasuredNetwork]) -> AdditiveFit:
         for u in units:
             counts[i, index[u.key]] += 1
     y = np.array([n.latency_ms for n in networks])
+    int8_keys = np.array([_is_int8(k, unit_lists) for k in keys])
+    mixed = precision_terms and bool(int8_keys.any())
+    switches = np.array([precision_transitions(u.precision for u in units) for units in unit_lists], dtype=float)
+    switches *= mixed
 
-    features = np.array([[work[k][0] / 1e6, work[k][1] / 1e6, 1.0] for k in keys])  # per key: MMACs, Melem, 1
-    design = np.hstack([counts @ features, np.ones((len(y), 1))]) / y[:, None]
+    # per key: fp32 MMACs, int8 MMACs (where int8 was measured), M elements, 1
+    mmacs = np.array([work[k][0] / 1e6 for k in keys])
+    columns = [np.where(int8_keys, 0.0, mmacs), *([np.where(int8_keys, mmacs, 0.0)] if mixed else []),
+               np.array([work[k][1] / 1e6 for k in keys]), np.ones(len(keys))]
+    features = np.column_stack(columns)
+    network_columns = [np.ones((len(y), 1)), *([switches[:, None]] if switches.any() else [])]
+    design = np.hstack([counts @ features, *network_columns]) / y[:, None]
     coef, _ = nnls(design, np.ones_like(y))
-    prior = UnitPrior(ms_per_mmac=float(coef[0]), ms_per_melement=float(coef[1]), ms_per_unit=float(coef[2]))
-    intercept = float(coef[3])
-    prior_ms = np.maximum(features @ coef[:3], 1e-6)
+    per_key = features.shape[1]
+    key_coef, intercept = coef[:per_key], float(coef[per_key])
+    ms_per_transition = float(coef[per_key + 1]) if switches.any() else 0.0
+    fp32_mmac = float(key_coef[0])
+    int8_mmac = float(key_coef[1]) if mixed else fp32_mmac
+    prior = UnitPrior(
+        ms_per_mmac=fp32_mmac if fp32_mmac > 0 else int8_mmac,
+        ms_per_melement=float(key_coef[-2]),
+        ms_per_unit=float(key_coef[-1]),
+        int8_mmac_scale=int8_mmac / fp32_mmac if fp32_mmac > 0 else 1.0,
+    )
+    prior_ms = np.maximum(features @ key_coef, 1e-6)
 
-    base = counts @ prior_ms + intercept
+    base = counts @ prior_ms + intercept + ms_per_transition * switches
     a = counts * prior_ms[None, :] / y[:, None]
     b = (y - base) / y
     ridge = _best_ridge(a, b)
     u = np.linalg.solve(a.T @ a + ridge * np.eye(len(keys)), a.T @ b)
     costs = np.maximum(prior_ms * (1 + u), 0.0)
-    return AdditiveFit(dict(zip(keys, map(float, costs))), prior, intercept, ridge)
+    return AdditiveFit(dict(zip(keys, map(float, costs))), prior, intercept, ridge, ms_per_transition,
+                       ("fp32", "int8") if mixed else ("fp32",))
+
+
+def _is_int8(key: str, unit_lists: Sequence[Sequence[Unit]]) -> bool:
+    return next(u.precision == "int8" for units in unit_lists for u in units if u.key == key)
 
 
 def _best_ridge(a: np.ndarray, b: np.ndarray) -> float:
@@ -196,12 +226,14 @@ def networks_profile(
     column: str,
     created: str | None = None,
 ) -> DeviceProfile:
-    identity = data_identity(f"whole-network times from {Path(source_file).name}, column {column}", created=created)
+    identity = data_identity(
+        f"whole-network times from {Path(source_file).name}, column {column}", created=created, precisions=fit.precisions
+    )
     return DeviceProfile(
         device=device,
         identity=identity,
         blocks=fit.blocks,
-        correction=Correction(scale=1.0, intercept_ms=fit.intercept_ms),
+        correction=Correction(scale=1.0, intercept_ms=fit.intercept_ms, ms_per_transition=fit.ms_per_transition),
         source="networks",
         space={"name": space.name, "fingerprint": space.fingerprint()},
         prior=fit.prior,

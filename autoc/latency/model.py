@@ -152,7 +152,8 @@ class LookupTableLatencyModel:
             )
             return self._unit_ms(twin, table)
         macs, elements = unit_work(unit)
-        return self._profile.prior.ms(macs=macs, elements=elements)  # _table_for checked there is a prior
+        int8 = unit.precision == "int8"  # fp32_twin above returned None: the device has int8 kernels
+        return self._profile.prior.ms(macs=macs, elements=elements, int8=int8)  # _table_for checked there is a prior
 
     def _warn_once(self, topic: str, message: str) -> None:
         if topic not in self._warned:

@@ -11,8 +11,9 @@ a parallel reader never sees half a file. Fields::
     correction                {scale, intercept_ms, ms_per_transition, int8_scale}: whole network =
                               scale x unit sum + intercept + ms_per_transition x fp32<->int8 switches
                               (absent: 0), int8 units scaled by int8_scale instead (absent: by scale)
-    prior                     optional {ms_per_mmac, ms_per_melement, ms_per_unit}: cost of units
-                              the table lacks (profiles fitted from whole networks only)
+    prior                     optional {ms_per_mmac, ms_per_melement, ms_per_unit[, int8_mmac_scale]}:
+                              cost of units the table lacks (profiles fitted from whole networks only);
+                              an int8 MAC costs int8_mmac_scale x an fp32 one (absent: 1)
     energy                    energy coefficients (``autoc.latency.energy``), user-settable
     validation                held-out figures (share within 10 %, MAPE, Kendall tau, worst cases)
 """
@@ -112,9 +113,11 @@ class UnitPrior:
     ms_per_mmac: float
     ms_per_melement: float
     ms_per_unit: float
+    int8_mmac_scale: float = 1.0  # an int8 MAC's cost relative to an fp32 one (fitted where int8 was measured)
 
-    def ms(self, *, macs: float, elements: float) -> float:
-        return self.ms_per_mmac * macs / 1e6 + self.ms_per_melement * elements / 1e6 + self.ms_per_unit
+    def ms(self, *, macs: float, elements: float, int8: bool = False) -> float:
+        per_mmac = self.ms_per_mmac * (self.int8_mmac_scale if int8 else 1.0)
+        return per_mmac * macs / 1e6 + self.ms_per_melement * elements / 1e6 + self.ms_per_unit
 
 
 @dataclass(frozen=True)
@@ -185,8 +188,11 @@ def host_identity(threads: int) -> DeviceIdentity:
     )
 
 
-def data_identity(description: str, *, created: str | None = None) -> DeviceIdentity:
-    """Identity of a profile built from published data (no runtime known): fp32 kernels only."""
+def data_identity(
+    description: str, *, created: str | None = None, precisions: tuple[str, ...] = ("fp32",)
+) -> DeviceIdentity:
+    """Identity of a profile built from published data (no runtime known): fp32 kernels only,
+    unless the data measured others (``precisions``)."""
     return DeviceIdentity(
         cpu_model=f"unknown ({description})",
         logical_cores=0,
@@ -195,7 +201,7 @@ def data_identity(description: str, *, created: str | None = None) -> DeviceIden
         runtime_version="",
         python="",
         torch="",
-        precisions=("fp32",),
+        precisions=precisions,
         created=created or datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
 
@@ -324,7 +330,7 @@ def _profile_from(data: Mapping[str, Any]) -> DeviceProfile:
         validation=_validation(data["validation"]),
         source=_expect(data["source"], str, "source", "a string"),
         space={k: _expect(v, str, f"space.{k}", "a string") for k, v in space.items()},
-        prior=None if prior is None else UnitPrior(**_numbers(prior, "prior", _field_names(UnitPrior), all_required=True)),
+        prior=None if prior is None else UnitPrior(**_numbers(prior, "prior", _field_names(UnitPrior), required=_PRIOR_REQUIRED)),
         energy=_energy(data["energy"]),
         in_context=None if in_context is None else _in_context(in_context),
     )
@@ -348,14 +354,18 @@ def _identity(data: Mapping[str, Any]) -> DeviceIdentity:
     return DeviceIdentity(**values)
 
 
-def _numbers(data: Any, name: str, known: tuple[str, ...], *, all_required: bool = False) -> dict[str, float]:
+# int8_mmac_scale came later: profiles written before it load with 1 (no int8 data).
+_PRIOR_REQUIRED = ("ms_per_mmac", "ms_per_melement", "ms_per_unit")
+
+
+def _numbers(data: Any, name: str, known: tuple[str, ...], *, required: tuple[str, ...] = ()) -> dict[str, float]:
     """An object of numbers keyed by ``known`` names; a key this autoc does not know is an
     error, not silently dropped."""
     obj = _expect(data, dict, name, "an object of numbers")
     unknown = sorted(set(obj) - set(known))
     if unknown:
         raise _FieldError(f"field {name} has unknown field(s) {unknown} (known: {sorted(known)})")
-    for key in known if all_required else ():
+    for key in required:
         _required(obj, key, name)
     return {k: float(_expect(v, _NUMBER, f"{name}.{k}", "a number")) for k, v in obj.items()}
 

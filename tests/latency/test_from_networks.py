@@ -86,3 +86,73 @@ def test_fit_needs_enough_networks(fbnet_head, fbnet_space):
     networks = fn.read_networks(fbnet_head, space=fbnet_space, column="pixel3_ms")
     with pytest.raises(DeviceError, match="--fit 500 leaves none of the 160 networks in the CSV held out"):
         fn.split_fit_held_out(networks, fit=500)
+
+
+def _synthetic_mixed_csv(path, space, count, *, switch_ms, int8_factor):
+    """Random mixed-precision networks of ``space`` timed by a known additive device: int8 MACs
+    cost ``int8_factor`` x fp32 ones, each fp32<->int8 switch ``switch_ms``."""
+    import csv
+
+    import optuna
+
+    from autoc.latency.blocks import network_units, precision_transitions, unit_work
+    from autoc.space import sample_candidate
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=11))
+    rows, names = [], None
+    for i in range(count):
+        trial = study.ask()
+        candidate = sample_candidate(space, trial)
+        units = [u for u in network_units(candidate.netspec(), candidate.policy) if u.measurable]
+        ms = 0.05 + switch_ms * precision_transitions(u.precision for u in units)
+        for unit in units:
+            macs, elements = unit_work(unit)
+            ms += 0.004 * macs / 1e6 * (int8_factor if unit.precision == "int8" else 1) + 0.02 * elements / 1e6 + 0.003
+        names = names or sorted(trial.params)
+        rows.append([f"net{i}", *(trial.params[n] for n in names), f"{ms:.6f}"])
+    with open(path, "w", newline="") as file:
+        csv.writer(file).writerows([["index", *names, "dev_ms"], *rows])
+    return path
+
+
+def test_mixed_precision_networks_fit_an_int8_cost_and_a_switch_cost(tmp_path):
+    space = load_space("mbv2-cifar")
+    path = _synthetic_mixed_csv(tmp_path / "mixed.csv", space, 160, switch_ms=0.03, int8_factor=0.35)
+    networks = fn.read_networks(path, space=space, column="dev_ms")
+    assert any(u.precision == "int8" for u in fn._units(networks[0].candidate) + fn._units(networks[1].candidate))
+    fit_set, held_out = fn.split_fit_held_out(networks, fit=100, seed=0)
+    figures = {}
+    for terms in (True, False):
+        additive = fn.fit_additive(fit_set, precision_terms=terms)
+        profile = fn.networks_profile(device="dev", fit=additive, space=space, source_file=str(path), column="dev_ms")
+        model = LookupTableLatencyModel(profile, profile_path=None, measure_missing=False)
+        figures[terms] = fn.validate_on(model, held_out)
+        if terms:
+            assert profile.identity.precisions == ("fp32", "int8")  # the data ran int8 kernels
+            assert additive.ms_per_transition == pytest.approx(0.03, rel=0.35)
+            assert additive.prior.int8_mmac_scale == pytest.approx(0.35, rel=0.35)
+            save_profile(profile, tmp_path / "dev.json")
+            assert load_profile(tmp_path / "dev.json") == profile
+        else:
+            assert profile.identity.precisions == ("fp32",) and additive.ms_per_transition == 0
+    assert figures[True]["mape_pct"] < 1.5 and figures[True]["kendall_tau"] > 0.95, figures[True]["worst"]
+    assert figures[True]["mape_pct"] < figures[False]["mape_pct"] / 2
+
+
+def test_fp32_networks_get_no_precision_terms(fbnet_head, fbnet_space):
+    fit_set, _ = fn.split_fit_held_out(fn.read_networks(fbnet_head, space=fbnet_space, column="pixel3_ms"), fit=100)
+    additive = fn.fit_additive(fit_set)
+    assert additive.precisions == ("fp32",) and additive.ms_per_transition == 0
+    assert additive.prior.int8_mmac_scale == 1.0
+    assert fn.fit_additive(fit_set, precision_terms=False) == additive  # the same fit as before the terms
+
+
+def test_a_profile_prior_without_the_int8_scale_loads_with_one(fbnet_head, fbnet_space, tmp_path):
+    import json
+
+    profile, _ = fitted(fn.read_networks(fbnet_head, space=fbnet_space, column="pixel3_ms"), fbnet_space)
+    path = save_profile(profile, tmp_path / "old.json") or tmp_path / "old.json"
+    data = json.loads(path.read_text())
+    del data["prior"]["int8_mmac_scale"]
+    path.write_text(json.dumps(data))
+    assert load_profile(path).prior.int8_mmac_scale == 1.0
