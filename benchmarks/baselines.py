@@ -56,11 +56,13 @@ def baseline_family(space: SearchSpace, *, num_classes: int) -> list[tuple[str, 
 
 
 def train_baselines(space, data, latency, *, recipe: TrainConfig, cache_dir: Path | None,
-                    selection: DatasetSplit | None = None, log=print) -> list[dict]:
+                    selection: DatasetSplit | None = None, log=print, shard: tuple[int, int] = (0, 1)) -> list[dict]:
     """Each baseline's held-out accuracy, and its accuracy on ``selection`` when given (the split
-    a comparison chooses the best baseline on, as the search chooses its finalist)."""
+    a comparison chooses the best baseline on, as the search chooses its finalist). ``shard``
+    (K, N): only every N-th baseline from the K-th (processes sharing the cache)."""
     rows = []
-    for name, candidate in baseline_family(space, num_classes=data.num_classes):
+    family = baseline_family(space, num_classes=data.num_classes)
+    for name, candidate in family[shard[0]::shard[1]]:
         spec = candidate.netspec()
         trained = reference_accuracy(candidate, data, config=recipe, cache_dir=cache_dir, selection=selection)
         rows.append({"name": name, "accuracy": trained.accuracy, "latency_ms": latency.predict(spec, candidate.policy),
@@ -92,13 +94,20 @@ def main() -> int:
     parser.add_argument("--selection", type=int, default=None,
                         help="also score every baseline on this many training-pool images kept out of training "
                              "(search_quality.py --selection chooses the best baseline on them)")
+    parser.add_argument("--shard", default="0/1",
+                        help="K/N: train only every N-th baseline from the K-th (run N processes, then once "
+                             "without --shard to write baselines.json from the cache)")
     args = parser.parse_args()
+    shard = tuple(int(part) for part in args.shard.split("/"))
     space = load_space(args.space)
     data = load_data(args, space)
     latency = open_latency_model(args.device, runs_dir=args.runs_dir, space=space, progress=True)
     recipe = reference_recipe(args)
     selection = data.selection_as_val() if args.selection else None
-    rows = train_baselines(space, data, latency, recipe=recipe, cache_dir=reference_cache(args), selection=selection)
+    rows = train_baselines(space, data, latency, recipe=recipe, cache_dir=reference_cache(args), selection=selection,
+                           shard=shard)
+    if shard[1] > 1:
+        return 0  # a part of the family: baselines.json is written by the run over all of it
     print(write_baselines(args.runs_dir / args.study / "baselines.json", rows, recipe=recipe))
     return 0
 

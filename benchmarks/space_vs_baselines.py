@@ -1,0 +1,84 @@
+"""Does the search space beat the MobileNetV2 family at equal latency, whatever the estimator?
+
+The ranking candidates (``ranking_fidelity.py``'s spread of random `mbv2-cifar` candidates:
+architecture, per-layer keep ratios and precisions) and the MobileNetV2 baselines
+(``baselines.py``), all trained by the same reference recipe and read from the reference
+cache (nothing is trained here), with their predicted latency on one device profile. At
+the three budgets of ``search_quality.py`` (the predicted latencies of MobileNetV2-0.5/0.75/
+1.0 fp32) it prints the best baseline within the budget, the best random candidate within
+it, and how many of the random candidates beat that baseline: what a search with a perfect
+estimator would gain from these few samples of the space. The candidates' accuracies are
+held-out figures of one seed each; the best of many is an optimistic pick, as the best
+baseline is.
+
+    python benchmarks/space_vs_baselines.py --data ../shared/data/cifar10-jpeg.zip --max-train 10000 \\
+        --max-val 2500 --proper-steps 1800 --proper-augment
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _bench import add_common_args, add_recipe_args, load_data, reference_cache, reference_recipe, spread_by_macs  # noqa: E402
+from baselines import baseline_family  # noqa: E402
+
+from autoc.evaluate.recipe import reference_accuracy  # noqa: E402
+from autoc.latency.device import open_latency_model  # noqa: E402
+from autoc.space import load_space  # noqa: E402
+
+BUDGET_BASELINES = ("MobileNetV2-0.5 fp32", "MobileNetV2-0.75 fp32", "MobileNetV2-1 fp32")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_common_args(parser)
+    add_recipe_args(parser, default_steps=900)
+    parser.add_argument("--candidates", type=int, default=20)
+    parser.add_argument("--device", default="host")
+    args = parser.parse_args()
+    space = load_space(args.space)
+    data = load_data(args, space)
+    recipe, cache = reference_recipe(args), reference_cache(args)
+    latency = open_latency_model(args.device, runs_dir=args.runs_dir, space=space, progress=True)
+
+    def trained(label, candidate):
+        result = reference_accuracy(candidate, data, config=recipe, cache_dir=cache, train_missing=False)
+        if result is None:
+            return None
+        return {"name": label, "accuracy": result.accuracy,
+                "latency_ms": latency.predict(candidate.netspec(), candidate.policy)}
+
+    baselines = [row for name, c in baseline_family(space, num_classes=data.num_classes) if (row := trained(name, c))]
+    spread = [row for i, c in enumerate(spread_by_macs(space, args.candidates, num_classes=data.num_classes,
+                                                        seed=args.seed)) if (row := trained(f"random {i}", c))]
+    print(f"{len(baselines)} baselines and {len(spread)} random candidates with cached results "
+          f"({recipe.steps} steps, augment {recipe.augment}); latency predicted on {args.device}")
+    for row in sorted(baselines + spread, key=lambda r: r["latency_ms"]):
+        print(f"  {row['name']:<24} {row['accuracy']:.4f}  {row['latency_ms']:.3f} ms")
+    budgets = {b["name"]: b["latency_ms"] for b in baselines if b["name"] in BUDGET_BASELINES}
+    if len(budgets) < len(BUDGET_BASELINES):
+        print(f"missing budget baselines {sorted(set(BUDGET_BASELINES) - set(budgets))}: train them with "
+              "baselines.py and the same recipe")
+        return 1
+    for name in BUDGET_BASELINES:
+        budget = budgets[name]
+        base = max((b for b in baselines if b["latency_ms"] <= budget), key=lambda b: b["accuracy"])
+        within = [r for r in spread if r["latency_ms"] <= budget]
+        if not within:
+            print(f"budget {budget:.3f} ms ({name}): best baseline {base['name']} {base['accuracy']:.4f}; "
+                  "no random candidate within it")
+            continue
+        best = max(within, key=lambda r: r["accuracy"])
+        beat = sum(r["accuracy"] > base["accuracy"] for r in within)
+        print(f"budget {budget:.3f} ms ({name}): best baseline {base['name']} {base['accuracy']:.4f}; best of "
+              f"{len(within)} random candidates within it {best['accuracy']:.4f} ({best['name']}, "
+              f"{best['latency_ms']:.3f} ms): {100 * (best['accuracy'] - base['accuracy']):+.1f} points; "
+              f"{beat} of {len(within)} beat the baseline")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
