@@ -5,8 +5,9 @@ end to end. The FBNet data (benchmarks/latency_accuracy.py --skip-host) are fp32
 benchmark measures random `mbv2-cifar` networks with mixed fp32/int8 policies and pruned widths
 on this host (ONNX Runtime, the calibration protocol: interleaved rounds, two sessions per
 network), writes them as a from-networks CSV (trial parameters + host_ms), then fits on
---fit of them and predicts the others — with the int8 MAC cost and precision-switch cost,
-and without them (the fit before they existed), on the same measurements.
+--fit of them and predicts the others — with the prior's per-precision, depthwise-apart
+costs and the precision-switch cost, and without them (one cost per MAC, element and unit,
+no switch cost: the fit before them), on the same measurements.
 
     python benchmarks/from_networks_host.py                      # measure 200 networks, fit 40 and 100
     python benchmarks/from_networks_host.py --csv runs/benchmarks/host_networks.csv --reuse   # refit only
@@ -60,11 +61,17 @@ def main() -> None:
             profile = fn.networks_profile(device="host-csv", fit=additive, space=space, source_file=str(args.csv),
                                           column=COLUMN)
             figures = fn.validate_on(LookupTableLatencyModel(profile, profile_path=None, measure_missing=False), held_out)
-            label = "with precision terms" if precision_terms else "without (fp32 prior, no switch cost)"
+            label = "with precision terms" if precision_terms else "without (one cost per MAC, no switch cost)"
             print(f"fit {len(fit)}, held out {len(held_out)}, {label}: {figures['within_10pct']:.1%} within +-10%, "
                   f"MAPE {figures['mape_pct']:.2f}%, Kendall tau {figures['kendall_tau']:.3f}; "
-                  f"switch {additive.ms_per_transition * 1000:.1f} us, int8 MAC x{additive.prior.int8_mmac_scale:.2f}, "
+                  f"switch {additive.ms_per_transition * 1000:.1f} us, int8 / fp32 cost per MAC {_ratio(additive.prior, 'mmac')}, "
+                  f"per depthwise MAC {_ratio(additive.prior, 'dw_mmac')}, "
                   f"{len(additive.blocks)} keys, fitted in {seconds:.2f} s")
+
+
+def _ratio(prior, feature: str) -> str:
+    fp32 = prior.coefficient(f"fp32_{feature}")
+    return f"x{prior.coefficient(f'int8_{feature}') / fp32:.2f}" if fp32 > 0 else "n/a"
 
 
 def measure_to_csv(space, args) -> None:

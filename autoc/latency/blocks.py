@@ -69,6 +69,21 @@ def unit_work(unit: Unit) -> tuple[int, int]:
     return macs, elements
 
 
+def prior_features(unit: Unit) -> dict[str, float]:
+    """The unit's work as the cost prior weighs it (``autoc.latency.profile.PRIOR_FEATURES``), under
+    the precision it runs at: depthwise MACs apart from the others (a depthwise conv does few
+    MACs per byte it moves, so each costs more), activation elements, and a fixed part."""
+    macs, elements = unit_work(unit)
+    depthwise, resolution = 0, unit.input_shape[2]
+    for conv in unit.convs:
+        if conv.depthwise:
+            depthwise += conv_cost(conv, resolution).macs
+        resolution = -(-resolution // conv.stride)
+    precision = "int8" if unit.precision == "int8" else "fp32"
+    return {f"{precision}_mmac": (macs - depthwise) / 1e6, f"{precision}_dw_mmac": depthwise / 1e6,
+            f"{precision}_melement": elements / 1e6, f"{precision}_unit": 1.0}
+
+
 def precision_transitions(precisions: Iterable[str]) -> int:
     """How often consecutive units switch precision (fp32 <-> int8), given their precisions in network order.
 

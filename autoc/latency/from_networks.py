@@ -16,9 +16,10 @@ CSV format (``.csv`` or ``.csv.gz``; ``#`` lines are comments)::
 
 Model: every network is the sum of its units (``autoc.latency.blocks``) plus an intercept,
 plus a cost per fp32 <-> int8 switch where the networks mix precisions. First a prior is
-fitted, cost(unit) = a * MMACs + b * M activation elements + c, with a separate a for int8
-units where there are some, all coefficients >= 0 by non-negative least squares on the
-relative error (where int8 units were measured, the profile declares int8 kernels); then each unit
+fitted, linear in the unit's work (``autoc.latency.blocks.prior_features``): per precision, a
+cost per MMAC outside depthwise convs, per depthwise MMAC, per M activation elements and a
+fixed part, all >= 0 by non-negative least squares on the relative error (int8 columns only
+where int8 units were measured; the profile then declares int8 kernels); then each unit
 key seen in the fitting networks gets its own cost, prior x (1 + u), by ridge regression
 on u (shrinking towards the prior), the ridge strength chosen by leave-one-out error over
 the fitting networks. Unit keys never seen cost their prior. Identical shapes at several
@@ -36,14 +37,21 @@ from scipy.optimize import nnls
 
 from autoc.candidate import Candidate
 from autoc.errors import AutocError, DeviceError
-from autoc.latency.blocks import Unit, network_units, precision_transitions, unit_work
+from autoc.latency.blocks import Unit, network_units, precision_transitions, prior_features
 from autoc.latency.csv_input import CsvTable, read_csv
 from autoc.latency.model import LookupTableLatencyModel
-from autoc.latency.profile import Correction, DeviceProfile, UnitPrior, data_identity
+from autoc.latency.profile import PRIOR_FEATURES, Correction, DeviceProfile, UnitPrior, data_identity
 from autoc.latency.validate import validation_figures
 from autoc.space import SearchSpace, candidate_from_params, parameter_plan
 
 MIN_FIT = 4  # networks the additive fit needs at the least
+# The prior's columns: each feature its own; or, without precision terms (the fit before them),
+# one cost per MAC, element and unit whatever the conv and precision.
+_PRIOR_GROUPS = {name: (name,) for name in PRIOR_FEATURES}
+_UNIFORM_GROUPS = {
+    f"fp32_{name}": tuple(f"{p}_{n}" for p in ("fp32", "int8") for n in names)
+    for name, names in (("mmac", ("mmac", "dw_mmac")), ("melement", ("melement",)), ("unit", ("unit",)))
+}
 LAYER_COLUMN = re.compile(r"layer(\d+)$")
 RIDGE_GRID = tuple(10.0**e for e in np.arange(-4, 3.01, 0.5))
 _DEFAULTS = {"precision": "fp32", "keep": 1.0}
@@ -153,36 +161,33 @@ def fit_additive(networks: Sequence[MeasuredNetwork], *, precision_terms: bool =
     unit_lists = [_units(n.candidate) for n in networks]
     keys = sorted({u.key for units in unit_lists for u in units})
     index = {k: i for i, k in enumerate(keys)}
-    work = {u.key: unit_work(u) for units in unit_lists for u in units}
+    by_key = {u.key: u for units in unit_lists for u in units}
     counts = np.zeros((len(networks), len(keys)))
     for i, units in enumerate(unit_lists):
         for u in units:
             counts[i, index[u.key]] += 1
     y = np.array([n.latency_ms for n in networks])
-    int8_keys = np.array([_is_int8(k, unit_lists) for k in keys])
-    mixed = precision_terms and bool(int8_keys.any())
+    mixed = precision_terms and any(by_key[k].precision == "int8" for k in keys)
     switches = np.array([precision_transitions(u.precision for u in units) for units in unit_lists], dtype=float)
     switches *= mixed
 
-    # per key: fp32 MMACs, int8 MMACs (where int8 was measured), M elements, 1
-    mmacs = np.array([work[k][0] / 1e6 for k in keys])
-    columns = [np.where(int8_keys, 0.0, mmacs), *([np.where(int8_keys, mmacs, 0.0)] if mixed else []),
-               np.array([work[k][1] / 1e6 for k in keys]), np.ones(len(keys))]
-    features = np.column_stack(columns)
+    # per key, the prior's features; columns that no unit has are left out (their costs fall back)
+    groups = _PRIOR_GROUPS if precision_terms else _UNIFORM_GROUPS
+    per_key = [prior_features(by_key[k]) for k in keys]
+    full = np.array([[sum(f.get(m, 0.0) for m in members) for members in groups.values()] for f in per_key])
+    used = full.any(axis=0)
+    features = full[:, used]
     network_columns = [np.ones((len(y), 1)), *([switches[:, None]] if switches.any() else [])]
-    design = np.hstack([counts @ features, *network_columns]) / y[:, None]
-    coef, _ = nnls(design, np.ones_like(y))
-    per_key = features.shape[1]
-    key_coef, intercept = coef[:per_key], float(coef[per_key])
-    ms_per_transition = float(coef[per_key + 1]) if switches.any() else 0.0
-    fp32_mmac = float(key_coef[0])
-    int8_mmac = float(key_coef[1]) if mixed else fp32_mmac
-    prior = UnitPrior(
-        ms_per_mmac=fp32_mmac if fp32_mmac > 0 else int8_mmac,
-        ms_per_melement=float(key_coef[-2]),
-        ms_per_unit=float(key_coef[-1]),
-        int8_mmac_scale=int8_mmac / fp32_mmac if fp32_mmac > 0 else 1.0,
-    )
+    design = np.hstack([counts @ features, *network_columns])
+    scale = np.maximum(np.abs(design).max(axis=0), 1e-12)  # comparable columns: MMACs, elements, counts
+    coef, _ = nnls(design / scale / y[:, None], np.ones_like(y))
+    coef = coef / scale
+    width = features.shape[1]
+    key_coef, intercept = coef[:width], float(coef[width])
+    ms_per_transition = float(coef[width + 1]) if switches.any() else 0.0
+    fitted = dict(zip([name for name, keep in zip(groups, used) if keep], map(float, key_coef)))
+    prior = UnitPrior({member: fitted[name] for name, members in groups.items() if name in fitted for member in members
+                       if member in PRIOR_FEATURES})
     prior_ms = np.maximum(features @ key_coef, 1e-6)
 
     base = counts @ prior_ms + intercept + ms_per_transition * switches
@@ -193,10 +198,6 @@ def fit_additive(networks: Sequence[MeasuredNetwork], *, precision_terms: bool =
     costs = np.maximum(prior_ms * (1 + u), 0.0)
     return AdditiveFit(dict(zip(keys, map(float, costs))), prior, intercept, ridge, ms_per_transition,
                        ("fp32", "int8") if mixed else ("fp32",))
-
-
-def _is_int8(key: str, unit_lists: Sequence[Sequence[Unit]]) -> bool:
-    return next(u.precision == "int8" for units in unit_lists for u in units if u.key == key)
 
 
 def _best_ridge(a: np.ndarray, b: np.ndarray) -> float:

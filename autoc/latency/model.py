@@ -26,7 +26,7 @@ from typing import Mapping, NamedTuple, Protocol, runtime_checkable
 from autoc.arch.netspec import NetSpec
 from autoc.compress.policy import CompressionPolicy
 from autoc.errors import DeviceError
-from autoc.latency.blocks import Unit, measure_units, network_units, precision_transitions, unit_work
+from autoc.latency.blocks import Unit, measure_units, network_units, precision_transitions, prior_features
 from autoc.latency.energy import energy_mj
 from autoc.latency.profile import (
     DeviceProfile,
@@ -151,9 +151,8 @@ class LookupTableLatencyModel:
                 f"device {self._profile.device!r} lists no int8 kernels; int8 layers are predicted at their fp32 time",
             )
             return self._unit_ms(twin, table)
-        macs, elements = unit_work(unit)
-        int8 = unit.precision == "int8"  # fp32_twin above returned None: the device has int8 kernels
-        return self._profile.prior.ms(macs=macs, elements=elements, int8=int8)  # _table_for checked there is a prior
+        # fp32_twin above returned None: an int8 unit runs int8 kernels here
+        return self._profile.prior.ms(prior_features(unit))  # _table_for checked there is a prior
 
     def _warn_once(self, topic: str, message: str) -> None:
         if topic not in self._warned:

@@ -11,9 +11,10 @@ a parallel reader never sees half a file. Fields::
     correction                {scale, intercept_ms, ms_per_transition, int8_scale}: whole network =
                               scale x unit sum + intercept + ms_per_transition x fp32<->int8 switches
                               (absent: 0), int8 units scaled by int8_scale instead (absent: by scale)
-    prior                     optional {ms_per_mmac, ms_per_melement, ms_per_unit[, int8_mmac_scale]}:
-                              cost of units the table lacks (profiles fitted from whole networks only);
-                              an int8 MAC costs int8_mmac_scale x an fp32 one (absent: 1)
+    prior                     optional {feature: ms per unit of it} (``PRIOR_FEATURES``: per precision,
+                              MMACs outside and inside depthwise convs, M elements, 1): cost of units
+                              the table lacks (profiles fitted from whole networks only); older
+                              profiles' {ms_per_mmac, ms_per_melement, ms_per_unit} load as one cost
     energy                    energy coefficients (``autoc.latency.energy``), user-settable
     validation                held-out figures (share within 10 %, MAPE, Kendall tau, worst cases)
 """
@@ -106,18 +107,45 @@ class Correction:
         return text + (f" {self.ms_per_transition:+.4f} ms/transition" if self.ms_per_transition else "")
 
 
+# The prior's features of a unit (``autoc.latency.blocks.prior_features``), per precision it runs at:
+# million MACs outside depthwise convs (the head's included), million depthwise MACs (memory-bound,
+# another cost per MAC), million activation elements read and written, and 1 (a fixed part).
+PRIOR_FEATURES = tuple(f"{precision}_{name}" for precision in ("fp32", "int8")
+                       for name in ("mmac", "dw_mmac", "melement", "unit"))
+# A feature without a coefficient costs as its stand-in's does (int8 never measured: as fp32).
+_PRIOR_STAND_IN = {"fp32_dw_mmac": "fp32_mmac", **{f"int8_{name}": f"fp32_{name}"
+                                                   for name in ("mmac", "dw_mmac", "melement", "unit")}}
+_LEGACY_PRIOR = ("ms_per_mmac", "ms_per_melement", "ms_per_unit", "int8_mmac_scale")
+
+
 @dataclass(frozen=True)
 class UnitPrior:
-    """Cost of a unit from its work: ms per million MACs and per million activation elements, plus a fixed part."""
+    """Cost of a unit the table lacks, linear in its work: ms per unit of each named feature
+    (``PRIOR_FEATURES``). A feature without a coefficient takes its stand-in's (see above)."""
 
-    ms_per_mmac: float
-    ms_per_melement: float
-    ms_per_unit: float
-    int8_mmac_scale: float = 1.0  # an int8 MAC's cost relative to an fp32 one (fitted where int8 was measured)
+    coefficients: Mapping[str, float]
 
-    def ms(self, *, macs: float, elements: float, int8: bool = False) -> float:
-        per_mmac = self.ms_per_mmac * (self.int8_mmac_scale if int8 else 1.0)
-        return per_mmac * macs / 1e6 + self.ms_per_melement * elements / 1e6 + self.ms_per_unit
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.coefficients) - set(PRIOR_FEATURES))
+        if unknown:
+            raise ValueError(f"unknown prior feature(s) {unknown}; known: {list(PRIOR_FEATURES)}")
+
+    @classmethod
+    def uniform(cls, *, ms_per_mmac: float, ms_per_melement: float, ms_per_unit: float,
+                int8_mmac_scale: float = 1.0) -> "UnitPrior":
+        """One cost per MAC whatever the conv (profiles before the named features), int8 MACs scaled."""
+        coefficients = {"fp32_mmac": ms_per_mmac, "fp32_melement": ms_per_melement, "fp32_unit": ms_per_unit}
+        if int8_mmac_scale != 1.0:
+            coefficients |= {"int8_mmac": ms_per_mmac * int8_mmac_scale, "int8_dw_mmac": ms_per_mmac * int8_mmac_scale}
+        return cls(coefficients)
+
+    def coefficient(self, feature: str) -> float:
+        while feature not in self.coefficients and feature in _PRIOR_STAND_IN:
+            feature = _PRIOR_STAND_IN[feature]
+        return float(self.coefficients.get(feature, 0.0))
+
+    def ms(self, features: Mapping[str, float]) -> float:
+        return sum(self.coefficient(name) * value for name, value in features.items())
 
 
 @dataclass(frozen=True)
@@ -153,7 +181,7 @@ class DeviceProfile:
             "space": dict(self.space),
             "blocks": dict(sorted(self.blocks.items())),
             "correction": {k: v for k, v in asdict(self.correction).items() if v is not None},
-            "prior": asdict(self.prior) if self.prior is not None else None,
+            "prior": dict(self.prior.coefficients) if self.prior is not None else None,
             "energy": self.energy.to_dict(),
             "validation": dict(self.validation),
         } | ({"in_context": self.in_context.to_dict()} if self.in_context is not None else {})
@@ -330,7 +358,7 @@ def _profile_from(data: Mapping[str, Any]) -> DeviceProfile:
         validation=_validation(data["validation"]),
         source=_expect(data["source"], str, "source", "a string"),
         space={k: _expect(v, str, f"space.{k}", "a string") for k, v in space.items()},
-        prior=None if prior is None else UnitPrior(**_numbers(prior, "prior", _field_names(UnitPrior), required=_PRIOR_REQUIRED)),
+        prior=None if prior is None else _prior(prior),
         energy=_energy(data["energy"]),
         in_context=None if in_context is None else _in_context(in_context),
     )
@@ -354,10 +382,6 @@ def _identity(data: Mapping[str, Any]) -> DeviceIdentity:
     return DeviceIdentity(**values)
 
 
-# int8_mmac_scale came later: profiles written before it load with 1 (no int8 data).
-_PRIOR_REQUIRED = ("ms_per_mmac", "ms_per_melement", "ms_per_unit")
-
-
 def _numbers(data: Any, name: str, known: tuple[str, ...], *, required: tuple[str, ...] = ()) -> dict[str, float]:
     """An object of numbers keyed by ``known`` names; a key this autoc does not know is an
     error, not silently dropped."""
@@ -368,6 +392,15 @@ def _numbers(data: Any, name: str, known: tuple[str, ...], *, required: tuple[st
     for key in required:
         _required(obj, key, name)
     return {k: float(_expect(v, _NUMBER, f"{name}.{k}", "a number")) for k, v in obj.items()}
+
+
+def _prior(data: Any) -> UnitPrior:
+    """Named coefficients; or, from profiles written before them, one cost per MAC, element and unit."""
+    obj = _expect(data, dict, "prior", "an object of numbers")
+    if "ms_per_mmac" in obj:
+        legacy = _numbers(obj, "prior", _LEGACY_PRIOR, required=_LEGACY_PRIOR[:3])
+        return UnitPrior.uniform(**legacy)
+    return UnitPrior(_numbers(obj, "prior", PRIOR_FEATURES))
 
 
 def _correction(data: Any) -> Correction:

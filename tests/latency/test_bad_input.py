@@ -34,7 +34,7 @@ def valid_profile(device: str) -> DeviceProfile:
         validation=validation_figures(measured=[1.0, 2.0], predicted=[1.1, 2.0]),
         source="networks",
         space={"name": space.name, "fingerprint": space.fingerprint()},
-        prior=UnitPrior(ms_per_mmac=0.1, ms_per_melement=0.1, ms_per_unit=0.01),
+        prior=UnitPrior.uniform(ms_per_mmac=0.1, ms_per_melement=0.1, ms_per_unit=0.01),
     )
 
 

@@ -130,7 +130,9 @@ def test_mixed_precision_networks_fit_an_int8_cost_and_a_switch_cost(tmp_path):
         if terms:
             assert profile.identity.precisions == ("fp32", "int8")  # the data ran int8 kernels
             assert additive.ms_per_transition == pytest.approx(0.03, rel=0.35)
-            assert additive.prior.int8_mmac_scale == pytest.approx(0.35, rel=0.35)
+            coefficient = additive.prior.coefficient
+            for conv in ("mmac", "dw_mmac"):  # the device's int8 MACs cost 0.35 x fp32 ones, depthwise or not
+                assert coefficient(f"int8_{conv}") / coefficient(f"fp32_{conv}") == pytest.approx(0.35, rel=0.35)
             save_profile(profile, tmp_path / "dev.json")
             assert load_profile(tmp_path / "dev.json") == profile
         else:
@@ -143,16 +145,33 @@ def test_fp32_networks_get_no_precision_terms(fbnet_head, fbnet_space):
     fit_set, _ = fn.split_fit_held_out(fn.read_networks(fbnet_head, space=fbnet_space, column="pixel3_ms"), fit=100)
     additive = fn.fit_additive(fit_set)
     assert additive.precisions == ("fp32",) and additive.ms_per_transition == 0
-    assert additive.prior.int8_mmac_scale == 1.0
-    assert fn.fit_additive(fit_set, precision_terms=False) == additive  # the same fit as before the terms
+    assert not any(name.startswith("int8_") for name in additive.prior.coefficients)  # int8 costs as fp32
+    assert additive.prior.coefficient("int8_dw_mmac") == additive.prior.coefficient("fp32_dw_mmac")
+    uniform = fn.fit_additive(fit_set, precision_terms=False).prior  # the fit before the named features
+    assert uniform.coefficient("fp32_dw_mmac") == uniform.coefficient("fp32_mmac")
 
 
-def test_a_profile_prior_without_the_int8_scale_loads_with_one(fbnet_head, fbnet_space, tmp_path):
+def test_a_profile_with_the_older_prior_loads_with_one_cost_per_mac(fbnet_head, fbnet_space, tmp_path):
     import json
 
+    import optuna
+
+    from autoc.space import sample_candidate
+
     profile, _ = fitted(fn.read_networks(fbnet_head, space=fbnet_space, column="pixel3_ms"), fbnet_space)
-    path = save_profile(profile, tmp_path / "old.json") or tmp_path / "old.json"
+    path = tmp_path / "devices" / "pixel3.json"
+    save_profile(profile, path)
     data = json.loads(path.read_text())
-    del data["prior"]["int8_mmac_scale"]
+    data["prior"] = {"ms_per_mmac": 0.2, "ms_per_melement": 0.05, "ms_per_unit": 0.01}
+    data["blocks"] = {}
     path.write_text(json.dumps(data))
-    assert load_profile(path).prior.int8_mmac_scale == 1.0
+    loaded = load_profile(path)
+    assert loaded.prior.coefficients == {"fp32_mmac": 0.2, "fp32_melement": 0.05, "fp32_unit": 0.01}
+    model = LookupTableLatencyModel(loaded, profile_path=None, measure_missing=False)
+    candidate = sample_candidate(fbnet_space, optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask())
+    from autoc.latency.blocks import network_units, unit_work
+
+    units = [u for u in network_units(candidate.netspec(), candidate.policy) if u.measurable]
+    expected = sum(0.2 * unit_work(u)[0] / 1e6 + 0.05 * unit_work(u)[1] / 1e6 + 0.01 for u in units)
+    assert model.predict(candidate.netspec(), candidate.policy) == pytest.approx(
+        loaded.correction.apply(expected, int8_ms=0.0, transitions=0))

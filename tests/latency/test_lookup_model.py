@@ -153,7 +153,7 @@ def test_device_without_int8_kernels_runs_int8_at_fp32_time(host_model, caplog):
 
 def test_prior_costs_units_the_table_lacks(host_model):
     spec = small_net()
-    prior = UnitPrior(ms_per_mmac=0.5, ms_per_melement=0.0, ms_per_unit=0.01)
+    prior = UnitPrior.uniform(ms_per_mmac=0.5, ms_per_melement=0.0, ms_per_unit=0.01)
     profile = replace(host_model.profile, device="phone", blocks={}, prior=prior, correction=Correction(1.0, 0.1))
     model = LookupTableLatencyModel(profile, profile_path=None, measure_missing=False)
     units = [u for u in network_units(spec, FP32) if u.measurable]
