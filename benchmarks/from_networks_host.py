@@ -11,6 +11,7 @@ no switch cost: the fit before them), on the same measurements.
 
     python benchmarks/from_networks_host.py                      # measure 200 networks, fit 40 and 100
     python benchmarks/from_networks_host.py --csv runs/benchmarks/host_networks.csv --reuse   # refit only
+    python benchmarks/from_networks_host.py --csv benchmarks/host_networks_mbv2.csv.gz --reuse  # the README's data
 """
 from __future__ import annotations
 
