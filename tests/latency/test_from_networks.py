@@ -175,3 +175,22 @@ def test_a_profile_with_the_older_prior_loads_with_one_cost_per_mac(fbnet_head, 
     expected = sum(0.2 * unit_work(u)[0] / 1e6 + 0.05 * unit_work(u)[1] / 1e6 + 0.01 for u in units)
     assert model.predict(candidate.netspec(), candidate.policy) == pytest.approx(
         loaded.correction.apply(expected, int8_ms=0.0, transitions=0))
+
+
+def test_host_measured_mixed_precision_networks_are_predicted_better_with_precision_terms():
+    # 200 random mbv2-cifar networks timed on a CPU by the calibration protocol (benchmarks/from_networks_host.py)
+    from pathlib import Path
+
+    space = load_space("mbv2-cifar")
+    csv = Path(__file__).resolve().parents[2] / "benchmarks" / "host_networks_mbv2.csv.gz"
+    networks = fn.read_networks(csv, space=space, column="host_ms")
+    fit_set, held_out = fn.split_fit_held_out(networks, fit=100, seed=0)
+    figures = {}
+    for terms in (True, False):
+        profile = fn.networks_profile(device="cpu", fit=fn.fit_additive(fit_set, precision_terms=terms), space=space,
+                                      source_file=str(csv), column="host_ms", created="t")
+        figures[terms] = fn.validate_on(LookupTableLatencyModel(profile, profile_path=None, measure_missing=False),
+                                        held_out)
+    assert figures[True]["kendall_tau"] > 0.74 and figures[True]["within_10pct"] >= 0.85, figures[True]
+    assert figures[True]["kendall_tau"] > figures[False]["kendall_tau"] + 0.05
+    assert figures[True]["mape_pct"] < figures[False]["mape_pct"] - 1
