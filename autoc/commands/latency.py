@@ -76,8 +76,10 @@ def run_validate(args: argparse.Namespace) -> int:
     model = open_device_model(args.device, runs_dir=args.runs_dir, threads=threads)
     profile = model.profile
     ident = profile.identity
-    print(f"device {profile.device} ({profile.source}): {ident.cpu_model}; {ident.runtime} {ident.runtime_version}, "
-          f"{ident.threads} thread(s); {len(profile.blocks)} blocks; "
+    # profiles built from published data know no runtime or thread count: say only what is known
+    runtime = f"{ident.runtime} {ident.runtime_version}, {ident.threads} thread(s); " if ident.threads else ""
+    print(f"device {profile.device} ({profile.source}): {ident.cpu_model}; {runtime}"
+          f"kernels {'/'.join(ident.precisions)}; {len(profile.blocks)} blocks; "
           f"{'in-context unit model; ' if profile.in_context is not None else ''}"
           f"correction {profile.correction.describe()}; calibrated {ident.created}")
     figures = dict(profile.validation)
