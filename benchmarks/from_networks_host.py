@@ -24,7 +24,7 @@ from pathlib import Path
 import optuna
 
 from autoc.latency import from_networks as fn
-from autoc.latency.blocks import input_shape
+from autoc.latency.blocks import input_shape, measurable_units
 from autoc.latency.calibrate import NETWORK_SESSIONS, export_network, noise_figures, session_means, session_spreads
 from autoc.latency.measure import measure_interleaved
 from autoc.latency.model import LookupTableLatencyModel
@@ -50,7 +50,7 @@ def main() -> None:
     if not args.reuse:
         measure_to_csv(space, args)
     networks = fn.read_networks(args.csv, space=space, column=COLUMN)
-    int8_share = sum(any(u.precision == "int8" for u in fn._units(n.candidate)) for n in networks) / len(networks)
+    int8_share = sum(any(u.precision == "int8" for u in measurable_units(n.candidate.netspec(), n.candidate.policy)) for n in networks) / len(networks)
     print(f"{len(networks)} networks in {args.csv} ({int8_share:.0%} with int8 layers), "
           f"{min(n.latency_ms for n in networks):.3f}-{max(n.latency_ms for n in networks):.3f} ms")
     for fit_count in args.fit:

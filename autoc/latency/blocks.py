@@ -171,6 +171,11 @@ def network_units(spec: NetSpec, policy: CompressionPolicy) -> list[Unit]:
     return [stem_unit(spec, policy), *blocks, head_unit(spec, policy)]
 
 
+def measurable_units(spec: NetSpec, policy: CompressionPolicy) -> list[Unit]:
+    """The units of :func:`network_units` that compute something (skipped blocks left out)."""
+    return [u for u in network_units(spec, policy) if u.measurable]
+
+
 class _AtPath(nn.Module):
     """Holds ``module`` at ``path`` (e.g. ``stages.1.0``) so exported scopes match the network's layer names."""
 

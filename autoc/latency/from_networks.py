@@ -37,7 +37,7 @@ from scipy.optimize import nnls
 
 from autoc.candidate import Candidate
 from autoc.errors import AutocError, DeviceError
-from autoc.latency.blocks import Unit, network_units, precision_transitions, prior_features
+from autoc.latency.blocks import measurable_units, precision_transitions, prior_features
 from autoc.latency.csv_input import CsvTable, read_csv
 from autoc.latency.model import LookupTableLatencyModel
 from autoc.latency.profile import PRIOR_FEATURES, Correction, DeviceProfile, UnitPrior, data_identity
@@ -158,7 +158,7 @@ def fit_additive(networks: Sequence[MeasuredNetwork], *, precision_terms: bool =
     fp32 kernels only), as fits did before them: for comparisons."""
     if len(networks) < MIN_FIT:
         raise DeviceError(f"fitting from whole networks needs at least {MIN_FIT} measured networks, got {len(networks)}")
-    unit_lists = [_units(n.candidate) for n in networks]
+    unit_lists = [measurable_units(n.candidate.netspec(), n.candidate.policy) for n in networks]
     keys = sorted({u.key for units in unit_lists for u in units})
     index = {k: i for i, k in enumerate(keys)}
     by_key = {u.key: u for units in unit_lists for u in units}
@@ -212,10 +212,6 @@ def _best_ridge(a: np.ndarray, b: np.ndarray) -> float:
         if err < best_err:
             best, best_err = ridge, err
     return best
-
-
-def _units(candidate: Candidate) -> list[Unit]:
-    return [u for u in network_units(candidate.netspec(), candidate.policy) if u.measurable]
 
 
 def networks_profile(

@@ -39,7 +39,7 @@ from typing import Any
 
 from autoc.candidate import Candidate
 from autoc.errors import AutocError, DeviceError
-from autoc.latency.blocks import EMPTY, input_shape, network_units, precision_transitions, unit_batch, unit_times
+from autoc.latency.blocks import EMPTY, input_shape, measurable_units, precision_transitions, unit_batch, unit_times
 from autoc.latency.calibrate import export_network, fit_correction
 from autoc.latency.csv_input import read_csv
 from autoc.latency.measure import Measurement
@@ -82,7 +82,7 @@ def export_pack(
         raise DeviceError(f"a pack needs >= 1 fitting network and >= 0 held-out ones, got {networks} and {held_out}")
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
     candidates = [sample_candidate(space, study.ask()) for _ in range(networks + held_out)]
-    unit_lists = [[u for u in network_units(c.netspec(), c.policy) if u.measurable] for c in candidates]
+    unit_lists = [measurable_units(c.netspec(), c.policy) for c in candidates]
     batch = unit_batch(u for units in unit_lists for u in units)
 
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent if target.parent.exists() else None))
@@ -204,7 +204,7 @@ def _profile_from(
     for entry in manifest["networks"]:
         try:
             candidate = Candidate.from_dict(entry["candidate"])
-            units = [u for u in network_units(candidate.netspec(), candidate.policy) if u.measurable]
+            units = measurable_units(candidate.netspec(), candidate.policy)
         except AutocError as exc:
             raise DeviceError(f"network {entry['name']} of the pack no longer builds ({exc}); export a new pack") from None
         if [u.key for u in units] != entry["units"]:

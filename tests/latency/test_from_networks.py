@@ -119,7 +119,10 @@ def test_mixed_precision_networks_fit_an_int8_cost_and_a_switch_cost(tmp_path):
     space = load_space("mbv2-cifar")
     path = _synthetic_mixed_csv(tmp_path / "mixed.csv", space, 160, switch_ms=0.03, int8_factor=0.35)
     networks = fn.read_networks(path, space=space, column="dev_ms")
-    assert any(u.precision == "int8" for u in fn._units(networks[0].candidate) + fn._units(networks[1].candidate))
+    from autoc.latency.blocks import measurable_units
+
+    units = [u for n in networks[:2] for u in measurable_units(n.candidate.netspec(), n.candidate.policy)]
+    assert any(u.precision == "int8" for u in units) and any(u.precision == "fp32" for u in units)
     fit_set, held_out = fn.split_fit_held_out(networks, fit=100, seed=0)
     figures = {}
     for terms in (True, False):
