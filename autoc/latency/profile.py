@@ -112,16 +112,23 @@ class Correction:
 # another cost per MAC), million activation elements read and written, and 1 (a fixed part).
 PRIOR_FEATURES = tuple(f"{precision}_{name}" for precision in ("fp32", "int8")
                        for name in ("mmac", "dw_mmac", "melement", "unit"))
-# A feature without a coefficient costs as its stand-in's does (int8 never measured: as fp32).
-_PRIOR_STAND_IN = {"fp32_dw_mmac": "fp32_mmac", **{f"int8_{name}": f"fp32_{name}"
-                                                   for name in ("mmac", "dw_mmac", "melement", "unit")}}
+# A feature without a coefficient costs as the first of its stand-ins that has one: a depthwise
+# MAC as another MAC, one precision as the other (data of one precision only).
+def _stand_ins(feature: str) -> tuple[str, ...]:
+    precision, name = feature.split("_", 1)
+    other = "int8" if precision == "fp32" else "fp32"
+    names = (name, "mmac") if name == "dw_mmac" else (name,)
+    return tuple(f"{p}_{n}" for p in (precision, other) for n in names)
+
+
+_PRIOR_STAND_INS = {feature: _stand_ins(feature) for feature in PRIOR_FEATURES}
 _LEGACY_PRIOR = ("ms_per_mmac", "ms_per_melement", "ms_per_unit", "int8_mmac_scale")
 
 
 @dataclass(frozen=True)
 class UnitPrior:
     """Cost of a unit the table lacks, linear in its work: ms per unit of each named feature
-    (``PRIOR_FEATURES``). A feature without a coefficient takes its stand-in's (see above)."""
+    (``PRIOR_FEATURES``). A feature without a coefficient takes its first stand-in's (see above)."""
 
     coefficients: Mapping[str, float]
 
@@ -129,6 +136,8 @@ class UnitPrior:
         unknown = sorted(set(self.coefficients) - set(PRIOR_FEATURES))
         if unknown:
             raise ValueError(f"unknown prior feature(s) {unknown}; known: {list(PRIOR_FEATURES)}")
+        if not self.coefficients:
+            raise ValueError(f"a prior needs coefficients (some of {list(PRIOR_FEATURES)})")
 
     @classmethod
     def uniform(cls, *, ms_per_mmac: float, ms_per_melement: float, ms_per_unit: float,
@@ -140,9 +149,7 @@ class UnitPrior:
         return cls(coefficients)
 
     def coefficient(self, feature: str) -> float:
-        while feature not in self.coefficients and feature in _PRIOR_STAND_IN:
-            feature = _PRIOR_STAND_IN[feature]
-        return float(self.coefficients.get(feature, 0.0))
+        return next((float(self.coefficients[f]) for f in _PRIOR_STAND_INS[feature] if f in self.coefficients), 0.0)
 
     def ms(self, features: Mapping[str, float]) -> float:
         return sum(self.coefficient(name) * value for name, value in features.items())
@@ -400,7 +407,10 @@ def _prior(data: Any) -> UnitPrior:
     if "ms_per_mmac" in obj:
         legacy = _numbers(obj, "prior", _LEGACY_PRIOR, required=_LEGACY_PRIOR[:3])
         return UnitPrior.uniform(**legacy)
-    return UnitPrior(_numbers(obj, "prior", PRIOR_FEATURES))
+    coefficients = _numbers(obj, "prior", PRIOR_FEATURES)
+    if not coefficients:
+        raise _FieldError(f"field prior has no coefficients; give some of {list(PRIOR_FEATURES)}, or null for none")
+    return UnitPrior(coefficients)
 
 
 def _correction(data: Any) -> Correction:

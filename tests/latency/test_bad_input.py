@@ -97,6 +97,8 @@ def test_non_utf8_profile_is_named(runs, policy, capsys, argv):
         (lambda d: d["energy"].update(estimate="yes"), r"field energy.estimate must be true or false, got a string"),
         (lambda d: d["correction"].update(scale=True), r"field correction.scale must be a number, got true/false"),
         (lambda d: d.update(prior=[1, 2]), r"field prior must be an object of numbers, got an array"),
+        (lambda d: d.update(prior={}), r"field prior has no coefficients; give some of \['fp32_mmac'"),
+        (lambda d: d.update(prior={"fp32_mmac": 1, "tpu_mmac": 2}), r"field prior has unknown field\(s\) \['tpu_mmac'\]"),
         (lambda d: d["identity"].update(threads="1"), r"field identity.threads must be a whole number, got a string"),
         (lambda d: d["identity"].update(precisions="fp32"), r"field identity.precisions must be an array of strings"),
         (lambda d: d["space"].update(name=3), r"field space.name must be a string, got a number"),
@@ -107,6 +109,7 @@ def test_non_utf8_profile_is_named(runs, policy, capsys, argv):
         (lambda d: d.update(in_context={"features": "x", "coefficients": []}), r"field in_context.features must be"),
     ],
     ids=["blocks", "block-time", "block-negative", "energy", "energy-negative", "estimate", "correction", "prior",
+         "prior-empty", "prior-unknown-feature",
          "threads", "precisions", "space", "device", "validation", "in-context", "in-context-features"],
 )
 def test_malformed_profile_fields_are_named(runs, capsys, edit, match):

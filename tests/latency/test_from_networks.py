@@ -197,3 +197,16 @@ def test_host_measured_mixed_precision_networks_are_predicted_better_with_precis
     assert figures[True]["kendall_tau"] > 0.74 and figures[True]["within_10pct"] >= 0.85, figures[True]
     assert figures[True]["kendall_tau"] > figures[False]["kendall_tau"] + 0.05
     assert figures[True]["mape_pct"] < figures[False]["mape_pct"] - 1
+
+
+def test_a_prior_feature_without_a_coefficient_takes_its_first_stand_in():
+    from autoc.latency.profile import UnitPrior
+
+    int8_only = UnitPrior({"int8_mmac": 2.0, "int8_unit": 1.0})  # fitted on networks that ran int8 alone
+    assert int8_only.coefficient("fp32_mmac") == 2.0 and int8_only.coefficient("fp32_dw_mmac") == 2.0
+    assert int8_only.coefficient("fp32_unit") == 1.0 and int8_only.coefficient("fp32_melement") == 0.0
+    mixed = UnitPrior({"fp32_mmac": 1.0, "fp32_dw_mmac": 3.0, "int8_mmac": 0.5})
+    assert mixed.coefficient("int8_dw_mmac") == 0.5  # an int8 depthwise MAC as another int8 MAC, not as fp32
+    assert mixed.ms({"int8_mmac": 2.0, "int8_dw_mmac": 1.0, "int8_unit": 1.0}) == pytest.approx(1.5)
+    with pytest.raises(ValueError, match="needs coefficients"):
+        UnitPrior({})
