@@ -186,8 +186,7 @@ def fit_additive(networks: Sequence[MeasuredNetwork], *, precision_terms: bool =
     key_coef, intercept = coef[:width], float(coef[width])
     ms_per_transition = float(coef[width + 1]) if switches.any() else 0.0
     fitted = dict(zip([name for name, keep in zip(groups, used) if keep], map(float, key_coef)))
-    prior = UnitPrior({member: fitted[name] for name, members in groups.items() if name in fitted for member in members
-                       if member in PRIOR_FEATURES})
+    prior = UnitPrior({member: fitted[name] for name, members in groups.items() if name in fitted for member in members})
     prior_ms = np.maximum(features @ key_coef, 1e-6)
 
     base = counts @ prior_ms + intercept + ms_per_transition * switches

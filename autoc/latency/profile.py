@@ -112,9 +112,11 @@ class Correction:
 # another cost per MAC), million activation elements read and written, and 1 (a fixed part).
 PRIOR_FEATURES = tuple(f"{precision}_{name}" for precision in ("fp32", "int8")
                        for name in ("mmac", "dw_mmac", "melement", "unit"))
-# A feature without a coefficient costs as the first of its stand-ins that has one: a depthwise
-# MAC as another MAC, one precision as the other (data of one precision only).
+
+
 def _stand_ins(feature: str) -> tuple[str, ...]:
+    """A feature without a coefficient costs as the first of these that has one: a depthwise MAC
+    as another MAC, one precision as the other (data of one precision only)."""
     precision, name = feature.split("_", 1)
     other = "int8" if precision == "fp32" else "fp32"
     names = (name, "mmac") if name == "dw_mmac" else (name,)
@@ -122,7 +124,7 @@ def _stand_ins(feature: str) -> tuple[str, ...]:
 
 
 _PRIOR_STAND_INS = {feature: _stand_ins(feature) for feature in PRIOR_FEATURES}
-_LEGACY_PRIOR = ("ms_per_mmac", "ms_per_melement", "ms_per_unit", "int8_mmac_scale")
+_LEGACY_PRIOR = ("ms_per_mmac", "ms_per_melement", "ms_per_unit")
 
 
 @dataclass(frozen=True)
@@ -140,13 +142,9 @@ class UnitPrior:
             raise ValueError(f"a prior needs coefficients (some of {list(PRIOR_FEATURES)})")
 
     @classmethod
-    def uniform(cls, *, ms_per_mmac: float, ms_per_melement: float, ms_per_unit: float,
-                int8_mmac_scale: float = 1.0) -> "UnitPrior":
-        """One cost per MAC whatever the conv (profiles before the named features), int8 MACs scaled."""
-        coefficients = {"fp32_mmac": ms_per_mmac, "fp32_melement": ms_per_melement, "fp32_unit": ms_per_unit}
-        if int8_mmac_scale != 1.0:
-            coefficients |= {"int8_mmac": ms_per_mmac * int8_mmac_scale, "int8_dw_mmac": ms_per_mmac * int8_mmac_scale}
-        return cls(coefficients)
+    def uniform(cls, *, ms_per_mmac: float, ms_per_melement: float, ms_per_unit: float) -> "UnitPrior":
+        """One cost per MAC, element and unit whatever the conv and precision (profiles before the named features)."""
+        return cls({"fp32_mmac": ms_per_mmac, "fp32_melement": ms_per_melement, "fp32_unit": ms_per_unit})
 
     def coefficient(self, feature: str) -> float:
         return next((float(self.coefficients[f]) for f in _PRIOR_STAND_INS[feature] if f in self.coefficients), 0.0)
@@ -405,7 +403,7 @@ def _prior(data: Any) -> UnitPrior:
     """Named coefficients; or, from profiles written before them, one cost per MAC, element and unit."""
     obj = _expect(data, dict, "prior", "an object of numbers")
     if "ms_per_mmac" in obj:
-        legacy = _numbers(obj, "prior", _LEGACY_PRIOR, required=_LEGACY_PRIOR[:3])
+        legacy = _numbers(obj, "prior", _LEGACY_PRIOR, required=_LEGACY_PRIOR)
         return UnitPrior.uniform(**legacy)
     coefficients = _numbers(obj, "prior", PRIOR_FEATURES)
     if not coefficients:
