@@ -106,6 +106,12 @@ def spread_by_macs(space: SearchSpace, count: int, *, num_classes: int, seed: in
     return [sampled[i] for i in picks]
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """``K/N`` of a ``--shard`` option: this process takes every N-th item from the K-th."""
+    shard, shards = (int(part) for part in text.split("/"))
+    return shard, shards
+
+
 def interleaved(count: int) -> list[int]:
     """0..count-1 in an order whose every prefix spans the range (ends first, then midpoints),
     so a run cut short still covers the whole range."""

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _bench import add_common_args, add_recipe_args, load_data, reference_cache, reference_recipe, write_json  # noqa: E402
+from _bench import add_common_args, add_recipe_args, load_data, parse_shard, reference_cache, reference_recipe, write_json  # noqa: E402
 
 from autoc.arch.config import BlockOp, StageConfig  # noqa: E402
 from autoc.candidate import Candidate  # noqa: E402
@@ -31,6 +31,8 @@ from autoc.latency.device import open_latency_model  # noqa: E402
 from autoc.space import SearchSpace, load_space  # noqa: E402
 
 MULTIPLIERS = (0.35, 0.5, 0.75, 1.0)
+# The search-quality comparisons' budgets: these baselines' predicted latencies.
+BUDGET_BASELINES = ("MobileNetV2-0.5 fp32", "MobileNetV2-0.75 fp32", "MobileNetV2-1 fp32")
 SCHEMA = "autoc.baselines/1"
 
 
@@ -98,7 +100,7 @@ def main() -> int:
                         help="K/N: train only every N-th baseline from the K-th (run N processes, then once "
                              "without --shard to write baselines.json from the cache)")
     args = parser.parse_args()
-    shard = tuple(int(part) for part in args.shard.split("/"))
+    shard = parse_shard(args.shard)
     space = load_space(args.space)
     data = load_data(args, space)
     latency = open_latency_model(args.device, runs_dir=args.runs_dir, space=space, progress=True)

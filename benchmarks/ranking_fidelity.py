@@ -38,7 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _bench import add_common_args, add_recipe_args, interleaved, kendall_tau, load_data, reference_cache, reference_recipe, spread_by_macs, trained_supernet, write_json  # noqa: E402
+from _bench import add_common_args, add_recipe_args, interleaved, kendall_tau, load_data, parse_shard, reference_cache, reference_recipe, spread_by_macs, trained_supernet, write_json  # noqa: E402
 
 from autoc.candidate import Candidate  # noqa: E402
 from autoc.evaluate.estimate import EstimateConfig, estimate_candidate  # noqa: E402
@@ -88,7 +88,7 @@ def main() -> int:
         rows = [row for path in args.merge for row in json.loads(path.read_text())["rows"]]
         print_figures(rows, proper_steps=None, threads=None)
         return 0
-    shard, shards = (int(part) for part in args.shard.split("/"))
+    shard, shards = parse_shard(args.shard)
 
     space = load_space(args.space)
     data = load_data(args, space)

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import optuna  # noqa: E402
 from _bench import (Stopwatch, add_common_args, add_recipe_args, load_data, reference_cache,  # noqa: E402
                     reference_recipe, trained_supernet, write_json)
-from baselines import baseline_family, train_baselines, write_baselines  # noqa: E402
+from baselines import BUDGET_BASELINES, baseline_family, train_baselines, write_baselines  # noqa: E402
 
 from autoc.candidate import Candidate  # noqa: E402
 from autoc.evaluate.estimate import EstimateConfig, estimate_candidate  # noqa: E402
@@ -170,8 +170,7 @@ def main() -> int:
                               "reference_ms": reference, "settings": {k: str(v) for k, v in vars(args).items()}})
         return 0
 
-    budgets = [b["latency_ms"] for b in baselines if b["name"] in
-               ("MobileNetV2-0.5 fp32", "MobileNetV2-0.75 fp32", "MobileNetV2-1 fp32")]
+    budgets = [b["latency_ms"] for b in baselines if b["name"] in BUDGET_BASELINES]
     comparisons = []
     for budget in budgets:
         records = [TrialRecord(number=i, accuracy=estimate, latency_ms=ms, size_bytes=0, params=0, macs=0,

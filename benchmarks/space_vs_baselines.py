@@ -23,14 +23,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _bench import add_common_args, add_recipe_args, load_data, reference_cache, reference_recipe, spread_by_macs  # noqa: E402
-from baselines import baseline_family  # noqa: E402
+from baselines import BUDGET_BASELINES, baseline_family  # noqa: E402
 
 from autoc.evaluate.recipe import reference_accuracy  # noqa: E402
 from autoc.latency.device import open_latency_model  # noqa: E402
 from autoc.space import load_space  # noqa: E402
-
-BUDGET_BASELINES = ("MobileNetV2-0.5 fp32", "MobileNetV2-0.75 fp32", "MobileNetV2-1 fp32")
-
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
