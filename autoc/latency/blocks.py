@@ -69,19 +69,27 @@ def unit_work(unit: Unit) -> tuple[int, int]:
     return macs, elements
 
 
+# Depthwise kernel sizes the cost prior prices apart (``{precision}_dw_k{K}_mmac``); others share ``dw_mmac``.
+DEPTHWISE_KERNELS = (3, 5, 7)
+
+
 def prior_features(unit: Unit) -> dict[str, float]:
     """The unit's work as the cost prior weighs it (``autoc.latency.profile.PRIOR_FEATURES``), under
-    the precision it runs at: depthwise MACs apart from the others (a depthwise conv does few
-    MACs per byte it moves, so each costs more), activation elements, and a fixed part."""
+    the precision it runs at: depthwise MACs apart from the others and per kernel size (a
+    depthwise conv does few MACs per byte it moves, so each costs more, and how much more depends
+    on its kernel), activation elements, and a fixed part."""
     macs, elements = unit_work(unit)
-    depthwise, resolution = 0, unit.input_shape[2]
+    precision = "int8" if unit.precision == "int8" else "fp32"
+    features = {f"{precision}_mmac": macs / 1e6, f"{precision}_melement": elements / 1e6, f"{precision}_unit": 1.0}
+    resolution = unit.input_shape[2]
     for conv in unit.convs:
         if conv.depthwise:
-            depthwise += conv_cost(conv, resolution).macs
+            mmacs = conv_cost(conv, resolution).macs / 1e6
+            name = f"{precision}_dw_k{conv.kernel}_mmac" if conv.kernel in DEPTHWISE_KERNELS else f"{precision}_dw_mmac"
+            features[name] = features.get(name, 0.0) + mmacs
+            features[f"{precision}_mmac"] -= mmacs
         resolution = -(-resolution // conv.stride)
-    precision = "int8" if unit.precision == "int8" else "fp32"
-    return {f"{precision}_mmac": (macs - depthwise) / 1e6, f"{precision}_dw_mmac": depthwise / 1e6,
-            f"{precision}_melement": elements / 1e6, f"{precision}_unit": 1.0}
+    return features
 
 
 def precision_transitions(precisions: Iterable[str]) -> int:

@@ -17,8 +17,8 @@ CSV format (``.csv`` or ``.csv.gz``; ``#`` lines are comments)::
 Model: every network is the sum of its units (``autoc.latency.blocks``) plus an intercept,
 plus a cost per fp32 <-> int8 switch where the networks mix precisions. First a prior is
 fitted, linear in the unit's work (``autoc.latency.blocks.prior_features``): per precision, a
-cost per MMAC outside depthwise convs, per depthwise MMAC, per M activation elements and a
-fixed part, all >= 0 by non-negative least squares on the relative error (int8 columns only
+cost per MMAC outside depthwise convs, per depthwise MMAC of each kernel size, per M activation
+elements and a fixed part, all >= 0 by non-negative least squares on the relative error (int8 columns only
 where int8 units were measured; the profile then declares int8 kernels); then each unit
 key seen in the fitting networks gets its own cost, prior x (1 + u), by ridge regression
 on u (shrinking towards the prior), the ridge strength chosen by leave-one-out error over
@@ -37,7 +37,7 @@ from scipy.optimize import nnls
 
 from autoc.candidate import Candidate
 from autoc.errors import AutocError, DeviceError
-from autoc.latency.blocks import measurable_units, precision_transitions, prior_features
+from autoc.latency.blocks import DEPTHWISE_KERNELS, measurable_units, precision_transitions, prior_features
 from autoc.latency.csv_input import CsvTable, read_csv
 from autoc.latency.model import LookupTableLatencyModel
 from autoc.latency.profile import PRIOR_FEATURES, Correction, DeviceProfile, UnitPrior, data_identity
@@ -48,9 +48,16 @@ MIN_FIT = 4  # networks the additive fit needs at the least
 # The prior's columns: each feature its own; or, without precision terms (the fit before them),
 # one cost per MAC, element and unit whatever the conv and precision.
 _PRIOR_GROUPS = {name: (name,) for name in PRIOR_FEATURES}
+# ... or, with few networks, one cost per depthwise MAC whatever the kernel (chosen by cross-validation)
+_POOLED_DW_GROUPS = {
+    name: (name,) if "_dw_" not in name else (name, *(f"{name.split('_')[0]}_dw_k{k}_mmac" for k in DEPTHWISE_KERNELS))
+    for name in PRIOR_FEATURES if "_dw_k" not in name
+}
+PRIOR_FOLDS = 10
 _UNIFORM_GROUPS = {
     f"fp32_{name}": tuple(f"{p}_{n}" for p in ("fp32", "int8") for n in names)
-    for name, names in (("mmac", ("mmac", "dw_mmac")), ("melement", ("melement",)), ("unit", ("unit",)))
+    for name, names in (("mmac", ("mmac", "dw_mmac", *(f"dw_k{k}_mmac" for k in DEPTHWISE_KERNELS))),
+                        ("melement", ("melement",)), ("unit", ("unit",)))
 }
 LAYER_COLUMN = re.compile(r"layer(\d+)$")
 RIDGE_GRID = tuple(10.0**e for e in np.arange(-4, 3.01, 0.5))
@@ -171,17 +178,13 @@ def fit_additive(networks: Sequence[MeasuredNetwork], *, precision_terms: bool =
     switches = np.array([precision_transitions(u.precision for u in units) for units in unit_lists], dtype=float)
     switches *= mixed
 
+    network_columns = np.hstack([np.ones((len(y), 1)), *([switches[:, None]] if switches.any() else [])])
     # per key, the prior's features; columns that no unit has are left out (their costs fall back)
-    groups = _PRIOR_GROUPS if precision_terms else _UNIFORM_GROUPS
-    per_key = [prior_features(by_key[k]) for k in keys]
-    full = np.array([[sum(f.get(m, 0.0) for m in members) for members in groups.values()] for f in per_key])
-    used = full.any(axis=0)
-    features = full[:, used]
-    network_columns = [np.ones((len(y), 1)), *([switches[:, None]] if switches.any() else [])]
-    design = np.hstack([counts @ features, *network_columns])
-    scale = np.maximum(np.abs(design).max(axis=0), 1e-12)  # comparable columns: MMACs, elements, counts
-    coef, _ = nnls(design / scale / y[:, None], np.ones_like(y))
-    coef = coef / scale
+    choices = (_PRIOR_GROUPS, _POOLED_DW_GROUPS) if precision_terms else (_UNIFORM_GROUPS,)
+    priors = [_prior_design(groups, [prior_features(by_key[k]) for k in keys], counts, network_columns)
+              for groups in choices]
+    groups, used, features, design = min(priors, key=lambda p: _prior_cv_error(p[3], y))
+    coef = _fit_prior(design, y)
     width = features.shape[1]
     key_coef, intercept = coef[:width], float(coef[width])
     ms_per_transition = float(coef[width + 1]) if switches.any() else 0.0
@@ -197,6 +200,33 @@ def fit_additive(networks: Sequence[MeasuredNetwork], *, precision_terms: bool =
     costs = np.maximum(prior_ms * (1 + u), 0.0)
     return AdditiveFit(dict(zip(keys, map(float, costs))), prior, intercept, ridge, ms_per_transition,
                        ("fp32", "int8") if mixed else ("fp32",))
+
+
+def _prior_design(groups, per_key, counts, network_columns):
+    """(groups, columns used, per-key features, per-network design) of one prior grouping."""
+    full = np.array([[sum(f.get(m, 0.0) for m in members) for members in groups.values()] for f in per_key])
+    used = full.any(axis=0)
+    features = full[:, used]
+    return groups, used, features, np.hstack([counts @ features, network_columns])
+
+
+def _fit_prior(design: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Non-negative costs minimising the relative error of the networks' times."""
+    scale = np.maximum(np.abs(design).max(axis=0), 1e-12)  # comparable columns: MMACs, elements, counts
+    coef, _ = nnls(design / scale / y[:, None], np.ones_like(y))
+    return coef / scale
+
+
+def _prior_cv_error(design: np.ndarray, y: np.ndarray) -> float:
+    """Mean squared relative error of the prior on networks left out of its fit (``PRIOR_FOLDS``
+    interleaved folds; leave-one-out below that many networks)."""
+    folds = min(PRIOR_FOLDS, len(y))
+    errors = []
+    for fold in range(folds):
+        test = np.arange(len(y)) % folds == fold
+        coef = _fit_prior(design[~test], y[~test])
+        errors.extend((design[test] @ coef - y[test]) / y[test])
+    return float(np.mean(np.square(errors)))
 
 
 def _best_ridge(a: np.ndarray, b: np.ndarray) -> float:

@@ -12,9 +12,9 @@ a parallel reader never sees half a file. Fields::
                               scale x unit sum + intercept + ms_per_transition x fp32<->int8 switches
                               (absent: 0), int8 units scaled by int8_scale instead (absent: by scale)
     prior                     optional {feature: ms per unit of it} (``PRIOR_FEATURES``: per precision,
-                              MMACs outside and inside depthwise convs, M elements, 1): cost of units
-                              the table lacks (profiles fitted from whole networks only); older
-                              profiles' {ms_per_mmac, ms_per_melement, ms_per_unit} load as one cost
+                              MMACs outside and inside depthwise convs (per kernel size), M elements,
+                              1): cost of units the table lacks (profiles fitted from whole networks
+                              only); older profiles' {ms_per_mmac, ms_per_melement, ms_per_unit} load as one cost
     energy                    energy coefficients (``autoc.latency.energy``), user-settable
     validation                held-out figures (share within 10 %, MAPE, Kendall tau, worst cases)
 """
@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from autoc.errors import DeviceError
+from autoc.latency.blocks import DEPTHWISE_KERNELS
 from autoc.latency.energy import EnergyCoefficients
 from autoc.latency.in_context import InContextModel
 
@@ -108,18 +109,27 @@ class Correction:
 
 
 # The prior's features of a unit (``autoc.latency.blocks.prior_features``), per precision it runs at:
-# million MACs outside depthwise convs (the head's included), million depthwise MACs (memory-bound,
-# another cost per MAC), million activation elements read and written, and 1 (a fixed part).
+# million MACs outside depthwise convs (the head's included), million depthwise MACs per kernel
+# size (memory-bound, another cost per MAC; a 7x7 one is not 49/9 of a 3x3 one) with
+# ``dw_mmac`` for other kernel sizes, million activation elements read and written, and 1 (a
+# fixed part).
 PRIOR_FEATURES = tuple(f"{precision}_{name}" for precision in ("fp32", "int8")
-                       for name in ("mmac", "dw_mmac", "melement", "unit"))
+                       for name in ("mmac", "dw_mmac", *(f"dw_k{k}_mmac" for k in DEPTHWISE_KERNELS),
+                                    "melement", "unit"))
 
 
 def _stand_ins(feature: str) -> tuple[str, ...]:
     """A feature without a coefficient costs as the first of these that has one: a depthwise MAC
+    of one kernel size as any depthwise MAC (profiles before the kernel split), a depthwise MAC
     as another MAC, one precision as the other (data of one precision only)."""
     precision, name = feature.split("_", 1)
     other = "int8" if precision == "fp32" else "fp32"
-    names = (name, "mmac") if name == "dw_mmac" else (name,)
+    if name.startswith("dw_k"):
+        names: tuple[str, ...] = (name, "dw_mmac", "mmac")
+    elif name == "dw_mmac":
+        names = (name, "mmac")
+    else:
+        names = (name,)
     return tuple(f"{p}_{n}" for p in (precision, other) for n in names)
 
 

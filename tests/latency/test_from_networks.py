@@ -1,3 +1,4 @@
+import dataclasses
 import logging
 
 import pytest
@@ -88,9 +89,10 @@ def test_fit_needs_enough_networks(fbnet_head, fbnet_space):
         fn.split_fit_held_out(networks, fit=500)
 
 
-def _synthetic_mixed_csv(path, space, count, *, switch_ms, int8_factor):
+def _synthetic_mixed_csv(path, space, count, *, switch_ms, int8_factor, dw_ms_per_mmac=None):
     """Random mixed-precision networks of ``space`` timed by a known additive device: int8 MACs
-    cost ``int8_factor`` x fp32 ones, each fp32<->int8 switch ``switch_ms``."""
+    cost ``int8_factor`` x fp32 ones, each fp32<->int8 switch ``switch_ms``; with
+    ``dw_ms_per_mmac`` ({kernel: ms}) a depthwise MAC costs that (times the int8 factor) instead."""
     import csv
 
     import optuna
@@ -107,12 +109,53 @@ def _synthetic_mixed_csv(path, space, count, *, switch_ms, int8_factor):
         ms = 0.05 + switch_ms * precision_transitions(u.precision for u in units)
         for unit in units:
             macs, elements = unit_work(unit)
-            ms += 0.004 * macs / 1e6 * (int8_factor if unit.precision == "int8" else 1) + 0.02 * elements / 1e6 + 0.003
+            factor = int8_factor if unit.precision == "int8" else 1
+            if dw_ms_per_mmac:
+                for kernel, mmacs in _depthwise_mmacs(unit).items():
+                    macs -= mmacs * 1e6
+                    ms += dw_ms_per_mmac[kernel] * mmacs * factor
+            ms += 0.004 * macs / 1e6 * factor + 0.02 * elements / 1e6 + 0.003
         names = names or sorted(trial.params)
         rows.append([f"net{i}", *(trial.params[n] for n in names), f"{ms:.6f}"])
     with open(path, "w", newline="") as file:
         csv.writer(file).writerows([["index", *names, "dev_ms"], *rows])
     return path
+
+
+def _depthwise_mmacs(unit):
+    """{kernel: million MACs} of the unit's depthwise convs, computed here from the convs' shapes."""
+    out, resolution = {}, unit.input_shape[2]
+    for conv in unit.convs:
+        resolution = -(-resolution // conv.stride)
+        if conv.depthwise:
+            out[conv.kernel] = out.get(conv.kernel, 0.0) + conv.cout * conv.kernel**2 * resolution**2 / 1e6
+    return out
+
+
+def test_depthwise_macs_are_priced_per_kernel_size_where_the_networks_tell_them_apart(tmp_path):
+    # A device whose 7x7 depthwise MACs cost 0.4 x a 3x3's (more work per byte moved): the prior
+    # prices each kernel size apart and predicts held-out networks better than one pooled cost.
+    space = load_space("mbv2-cifar")
+    costs = {3: 0.02, 5: 0.012, 7: 0.008}
+    path = _synthetic_mixed_csv(tmp_path / "dw.csv", space, 200, switch_ms=0.0, int8_factor=1.0, dw_ms_per_mmac=costs)
+    networks = fn.read_networks(path, space=space, column="dev_ms")
+    fit_set, held_out = fn.split_fit_held_out(networks, fit=150, seed=0)
+    prior = fn.fit_additive(fit_set).prior
+    for kernel, cost in costs.items():
+        assert prior.coefficient(f"fp32_dw_k{kernel}_mmac") == pytest.approx(cost, rel=0.3), prior
+    profile = fn.networks_profile(device="dev", fit=fn.fit_additive(fit_set), space=space, source_file=str(path),
+                                  column="dev_ms", created="t")
+    split = fn.validate_on(LookupTableLatencyModel(profile, profile_path=None, measure_missing=False), held_out)
+    pooled = {name: prior.coefficient("fp32_dw_k5_mmac") if "_dw_" in name else prior.coefficient(name)
+              for name in prior.coefficients}  # the same prior with one cost per depthwise MAC
+    from autoc.latency.profile import UnitPrior
+
+    pooled_profile = dataclasses.replace(profile, prior=UnitPrior(pooled), blocks={})
+    no_table = dataclasses.replace(profile, blocks={})
+    figures = {name: fn.validate_on(LookupTableLatencyModel(p, profile_path=None, measure_missing=False), held_out)
+               for name, p in (("split", no_table), ("pooled", pooled_profile))}
+    assert figures["split"]["mape_pct"] < figures["pooled"]["mape_pct"] / 2, figures
+    assert split["mape_pct"] < 2.0
 
 
 def test_mixed_precision_networks_fit_an_int8_cost_and_a_switch_cost(tmp_path):
@@ -208,5 +251,9 @@ def test_a_prior_feature_without_a_coefficient_takes_its_first_stand_in():
     mixed = UnitPrior({"fp32_mmac": 1.0, "fp32_dw_mmac": 3.0, "int8_mmac": 0.5})
     assert mixed.coefficient("int8_dw_mmac") == 0.5  # an int8 depthwise MAC as another int8 MAC, not as fp32
     assert mixed.ms({"int8_mmac": 2.0, "int8_dw_mmac": 1.0, "int8_unit": 1.0}) == pytest.approx(1.5)
+    # a prior from before the kernel split prices every depthwise kernel at its one depthwise cost
+    assert mixed.coefficient("fp32_dw_k7_mmac") == 3.0 and mixed.coefficient("int8_dw_k3_mmac") == 0.5
+    split = UnitPrior({"fp32_mmac": 1.0, "fp32_dw_k3_mmac": 4.0, "fp32_dw_mmac": 2.0})
+    assert split.coefficient("fp32_dw_k3_mmac") == 4.0 and split.coefficient("fp32_dw_k5_mmac") == 2.0
     with pytest.raises(ValueError, match="needs coefficients"):
         UnitPrior({})
