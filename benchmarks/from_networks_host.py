@@ -66,8 +66,14 @@ def main() -> None:
             print(f"fit {len(fit)}, held out {len(held_out)}, {label}: {figures['within_10pct']:.1%} within +-10%, "
                   f"MAPE {figures['mape_pct']:.2f}%, Kendall tau {figures['kendall_tau']:.3f}; "
                   f"switch {additive.ms_per_transition * 1000:.1f} us, int8 / fp32 cost per MAC {_ratio(additive.prior, 'mmac')}, "
-                  f"per depthwise MAC {_ratio(additive.prior, 'dw_mmac')}, "
+                  f"fp32 us per depthwise MMAC k3/k5/k7 {_depthwise(additive.prior)}, "
                   f"{len(additive.blocks)} keys, fitted in {seconds:.2f} s")
+
+
+def _depthwise(prior) -> str:
+    """The prior's fp32 cost per depthwise MMAC by kernel size: three values where the fit priced
+    them apart, one repeated where cross-validation kept one pooled cost."""
+    return "/".join(f"{prior.coefficient(f'fp32_dw_k{k}_mmac') * 1000:.1f}" for k in (3, 5, 7))
 
 
 def _ratio(prior, feature: str) -> str:
