@@ -4,6 +4,8 @@ and NSGA-II (or TPE, --sampler) vs random search at equal trial count (Pareto hy
 1. Train (or load) the supernet; measure the baselines (``baselines.py``) with the recipe.
 2. Run ``--trials`` trials with NSGA-II and with random sampling; each trial samples a candidate,
    predicts its host latency and scores it with the supernet estimate (the search's objective).
+   NSGA-II / TPE start as the search does, from candidates spread over the predicted-latency
+   range below the reference latency (``autoc.search.startup``; ``--random-start``: from random ones).
 3. Hypervolume of each study's (estimated accuracy, predicted latency) Pareto front, with the
    reference point (accuracy 0, latency = the largest MobileNetV2 baseline's).
 4. At three budgets (the predicted latencies of MobileNetV2-0.5/0.75/1.0 fp32), the NSGA-II
@@ -41,7 +43,8 @@ from autoc.latency.device import open_latency_model  # noqa: E402
 from autoc.search.finalists import pick_finalists  # noqa: E402
 from autoc.search.options import SearchOptions  # noqa: E402
 from autoc.search.results import TrialRecord  # noqa: E402
-from autoc.search.samplers import make_sampler  # noqa: E402
+from autoc.search.samplers import make_sampler, startup_trials  # noqa: E402
+from autoc.search.startup import SPREAD_SAMPLERS, enqueue_start, spread_start  # noqa: E402
 from autoc.space import load_space, sample_candidate  # noqa: E402
 
 
@@ -59,10 +62,13 @@ def hypervolume(points: list[tuple[float, float]], *, reference_ms: float) -> fl
     return area
 
 
-def run_study(sampler_name, *, space, data, supernet, latency, trials, config, seed, log=print):
-    # the search's own sampler settings (population, start-up trials) for this trial count
-    sampler = make_sampler(SearchOptions(budget_ms=1.0, sampler=sampler_name, trials=trials, seed=seed))
-    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+def run_study(sampler_name, *, space, data, supernet, latency, trials, config, seed, budget_ms, spread=True, log=print):
+    # the search's own sampler settings (population, start-up trials) and start for this trial count
+    options = SearchOptions(budget_ms=budget_ms, sampler=sampler_name, trials=trials, seed=seed, spread_start=spread)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=make_sampler(options))
+    if options.spread_start and sampler_name in SPREAD_SAMPLERS:
+        enqueue_start(study, spread_start(space, latency, count=startup_trials(options), budget_ms=budget_ms,
+                                          num_classes=data.num_classes, seed=seed))
 
     def objective(trial):
         candidate = sample_candidate(space, trial, num_classes=data.num_classes)
@@ -120,6 +126,10 @@ def main() -> int:
     parser.add_argument("--first-sampler-seed", type=int, default=None,
                         help="sampler seeds start here (default --seed; --seed also picks the data and supernet)")
     parser.add_argument("--sampler", default="nsga2", choices=("nsga2", "tpe"), help="compared with random search")
+    parser.add_argument("--random-start", action="store_true",
+                        help="the compared sampler starts from random trials, not from the search's latency-spread start")
+    parser.add_argument("--also-random-start", action="store_true",
+                        help="also run the compared sampler from random start-up trials, side by side")
     parser.add_argument("--hypervolume-only", action="store_true",
                         help="skip training the found candidates (the per-budget comparison)")
     parser.add_argument("--finalists", type=int, default=1,
@@ -153,17 +163,25 @@ def main() -> int:
     runs = []
     first = args.seed if args.first_sampler_seed is None else args.first_sampler_seed
     for sampler_seed in range(first, first + args.sampler_seeds):
-        trials = {name: run_study(name, space=space, data=search_data, supernet=run.supernet, latency=latency,
-                                  trials=args.trials, config=config, seed=sampler_seed) for name in (args.sampler, "random")}
+        studies = {args.sampler: not args.random_start, "random": False}
+        if args.also_random_start and not args.random_start:
+            studies[f"{args.sampler}-random-start"] = False
+        trials = {name: run_study(name.split("-")[0], space=space, data=search_data, supernet=run.supernet,
+                                  latency=latency, trials=args.trials, config=config, seed=sampler_seed,
+                                  budget_ms=reference, spread=spread) for name, spread in studies.items()}
         volumes = {name: hypervolume([(a, ms) for a, ms, _ in rows], reference_ms=reference)
                    for name, rows in trials.items()}
-        gain = volumes[args.sampler] / volumes["random"] - 1 if volumes["random"] else float("nan")
-        print(f"sampler seed {sampler_seed}: hypervolume (accuracy x ms below {reference:.3f} ms): {args.sampler} "
-              f"{volumes[args.sampler]:.4f}, random {volumes['random']:.4f} ({gain:+.1%})", flush=True)
-        runs.append({"seed": sampler_seed, "hypervolume": volumes, "gain": gain, "trials": trials})
-    gains = [r["gain"] for r in runs]
-    print(f"hypervolume gain of {args.sampler} over random at {args.trials} trials: mean {sum(gains) / len(gains):+.1%} "
-          f"over {len(gains)} seed(s) ({', '.join(f'{g:+.1%}' for g in gains)})")
+        gains = {name: volumes[name] / volumes["random"] - 1 if volumes["random"] else float("nan")
+                 for name in volumes if name != "random"}
+        print(f"sampler seed {sampler_seed}: hypervolume (accuracy x ms below {reference:.3f} ms): random "
+              f"{volumes['random']:.4f}, " + ", ".join(f"{n} {volumes[n]:.4f} ({g:+.1%})" for n, g in gains.items()),
+              flush=True)
+        runs.append({"seed": sampler_seed, "hypervolume": volumes, "gain": gains[args.sampler], "gains": gains,
+                     "trials": trials})
+    for name in runs[0]["gains"]:
+        gains = [r["gains"][name] for r in runs]
+        print(f"hypervolume gain of {name} over random at {args.trials} trials: mean {sum(gains) / len(gains):+.1%} "
+              f"over {len(gains)} seed(s) ({', '.join(f'{g:+.1%}' for g in gains)})")
     trials = runs[0]["trials"]
     if args.hypervolume_only:
         write_json(args.out, {"hypervolume_runs": [{k: v for k, v in r.items() if k != "trials"} for r in runs],

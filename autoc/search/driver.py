@@ -23,7 +23,8 @@ from autoc.search.finalists import FinalistResult, chosen_finalist, pick_finalis
 from autoc.search.options import FINALIST_FIELDS, SUPERNET_RECIPE_FIELDS, SearchOptions
 from autoc.search.progress import SearchProgress
 from autoc.search.results import TrialRecord, accuracy_text, best_record, completed_records, pareto_front
-from autoc.search.samplers import SAMPLERS, make_sampler
+from autoc.search.samplers import SAMPLERS, make_sampler, startup_trials
+from autoc.search.startup import SPREAD_SAMPLERS, enqueue_start, spread_start
 from autoc.search.storage import Heartbeat, default_storage_url, holds_a_study, open_storage, open_study, sqlite_file
 from autoc.search.worker import WorkerSpec, run_worker, worker_threads
 from autoc.space import SearchSpace
@@ -87,6 +88,9 @@ def run_search(options: SearchOptions) -> SearchResult:
             directions=DIRECTIONS,
         )
     _record_options(study, options, replace_stored=False)
+    if options.spread_start and options.sampler in SPREAD_SAMPLERS:
+        enqueue_start(study, spread_start(space, latency, count=startup_trials(options), budget_ms=options.budget_ms,
+                                          budget_mj=options.budget_mj, num_classes=data.num_classes, seed=options.seed))
     ctx = build_objective_context(options, inputs=inputs, progress=options.progress)  # creates the caches
 
     progress = SearchProgress(study, total=options.trials, budget_ms=options.budget_ms, enabled=options.progress)

@@ -19,6 +19,8 @@ class SearchOptions:
     timeout_s: float | None = None
     seed: int = 0
     sampler: str = "tpe"  # beat NSGA-II at small trial counts (README, hypervolume figures)
+    # TPE / NSGA-II start from candidates spread over the predicted-latency range (autoc.search.startup)
+    spread_start: bool = True
     runs_dir: Path = Path("runs")
     finetune_steps: int = 20
     teacher_steps: int = 120

@@ -12,13 +12,20 @@ SAMPLERS = ("nsga2", "tpe", "random")
 def make_sampler(options: SearchOptions, *, seed: int | None = None) -> optuna.samplers.BaseSampler:
     seed = options.seed if seed is None else seed
     if options.sampler == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=min(10, options.trials // 3 + 1))
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=startup_trials(options))
     if options.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if options.sampler == "nsga2":
-        population = max(4, min(50, options.trials // 3))
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=population)
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=startup_trials(options))
     raise BudgetError(f"--sampler {options.sampler!r} is unknown; use one of {', '.join(SAMPLERS)}")
+
+
+def startup_trials(options: SearchOptions) -> int:
+    """Trials the sampler takes before it models the study: TPE's start-up trials, NSGA-II's
+    first population (a third of the trials, so that a small study still sees generations)."""
+    if options.sampler == "nsga2":
+        return max(4, min(50, options.trials // 3))
+    return min(10, options.trials // 3 + 1)
 
 
 def worker_seed(options: SearchOptions, *, worker_index: int, trials_stored: int) -> int:

@@ -1,0 +1,64 @@
+"""The search's first trials, spread over the predicted-latency range within the budget.
+
+A candidate's latency is known before it is trained (the latency model costs ~0.1 ms), its
+accuracy is not. Random start-up trials cluster where most of the space lies; the ends of the
+Pareto front (the fastest networks, the largest within the budget) are where they leave gaps,
+and where a user's trade-off is decided. So the start-up trials of a model-based sampler (TPE,
+NSGA-II) are chosen from a pool of random candidates at evenly spaced quantiles of their
+predicted latency, over-budget ones left out, the fastest first; the sampler then learns from
+them as from random start-up trials. Random search stays random (it is what searches are
+compared with).
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import optuna
+
+from autoc.latency.model import LatencyModel
+from autoc.space import SearchSpace, sample_candidate
+
+POOL = 500  # random candidates whose latency is predicted (~0.1 s in all)
+SPREAD_SAMPLERS = ("tpe", "nsga2")
+
+
+def spread_start(
+    space: SearchSpace,
+    latency: LatencyModel,
+    *,
+    count: int,
+    budget_ms: float,
+    budget_mj: float | None = None,
+    num_classes: int | None = None,
+    seed: int = 0,
+    pool: int = POOL,
+) -> list[dict[str, object]]:
+    """Trial parameters of ``count`` candidates within the budgets at evenly spaced quantiles of
+    predicted latency over ``pool`` random ones (fewer when fewer are feasible)."""
+    if count < 1:
+        return []
+    sampler_study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    feasible: list[tuple[float, dict[str, object]]] = []
+    for _ in range(pool):
+        trial = sampler_study.ask()
+        candidate = sample_candidate(space, trial, num_classes=num_classes)
+        spec = candidate.netspec()
+        ms = latency.predict(spec, candidate.policy)
+        if ms > budget_ms or (budget_mj is not None and latency.predict_energy_mj(spec, candidate.policy) > budget_mj):
+            continue
+        feasible.append((ms, dict(trial.params)))
+    feasible.sort(key=lambda item: item[0])
+    if len(feasible) <= count:
+        return [params for _, params in feasible]
+    picks = [round(i * (len(feasible) - 1) / (count - 1)) for i in range(count)] if count > 1 else [0]
+    return [feasible[i][1] for i in picks]
+
+
+def enqueue_start(study: optuna.Study, start: list[Mapping[str, object]]) -> int:
+    """Queue the start-up trials in a study that has none yet (a resumed study keeps its own);
+    returns how many were queued."""
+    if study.get_trials(deepcopy=False):
+        return 0
+    for params in start:
+        study.enqueue_trial(dict(params), skip_if_exists=True)
+    return len(start)

@@ -1,0 +1,86 @@
+"""The search's start-up trials: spread over the predicted-latency range within the budget."""
+from dataclasses import replace
+
+import optuna
+import pytest
+
+from autoc.latency.device import open_latency_model
+from autoc.search.driver import SearchOptions, run_search
+from autoc.search.samplers import startup_trials
+from autoc.search.startup import enqueue_start, spread_start
+from autoc.space import candidate_from_params, load_space, sample_candidate
+from conftest import TINY_SETTINGS
+
+
+@pytest.fixture
+def tiny_latency(tiny_space, runs_dir):
+    space = load_space(tiny_space)
+    return space, open_latency_model("host", runs_dir=runs_dir, space=space, progress=False)
+
+
+def _latencies(space, latency, params_list):
+    out = []
+    for params in params_list:
+        candidate = candidate_from_params(space, params, num_classes=10)
+        out.append(latency.predict(candidate.netspec(), candidate.policy))
+    return out
+
+
+def _random_latencies(space, latency, count, seed):
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    out = []
+    for _ in range(count):
+        candidate = sample_candidate(space, study.ask(), num_classes=10)
+        out.append(latency.predict(candidate.netspec(), candidate.policy))
+    return sorted(out)
+
+
+def test_start_spans_the_latency_range_within_the_budget(tiny_latency):
+    space, latency = tiny_latency
+    pool = _random_latencies(space, latency, 500, seed=3)
+    budget = pool[len(pool) * 3 // 4]  # a budget a quarter of the space exceeds
+    start = spread_start(space, latency, count=5, budget_ms=budget, num_classes=10, seed=3)
+    ms = _latencies(space, latency, start)
+    assert len(start) == 5 and ms == sorted(ms) and max(ms) <= budget
+    feasible = [m for m in pool if m <= budget]
+    assert ms[0] == pytest.approx(feasible[0])  # the fastest of the pool first, the slowest within budget last
+    assert ms[-1] == pytest.approx(feasible[-1])
+    # spread: a random start of 5 covers less of the range, on average, than the spread one
+    lows, highs = [], []
+    for seed in range(20):
+        sample = _random_latencies(space, latency, 5, seed=100 + seed)
+        sample = [m for m in sample if m <= budget] or [budget]
+        lows.append(sample[0])
+        highs.append(sample[-1])
+    assert ms[-1] - ms[0] > sum(h - l for h, l in zip(highs, lows)) / len(lows)
+
+
+def test_start_leaves_out_over_budget_candidates_and_returns_fewer_when_few_fit(tiny_latency):
+    space, latency = tiny_latency
+    fastest = _random_latencies(space, latency, 500, seed=3)[0]
+    start = spread_start(space, latency, count=5, budget_ms=fastest * 1.0001, num_classes=10, seed=3)
+    assert 1 <= len(start) < 5 and all(m <= fastest * 1.0001 for m in _latencies(space, latency, start))
+    assert spread_start(space, latency, count=5, budget_ms=fastest * 0.5, num_classes=10, seed=3) == []
+
+
+def test_start_is_queued_only_in_a_study_without_trials():
+    study = optuna.create_study()
+    assert enqueue_start(study, [{"x": 1}, {"x": 2}]) == 2
+    study.optimize(lambda trial: trial.suggest_int("x", 0, 9), n_trials=2)
+    assert [t.params for t in study.trials] == [{"x": 1}, {"x": 2}]
+    assert enqueue_start(study, [{"x": 3}]) == 0  # a resumed study keeps its own start
+    assert not study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+
+
+def test_search_runs_its_spread_start_first_and_random_start_on_request(tiny_space, runs_dir):
+    options = SearchOptions(space=str(tiny_space), runs_dir=runs_dir, study="spread", trials=4, **TINY_SETTINGS)
+    result = run_search(options)
+    latency = open_latency_model("host", runs_dir=runs_dir, space=load_space(tiny_space), progress=False)
+    expected = spread_start(load_space(tiny_space), latency, count=startup_trials(options), budget_ms=options.budget_ms,
+                            num_classes=10, seed=options.seed)
+    study = optuna.load_study(study_name="spread", storage=f"sqlite:///{result.run_dir / 'study.db'}")
+    trials = sorted(study.trials, key=lambda t: t.number)
+    assert [t.params for t in trials[: len(expected)]] == expected
+    random_start = run_search(replace(options, study="random-start", spread_start=False))
+    study = optuna.load_study(study_name="random-start", storage=f"sqlite:///{random_start.run_dir / 'study.db'}")
+    assert [t.params for t in sorted(study.trials, key=lambda t: t.number)[: len(expected)]] != expected
