@@ -21,7 +21,7 @@ import logging
 import os
 from dataclasses import replace
 from pathlib import Path
-from typing import Mapping, NamedTuple, Protocol, runtime_checkable
+from typing import Iterable, Mapping, NamedTuple, Protocol, runtime_checkable
 
 from autoc.arch.netspec import NetSpec
 from autoc.compress.policy import CompressionPolicy
@@ -31,6 +31,7 @@ from autoc.latency.energy import energy_mj
 from autoc.latency.profile import (
     DeviceProfile,
     StaleSchemaError,
+    UnitPrior,
     load_profile,
     matches_host,
     mismatches,
@@ -89,6 +90,18 @@ class LookupTableLatencyModel:
     @property
     def profile(self) -> DeviceProfile:
         return self._profile
+
+    def without_measuring(self, units: Iterable[Unit]) -> "LookupTableLatencyModel":
+        """This model where it never measures; else a copy that prices units its table lacks by a
+        cost prior fitted on those of ``units`` it has, and saves nothing: for orderings that
+        must not wait for hundreds of new measurements (the search's start-up trials)."""
+        if not self.measure_missing:
+            return self
+        table = self._profile.blocks
+        known = {u.key: u for u in units if u.measurable and u.key in table}
+        prior = UnitPrior.fitted([prior_features(u) for u in known.values()], [table[k] for k in known])
+        return LookupTableLatencyModel(replace(self._profile, prior=prior), profile_path=None, measure_missing=False,
+                                       threads=self.threads)
 
     def predict(self, spec: NetSpec, policy: CompressionPolicy) -> float:
         units = network_units(spec, policy)

@@ -28,7 +28,10 @@ import tempfile
 from dataclasses import asdict, dataclass, field, fields as dataclass_fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from scipy.optimize import nnls
 
 from autoc.errors import DeviceError
 from autoc.latency.blocks import DEPTHWISE_KERNELS
@@ -155,6 +158,19 @@ class UnitPrior:
     def uniform(cls, *, ms_per_mmac: float, ms_per_melement: float, ms_per_unit: float) -> "UnitPrior":
         """One cost per MAC, element and unit whatever the conv and precision (profiles before the named features)."""
         return cls({"fp32_mmac": ms_per_mmac, "fp32_melement": ms_per_melement, "fp32_unit": ms_per_unit})
+
+    @classmethod
+    def fitted(cls, features: Sequence[Mapping[str, float]], ms: Sequence[float]) -> "UnitPrior":
+        """Non-negative costs of the features that fit measured units (``features[i]`` took
+        ``ms[i]``) with the least squared relative error."""
+        names = sorted({name for f in features for name, value in f.items() if value})
+        if not names or len(features) != len(ms):
+            raise ValueError(f"fitting a prior needs measured units with features, got {len(features)} and {len(ms)} times")
+        x = np.array([[f.get(name, 0.0) for name in names] for f in features])
+        y = np.asarray(ms, dtype=float)
+        scale = np.maximum(np.abs(x).max(axis=0), 1e-12)
+        coef, _ = nnls(x / scale / y[:, None], np.ones_like(y))
+        return cls(dict(zip(names, map(float, coef / scale))))
 
     def coefficient(self, feature: str) -> float:
         return next((float(self.coefficients[f]) for f in _PRIOR_STAND_INS[feature] if f in self.coefficients), 0.0)

@@ -6,8 +6,10 @@ Pareto front (the fastest networks, the largest within the budget) are where the
 and where a user's trade-off is decided. So the start-up trials of a model-based sampler (TPE,
 NSGA-II) are chosen from a pool of random candidates at evenly spaced quantiles of their
 predicted latency, over-budget ones left out, the fastest first; the sampler then learns from
-them as from random start-up trials. Random search stays random (it is what searches are
-compared with).
+them as from random start-up trials. The pool is priced without new measurements (a host
+model prices the units it lacks by a prior fitted on those it has): only an order is needed,
+and the chosen candidates are measured as every trial is. Random search stays random (it is
+what searches are compared with).
 """
 from __future__ import annotations
 
@@ -15,7 +17,8 @@ from typing import Mapping
 
 import optuna
 
-from autoc.latency.model import LatencyModel
+from autoc.latency.blocks import network_units
+from autoc.latency.model import LatencyModel, LookupTableLatencyModel
 from autoc.space import SearchSpace, sample_candidate
 
 POOL = 500  # random candidates whose latency is predicted (~0.1 s in all)
@@ -38,13 +41,15 @@ def spread_start(
     if count < 1:
         return []
     sampler_study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    trials = [sampler_study.ask() for _ in range(pool)]
+    candidates = [sample_candidate(space, trial, num_classes=num_classes) for trial in trials]
+    specs = [(c.netspec(), c.policy) for c in candidates]
+    if isinstance(latency, LookupTableLatencyModel):  # a host model would measure every unit it lacks: minutes
+        latency = latency.without_measuring(u for spec, policy in specs for u in network_units(spec, policy))
     feasible: list[tuple[float, dict[str, object]]] = []
-    for _ in range(pool):
-        trial = sampler_study.ask()
-        candidate = sample_candidate(space, trial, num_classes=num_classes)
-        spec = candidate.netspec()
-        ms = latency.predict(spec, candidate.policy)
-        if ms > budget_ms or (budget_mj is not None and latency.predict_energy_mj(spec, candidate.policy) > budget_mj):
+    for trial, (spec, policy) in zip(trials, specs):
+        ms = latency.predict(spec, policy)
+        if ms > budget_ms or (budget_mj is not None and latency.predict_energy_mj(spec, policy) > budget_mj):
             continue
         feasible.append((ms, dict(trial.params)))
     feasible.sort(key=lambda item: item[0])

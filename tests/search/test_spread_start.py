@@ -84,3 +84,33 @@ def test_search_runs_its_spread_start_first_and_random_start_on_request(tiny_spa
     random_start = run_search(replace(options, study="random-start", spread_start=False))
     study = optuna.load_study(study_name="random-start", storage=f"sqlite:///{random_start.run_dir / 'study.db'}")
     assert [t.params for t in sorted(study.trials, key=lambda t: t.number)[: len(expected)]] != expected
+
+
+def test_start_on_a_host_model_measures_nothing(tiny_space, runs_dir):
+    # a fresh host profile lacks most units; pricing the 500-candidate pool must not measure them
+    import json
+
+    from autoc.latency.device import profile_path
+    from autoc.latency.model import open_host_model
+
+    space = load_space(tiny_space)
+    path = profile_path("host", runs_dir=runs_dir, threads=1)
+    data = json.loads(path.read_text())
+    kept = dict(list(sorted(data["blocks"].items()))[: len(data["blocks"]) // 2])  # half the table forgotten
+    data["blocks"] = kept
+    path.write_text(json.dumps(data))
+    before = path.read_bytes()
+    model = open_host_model(path, threads=1)
+    start = spread_start(space, model, count=4, budget_ms=50.0, num_classes=10, seed=0)
+    assert len(start) == 4
+    assert path.read_bytes() == before and set(model.profile.blocks) == set(kept)
+
+
+def test_a_prior_fitted_on_measured_units_recovers_their_costs():
+    from autoc.latency.profile import UnitPrior
+
+    features = [{"fp32_mmac": m, "fp32_unit": 1.0} for m in (0.5, 1.0, 2.0, 4.0)]
+    prior = UnitPrior.fitted(features, [0.02 * f["fp32_mmac"] + 0.01 for f in features])
+    assert prior.coefficient("fp32_mmac") == pytest.approx(0.02) and prior.coefficient("fp32_unit") == pytest.approx(0.01)
+    with pytest.raises(ValueError, match="needs measured units"):
+        UnitPrior.fitted([], [])
