@@ -45,7 +45,10 @@ def spread_start(
     candidates = [sample_candidate(space, trial, num_classes=num_classes) for trial in trials]
     specs = [(c.netspec(), c.policy) for c in candidates]
     if isinstance(latency, LookupTableLatencyModel):  # a host model would measure every unit it lacks: minutes
-        latency = latency.without_measuring(u for spec, policy in specs for u in network_units(spec, policy))
+        try:
+            latency = latency.without_measuring(u for spec, policy in specs for u in network_units(spec, policy))
+        except ValueError:  # none of the pool's units measured yet: no prior to price them by; start at random
+            return []
     feasible: list[tuple[float, dict[str, object]]] = []
     for trial, (spec, policy) in zip(trials, specs):
         ms = latency.predict(spec, policy)
@@ -65,5 +68,5 @@ def enqueue_start(study: optuna.Study, start: list[Mapping[str, object]]) -> int
     if study.get_trials(deepcopy=False):
         return 0
     for params in start:
-        study.enqueue_trial(dict(params), skip_if_exists=True)
-    return len(start)
+        study.enqueue_trial(dict(params), skip_if_exists=True)  # a pool may hold one candidate twice
+    return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))

@@ -114,3 +114,18 @@ def test_a_prior_fitted_on_measured_units_recovers_their_costs():
     assert prior.coefficient("fp32_mmac") == pytest.approx(0.02) and prior.coefficient("fp32_unit") == pytest.approx(0.01)
     with pytest.raises(ValueError, match="needs measured units"):
         UnitPrior.fitted([], [])
+
+
+def test_a_host_model_with_none_of_the_pool_measured_starts_at_random(tiny_space, runs_dir):
+    import json
+
+    from autoc.latency.device import profile_path
+    from autoc.latency.model import open_host_model
+
+    path = profile_path("host", runs_dir=runs_dir, threads=1)
+    data = json.loads(path.read_text())
+    data["blocks"] = {}
+    path.write_text(json.dumps(data))
+    model = open_host_model(path, threads=1)
+    assert spread_start(load_space(tiny_space), model, count=4, budget_ms=50.0, num_classes=10, seed=0) == []
+    assert json.loads(path.read_text())["blocks"] == {}  # and nothing was measured to find that out
