@@ -14,8 +14,15 @@ from conftest import TINY_SETTINGS
 
 @pytest.fixture
 def tiny_latency(tiny_space, runs_dir):
+    """The host model priced as the start prices it (units it lacks by its prior, nothing measured),
+    so that every figure of a test comes from one unchanging model."""
+    from autoc.latency.blocks import network_units
+
     space = load_space(tiny_space)
-    return space, open_latency_model("host", runs_dir=runs_dir, space=space, progress=False)
+    host = open_latency_model("host", runs_dir=runs_dir, space=space, progress=False)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    specs = [(c.netspec(), c.policy) for c in (sample_candidate(space, study.ask(), num_classes=10) for _ in range(300))]
+    return space, host.without_measuring(u for spec, policy in specs for u in network_units(spec, policy))
 
 
 def _latencies(space, latency, params_list):
@@ -74,10 +81,14 @@ def test_start_is_queued_only_in_a_study_without_trials():
 
 def test_search_runs_its_spread_start_first_and_random_start_on_request(tiny_space, runs_dir):
     options = SearchOptions(space=str(tiny_space), runs_dir=runs_dir, study="spread", trials=4, **TINY_SETTINGS)
-    result = run_search(options)
+    # the start as the search will price it: after its budget check (which measures the space's
+    # cheapest candidates) and before its trials measure more units, which changes later prices
     latency = open_latency_model("host", runs_dir=runs_dir, space=load_space(tiny_space), progress=False)
+    for cheapest in load_space(tiny_space).minimal_candidates(num_classes=10):
+        latency.predict(cheapest.netspec(), cheapest.policy)
     expected = spread_start(load_space(tiny_space), latency, count=startup_trials(options), budget_ms=options.budget_ms,
                             num_classes=10, seed=options.seed)
+    result = run_search(options)
     study = optuna.load_study(study_name="spread", storage=f"sqlite:///{result.run_dir / 'study.db'}")
     trials = sorted(study.trials, key=lambda t: t.number)
     assert [t.params for t in trials[: len(expected)]] == expected
