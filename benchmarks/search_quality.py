@@ -4,8 +4,9 @@ and NSGA-II (or TPE, --sampler) vs random search at equal trial count (Pareto hy
 1. Train (or load) the supernet; measure the baselines (``baselines.py``) with the recipe.
 2. Run ``--trials`` trials with NSGA-II and with random sampling; each trial samples a candidate,
    predicts its host latency and scores it with the supernet estimate (the search's objective).
-   NSGA-II / TPE start as the search does, from candidates spread over the predicted-latency
-   range below the reference latency (``autoc.search.startup``; ``--random-start``: from random ones).
+   NSGA-II / TPE start from random start-up trials, as the search does by default, or with
+   ``--spread-start`` from candidates spread over the predicted-latency range below the reference
+   latency (``autoc.search.startup``); ``--compare-starts`` runs both side by side.
 3. Hypervolume of each study's (estimated accuracy, predicted latency) Pareto front, with the
    reference point (accuracy 0, latency = the largest MobileNetV2 baseline's).
 4. At three budgets (the predicted latencies of MobileNetV2-0.5/0.75/1.0 fp32), the NSGA-II
@@ -62,7 +63,7 @@ def hypervolume(points: list[tuple[float, float]], *, reference_ms: float) -> fl
     return area
 
 
-def run_study(sampler_name, *, space, data, supernet, latency, trials, config, seed, budget_ms, spread=True, log=print):
+def run_study(sampler_name, *, space, data, supernet, latency, trials, config, seed, budget_ms, spread=False, log=print):
     # the search's own sampler settings (population, start-up trials) and start for this trial count
     options = SearchOptions(budget_ms=budget_ms, sampler=sampler_name, trials=trials, seed=seed, spread_start=spread)
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=make_sampler(options))
@@ -126,10 +127,10 @@ def main() -> int:
     parser.add_argument("--first-sampler-seed", type=int, default=None,
                         help="sampler seeds start here (default --seed; --seed also picks the data and supernet)")
     parser.add_argument("--sampler", default="nsga2", choices=("nsga2", "tpe"), help="compared with random search")
-    parser.add_argument("--random-start", action="store_true",
-                        help="the compared sampler starts from random trials, not from the search's latency-spread start")
-    parser.add_argument("--also-random-start", action="store_true",
-                        help="also run the compared sampler from random start-up trials, side by side")
+    parser.add_argument("--spread-start", action="store_true",
+                        help="the compared sampler starts from the latency-spread start (autoc search --spread-start)")
+    parser.add_argument("--compare-starts", action="store_true",
+                        help="run the compared sampler from both starts side by side ('<sampler>-spread' is the spread one)")
     parser.add_argument("--hypervolume-only", action="store_true",
                         help="skip training the found candidates (the per-budget comparison)")
     parser.add_argument("--finalists", type=int, default=1,
@@ -163,9 +164,10 @@ def main() -> int:
     runs = []
     first = args.seed if args.first_sampler_seed is None else args.first_sampler_seed
     for sampler_seed in range(first, first + args.sampler_seeds):
-        studies = {args.sampler: not args.random_start, "random": False}
-        if args.also_random_start and not args.random_start:
-            studies[f"{args.sampler}-random-start"] = False
+        studies = {args.sampler: args.spread_start, "random": False}
+        if args.compare_starts:
+            studies[args.sampler] = False
+            studies[f"{args.sampler}-spread"] = True
         trials = {name: run_study(name.split("-")[0], space=space, data=search_data, supernet=run.supernet,
                                   latency=latency, trials=args.trials, config=config, seed=sampler_seed,
                                   budget_ms=reference, spread=spread) for name, spread in studies.items()}

@@ -26,8 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=float, default=None, help="stop starting trials after this many seconds")
     p.add_argument("--seed", type=int, default=None, help="[0]")
     p.add_argument("--sampler", default=None, help="tpe, nsga2 or random [tpe]")
-    p.add_argument("--random-start", action="store_true", help="TPE / NSGA-II start from random candidates, not "
-                   "from candidates spread over the predicted-latency range within the budget")
+    p.add_argument("--spread-start", action="store_true", default=None, help="TPE / NSGA-II start from candidates "
+                   "spread over the predicted-latency range within the budget, not from random ones")
     p.add_argument("--runs-dir", type=Path, default=None, help="where studies, caches and profiles live [runs]")
     p.add_argument("--finetune-steps", type=int, default=None, help="KD fine-tuning steps per candidate [20]")
     p.add_argument("--teacher-steps", type=int, default=None, help="training steps of the largest network [120]")
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     given = {
         "budget_ms": args.budget_ms, "budget_mj": args.budget_mj, "space": args.space, "dataset": args.dataset, "data_dir": args.data_dir,
         "device": args.device, "trials": args.trials, "timeout_s": args.timeout, "seed": args.seed,
-        "sampler": args.sampler, "spread_start": False if args.random_start else None, "finetune_steps": args.finetune_steps, "teacher_steps": args.teacher_steps, "supernet_steps": args.supernet_steps,
+        "sampler": args.sampler, "spread_start": args.spread_start, "finetune_steps": args.finetune_steps, "teacher_steps": args.teacher_steps, "supernet_steps": args.supernet_steps,
         "supernet_largest_steps": args.supernet_largest_steps, "supernet_lr": args.supernet_lr,
         "supernet_random_subnets": args.supernet_random_subnets, "supernet_augment": args.supernet_augment,
         "supernet_sort_channels": args.supernet_sort_channels, "supernet_progressive": args.supernet_progressive,

@@ -19,8 +19,9 @@ class SearchOptions:
     timeout_s: float | None = None
     seed: int = 0
     sampler: str = "tpe"  # beat NSGA-II at small trial counts (README, hypervolume figures)
-    # TPE / NSGA-II start from candidates spread over the predicted-latency range (autoc.search.startup)
-    spread_start: bool = True
+    # TPE / NSGA-II start from candidates spread over the predicted-latency range (autoc.search.startup);
+    # off by default: with the supernet estimate it found less accurate networks (README, search quality)
+    spread_start: bool = False
     runs_dir: Path = Path("runs")
     finetune_steps: int = 20
     teacher_steps: int = 120

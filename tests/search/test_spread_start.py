@@ -79,8 +79,9 @@ def test_start_is_queued_only_in_a_study_without_trials():
     assert not study.get_trials(states=(optuna.trial.TrialState.WAITING,))
 
 
-def test_search_runs_its_spread_start_first_and_random_start_on_request(tiny_space, runs_dir):
-    options = SearchOptions(space=str(tiny_space), runs_dir=runs_dir, study="spread", trials=4, **TINY_SETTINGS)
+def test_search_runs_the_spread_start_first_on_request_and_starts_at_random_by_default(tiny_space, runs_dir):
+    options = SearchOptions(space=str(tiny_space), runs_dir=runs_dir, study="spread", trials=4, spread_start=True,
+                            **TINY_SETTINGS)
     # the start as the search will price it: after its budget check (which measures the space's
     # cheapest candidates) and before its trials measure more units, which changes later prices
     latency = open_latency_model("host", runs_dir=runs_dir, space=load_space(tiny_space), progress=False)
@@ -92,6 +93,7 @@ def test_search_runs_its_spread_start_first_and_random_start_on_request(tiny_spa
     study = optuna.load_study(study_name="spread", storage=f"sqlite:///{result.run_dir / 'study.db'}")
     trials = sorted(study.trials, key=lambda t: t.number)
     assert [t.params for t in trials[: len(expected)]] == expected
+    assert SearchOptions(budget_ms=1.0).spread_start is False
     random_start = run_search(replace(options, study="random-start", spread_start=False))
     study = optuna.load_study(study_name="random-start", storage=f"sqlite:///{random_start.run_dir / 'study.db'}")
     assert [t.params for t in sorted(study.trials, key=lambda t: t.number)[: len(expected)]] != expected
