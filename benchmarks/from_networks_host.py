@@ -24,7 +24,7 @@ from pathlib import Path
 import optuna
 
 from autoc.latency import from_networks as fn
-from autoc.latency.blocks import input_shape, measurable_units
+from autoc.latency.blocks import DEPTHWISE_KERNELS, input_shape, measurable_units
 from autoc.latency.calibrate import NETWORK_SESSIONS, export_network, noise_figures, session_means, session_spreads
 from autoc.latency.measure import measure_interleaved
 from autoc.latency.model import LookupTableLatencyModel
@@ -66,14 +66,14 @@ def main() -> None:
             print(f"fit {len(fit)}, held out {len(held_out)}, {label}: {figures['within_10pct']:.1%} within +-10%, "
                   f"MAPE {figures['mape_pct']:.2f}%, Kendall tau {figures['kendall_tau']:.3f}; "
                   f"switch {additive.ms_per_transition * 1000:.1f} us, int8 / fp32 cost per MAC {_ratio(additive.prior, 'mmac')}, "
-                  f"fp32 us per depthwise MMAC k3/k5/k7 {_depthwise(additive.prior)}, "
+                  f"fp32 us per depthwise MMAC k{'/k'.join(map(str, DEPTHWISE_KERNELS))} {_depthwise(additive.prior)}, "
                   f"{len(additive.blocks)} keys, fitted in {seconds:.2f} s")
 
 
 def _depthwise(prior) -> str:
     """The prior's fp32 cost per depthwise MMAC by kernel size: three values where the fit priced
     them apart, one repeated where cross-validation kept one pooled cost."""
-    return "/".join(f"{prior.coefficient(f'fp32_dw_k{k}_mmac') * 1000:.1f}" for k in (3, 5, 7))
+    return "/".join(f"{prior.coefficient(f'fp32_dw_k{k}_mmac') * 1000:.1f}" for k in DEPTHWISE_KERNELS)
 
 
 def _ratio(prior, feature: str) -> str:

@@ -29,6 +29,7 @@ from autoc.evaluate.recipe import reference_accuracy  # noqa: E402
 from autoc.latency.device import open_latency_model  # noqa: E402
 from autoc.space import load_space  # noqa: E402
 
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser)

@@ -33,14 +33,14 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
-from scipy.optimize import nnls
 
 from autoc.candidate import Candidate
 from autoc.errors import AutocError, DeviceError
 from autoc.latency.blocks import DEPTHWISE_KERNELS, measurable_units, precision_transitions, prior_features
 from autoc.latency.csv_input import CsvTable, read_csv
 from autoc.latency.model import LookupTableLatencyModel
-from autoc.latency.profile import PRIOR_FEATURES, Correction, DeviceProfile, UnitPrior, data_identity
+from autoc.latency.profile import (PRIOR_FEATURES, Correction, DeviceProfile, UnitPrior, data_identity,
+                                   fit_relative_nonnegative)
 from autoc.latency.validate import validation_figures
 from autoc.space import SearchSpace, candidate_from_params, parameter_plan
 
@@ -184,7 +184,7 @@ def fit_additive(networks: Sequence[MeasuredNetwork], *, precision_terms: bool =
     priors = [_prior_design(groups, [prior_features(by_key[k]) for k in keys], counts, network_columns)
               for groups in choices]
     groups, used, features, design = min(priors, key=lambda p: _prior_cv_error(p[3], y))
-    coef = _fit_prior(design, y)
+    coef = fit_relative_nonnegative(design, y)
     width = features.shape[1]
     key_coef, intercept = coef[:width], float(coef[width])
     ms_per_transition = float(coef[width + 1]) if switches.any() else 0.0
@@ -210,13 +210,6 @@ def _prior_design(groups, per_key, counts, network_columns):
     return groups, used, features, np.hstack([counts @ features, network_columns])
 
 
-def _fit_prior(design: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Non-negative costs minimising the relative error of the networks' times."""
-    scale = np.maximum(np.abs(design).max(axis=0), 1e-12)  # comparable columns: MMACs, elements, counts
-    coef, _ = nnls(design / scale / y[:, None], np.ones_like(y))
-    return coef / scale
-
-
 def _prior_cv_error(design: np.ndarray, y: np.ndarray) -> float:
     """Mean squared relative error of the prior on networks left out of its fit (``PRIOR_FOLDS``
     interleaved folds; leave-one-out below that many networks)."""
@@ -224,7 +217,7 @@ def _prior_cv_error(design: np.ndarray, y: np.ndarray) -> float:
     errors = []
     for fold in range(folds):
         test = np.arange(len(y)) % folds == fold
-        coef = _fit_prior(design[~test], y[~test])
+        coef = fit_relative_nonnegative(design[~test], y[~test])
         errors.extend((design[test] @ coef - y[test]) / y[test])
     return float(np.mean(np.square(errors)))
 

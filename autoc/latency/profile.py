@@ -137,6 +137,14 @@ def _stand_ins(feature: str) -> tuple[str, ...]:
 
 
 _PRIOR_STAND_INS = {feature: _stand_ins(feature) for feature in PRIOR_FEATURES}
+
+
+def fit_relative_nonnegative(design: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Non-negative coefficients c minimising the squared relative error of ``design @ c`` against
+    ``y`` (a prior's costs, from measured units or from whole networks)."""
+    scale = np.maximum(np.abs(design).max(axis=0), 1e-12)  # comparable columns: MMACs, elements, counts
+    coef, _ = nnls(design / scale / y[:, None], np.ones_like(y))
+    return coef / scale
 _LEGACY_PRIOR = ("ms_per_mmac", "ms_per_melement", "ms_per_unit")
 
 
@@ -167,10 +175,7 @@ class UnitPrior:
         if not names or len(features) != len(ms):
             raise ValueError(f"fitting a prior needs measured units with features, got {len(features)} and {len(ms)} times")
         x = np.array([[f.get(name, 0.0) for name in names] for f in features])
-        y = np.asarray(ms, dtype=float)
-        scale = np.maximum(np.abs(x).max(axis=0), 1e-12)
-        coef, _ = nnls(x / scale / y[:, None], np.ones_like(y))
-        return cls(dict(zip(names, map(float, coef / scale))))
+        return cls(dict(zip(names, map(float, fit_relative_nonnegative(x, np.asarray(ms, dtype=float))))))
 
     def coefficient(self, feature: str) -> float:
         return next((float(self.coefficients[f]) for f in _PRIOR_STAND_INS[feature] if f in self.coefficients), 0.0)
