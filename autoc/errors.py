@@ -32,6 +32,10 @@ class DeviceError(AutocError):
     """A device profile is unknown, corrupt or from another schema version."""
 
 
+class ComputeError(AutocError):
+    """The device asked to run training on (--train-device) is unknown or not available here."""
+
+
 def first_line(exc: BaseException) -> str:
     """The first non-empty line of ``exc``'s message (its type name when it has none): what a
     one-line user message quotes of a library's multi-line error."""

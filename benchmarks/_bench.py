@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from autoc.candidate import Candidate
+from autoc.evaluate.compute import training_device
 from autoc.evaluate.datasets import DatasetSplit, load_dataset
 from autoc.evaluate.metrics import spec_macs
 from autoc.evaluate.recipe import scratch_recipe
@@ -46,6 +47,12 @@ def add_common_args(parser) -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"))
+    parser.add_argument("--train-device", default="cpu",
+                        help="where reference and supernet training steps run: cpu, cuda, cuda:N or auto")
+
+
+def train_device(args) -> torch.device:
+    return training_device(args.train_device)
 
 
 def add_latency_dump_args(parser) -> None:
@@ -93,7 +100,8 @@ def trained_supernet(args, space: SearchSpace, data: DatasetSplit):
                             augment=args.supernet_augment, sort_channels=args.supernet_sort_channels,
                             progressive=args.supernet_progressive,
                             final_phase_share=args.supernet_final_phase_share)
-    run = open_supernet(space, data, cache_dir=args.runs_dir / "cache", config=config, progress=True)
+    run = open_supernet(space, data, cache_dir=args.runs_dir / "cache", config=config, progress=True,
+                        device=train_device(args))
     return run, config
 
 

@@ -18,7 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _bench import add_common_args, add_recipe_args, load_data, parse_shard, reference_cache, reference_recipe, write_json  # noqa: E402
+import torch  # noqa: E402
+from _bench import add_common_args, add_recipe_args, load_data, parse_shard, reference_cache, reference_recipe, train_device, write_json  # noqa: E402
 
 from autoc.arch.config import BlockOp, StageConfig  # noqa: E402
 from autoc.candidate import Candidate  # noqa: E402
@@ -58,7 +59,8 @@ def baseline_family(space: SearchSpace, *, num_classes: int) -> list[tuple[str, 
 
 
 def train_baselines(space, data, latency, *, recipe: TrainConfig, cache_dir: Path | None,
-                    selection: DatasetSplit | None = None, log=print, shard: tuple[int, int] = (0, 1)) -> list[dict]:
+                    selection: DatasetSplit | None = None, log=print, shard: tuple[int, int] = (0, 1),
+                    device: torch.device | None = None) -> list[dict]:
     """Each baseline's held-out accuracy, and its accuracy on ``selection`` when given (the split
     a comparison chooses the best baseline on, as the search chooses its finalist). ``shard``
     (K, N): only every N-th baseline from the K-th (processes sharing the cache)."""
@@ -66,7 +68,8 @@ def train_baselines(space, data, latency, *, recipe: TrainConfig, cache_dir: Pat
     family = baseline_family(space, num_classes=data.num_classes)
     for name, candidate in family[shard[0]::shard[1]]:
         spec = candidate.netspec()
-        trained = reference_accuracy(candidate, data, config=recipe, cache_dir=cache_dir, selection=selection)
+        trained = reference_accuracy(candidate, data, config=recipe, cache_dir=cache_dir, selection=selection,
+                                     device=device)
         rows.append({"name": name, "accuracy": trained.accuracy, "latency_ms": latency.predict(spec, candidate.policy),
                      "size_bytes": size_bytes(spec, candidate.policy), "train_seconds": trained.seconds})
         chosen_on = ""
@@ -107,7 +110,7 @@ def main() -> int:
     recipe = reference_recipe(args)
     selection = data.selection_as_val() if args.selection else None
     rows = train_baselines(space, data, latency, recipe=recipe, cache_dir=reference_cache(args), selection=selection,
-                           shard=shard)
+                           shard=shard, device=train_device(args))
     if shard[1] > 1:
         return 0  # a part of the family: baselines.json is written by the run over all of it
     print(write_baselines(args.runs_dir / args.study / "baselines.json", rows, recipe=recipe))

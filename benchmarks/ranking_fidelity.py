@@ -38,7 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _bench import add_common_args, add_recipe_args, interleaved, kendall_tau, load_data, parse_shard, reference_cache, reference_recipe, spread_by_macs, trained_supernet, write_json  # noqa: E402
+from _bench import add_common_args, add_recipe_args, interleaved, kendall_tau, load_data, parse_shard, reference_cache, reference_recipe, spread_by_macs, train_device, trained_supernet, write_json  # noqa: E402
 
 from autoc.candidate import Candidate  # noqa: E402
 from autoc.evaluate.estimate import EstimateConfig, estimate_candidate  # noqa: E402
@@ -96,7 +96,7 @@ def main() -> int:
     spread = spread_by_macs(space, args.candidates, num_classes=data.num_classes, seed=args.seed)
     if args.reference_only:
         for i in interleaved(len(spread))[shard::shards]:
-            proper = reference_accuracy(spread[i], data, config=recipe, cache_dir=cache)
+            proper = reference_accuracy(spread[i], data, config=recipe, cache_dir=cache, device=train_device(args))
             print(f"{i:>3} MMACs {spec_macs(spread[i].netspec()) / 1e6:6.1f}  proper {proper.accuracy:.3f} "
                   f"({proper.seconds:.0f} s{', cached' if proper.cached else ''})", flush=True)
         return 0
@@ -149,7 +149,7 @@ def scored_rows(args, spread, data, *, recipe, cache, shard: int, shards: int, e
     for i in interleaved(len(spread))[shard::shards]:
         candidate = spread[i]
         proper = reference_accuracy(candidate, data, config=recipe, cache_dir=cache,
-                                    train_missing=not args.cached_references_only)
+                                    train_missing=not args.cached_references_only, device=train_device(args))
         if proper is None:
             continue
         accuracy, seconds = estimate(candidate)
@@ -164,7 +164,8 @@ def scored_rows(args, spread, data, *, recipe, cache, shard: int, shards: int, e
 def early_training_ranking(args, spread, data, *, recipe, cache, shard: int, shards: int) -> int:
     """Ranking fidelity of the accuracy after the first ``--early-steps`` steps of the reference run."""
     def early(candidate):
-        trained = train_from_scratch(candidate, data, config=recipe, stop_after=args.early_steps)
+        trained = train_from_scratch(candidate, data, config=recipe, stop_after=args.early_steps,
+                                     device=train_device(args))
         return trained.accuracy, trained.seconds
 
     rows = scored_rows(args, spread, data, recipe=recipe, cache=cache, shard=shard, shards=shards,

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 from _bench import (add_common_args, add_recipe_args, kendall_tau, load_data, reference_cache,  # noqa: E402
-                    reference_recipe, spread_by_macs, write_json)
+                    reference_recipe, spread_by_macs, train_device, write_json)
 
 from autoc.evaluate.metrics import spec_macs  # noqa: E402
 from autoc.evaluate.recipe import reference_accuracy  # noqa: E402
@@ -101,7 +101,7 @@ def main() -> int:
         accuracies = []
         for seed in range(args.seeds):
             result = reference_accuracy(spread[i], data, config=dataclasses.replace(recipe, seed=seed),
-                                        cache_dir=reference_cache(args))
+                                        cache_dir=reference_cache(args), device=train_device(args))
             accuracies.append(result.accuracy)
             print(f"candidate {i} ({spec_macs(spread[i].netspec()) / 1e6:.1f} MMACs) seed {seed}: "
                   f"{result.accuracy:.4f} ({result.seconds:.0f} s{', cached' if result.cached else ''})", flush=True)

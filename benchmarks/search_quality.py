@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import optuna  # noqa: E402
 from _bench import (Stopwatch, add_common_args, add_recipe_args, load_data, reference_cache,  # noqa: E402
-                    reference_recipe, trained_supernet, write_json)
+                    reference_recipe, train_device, trained_supernet, write_json)
 from baselines import BUDGET_BASELINES, baseline_family, train_baselines, write_baselines  # noqa: E402
 
 from autoc.candidate import Candidate  # noqa: E402
@@ -156,7 +156,7 @@ def main() -> int:
             candidate = family[row["name"]]
             row["latency_ms"] = latency.predict(candidate.netspec(), candidate.policy)
     else:
-        baselines = train_baselines(space, data, latency, recipe=recipe, cache_dir=cache)
+        baselines = train_baselines(space, data, latency, recipe=recipe, cache_dir=cache, device=train_device(args))
     write_baselines(args.runs_dir / args.study / "baselines.json", baselines, recipe=recipe)
 
     config = EstimateConfig(seed=args.seed)
@@ -204,7 +204,8 @@ def main() -> int:
         finalists = []
         for pick in picks:
             result = reference_accuracy(Candidate.from_dict(pick.candidate), data, config=recipe, cache_dir=cache,
-                                        selection=search_data if args.selection else None)
+                                        selection=search_data if args.selection else None,
+                                        device=train_device(args))
             finalists.append({"trial": pick.number, "estimate": pick.accuracy, "latency_ms": pick.latency_ms,
                               "accuracy": result.accuracy, "selection_accuracy": result.selection_accuracy,
                               "seconds": result.seconds, "cached": result.cached})

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 from _bench import (add_common_args, add_recipe_args, kendall_tau, load_data, reference_cache,  # noqa: E402
-                    reference_recipe, spread_by_macs, trained_supernet, write_json)
+                    reference_recipe, spread_by_macs, train_device, trained_supernet, write_json)
 
 from autoc.evaluate.estimate import EstimateConfig, estimate_candidate  # noqa: E402
 from autoc.evaluate.recipe import reference_accuracy  # noqa: E402
@@ -78,7 +78,7 @@ def main() -> int:
                                       augment=config.augment, seed=config.seed + 100 + cycle)
         start = time.perf_counter()
         supernet.train()
-        train_supernet(supernet, space, data.train_x, data.train_y, config=cycle_config)
+        train_supernet(supernet, space, data.train_x, data.train_y, config=cycle_config, device=train_device(args))
         seconds = time.perf_counter() - start
         print(f"cycle {cycle}: {args.cycle_steps} steps in {seconds:.0f} s", flush=True)
         score(cycle * args.cycle_steps, seconds)

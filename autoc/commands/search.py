@@ -53,6 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--finalist-steps", type=int, default=None, help="training steps of each finalist [300]")
     p.add_argument("--finalist-augment", action="store_true", default=None,
                    help="finalists train with random crop and flip (photos, not digits)")
+    p.add_argument("--train-device", default=None, help="where training steps run (supernet, teacher, fine-tuning, "
+                   "finalists): cpu, cuda, cuda:N, or auto (a GPU when torch sees one); estimates, latency and "
+                   "export stay on the CPU [cpu]")
     p.add_argument("--max-train", type=int, default=None, help="use at most this many training images")
     p.add_argument("--max-val", type=int, default=None, help="use at most this many validation images")
     p.add_argument("--workers", type=int, default=1, help="trials at once; more than 1 runs them as Ray tasks [1]")
@@ -81,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         "supernet_sort_channels": args.supernet_sort_channels, "supernet_progressive": args.supernet_progressive,
         "supernet_final_phase_share": args.supernet_final_phase_share,
         "finalists": args.finalists, "finalist_steps": args.finalist_steps, "finalist_augment": args.finalist_augment,
-        "max_train": args.max_train, "max_val": args.max_val, "workers": args.workers,
+        "max_train": args.max_train, "max_val": args.max_val, "workers": args.workers, "train_device": args.train_device,
         "ray_address": args.ray_address, "cpus_per_worker": args.cpus_per_worker,
         "heartbeat_interval_s": args.heartbeat_interval, "grace_period_s": args.grace_period,
         "runs_dir": args.runs_dir, "progress": not args.no_progress,

@@ -33,6 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--max-val", type=int, default=None, help="use at most this many validation images")
     t.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where caches live (runs/cache)")
     t.add_argument("--retrain", action="store_true", help="train again even if a cached supernet exists")
+    t.add_argument("--train-device", default="cpu", help="where the training steps run: cpu, cuda, cuda:N, or auto "
+                   "(a GPU when torch sees one); the cache is the same whichever trained it [cpu]")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(handler=run_train)
 
@@ -40,6 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
+    from autoc.evaluate.compute import training_device
     from autoc.evaluate.datasets import OptionNames, load_dataset
     from autoc.evaluate.estimate import eval_subset
     from autoc.evaluate.train import accuracy
@@ -53,13 +56,14 @@ def run_train(args: argparse.Namespace) -> int:
                                    ("progressive", args.progressive or None),
                                    ("final_phase_share", args.final_phase_share)) if v is not None}
     config = replace(SupernetConfig(seed=args.seed), **overrides)
+    device = training_device(args.train_device)  # before loading data: a missing GPU fails at once
     space = load_space(args.space)
     data = load_dataset(args.dataset, data_dir=args.data_dir, input_size=space.input_size, seed=args.seed,
                         max_train=args.max_train, max_val=args.max_val, download=args.download,
                         option_names=OptionNames(data_dir="--data-dir DIR", download="--download"))
     run = open_supernet(space, data, cache_dir=args.runs_dir / "cache", config=config,
-                        progress=not args.no_progress, retrain=args.retrain)
-    how = f"trained in {run.train_seconds:.0f} s" if run.trained_now else "loaded from the cache"
+                        progress=not args.no_progress, retrain=args.retrain, device=device)
+    how = f"trained in {run.train_seconds:.0f} s on {device}" if run.trained_now else "loaded from the cache"
     print(f"supernet of {space.name} on {data.name} ({len(data.train_y)} train images, {config.largest_steps} largest-only + {config.steps} sandwich steps): "
           f"{how} -> {run.path}")
     keep = eval_subset(data.val_y, 500, seed=args.seed)

@@ -51,7 +51,7 @@ def apply_sparsity(model: nn.Module, sparsities: Mapping[str, float]) -> dict[st
         weight = convs[name].weight
         mask = magnitude_mask(weight, s)
         weight.mul_(mask)
-        weight.register_hook(lambda grad, m=mask: grad * m)
+        weight.register_hook(lambda grad, m=mask: grad * m.to(grad.device))  # the model may train on a GPU
         masks[name] = mask
     return masks
 

@@ -89,6 +89,7 @@ def estimate_candidate(
     data: "DatasetSplit",
     teacher_logits: torch.Tensor | None,
     config: EstimateConfig = EstimateConfig(),
+    device: torch.device | None = None,
 ) -> tuple[AutocNet, Estimate]:
     """Inherit from the supernet, compress, calibrate, fine-tune (KD) and evaluate one candidate.
 
@@ -108,6 +109,7 @@ def estimate_candidate(
         teacher_logits=teacher_logits,
         config=config.train_config(),
         calibration_batches=config.calibration_batches,
+        device=device,
     )
     return model, Estimate(accuracy=estimate.accuracy, seconds=time.perf_counter() - start)
 
@@ -131,12 +133,13 @@ def estimate_accuracy(
     teacher_logits: torch.Tensor | None,
     config: TrainConfig,
     calibration_batches: int = 8,
+    device: torch.device | None = None,
 ) -> Estimate:
     """Recalibrate BatchNorm, fine-tune ``model`` in place for ``config.steps`` steps, then
-    measure validation accuracy."""
+    measure validation accuracy. The fine-tuning steps run on ``device`` (None: where the model is)."""
     start = time.perf_counter()
     recalibrate_batchnorm(model, train_x, batches=calibration_batches)
     if config.steps > 0:
-        train(model, train_x, train_y, config=config, teacher_logits=teacher_logits)
+        train(model, train_x, train_y, config=config, teacher_logits=teacher_logits, device=device)
     acc = accuracy(model, val_x, val_y)
     return Estimate(accuracy=acc, seconds=time.perf_counter() - start)

@@ -38,16 +38,16 @@ def scratch_recipe(*, steps: int, seed: int, augment: bool, batch_size: int = 32
 
 
 def train_from_scratch(candidate: Candidate, data: DatasetSplit, *, config: TrainConfig,
-                       stop_after: int | None = None) -> TrainedCandidate:
+                       stop_after: int | None = None, device: torch.device | None = None) -> TrainedCandidate:
     """Random init, the policy's pruned shape, sparsity and fake quantisation (quantisation-aware
     from the start), ``config.steps`` SGD steps on the labels (only the first ``stop_after`` of
-    them when given), accuracy on the whole held-out split."""
+    them when given; on ``device``, None: the CPU), accuracy on the whole held-out split."""
     start = time.perf_counter()
     torch.manual_seed(config.seed)
     model = build_model(candidate.netspec())
     apply_policy_sparsity(model, candidate.policy)
     apply_quantization(model, candidate.policy)
-    train(model, data.train_x, data.train_y, config=config, stop_after=stop_after)
+    train(model, data.train_x, data.train_y, config=config, stop_after=stop_after, device=device)
     acc = accuracy(model, data.val_x, data.val_y)
     return TrainedCandidate(model=model, accuracy=acc, seconds=time.perf_counter() - start)
 
@@ -67,7 +67,8 @@ class ReferenceResult:
 
 def reference_accuracy(candidate: Candidate, data: DatasetSplit, *, config: TrainConfig,
                        cache_dir: Path | None, train_missing: bool = True,
-                       selection: DatasetSplit | None = None) -> ReferenceResult | None:
+                       selection: DatasetSplit | None = None,
+                       device: torch.device | None = None) -> ReferenceResult | None:
     """``train_from_scratch``'s accuracy, cached under ``cache_dir`` by (candidate, recipe, data).
 
     A reference run of a multi-epoch recipe costs many minutes per candidate on a CPU, so every
@@ -95,7 +96,7 @@ def reference_accuracy(candidate: Candidate, data: DatasetSplit, *, config: Trai
             pass
     if not train_missing:
         return None
-    trained = train_from_scratch(candidate, data, config=config)
+    trained = train_from_scratch(candidate, data, config=config, device=device)
     selected = None if selection is None else accuracy(trained.model, selection.val_x, selection.val_y)
     if path is not None:
         entry = {"format": REFERENCE_FORMAT, "accuracy": trained.accuracy, "seconds": trained.seconds,

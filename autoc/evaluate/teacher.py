@@ -41,6 +41,7 @@ def load_or_train_teacher(
     cache_path: Path,
     config: TrainConfig,
     progress: bool,
+    device: torch.device | None = None,
 ) -> Teacher:
     model = build_model(build_netspec(arch))
     if cache_path.is_file():
@@ -56,7 +57,7 @@ def load_or_train_teacher(
         if step % 10 == 0:
             bar.set_postfix_str(f"loss={loss:.3f}")
 
-    train(model, data.train_x, data.train_y, config=config, on_step=on_step)
+    train(model, data.train_x, data.train_y, config=config, on_step=on_step, device=device)
     bar.close()
     cache_path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=cache_path.parent, prefix=".teacher-", suffix=".pt")

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from autoc.compress.distill import distillation_loss
+from autoc.evaluate.compute import trained_on
 
 
 @dataclass(frozen=True)
@@ -36,14 +37,25 @@ def train(
     teacher_logits: torch.Tensor | None = None,
     on_step: Callable[[int, float], None] | None = None,
     stop_after: int | None = None,
+    device: torch.device | None = None,
 ) -> float:
     """SGD with a cosine schedule for ``config.steps`` steps; returns the mean loss of the last 10 steps.
 
     ``teacher_logits`` are precomputed for ``inputs`` (row-aligned): distillation then costs
     no teacher forward pass per step. Several teachers stack on dim 0 ([T, N, C]); their
     soft targets are averaged. ``stop_after`` runs only the first that many steps of the
-    ``config.steps`` schedule: the model as the full run has it at that step.
+    ``config.steps`` schedule: the model as the full run has it at that step. ``device``: where
+    the steps run (``autoc.evaluate.compute``); the model comes back to its own device after.
     """
+    with trained_on(model, device) as target:
+        return _train_steps(model, inputs, labels, config=config, teacher_logits=teacher_logits, on_step=on_step,
+                            stop_after=stop_after, target=target)
+
+
+def _train_steps(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, config: TrainConfig,
+                 teacher_logits: torch.Tensor | None, on_step: Callable[[int, float], None] | None,
+                 stop_after: int | None, target: torch.device) -> float:
+    # Batches are drawn and augmented on the CPU (one seeded generator, the same on any device) and then moved.
     generator = torch.Generator().manual_seed(config.seed)
     optimizer = torch.optim.SGD(
         model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, nesterov=True
@@ -65,12 +77,12 @@ def train(
         if config.augment:
             batch = crop_and_flip(batch, generator=generator)
         # channels-last: CPU depthwise-conv backward runs several times faster in it, same math
-        logits = model(batch.contiguous(memory_format=torch.channels_last))
+        logits = model(batch.to(target).contiguous(memory_format=torch.channels_last))
         teacher = None
         if teacher_logits is not None:  # [N, C], or [T, N, C] for several teachers
-            teacher = teacher_logits[:, index] if teacher_logits.dim() == 3 else teacher_logits[index]
+            teacher = (teacher_logits[:, index] if teacher_logits.dim() == 3 else teacher_logits[index]).to(target)
         loss = distillation_loss(
-            logits, teacher, labels[index], temperature=config.temperature, alpha=config.alpha
+            logits, teacher, labels[index].to(target), temperature=config.temperature, alpha=config.alpha
         )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -99,7 +111,8 @@ def crop_and_flip(images: torch.Tensor, *, generator: torch.Generator, padding: 
 @torch.inference_mode()
 def predict_logits(model: nn.Module, inputs: torch.Tensor, *, batch_size: int = 64) -> torch.Tensor:
     model.eval()
-    return torch.cat([model(inputs[i : i + batch_size]) for i in range(0, inputs.shape[0], batch_size)])
+    device = next(model.parameters()).device  # the model's own device; logits come back as CPU tensors
+    return torch.cat([model(inputs[i : i + batch_size].to(device)).cpu() for i in range(0, inputs.shape[0], batch_size)])
 
 
 def accuracy(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 64) -> float:
@@ -119,8 +132,9 @@ def recalibrate_batchnorm(model: nn.Module, inputs: torch.Tensor, *, batches: in
     model.train()
     # A seeded shuffle: loaders may order images by class, and a class-pure prefix skews the statistics.
     order = torch.randperm(inputs.shape[0], generator=torch.Generator().manual_seed(0))
+    device = next(model.parameters()).device
     for i in range(min(batches, max(1, inputs.shape[0] // batch_size))):
-        model(inputs[order[i * batch_size : (i + 1) * batch_size]])
+        model(inputs[order[i * batch_size : (i + 1) * batch_size]].to(device))
     for m, momentum in zip(norms, saved):
         m.momentum = momentum
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from autoc.evaluate.compute import training_device
 from autoc.evaluate.datasets import SEARCH_OPTION_NAMES, DatasetSplit, load_dataset
 from autoc.evaluate.teacher import load_or_train_teacher, teacher_cache_path
 from autoc.evaluate.train import TrainConfig, accuracy, predict_logits
@@ -56,6 +57,7 @@ def build_objective_context(
 ) -> ObjectiveContext:
     inputs = inputs or load_inputs(options)
     space, data = inputs.space, inputs.data
+    device = training_device(options.train_device)  # resolved per process: each Ray worker has its own GPUs
     latency = open_latency_model(options.device, runs_dir=options.runs_dir, space=space, progress=progress)
     teacher_config = TrainConfig(
         steps=options.teacher_steps, batch_size=options.batch_size, lr=0.05, alpha=0.0, seed=options.seed
@@ -69,13 +71,14 @@ def build_objective_context(
             space, data, cache_dir=options.runs_dir / "cache",
             config=supernet_config(options),
             progress=progress,
+            device=device,
         )
         teacher_model = supernet.largest(calibration=data.train_x)  # in-place KD teacher of the supernet
         teacher_accuracy = accuracy(teacher_model, data.val_x, data.val_y)
     else:
         teacher = load_or_train_teacher(
             space.largest_arch(num_classes=data.num_classes), data, cache_path=cache, config=teacher_config,
-            progress=progress,
+            progress=progress, device=device,
         )
         teacher_model, teacher_accuracy = teacher.model, teacher.val_accuracy
     return ObjectiveContext(
@@ -90,4 +93,5 @@ def build_objective_context(
         budget_ms=options.budget_ms,
         budget_mj=options.budget_mj,
         weights_dir=options.runs_dir / str(options.study) / "weights",  # the driver always names the study
+        train_device=device,
     )

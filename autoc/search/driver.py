@@ -15,6 +15,7 @@ import optuna
 from optuna.trial import TrialState
 
 from autoc.errors import BudgetError, StorageError
+from autoc.evaluate.compute import training_device
 from autoc.export.policy_file import PolicyFile, record_metrics, space_reference, write_policy
 from autoc.latency.device import open_latency_model
 from autoc.search.context import build_objective_context, load_inputs, supernet_config
@@ -119,6 +120,7 @@ def run_search(options: SearchOptions) -> SearchResult:
                 augment=options.finalist_augment,
             ),
             weights_dir=run_dir / "finalists", log=_stderr_log if options.progress else _no_log,
+            device=training_device(options.train_device),
         )
         best = chosen_finalist(records, finalists) or best
     trials_total = _count_finished(study)
@@ -164,6 +166,7 @@ def _run_workers(spec: WorkerSpec, *, options: SearchOptions, ctx, progress: Sea
 
 
 def _check_options(options: SearchOptions) -> None:
+    training_device(options.train_device)  # an unknown or absent GPU fails here, before a study is stored
     if options.budget_mj is not None and not options.budget_mj > 0:
         raise BudgetError(f"--budget-mj must be positive, got {options.budget_mj}; give the energy budget in mJ, e.g. --budget-mj 0.5")
     if not options.budget_ms > 0:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 import optuna
+import torch
 
 from autoc.candidate import Candidate
 from autoc.evaluate.datasets import DatasetSplit
@@ -83,6 +84,7 @@ def train_finalists(
     config: TrainConfig,
     weights_dir: Path,
     log: Callable[[str], None] = print,
+    device: torch.device | None = None,
 ) -> dict[int, FinalistResult]:
     """Train every finalist the study has no result for (this recipe), store each result at once;
     return the results of all ``finalists``."""
@@ -95,7 +97,7 @@ def train_finalists(
         eta = f", about {spent / i * (len(todo) - i) / 60:.0f} min left" if i else ""
         log(f"finalist {i + 1}/{len(todo)}: trial {record.number} (estimate {record.accuracy:.4f}, "
             f"{record.latency_ms:.3f} ms), {config.steps} steps from scratch{eta}")
-        trained = train_from_scratch(Candidate.from_dict(record.candidate), data, config=config)
+        trained = train_from_scratch(Candidate.from_dict(record.candidate), data, config=config, device=device)
         spent += trained.seconds
         weights = save_weights(trained.model, weights_dir / f"trial-{record.number}-{recipe_key(config)}.pt")
         result = FinalistResult(trial=record.number, accuracy=trained.accuracy, seconds=round(trained.seconds, 1),

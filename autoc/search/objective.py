@@ -35,6 +35,7 @@ class ObjectiveContext:
     weights_dir: Path
     budget_mj: float | None = None
     supernet: Supernet | None = None  # when set, candidates inherit from it rather than from `teacher`
+    train_device: torch.device | None = None  # where fine-tuning steps run (None: the CPU)
 
 
 def run_trial(trial: optuna.trial.Trial, ctx: ObjectiveContext) -> tuple[float, float, float]:
@@ -72,6 +73,7 @@ def run_trial(trial: optuna.trial.Trial, ctx: ObjectiveContext) -> tuple[float, 
         val_y=ctx.data.val_y,
         teacher_logits=ctx.teacher_logits,
         config=config,
+        device=ctx.train_device,
     )
     weights = save_weights(model, ctx.weights_dir / f"trial-{trial.number}.pt")
     trial.set_user_attr("params", params)

@@ -40,6 +40,9 @@ class SearchOptions:
     finalist_steps: int = 300
     finalist_augment: bool = False
     batch_size: int = 32
+    # Where the training steps run (teacher, supernet, fine-tuning, finalists): cpu, cuda, cuda:N or
+    # auto (autoc.evaluate.compute); estimates, latency and export stay on the CPU.
+    train_device: str = "cpu"
     max_train: int | None = None
     max_val: int | None = None
     progress: bool = True

@@ -55,9 +55,10 @@ def load_or_train_supernet(
     cache_dir: Path,
     config: SupernetConfig = SupernetConfig(),
     progress: bool = True,
+    device: torch.device | None = None,
 ) -> Supernet:
-    """The supernet of (space, data, config): from the cache, or trained now and cached."""
-    return open_supernet(space, data, cache_dir=cache_dir, config=config, progress=progress).supernet
+    """The supernet of (space, data, config): from the cache, or trained now (on ``device``) and cached."""
+    return open_supernet(space, data, cache_dir=cache_dir, config=config, progress=progress, device=device).supernet
 
 
 def open_supernet(
@@ -68,7 +69,9 @@ def open_supernet(
     config: SupernetConfig = SupernetConfig(),
     progress: bool = True,
     retrain: bool = False,
+    device: torch.device | None = None,
 ) -> SupernetRun:
+    """The cached supernet of (space, data, config), trained now (on ``device``: None is the CPU) when missing."""
     path = supernet_cache_path(cache_dir, space=space, data=data, config=config)
     supernet = supernet_for_space(space, num_classes=data.num_classes)
     if path.is_file() and not retrain:
@@ -92,7 +95,7 @@ def open_supernet(
 
     start = time.perf_counter()
     try:
-        train_supernet(supernet, space, data.train_x, data.train_y, config=config, on_step=on_step)
+        train_supernet(supernet, space, data.train_x, data.train_y, config=config, on_step=on_step, device=device)
     finally:
         bar.close()
     seconds = time.perf_counter() - start

@@ -24,6 +24,7 @@ import torch
 from torch.nn import functional as F
 
 from autoc.compress.distill import distillation_loss
+from autoc.evaluate.compute import trained_on
 from autoc.evaluate.train import crop_and_flip
 from autoc.errors import BudgetError
 from autoc.space import SearchSpace
@@ -99,16 +100,24 @@ def train_supernet(
     *,
     config: SupernetConfig,
     on_step: Callable[[int, float], None] | None = None,
+    device: torch.device | None = None,
 ) -> float:
     """Train in place; returns the largest sub-network's mean loss over the last 10 steps.
 
-    ``on_step`` sees steps numbered over both stages (0 .. ``config.total_steps`` - 1)."""
+    ``on_step`` sees steps numbered over both stages (0 .. ``config.total_steps`` - 1).
+    ``device``: where the steps run; the supernet comes back to its own device after."""
+    with trained_on(supernet, device) as target:
+        return _train_steps(supernet, space, inputs, labels, config=config, on_step=on_step, target=target)
+
+
+def _train_steps(supernet: Supernet, space: SearchSpace, inputs: torch.Tensor, labels: torch.Tensor, *,
+                 config: SupernetConfig, on_step: Callable[[int, float], None] | None, target: torch.device) -> float:
     num_classes = supernet.num_classes
     rng = random.Random(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     largest = supernet.largest_subnet()
     supernet.train()
-    batches = _batches(inputs, labels, config=config, generator=generator)
+    batches = ((x.to(target), y.to(target)) for x, y in _batches(inputs, labels, config=config, generator=generator))
     recent: list[float] = []
     if config.largest_steps:
         optimizer = _sgd(supernet, config)
