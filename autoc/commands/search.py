@@ -63,6 +63,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "it), instead of a local Ray instance")
     p.add_argument("--cpus-per-worker", type=int, default=None, help="CPUs (and torch threads) per worker "
                    "[local: cores / workers; cluster: 1]")
+    p.add_argument("--gpus-per-worker", type=float, default=None, help="GPUs Ray reserves per worker, a fraction "
+                   "shares one [1 when --train-device is a GPU, else 0]")
     p.add_argument("--heartbeat-interval", type=int, default=10, help="seconds between a running trial's heartbeats [10]")
     p.add_argument("--grace-period", type=int, default=60, help="a trial silent this many seconds belongs to a dead "
                    "worker: it is failed and re-run [60]")
@@ -85,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         "supernet_final_phase_share": args.supernet_final_phase_share,
         "finalists": args.finalists, "finalist_steps": args.finalist_steps, "finalist_augment": args.finalist_augment,
         "max_train": args.max_train, "max_val": args.max_val, "workers": args.workers, "train_device": args.train_device,
-        "ray_address": args.ray_address, "cpus_per_worker": args.cpus_per_worker,
+        "ray_address": args.ray_address, "cpus_per_worker": args.cpus_per_worker, "gpus_per_worker": args.gpus_per_worker,
         "heartbeat_interval_s": args.heartbeat_interval, "grace_period_s": args.grace_period,
         "runs_dir": args.runs_dir, "progress": not args.no_progress,
     }

@@ -156,11 +156,15 @@ def _run_workers(spec: WorkerSpec, *, options: SearchOptions, ctx, progress: Sea
     from autoc.search.ray_workers import run_ray_workers
 
     cpus = options.cpus_per_worker or (1 if options.ray_address else worker_threads(options))
+    gpus = options.gpus_per_worker
+    if gpus is None:  # a worker training on a GPU gets one reserved (Ray then shows it only that one)
+        gpus = 0.0 if training_device(options.train_device).type == "cpu" else 1.0
     run_ray_workers(
         spec,
         workers=options.workers,
         address=options.ray_address,
         cpus_per_worker=cpus,
+        gpus_per_worker=gpus,
         on_poll=lambda: progress.sync() >= options.trials,  # at a deadline, workers finish their trials
     )
 
@@ -184,6 +188,8 @@ def _check_options(options: SearchOptions) -> None:
         raise BudgetError(f"--workers must be at least 1, got {options.workers}")
     if options.cpus_per_worker is not None and options.cpus_per_worker < 1:
         raise BudgetError(f"--cpus-per-worker must be at least 1, got {options.cpus_per_worker}")
+    if options.gpus_per_worker is not None and not options.gpus_per_worker >= 0:
+        raise BudgetError(f"--gpus-per-worker must be 0 or more (a fraction shares a GPU), got {options.gpus_per_worker}")
     Heartbeat(interval_s=options.heartbeat_interval_s, grace_s=options.grace_period_s)  # validates
     if options.supernet_steps > 0:  # the recipe validates itself; before any storage or directory exists
         try:

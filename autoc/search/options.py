@@ -49,6 +49,7 @@ class SearchOptions:
     workers: int = 1  # trials at once; 1 runs in this process, more run as Ray tasks
     ray_address: str | None = None  # an existing Ray cluster; None starts a local instance when workers > 1
     cpus_per_worker: int | None = None  # None: this machine's cores shared out (local), 1 on a cluster
+    gpus_per_worker: float | None = None  # GPUs Ray reserves per worker; None: 1 when training on a GPU, else 0
     heartbeat_interval_s: int = 10
     grace_period_s: int = 60
 

@@ -14,7 +14,7 @@ import time
 from dataclasses import replace
 from typing import Callable
 
-from autoc.errors import AutocError, first_line
+from autoc.errors import AutocError, ComputeError, first_line
 from autoc.search.worker import WorkerReport, WorkerSpec, run_worker
 
 # Ray starts task workers at niceness 15, so a trial starves whenever any other process on the
@@ -38,14 +38,20 @@ def run_ray_workers(
     cpus_per_worker: int,
     on_poll: Callable[[], bool],
     poll_s: float = 1.0,
+    gpus_per_worker: float = 0.0,
 ) -> list[WorkerReport]:
     """Run ``workers`` tasks until each returns. ``on_poll()`` is called every ``poll_s`` and
-    returns True once the study is done (then tasks still queued are dropped after DRAIN_S)."""
+    returns True once the study is done (then tasks still queued are dropped after DRAIN_S).
+    ``gpus_per_worker`` > 0 reserves that share of a GPU for each task (Ray then makes only
+    its GPU visible to it); a cluster without that much GPU is refused at once, not waited on."""
     import ray
 
     _connect(address, num_cpus=None if address else workers * cpus_per_worker)
     try:
-        task = ray.remote(_run_task).options(num_cpus=cpus_per_worker, max_retries=TASK_RETRIES)
+        if gpus_per_worker > 0:
+            _check_gpus(ray.cluster_resources().get("GPU", 0.0), gpus_per_worker=gpus_per_worker, address=address)
+        task = ray.remote(_run_task).options(num_cpus=cpus_per_worker, num_gpus=gpus_per_worker,
+                                             max_retries=TASK_RETRIES)
         pending = [task.remote(replace(spec, index=i, threads=cpus_per_worker)) for i in range(workers)]
         reports: list[WorkerReport] = []
         lost: list[str] = []
@@ -73,6 +79,17 @@ def run_ray_workers(
         return reports
     finally:
         ray.shutdown()
+
+
+def _check_gpus(available: float, *, gpus_per_worker: float, address: str | None) -> None:
+    """Ray would queue a task that asks for more GPU than any node has forever: fail with the fix instead."""
+    if available < gpus_per_worker:
+        where = f"the Ray cluster at {address!r}" if address else "the local Ray instance"
+        raise ComputeError(
+            f"each worker asks for {gpus_per_worker:g} GPU (--gpus-per-worker, or 1 with --train-device on a GPU) but "
+            f"{where} has {available:g}; start its nodes with their GPUs (ray start --num-gpus N), pass "
+            f"--gpus-per-worker 0, or train on the CPU (--train-device cpu)"
+        )
 
 
 def _run_task(spec: WorkerSpec) -> WorkerReport:

@@ -97,3 +97,14 @@ def test_a_local_ray_instance_runs_tasks_at_normal_priority():
         assert ray.get(ray.remote(lambda: os.nice(0)).remote()) == 0
     finally:
         ray.shutdown()
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")
+def test_workers_asking_for_a_gpu_the_ray_instance_lacks_are_refused_not_queued_forever(tiny_space, runs_dir):
+    from autoc.errors import ComputeError
+
+    options = SearchOptions(space=str(tiny_space), runs_dir=runs_dir, study="gpu", trials=2, workers=2,
+                            gpus_per_worker=0.5, **TINY_SETTINGS)
+    with pytest.raises(ComputeError, match=r"asks for 0.5 GPU .* has 0; .*--gpus-per-worker 0"):
+        run_search(options)
+    assert load(default_storage_url(runs_dir / "gpu"), "gpu").trials == []  # the study stays, ready to resume
