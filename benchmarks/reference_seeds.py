@@ -54,6 +54,18 @@ def estimates_from_file(path: Path) -> dict[str, dict[str, float]]:
     raise SystemExit(f"{path}: neither a ranking_fidelity.py nor a proxy_ranking.py output (no 'rows', no 'scores')")
 
 
+def perfect_estimator_tau(mean: np.ndarray, *, noise: float, seeds: int, reference_seeds: int,
+                          draws: int = 2000) -> float:
+    """Expected Kendall tau of each candidate's expected accuracy against the mean of ``reference_seeds``
+    runs, the expected accuracies' spread inferred from ``mean`` (the mean of ``seeds`` runs, whose own
+    noise is ``noise`` / sqrt(seeds)) and Gaussian seed noise of stdev ``noise`` per run."""
+    true_var = max(mean.var() - noise**2 / seeds, 0.0)
+    truth = mean.mean() + (mean - mean.mean()) * (true_var / mean.var()) ** 0.5 if mean.var() > 0 else mean
+    rng = np.random.default_rng(0)
+    run_noise = noise / reference_seeds**0.5
+    return float(np.mean([kendall_tau(truth, truth + rng.normal(0, run_noise, len(truth))) for _ in range(draws)]))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser)
@@ -98,6 +110,10 @@ def main() -> int:
           + f" (simulated from the pooled stdev: {simulated['two_runs']:.3f}; a perfect estimator vs one run: "
             f"{simulated['perfect']:.3f})")
 
+    ceilings = {k: perfect_estimator_tau(mean, noise=pooled, seeds=args.seeds, reference_seeds=k) for k in (1, 2, 4, 8)}
+    print("a perfect estimator (each candidate's expected accuracy) against the mean of k reference seeds, simulated "
+          "from the seeds' mean and the pooled stdev: " + ", ".join(f"k = {k}: {t:.3f}" for k, t in ceilings.items()))
+
     names: dict[str, dict[str, float]] = {
         "macs": {candidate_key(c): float(spec_macs(c.netspec())) for c in spread},
         "params": {candidate_key(c): float(sum(p.numel() for p in build_model(c.netspec()).parameters()))
@@ -120,6 +136,7 @@ def main() -> int:
               + " / ".join(f"{t:+.3f}" for t in scored[name]["vs_each_seed"]) + ")")
     write_json(args.out, {"candidates": complete, "accuracies": runs.tolist(), "pooled_stdev": pooled,
                           "seed_pairs_tau": pairs, "simulated_ceiling": simulated, "estimates": scored,
+                          "perfect_vs_mean_of_k_seeds": ceilings,
                           "settings": {k: str(v) for k, v in vars(args).items()}})
     return 0
 
