@@ -35,11 +35,18 @@ from autoc.evaluate.recipe import reference_accuracy  # noqa: E402
 from autoc.space import load_space  # noqa: E402
 
 
+def expected_accuracies(observed, *, noise: float) -> np.ndarray:
+    """``observed`` shrunk toward its mean to the spread left after removing its own noise (stdev ``noise``):
+    a stand-in for the candidates' expected accuracies in the ceiling simulations."""
+    x = np.asarray(observed)
+    true_var = max(x.var() - noise**2, 0.0)
+    return x.mean() + (x - x.mean()) * (true_var / x.var()) ** 0.5 if x.var() > 0 else x
+
+
 def ranking_ceiling(observed: list[float], *, noise: float, draws: int = 2000) -> dict[str, float]:
     """Expected Kendall tau of the truth, and of a second run, against one run with seed noise ``noise``."""
     x = np.asarray(observed)
-    true_var = max(x.var() - noise**2, 0.0)
-    truth = x.mean() + (x - x.mean()) * (true_var / x.var()) ** 0.5 if x.var() > 0 else x
+    truth = expected_accuracies(x, noise=noise)
     rng = np.random.default_rng(0)
     perfect, two_runs = [], []
     for _ in range(draws):

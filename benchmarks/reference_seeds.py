@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 from _bench import (add_common_args, add_recipe_args, kendall_tau, load_data, reference_cache,  # noqa: E402
                     reference_recipe, spread_by_macs, write_json)
-from reference_noise import ranking_ceiling  # noqa: E402
+from reference_noise import expected_accuracies, ranking_ceiling  # noqa: E402
 
 from autoc.candidate import Candidate  # noqa: E402
 from autoc.evaluate.metrics import spec_macs  # noqa: E402
@@ -59,8 +59,7 @@ def perfect_estimator_tau(mean: np.ndarray, *, noise: float, seeds: int, referen
     """Expected Kendall tau of each candidate's expected accuracy against the mean of ``reference_seeds``
     runs, the expected accuracies' spread inferred from ``mean`` (the mean of ``seeds`` runs, whose own
     noise is ``noise`` / sqrt(seeds)) and Gaussian seed noise of stdev ``noise`` per run."""
-    true_var = max(mean.var() - noise**2 / seeds, 0.0)
-    truth = mean.mean() + (mean - mean.mean()) * (true_var / mean.var()) ** 0.5 if mean.var() > 0 else mean
+    truth = expected_accuracies(mean, noise=noise / seeds**0.5)
     rng = np.random.default_rng(0)
     run_noise = noise / reference_seeds**0.5
     return float(np.mean([kendall_tau(truth, truth + rng.normal(0, run_noise, len(truth))) for _ in range(draws)]))

@@ -42,13 +42,18 @@ def training_device(name: str) -> torch.device:
     return device
 
 
+def model_device(model: nn.Module) -> torch.device:
+    """The device ``model``'s parameters are on (its first parameter's: autoc's models keep all on one)."""
+    return next(model.parameters()).device
+
+
 @contextlib.contextmanager
 def trained_on(model: nn.Module, device: torch.device | None) -> Iterator[torch.device]:
     """Move ``model`` to ``device`` (None: leave it where it is) for the block, and back after it.
 
     Parameters keep their identity across ``Module.to`` (their data is swapped), so an
     optimiser made inside the block updates the model the caller holds."""
-    home = next(model.parameters()).device
+    home = model_device(model)
     target = home if device is None else device
     model.to(target)
     try:

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from autoc.compress.distill import distillation_loss
-from autoc.evaluate.compute import trained_on
+from autoc.evaluate.compute import model_device, trained_on
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ def crop_and_flip(images: torch.Tensor, *, generator: torch.Generator, padding: 
 @torch.inference_mode()
 def predict_logits(model: nn.Module, inputs: torch.Tensor, *, batch_size: int = 64) -> torch.Tensor:
     model.eval()
-    device = next(model.parameters()).device  # the model's own device; logits come back as CPU tensors
+    device = model_device(model)  # logits come back as CPU tensors
     return torch.cat([model(inputs[i : i + batch_size].to(device)).cpu() for i in range(0, inputs.shape[0], batch_size)])
 
 
@@ -132,7 +132,7 @@ def recalibrate_batchnorm(model: nn.Module, inputs: torch.Tensor, *, batches: in
     model.train()
     # A seeded shuffle: loaders may order images by class, and a class-pure prefix skews the statistics.
     order = torch.randperm(inputs.shape[0], generator=torch.Generator().manual_seed(0))
-    device = next(model.parameters()).device
+    device = model_device(model)
     for i in range(min(batches, max(1, inputs.shape[0] // batch_size))):
         model(inputs[order[i * batch_size : (i + 1) * batch_size]].to(device))
     for m, momentum in zip(norms, saved):

@@ -145,6 +145,8 @@ def fit_relative_nonnegative(design: np.ndarray, y: np.ndarray) -> np.ndarray:
     scale = np.maximum(np.abs(design).max(axis=0), 1e-12)  # comparable columns: MMACs, elements, counts
     coef, _ = nnls(design / scale / y[:, None], np.ones_like(y))
     return coef / scale
+
+
 _LEGACY_PRIOR = ("ms_per_mmac", "ms_per_melement", "ms_per_unit")
 
 

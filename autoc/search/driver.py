@@ -120,7 +120,7 @@ def run_search(options: SearchOptions) -> SearchResult:
                 augment=options.finalist_augment,
             ),
             weights_dir=run_dir / "finalists", log=_stderr_log if options.progress else _no_log,
-            device=training_device(options.train_device),
+            device=ctx.train_device,  # resolved once, with the context
         )
         best = chosen_finalist(records, finalists) or best
     trials_total = _count_finished(study)
@@ -158,7 +158,7 @@ def _run_workers(spec: WorkerSpec, *, options: SearchOptions, ctx, progress: Sea
     cpus = options.cpus_per_worker or (1 if options.ray_address else worker_threads(options))
     gpus = options.gpus_per_worker
     if gpus is None:  # a worker training on a GPU gets one reserved (Ray then shows it only that one)
-        gpus = 0.0 if training_device(options.train_device).type == "cpu" else 1.0
+        gpus = 0.0 if ctx.train_device is None or ctx.train_device.type == "cpu" else 1.0
     run_ray_workers(
         spec,
         workers=options.workers,
