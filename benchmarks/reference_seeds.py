@@ -44,7 +44,11 @@ def candidate_key(candidate: Candidate) -> str:
 
 def estimates_from_file(path: Path) -> dict[str, dict[str, float]]:
     """{estimate name: {candidate key: value}} from a ranking_fidelity.py or proxy_ranking.py output."""
-    saved = json.loads(path.read_text())
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"{path}: cannot read it as a benchmark output ({exc}); give a ranking_fidelity.py or "
+                         "proxy_ranking.py --out file") from None
     if "rows" in saved:  # ranking_fidelity.py: one estimate per row
         values = {candidate_key(Candidate.from_dict(r["candidate"])): r["estimate"] for r in saved["rows"]}
         return {path.stem: values}
