@@ -33,7 +33,7 @@ class FakeQuant(nn.Module):
 
     @torch.no_grad()
     def _observe(self, x: torch.Tensor) -> None:
-        lo, hi = x.min(), x.max()
+        lo, hi = torch.aminmax(_dense_view(x))
         if not bool(self.observed):
             self.act_min.copy_(lo)
             self.act_max.copy_(hi)
@@ -51,6 +51,14 @@ class FakeQuant(nn.Module):
         scale = torch.clamp((hi - lo) / qmax, min=1e-8).reshape(1)
         zero_point = torch.clamp(torch.round(-lo / scale), 0, qmax).to(torch.int32).reshape(1)
         return torch.fake_quantize_per_tensor_affine(x, scale, zero_point, 0, qmax)
+
+
+def _dense_view(x: torch.Tensor) -> torch.Tensor:
+    """The same elements in a contiguous view: a channels-last activation reduced as it is would
+    first be copied to the default layout (a full copy per quantised layer and training step)."""
+    if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        return x.permute(0, 2, 3, 1)
+    return x
 
 
 def quantize_weight(weight: torch.Tensor, *, bits: int) -> torch.Tensor:

@@ -4,7 +4,7 @@ from torch.nn import functional as F
 
 from autoc.arch.builder import build_model
 from autoc.compress.distill import distillation_loss
-from autoc.compress.quant import FakeQuant, apply_quantization, quantize_weight
+from autoc.compress.quant import FakeQuant, _dense_view, apply_quantization, quantize_weight
 from helpers import tiny_candidate
 
 
@@ -36,6 +36,29 @@ def test_activation_quantisation_observes_then_quantises():
     scale = 4.0 / 255
     assert len(torch.unique(xq)) <= 256
     assert (xq - x).abs().max() <= scale / 2 + 1e-5
+
+
+def test_activation_ranges_are_observed_alike_in_either_memory_layout():
+    # Training runs channels-last; the observer reads such a batch through a dense view, not a copy.
+    x = torch.randn(4, 6, 5, 7) * torch.linspace(0.5, 3.0, 6).view(1, 6, 1, 1)
+    default, channels_last = FakeQuant(weight_bits=8, act_bits=8), FakeQuant(weight_bits=8, act_bits=8)
+    weight = torch.ones(6, 1, 1, 1)
+    expected_min = expected_max = None
+    for step in range(3):
+        batch = x * (step + 1) - step
+        out_default, _ = default(batch, weight)
+        out_last, _ = channels_last(batch.contiguous(memory_format=torch.channels_last), weight)
+        assert torch.equal(default.act_min, channels_last.act_min) and torch.equal(default.act_max, channels_last.act_max)
+        assert torch.equal(out_default, out_last)
+        lo, hi = float(batch.min()), float(batch.max())
+        expected_min = lo if expected_min is None else expected_min + 0.1 * (lo - expected_min)
+        expected_max = hi if expected_max is None else expected_max + 0.1 * (hi - expected_max)
+    assert float(channels_last.act_min) == pytest.approx(expected_min, rel=1e-5)
+    assert float(channels_last.act_max) == pytest.approx(expected_max, rel=1e-5)
+    assert out_last.is_contiguous(memory_format=torch.channels_last)
+    channels_last_batch = x.contiguous(memory_format=torch.channels_last)
+    view = _dense_view(channels_last_batch)  # what the observer reduces: no copy of the batch
+    assert view.is_contiguous() and view.data_ptr() == channels_last_batch.data_ptr()
 
 
 def test_policy_int8_layers_get_quantisers_and_stay_close_to_fp32():
