@@ -44,6 +44,8 @@ def add_common_args(parser) -> None:
                         help="progressive shrinking: kernel, then depth, expansion, width elastic")
     parser.add_argument("--supernet-final-phase-share", type=float, default=None,
                         help="with --supernet-progressive: the all-elastic phase's share of the steps")
+    parser.add_argument("--supernet-sampling", default="sandwich", choices=("sandwich", "uniform"),
+                        help="uniform: each step trains random sub-networks only, on the labels (SPOS)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"))
@@ -99,7 +101,7 @@ def trained_supernet(args, space: SearchSpace, data: DatasetSplit):
                             lr=args.supernet_lr, largest_steps=args.supernet_largest_steps,
                             augment=args.supernet_augment, sort_channels=args.supernet_sort_channels,
                             progressive=args.supernet_progressive,
-                            final_phase_share=args.supernet_final_phase_share)
+                            final_phase_share=args.supernet_final_phase_share, sampling=args.supernet_sampling)
     run = open_supernet(space, data, cache_dir=args.runs_dir / "cache", config=config, progress=True,
                         device=train_device(args))
     return run, config

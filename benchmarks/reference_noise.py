@@ -30,6 +30,8 @@ import numpy as np  # noqa: E402
 from _bench import (add_common_args, add_recipe_args, kendall_tau, load_data, reference_cache,  # noqa: E402
                     reference_recipe, spread_by_macs, train_device, write_json)
 
+from autoc.candidate import Candidate  # noqa: E402
+from autoc.compress.policy import CompressionPolicy, LayerPolicy  # noqa: E402
 from autoc.evaluate.metrics import spec_macs  # noqa: E402
 from autoc.evaluate.recipe import reference_accuracy  # noqa: E402
 from autoc.space import load_space  # noqa: E402
@@ -87,6 +89,14 @@ def compare_lengths(args, spread, data, recipe) -> list[dict]:
     return out
 
 
+def all_fp32(candidate: Candidate) -> Candidate:
+    """The candidate with every layer's quantisation dropped (keep ratios and sparsity as they are):
+    trained from scratch it shows what quantisation-aware training adds to the recipe's noise."""
+    layers = {name: LayerPolicy(keep_ratio=layer.keep_ratio, sparsity=layer.sparsity)
+              for name, layer in candidate.policy.layers}
+    return dataclasses.replace(candidate, policy=CompressionPolicy.from_mapping(layers))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser)
@@ -97,12 +107,16 @@ def main() -> int:
                         help="recipe seeds 0 .. N-1 per candidate (1: no noise figure, e.g. with --compare-steps)")
     parser.add_argument("--compare-steps", type=int, nargs="+", default=[],
                         help="set this recipe's cached spread beside the same recipe at these step counts")
+    parser.add_argument("--precision", choices=("policy", "fp32"), default="policy",
+                        help="fp32: train the picked candidates with their quantisation dropped (same shapes)")
     parser.add_argument("--out", type=Path, default=Path("runs/benchmarks/reference_noise.json"))
     args = parser.parse_args()
     space = load_space(args.space)
     data = load_data(args, space)
     recipe = reference_recipe(args)
     spread = spread_by_macs(space, args.candidates, num_classes=data.num_classes, seed=args.seed)
+    if args.precision == "fp32":
+        spread = [all_fp32(c) for c in spread]
     rows = []
     for i in args.pick:
         accuracies = []

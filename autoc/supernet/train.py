@@ -12,6 +12,12 @@ weights ranks small sub-networks above large ones, because small networks learn 
 With ``progressive`` the sandwich steps run in phases that make one more dimension elastic
 each (kernel, depth, expansion, width), so the shared weights adapt to one kind of change at a
 time instead of to every combination at once.
+
+``sampling="uniform"`` replaces the sandwich with single-path uniform sampling (SPOS, Guo et
+al. 2020): each step trains ``random_subnets`` random sub-networks on the labels alone, with no
+largest, no smallest and no distillation, so no sub-network is favoured by being trained more
+often than the rest (the sandwich trains the smallest one every step, and it then gets the
+highest estimate of all).
 """
 from __future__ import annotations
 
@@ -31,6 +37,8 @@ from autoc.space import SearchSpace
 from autoc.supernet.channel_order import sort_channels_by_importance
 from autoc.supernet.elastic import Supernet
 from autoc.supernet.subnets import ALL_DIMENSIONS, DIMENSIONS, random_candidate, smallest_candidate
+
+SAMPLINGS = ("sandwich", "uniform")
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,7 @@ class SupernetConfig:
     # then depth, then expansion, then width elastic (each phase adds one, the rest stay largest).
     progressive: bool = False
     final_phase_share: float | None = None  # progressive: the all-elastic phase's share of the steps (None: equal)
+    sampling: str = "sandwich"  # or "uniform": random sub-networks only, on the labels (see the module doc)
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.random_subnets < 0 or self.largest_steps < 0:
@@ -60,6 +69,11 @@ class SupernetConfig:
                 f"got steps={self.steps}, batch_size={self.batch_size}, random_subnets={self.random_subnets}, "
                 f"largest_steps={self.largest_steps}; use e.g. --steps 150"
             )
+        if self.sampling not in SAMPLINGS:
+            raise BudgetError(f"supernet sampling {self.sampling!r} is unknown; use one of {', '.join(SAMPLINGS)}")
+        if self.sampling == "uniform" and self.random_subnets < 1:
+            raise BudgetError("uniform supernet sampling trains random sub-networks only: give random_subnets >= 1 "
+                              "(e.g. --random-subnets 1)")
         if self.final_phase_share is not None and not 0 < self.final_phase_share <= 1:
             raise BudgetError(f"the final phase's share of the supernet steps must be in (0, 1], "
                               f"got {self.final_phase_share}; use e.g. --final-phase-share 0.5")
@@ -71,10 +85,12 @@ class SupernetConfig:
     def __str__(self) -> str:
         # The cache key: written as before when the newer options are off, so caches stay valid.
         text = repr(self)
-        if (self.largest_steps, self.augment, self.sort_channels, self.progressive) == (0, False, False, False):
+        if (self.largest_steps, self.augment, self.sort_channels, self.progressive, self.sampling) == (
+                0, False, False, False, "sandwich"):
             text = text.split(", largest_steps=")[0] + ")"
         else:
-            for name, off in (("sort_channels", False), ("progressive", False), ("final_phase_share", None)):
+            for name, off in (("sort_channels", False), ("progressive", False), ("final_phase_share", None),
+                              ("sampling", "sandwich")):
                 if getattr(self, name) == off:
                     text = text.replace(f", {name}={off}", "")
         return text
@@ -102,7 +118,8 @@ def train_supernet(
     on_step: Callable[[int, float], None] | None = None,
     device: torch.device | None = None,
 ) -> float:
-    """Train in place; returns the largest sub-network's mean loss over the last 10 steps.
+    """Train in place; returns the largest sub-network's mean loss over the last 10 steps (under uniform
+    sampling, the random sub-networks').
 
     ``on_step`` sees steps numbered over both stages (0 .. ``config.total_steps`` - 1).
     ``device``: where the steps run; the supernet comes back to its own device after."""
@@ -141,27 +158,47 @@ def _train_steps(supernet: Supernet, space: SearchSpace, inputs: torch.Tensor, l
             _set_cosine_lr(optimizer, config.lr, step, steps)
             x, y = next(batches)
             optimizer.zero_grad(set_to_none=True)
-            others = [smallest] + [
-                random_candidate(space, rng, num_classes=num_classes, elastic=elastic).netspec()
-                for _ in range(config.random_subnets)
-            ]
-            # Losses are averaged over the sandwich: summed, every shared weight would see a step
-            # len(others) + 1 times larger than single-network training at the same lr (it diverged).
-            share = 1.0 / (len(others) + 1)
-            logits = supernet(x, subnet=largest)
-            loss = F.cross_entropy(logits, y)
-            (loss * share).backward()
-            teacher = logits.detach()
-            for subnet in others:
-                student = supernet(x, subnet=subnet)
-                kd = distillation_loss(student, teacher, y, temperature=config.temperature, alpha=config.alpha)
-                (kd * share).backward()
+            if config.sampling == "uniform":
+                loss = _uniform_step(supernet, space, x, y, rng=rng, count=config.random_subnets, elastic=elastic)
+            else:
+                others = [smallest] + [random_candidate(space, rng, num_classes=num_classes, elastic=elastic).netspec()
+                                       for _ in range(config.random_subnets)]
+                loss = _sandwich_step(supernet, x, y, largest=largest, others=others, config=config)
             optimizer.step()
-            recent = (recent + [float(loss.detach())])[-10:]
+            recent = (recent + [loss])[-10:]
             if on_step is not None:
                 on_step(done, recent[-1])
             done += 1
     return sum(recent) / len(recent)
+
+
+def _sandwich_step(supernet: Supernet, x: torch.Tensor, y: torch.Tensor, *, largest, others: list,
+                   config: SupernetConfig) -> float:
+    """Gradients of the largest sub-network on the labels and of ``others`` on its soft targets; the largest's loss."""
+    # Losses are averaged over the sandwich: summed, every shared weight would see a step
+    # len(others) + 1 times larger than single-network training at the same lr (it diverged).
+    share = 1.0 / (len(others) + 1)
+    logits = supernet(x, subnet=largest)
+    loss = F.cross_entropy(logits, y)
+    (loss * share).backward()
+    teacher = logits.detach()
+    for subnet in others:
+        student = supernet(x, subnet=subnet)
+        kd = distillation_loss(student, teacher, y, temperature=config.temperature, alpha=config.alpha)
+        (kd * share).backward()
+    return float(loss.detach())
+
+
+def _uniform_step(supernet: Supernet, space: SearchSpace, x: torch.Tensor, y: torch.Tensor, *, rng: random.Random,
+                  count: int, elastic: frozenset[str]) -> float:
+    """Gradients of ``count`` uniformly drawn sub-networks on the labels (averaged); their mean loss."""
+    total = 0.0
+    for _ in range(count):
+        subnet = random_candidate(space, rng, num_classes=supernet.num_classes, elastic=elastic).netspec()
+        loss = F.cross_entropy(supernet(x, subnet=subnet), y)
+        (loss / count).backward()
+        total += float(loss.detach()) / count
+    return total
 
 
 def _sgd(supernet: Supernet, config: SupernetConfig) -> torch.optim.SGD:

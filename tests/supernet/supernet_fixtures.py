@@ -59,3 +59,19 @@ def _one_thread():  # small convs on 2 shared cores: extra threads only add hand
     saved, _ = torch.get_num_threads(), torch.set_num_threads(1)
     yield
     torch.set_num_threads(saved)
+
+
+@pytest.fixture
+def trained_subnets(monkeypatch):
+    """The sub-networks the supernet runs forward, in order: a spy on the real forward."""
+    from autoc.supernet.elastic import Supernet
+
+    trained = []
+    forward = Supernet.forward
+
+    def recording(self, x, *, subnet):
+        trained.append(subnet)
+        return forward(self, x, subnet=subnet)
+
+    monkeypatch.setattr(Supernet, "forward", recording)
+    return trained

@@ -6,9 +6,8 @@ import random
 from autoc.space import parameter_plan
 from autoc.space.assemble import assemble
 from autoc.supernet import SupernetConfig, smallest_candidate, supernet_for_space, train_supernet
-from autoc.supernet.elastic import Supernet
 from autoc.supernet.subnets import ALL_DIMENSIONS, DIMENSIONS, extreme_choices, random_candidate
-from supernet_fixtures import _one_thread, digits16, fbnet_space, tiny_space  # noqa: F401  (fixtures)
+from supernet_fixtures import _one_thread, digits16, fbnet_space, tiny_space, trained_subnets  # noqa: F401  (fixtures)
 
 
 def _shape(spec):
@@ -47,15 +46,8 @@ def test_kernel_phase_varies_kernels_only(tiny_space):
     assert [c.cout for c in smallest.convs()] == [c.cout for c in largest_spec.convs()]
 
 
-def test_progressive_training_trains_each_phase_on_its_dimensions_only(tiny_space, digits16, monkeypatch):
-    trained = []
-    forward = Supernet.forward
-
-    def recording(self, x, *, subnet):  # a spy on the real forward: which sub-networks get trained
-        trained.append(subnet)
-        return forward(self, x, subnet=subnet)
-
-    monkeypatch.setattr(Supernet, "forward", recording)
+def test_progressive_training_trains_each_phase_on_its_dimensions_only(tiny_space, digits16, trained_subnets):
+    trained = trained_subnets
     supernet = supernet_for_space(tiny_space, num_classes=10)
     steps = []
     config = SupernetConfig(steps=8, batch_size=16, random_subnets=2, progressive=True, lr=0.01)
