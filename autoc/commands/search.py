@@ -45,6 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="supernet recipe: reorder channels by importance after the largest-only steps")
     p.add_argument("--supernet-progressive", action="store_true", default=None,
                    help="supernet recipe: progressive shrinking (kernel, then depth, expansion, width)")
+    p.add_argument("--supernet-sampling", default=None,
+                   help="supernet recipe: sandwich or uniform (random sub-networks only, SPOS) [sandwich]")
     p.add_argument("--supernet-final-phase-share", type=float, default=None,
                    help="supernet recipe: with --supernet-progressive, the all-elastic phase's share of the steps")
     p.add_argument("--finalists", type=int, default=None, help="after the trials, train the K feasible candidates "
@@ -84,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         "supernet_largest_steps": args.supernet_largest_steps, "supernet_lr": args.supernet_lr,
         "supernet_random_subnets": args.supernet_random_subnets, "supernet_augment": args.supernet_augment,
         "supernet_sort_channels": args.supernet_sort_channels, "supernet_progressive": args.supernet_progressive,
-        "supernet_final_phase_share": args.supernet_final_phase_share,
+        "supernet_final_phase_share": args.supernet_final_phase_share, "supernet_sampling": args.supernet_sampling,
         "finalists": args.finalists, "finalist_steps": args.finalist_steps, "finalist_augment": args.finalist_augment,
         "max_train": args.max_train, "max_val": args.max_val, "workers": args.workers, "train_device": args.train_device,
         "ray_address": args.ray_address, "cpus_per_worker": args.cpus_per_worker, "gpus_per_worker": args.gpus_per_worker,

@@ -28,6 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "kernel, then depth, expansion and width elastic")
     t.add_argument("--final-phase-share", type=float, default=None,
                    help="with --progressive: the all-elastic phase's share of the steps (default: equal phases)")
+    t.add_argument("--sampling", default=None, help="sandwich (largest, smallest and random sub-networks a step, "
+                   "distilled from the largest) or uniform (random sub-networks only, on the labels: SPOS) [sandwich]")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--max-train", type=int, default=None, help="use at most this many training images")
     t.add_argument("--max-val", type=int, default=None, help="use at most this many validation images")
@@ -54,7 +56,8 @@ def run_train(args: argparse.Namespace) -> int:
                                    ("lr", args.lr), ("augment", args.augment or None),
                                    ("sort_channels", args.sort_channels or None),
                                    ("progressive", args.progressive or None),
-                                   ("final_phase_share", args.final_phase_share)) if v is not None}
+                                   ("final_phase_share", args.final_phase_share),
+                                   ("sampling", args.sampling)) if v is not None}
     config = replace(SupernetConfig(seed=args.seed), **overrides)
     device = training_device(args.train_device)  # before loading data: a missing GPU fails at once
     space = load_space(args.space)
@@ -64,7 +67,7 @@ def run_train(args: argparse.Namespace) -> int:
     run = open_supernet(space, data, cache_dir=args.runs_dir / "cache", config=config,
                         progress=not args.no_progress, retrain=args.retrain, device=device)
     how = f"trained in {run.train_seconds:.0f} s on {device}" if run.trained_now else "loaded from the cache"
-    print(f"supernet of {space.name} on {data.name} ({len(data.train_y)} train images, {config.largest_steps} largest-only + {config.steps} sandwich steps): "
+    print(f"supernet of {space.name} on {data.name} ({len(data.train_y)} train images, {config.largest_steps} largest-only + {config.steps} {config.sampling} steps): "
           f"{how} -> {run.path}")
     keep = eval_subset(data.val_y, 500, seed=args.seed)
     val_x, val_y = data.val_x[keep], data.val_y[keep]

@@ -48,7 +48,7 @@ def supernet_config(options: SearchOptions) -> SupernetConfig:
         largest_steps=options.supernet_largest_steps, lr=options.supernet_lr,
         random_subnets=options.supernet_random_subnets, augment=options.supernet_augment,
         sort_channels=options.supernet_sort_channels, progressive=options.supernet_progressive,
-        final_phase_share=options.supernet_final_phase_share,
+        final_phase_share=options.supernet_final_phase_share, sampling=options.supernet_sampling,
     )
 
 

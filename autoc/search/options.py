@@ -34,6 +34,7 @@ class SearchOptions:
     supernet_sort_channels: bool = False
     supernet_progressive: bool = False
     supernet_final_phase_share: float | None = None
+    supernet_sampling: str = "sandwich"
     # Finalist stage (autoc.search.finalists): train the top `finalists` estimates from scratch
     # for `finalist_steps` steps and choose by that accuracy; 0 chooses by the estimate.
     finalists: int = 0
@@ -60,4 +61,4 @@ FINALIST_FIELDS = ("finalists", "finalist_steps", "finalist_augment")
 # SearchOptions fields that make up the supernet's recipe beside supernet_steps (stored for --resume).
 SUPERNET_RECIPE_FIELDS = ("supernet_largest_steps", "supernet_lr", "supernet_random_subnets", "supernet_augment",
                           "supernet_sort_channels", "supernet_progressive",
-                          "supernet_final_phase_share")
+                          "supernet_final_phase_share", "supernet_sampling")

@@ -41,3 +41,21 @@ def test_uniform_sampling_has_its_own_cache_key_and_checks_its_options():
         SupernetConfig(sampling="spos")
     with pytest.raises(BudgetError, match="random_subnets >= 1"):
         SupernetConfig(sampling="uniform", random_subnets=0)
+
+
+def test_search_and_cli_pass_the_sampling_on(tmp_path, capsys):
+    from autoc.cli import main
+    from autoc.search.context import supernet_config
+    from autoc.search.options import SearchOptions
+
+    options = SearchOptions(budget_ms=1.0, supernet_steps=10, supernet_sampling="uniform")
+    assert supernet_config(options) == SupernetConfig(steps=10, sampling="uniform")
+    code = main(["supernet", "train", "--dataset", "digits", "--steps", "2",
+                 "--sampling", "uniform", "--random-subnets", "1", "--max-train", "64", "--max-val", "32",
+                 "--runs-dir", str(tmp_path), "--no-progress"])
+    assert code == 0 and "2 uniform steps" in capsys.readouterr().out
+    assert len(list((tmp_path / "cache").iterdir())) == 1
+    code = main(["supernet", "train", "--dataset", "digits", "--steps", "2", "--sampling", "spos",
+                 "--runs-dir", str(tmp_path / "bad"), "--no-progress"])
+    assert code == 2 and "use one of sandwich, uniform" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
