@@ -92,7 +92,7 @@ class SupernetConfig:
             for name, off in (("sort_channels", False), ("progressive", False), ("final_phase_share", None),
                               ("sampling", "sandwich")):
                 if getattr(self, name) == off:
-                    text = text.replace(f", {name}={off}", "")
+                    text = text.replace(f", {name}={off!r}", "")
         return text
 
     def phases(self) -> list[tuple[frozenset[str], int]]:

@@ -37,6 +37,10 @@ def test_uniform_sampling_has_its_own_cache_key_and_checks_its_options():
     assert str(sandwich) == str(SupernetConfig(steps=5))
     assert "sampling" not in str(sandwich) and "sampling='uniform'" in str(uniform)
     assert "sampling='uniform'" in str(SupernetConfig(steps=5, largest_steps=3, sampling="uniform"))
+    # the key of a sandwich supernet is what it was before the option existed: cached ones stay valid
+    assert str(SupernetConfig(steps=1200, largest_steps=1200, lr=0.02, augment=True, random_subnets=1)) == (
+        "SupernetConfig(steps=1200, batch_size=32, lr=0.02, momentum=0.9, weight_decay=4e-05, random_subnets=1, "
+        "temperature=1.0, alpha=0.5, seed=0, largest_steps=1200, largest_lr=0.05, augment=True)")
     with pytest.raises(BudgetError, match="sampling 'spos' is unknown"):
         SupernetConfig(sampling="spos")
     with pytest.raises(BudgetError, match="random_subnets >= 1"):
