@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from _bench import (Stopwatch, add_common_args, add_recipe_args, load_data, refe
                     reference_recipe, train_device, trained_supernet, write_json)
 from baselines import BUDGET_BASELINES, baseline_family, train_baselines, write_baselines  # noqa: E402
 
+from autoc.arch.builder import build_model  # noqa: E402
 from autoc.candidate import Candidate  # noqa: E402
 from autoc.evaluate.estimate import EstimateConfig, estimate_candidate  # noqa: E402
 from autoc.evaluate.recipe import reference_accuracy  # noqa: E402
@@ -63,7 +65,12 @@ def hypervolume(points: list[tuple[float, float]], *, reference_ms: float) -> fl
     return area
 
 
-def run_study(sampler_name, *, space, data, supernet, latency, trials, config, seed, budget_ms, spread=False, log=print):
+def parameter_count(candidate) -> int:
+    return sum(p.numel() for p in build_model(candidate.netspec()).parameters())
+
+
+def run_study(sampler_name, *, space, data, supernet, latency, trials, config, seed, budget_ms, spread=False,
+              estimate_by="supernet", log=print):
     # the search's own sampler settings (population, start-up trials) and start for this trial count
     options = SearchOptions(budget_ms=budget_ms, sampler=sampler_name, trials=trials, seed=seed, spread_start=spread)
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=make_sampler(options))
@@ -74,8 +81,10 @@ def run_study(sampler_name, *, space, data, supernet, latency, trials, config, s
     def objective(trial):
         candidate = sample_candidate(space, trial, num_classes=data.num_classes)
         ms = latency.predict(candidate.netspec(), candidate.policy)
-        _, estimate = estimate_candidate(candidate, supernet=supernet, data=data, teacher_logits=None, config=config)
         trial.set_user_attr("candidate", candidate.to_dict())
+        if estimate_by == "params":  # size as the accuracy proxy: log parameters, no weights needed
+            return math.log(parameter_count(candidate)), ms
+        _, estimate = estimate_candidate(candidate, supernet=supernet, data=data, teacher_logits=None, config=config)
         trial.set_user_attr("seconds", estimate.seconds)
         return estimate.accuracy, ms
 
@@ -131,6 +140,9 @@ def main() -> int:
                         help="the compared sampler starts from the latency-spread start (autoc search --spread-start)")
     parser.add_argument("--compare-starts", action="store_true",
                         help="run the compared sampler from both starts side by side ('<sampler>-spread' is the spread one)")
+    parser.add_argument("--estimate", default="supernet", choices=("supernet", "params"),
+                        help="what the search maximises beside latency: the supernet estimate, or the log parameter "
+                             "count (no hypervolume then: it is not an accuracy)")
     parser.add_argument("--hypervolume-only", action="store_true",
                         help="skip training the found candidates (the per-budget comparison)")
     parser.add_argument("--finalists", type=int, default=1,
@@ -141,6 +153,9 @@ def main() -> int:
                              "estimates and finalists are scored on it, the held-out split only reports")
     args = parser.parse_args()
 
+    if args.estimate == "params" and (args.hypervolume_only or args.compare_starts):
+        parser.error("--estimate params has no hypervolume (log parameters are not an accuracy): drop "
+                     "--hypervolume-only / --compare-starts")
     if args.finalists > 1 and args.selection is None:
         parser.error("--finalists K > 1 chooses on a selection split: give --selection N (e.g. 2500)")
     space = load_space(args.space)
@@ -168,9 +183,15 @@ def main() -> int:
         if args.compare_starts:
             studies[args.sampler] = False
             studies[f"{args.sampler}-spread"] = True
+        if args.estimate == "params":  # no accuracy to take a hypervolume of: the search alone
+            studies = {args.sampler: args.spread_start}
         trials = {name: run_study(name.split("-")[0], space=space, data=search_data, supernet=run.supernet,
                                   latency=latency, trials=args.trials, config=config, seed=sampler_seed,
-                                  budget_ms=reference, spread=spread) for name, spread in studies.items()}
+                                  budget_ms=reference, spread=spread, estimate_by=args.estimate)
+                  for name, spread in studies.items()}
+        runs.append({"seed": sampler_seed, "trials": trials})
+        if "random" not in trials:
+            continue
         volumes = {name: hypervolume([(a, ms) for a, ms, _ in rows], reference_ms=reference)
                    for name, rows in trials.items()}
         gains = {name: volumes[name] / volumes["random"] - 1 if volumes["random"] else float("nan")
@@ -178,9 +199,8 @@ def main() -> int:
         print(f"sampler seed {sampler_seed}: hypervolume (accuracy x ms below {reference:.3f} ms): random "
               f"{volumes['random']:.4f}, " + ", ".join(f"{n} {volumes[n]:.4f} ({g:+.1%})" for n, g in gains.items()),
               flush=True)
-        runs.append({"seed": sampler_seed, "hypervolume": volumes, "gain": gains[args.sampler], "gains": gains,
-                     "trials": trials})
-    for name in runs[0]["gains"]:
+        runs[-1] |= {"hypervolume": volumes, "gain": gains[args.sampler], "gains": gains}
+    for name in runs[0].get("gains", {}):
         gains = [r["gains"][name] for r in runs]
         print(f"hypervolume gain of {name} over random at {args.trials} trials: mean {sum(gains) / len(gains):+.1%} "
               f"over {len(gains)} seed(s) ({', '.join(f'{g:+.1%}' for g in gains)})")
