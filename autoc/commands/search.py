@@ -38,7 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "train --largest-steps`: train the largest network alone this many steps first [0]")
     p.add_argument("--supernet-lr", type=float, default=None, help="supernet recipe: peak lr of the sandwich steps [0.05]")
     p.add_argument("--supernet-random-subnets", type=int, default=None,
-                   help="supernet recipe: random sub-networks per step beside the largest and smallest [2]")
+                   help="supernet recipe: random sub-networks per step beside the largest and smallest "
+                        "(with --supernet-sampling uniform: all of them) [2]")
     p.add_argument("--supernet-augment", action="store_true", default=None,
                    help="supernet recipe: random crop and flip (photos, not digits)")
     p.add_argument("--supernet-sort-channels", action="store_true", default=None,

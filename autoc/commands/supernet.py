@@ -15,7 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--download", action="store_true", help="cifar10: fetch it into --data-dir if absent")
     t.add_argument("--steps", type=int, default=None, help="sandwich-rule training steps (default 150)")
     t.add_argument("--batch-size", type=int, default=None, help="images per step (default 32)")
-    t.add_argument("--random-subnets", type=int, default=None, help="random sub-networks per step beside the largest and smallest (default 2)")
+    t.add_argument("--random-subnets", type=int, default=None, help="random sub-networks per step beside the largest and smallest; with --sampling uniform, "
+                   "all of the step's sub-networks (default 2)")
     t.add_argument("--largest-steps", type=int, default=None,
                    help="first train the largest network alone for this many steps (default 0)")
     t.add_argument("--lr", type=float, default=None, help="peak learning rate of the sandwich steps (default 0.05)")
