@@ -29,6 +29,7 @@ from typing import Callable, Iterator
 import torch
 from torch.nn import functional as F
 
+from autoc.arch.netspec import NetSpec
 from autoc.compress.distill import distillation_loss
 from autoc.evaluate.compute import trained_on
 from autoc.evaluate.train import crop_and_flip
@@ -172,7 +173,7 @@ def _train_steps(supernet: Supernet, space: SearchSpace, inputs: torch.Tensor, l
     return sum(recent) / len(recent)
 
 
-def _sandwich_step(supernet: Supernet, x: torch.Tensor, y: torch.Tensor, *, largest, others: list,
+def _sandwich_step(supernet: Supernet, x: torch.Tensor, y: torch.Tensor, *, largest: NetSpec, others: list[NetSpec],
                    config: SupernetConfig) -> float:
     """Gradients of the largest sub-network on the labels and of ``others`` on its soft targets; the largest's loss."""
     # Losses are averaged over the sandwich: summed, every shared weight would see a step
