@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from autoc.arch.builder import build_model
 from autoc.candidate import Candidate
 from autoc.evaluate.compute import training_device
 from autoc.evaluate.datasets import DatasetSplit, load_dataset
@@ -114,6 +115,16 @@ def spread_by_macs(space: SearchSpace, count: int, *, num_classes: int, seed: in
                      key=lambda c: spec_macs(c.netspec()))
     picks = [round(i * (len(sampled) - 1) / (count - 1)) for i in range(count)]
     return [sampled[i] for i in picks]
+
+
+def candidate_key(candidate: Candidate) -> str:
+    """One string per candidate, to match candidates across benchmark outputs and the reference cache."""
+    return json.dumps(candidate.to_dict(), sort_keys=True)
+
+
+def parameter_count(candidate: Candidate) -> int:
+    """Parameters of the candidate's pruned network (the size proxy the accuracy benchmarks compare with)."""
+    return sum(p.numel() for p in build_model(candidate.netspec()).parameters())
 
 
 def parse_shard(text: str) -> tuple[int, int]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import random
 import statistics
@@ -27,12 +26,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
-from _bench import (add_common_args, add_recipe_args, kendall_tau, load_data, reference_cache,  # noqa: E402
-                    reference_recipe, spread_by_macs, trained_supernet, write_json)
+from _bench import (add_common_args, add_recipe_args, candidate_key, kendall_tau, load_data,  # noqa: E402
+                    parameter_count, reference_cache, reference_recipe, spread_by_macs, trained_supernet, write_json)
 from proxy_ranking import cached_references  # noqa: E402
 from scipy.stats import rankdata  # noqa: E402
 
-from autoc.arch.builder import build_model  # noqa: E402
 from autoc.candidate import Candidate  # noqa: E402
 from autoc.evaluate.estimate import EstimateConfig, estimate_candidate  # noqa: E402
 from autoc.evaluate.metrics import spec_macs  # noqa: E402
@@ -40,12 +38,8 @@ from autoc.space import load_space  # noqa: E402
 from autoc.supernet import random_candidate  # noqa: E402
 
 
-def candidate_key(candidate: Candidate) -> str:
-    return json.dumps(candidate.to_dict(), sort_keys=True)
-
-
 def log_params(candidate: Candidate) -> float:
-    return math.log(sum(p.numel() for p in build_model(candidate.netspec()).parameters()))
+    return math.log(parameter_count(candidate))
 
 
 def seed_means(args, data, candidates: list[Candidate]) -> dict[str, float]:

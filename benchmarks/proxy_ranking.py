@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from _bench import (add_common_args, add_recipe_args, kendall_tau, load_data, reference_cache,  # noqa: E402
-                    reference_recipe, write_json)
+from _bench import (add_common_args, add_recipe_args, kendall_tau, load_data, parameter_count,  # noqa: E402
+                    reference_cache, reference_recipe, write_json)
 from torch import nn  # noqa: E402
 
 from autoc.arch.builder import build_model  # noqa: E402
@@ -132,7 +132,7 @@ def main() -> int:
     for n, (candidate, acc) in enumerate(rows):
         spec = candidate.netspec()
         record("macs", float(spec_macs(spec)), 0.0)
-        record("params", float(sum(p.numel() for p in build_model(spec).parameters())), 0.0)
+        record("params", float(parameter_count(candidate)), 0.0)
         for names, fn in (
             (("naswot",), lambda m: (naswot(m, images),)),
             (("synflow",), lambda m: (synflow(m, tuple(images.shape)),)),

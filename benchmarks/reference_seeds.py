@@ -27,19 +27,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
-from _bench import (add_common_args, add_recipe_args, kendall_tau, load_data, reference_cache,  # noqa: E402
-                    reference_recipe, spread_by_macs, write_json)
+from _bench import (add_common_args, add_recipe_args, candidate_key, kendall_tau, load_data,  # noqa: E402
+                    parameter_count, reference_cache, reference_recipe, spread_by_macs, write_json)
 from reference_noise import expected_accuracies, ranking_ceiling  # noqa: E402
 
 from autoc.candidate import Candidate  # noqa: E402
 from autoc.evaluate.metrics import spec_macs  # noqa: E402
 from autoc.evaluate.recipe import reference_accuracy  # noqa: E402
-from autoc.arch.builder import build_model  # noqa: E402
 from autoc.space import load_space  # noqa: E402
-
-
-def candidate_key(candidate: Candidate) -> str:
-    return json.dumps(candidate.to_dict(), sort_keys=True)
 
 
 def estimates_from_file(path: Path) -> dict[str, dict[str, float]]:
@@ -119,8 +114,7 @@ def main() -> int:
 
     names: dict[str, dict[str, float]] = {
         "macs": {candidate_key(c): float(spec_macs(c.netspec())) for c in spread},
-        "params": {candidate_key(c): float(sum(p.numel() for p in build_model(c.netspec()).parameters()))
-                   for c in spread}}
+        "params": {candidate_key(c): float(parameter_count(c)) for c in spread}}
     for path in args.estimates:
         names.update(estimates_from_file(path))
     scored = {}

@@ -33,11 +33,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import optuna  # noqa: E402
-from _bench import (Stopwatch, add_common_args, add_recipe_args, load_data, reference_cache,  # noqa: E402
-                    reference_recipe, train_device, trained_supernet, write_json)
+from _bench import (Stopwatch, add_common_args, add_recipe_args, load_data, parameter_count,  # noqa: E402
+                    reference_cache, reference_recipe, train_device, trained_supernet, write_json)
 from baselines import BUDGET_BASELINES, baseline_family, train_baselines, write_baselines  # noqa: E402
 
-from autoc.arch.builder import build_model  # noqa: E402
 from autoc.candidate import Candidate  # noqa: E402
 from autoc.evaluate.estimate import EstimateConfig, estimate_candidate  # noqa: E402
 from autoc.evaluate.recipe import reference_accuracy  # noqa: E402
@@ -63,10 +62,6 @@ def hypervolume(points: list[tuple[float, float]], *, reference_ms: float) -> fl
         area += (acc - previous) * (reference_ms - ms)
         previous = acc
     return area
-
-
-def parameter_count(candidate) -> int:
-    return sum(p.numel() for p in build_model(candidate.netspec()).parameters())
 
 
 def run_study(sampler_name, *, space, data, supernet, latency, trials, config, seed, budget_ms, spread=False,
