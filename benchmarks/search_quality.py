@@ -157,7 +157,8 @@ def main() -> int:
     data = load_data(args, space)
     search_data = data.selection_as_val() if args.selection else data  # what the search may look at
     latency = open_latency_model(args.device, runs_dir=args.runs_dir, space=space, progress=True)
-    run, sn_config = trained_supernet(args, space, data)
+    # a search by parameter count needs no supernet: none is trained or loaded for it
+    run = trained_supernet(args, space, data)[0] if args.estimate == "supernet" else None
     recipe, cache = reference_recipe(args), reference_cache(args)
     if args.baselines:
         baselines = reuse_baselines(args.baselines, recipe=recipe)
@@ -180,7 +181,7 @@ def main() -> int:
             studies[f"{args.sampler}-spread"] = True
         if args.estimate == "params":  # no accuracy to take a hypervolume of: the search alone
             studies = {args.sampler: args.spread_start}
-        trials = {name: run_study(name.split("-")[0], space=space, data=search_data, supernet=run.supernet,
+        trials = {name: run_study(name.split("-")[0], space=space, data=search_data, supernet=run and run.supernet,
                                   latency=latency, trials=args.trials, config=config, seed=sampler_seed,
                                   budget_ms=reference, spread=spread, estimate_by=args.estimate)
                   for name, spread in studies.items()}
@@ -247,7 +248,7 @@ def main() -> int:
                           "reference_ms": reference,
                           "comparisons": comparisons, "baselines": baselines,
                           "settings": {k: str(v) for k, v in vars(args).items()},
-                          "supernet_train_seconds": run.train_seconds})
+                          "supernet_train_seconds": run and run.train_seconds})
     return 0
 
 
