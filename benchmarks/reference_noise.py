@@ -117,20 +117,22 @@ def main() -> int:
     spread = spread_by_macs(space, args.candidates, num_classes=data.num_classes, seed=args.seed)
     if args.precision == "fp32":
         spread = [all_fp32(c) for c in spread]
-    rows = []
-    for i in args.pick:
-        accuracies = []
-        for seed in range(args.seeds):
+    # Seed by seed over the picked candidates, so a run cut short leaves them with equal seed counts.
+    by_candidate: dict[int, list[float]] = {i: [] for i in args.pick}
+    for seed in range(args.seeds):
+        for i in args.pick:
             result = reference_accuracy(spread[i], data, config=dataclasses.replace(recipe, seed=seed),
                                         cache_dir=reference_cache(args), device=train_device(args))
-            accuracies.append(result.accuracy)
+            by_candidate[i].append(result.accuracy)
             print(f"candidate {i} ({spec_macs(spread[i].netspec()) / 1e6:.1f} MMACs) seed {seed}: "
                   f"{result.accuracy:.4f} ({result.seconds:.0f} s{', cached' if result.cached else ''})", flush=True)
-        rows.append({"candidate": i, "accuracies": accuracies,
-                     "stdev": statistics.stdev(accuracies) if len(accuracies) > 1 else None})
-        if rows[-1]["stdev"] is not None:
-            print(f"candidate {i}: mean {statistics.mean(accuracies):.4f}, stdev {rows[-1]['stdev']:.4f} over "
-                  f"{len(accuracies)} seeds", flush=True)
+    rows = [{"candidate": i, "accuracies": accuracies,
+             "stdev": statistics.stdev(accuracies) if len(accuracies) > 1 else None}
+            for i, accuracies in by_candidate.items()]
+    for row in rows:
+        if row["stdev"] is not None:
+            print(f"candidate {row['candidate']}: mean {statistics.mean(row['accuracies']):.4f}, stdev "
+                  f"{row['stdev']:.4f} over {len(row['accuracies'])} seeds", flush=True)
     spreads = [r["stdev"] for r in rows if r["stdev"] is not None]
     pooled = statistics.mean(s**2 for s in spreads) ** 0.5 if spreads else None
     if pooled is not None:

@@ -100,7 +100,8 @@ def reference_accuracy(candidate: Candidate, data: DatasetSplit, *, config: Trai
     selected = None if selection is None else accuracy(trained.model, selection.val_x, selection.val_y)
     if path is not None:
         entry = {"format": REFERENCE_FORMAT, "accuracy": trained.accuracy, "seconds": trained.seconds,
-                 "recipe": dataclasses.asdict(config), "data": data.fingerprint, "candidate": candidate.to_dict()}
+                 "recipe": dataclasses.asdict(config), "data": data.fingerprint, "candidate": candidate.to_dict(),
+                 "device": str(device or torch.device("cpu"))}  # same recipe anywhere; kept to read its seconds
         if selection is not None:
             entry["selection"] = {"data": selection.fingerprint, "accuracy": selected}
         write_text_atomic(path, json.dumps(entry, indent=1))

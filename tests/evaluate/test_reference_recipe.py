@@ -56,6 +56,7 @@ def test_reference_accuracy_is_trained_once_then_read_back(digits, tmp_path):
     assert (again.accuracy, again.seconds) == (first.accuracy, first.seconds)
     stored = json.loads(next(tmp_path.glob("reference-*.json")).read_text())
     assert stored["recipe"]["steps"] == 3 and stored["data"] == digits.fingerprint
+    assert stored["device"] == "cpu"  # where it trained: the seconds depend on it, the key does not
 
 
 def test_reference_key_changes_with_recipe_candidate_and_data(digits):
