@@ -60,31 +60,39 @@ def baseline_family(space: SearchSpace, *, num_classes: int) -> list[tuple[str, 
 
 def train_baselines(space, data, latency, *, recipe: TrainConfig, cache_dir: Path | None,
                     selection: DatasetSplit | None = None, log=print, shard: tuple[int, int] = (0, 1),
-                    device: torch.device | None = None) -> list[dict]:
+                    device: torch.device | None = None, seeds: int = 1) -> list[dict]:
     """Each baseline's held-out accuracy, and its accuracy on ``selection`` when given (the split
     a comparison chooses the best baseline on, as the search chooses its finalist). ``shard``
-    (K, N): only every N-th baseline from the K-th (processes sharing the cache)."""
-    rows = []
-    family = baseline_family(space, num_classes=data.num_classes)
-    for name, candidate in family[shard[0]::shard[1]]:
-        spec = candidate.netspec()
-        trained = reference_accuracy(candidate, data, config=recipe, cache_dir=cache_dir, selection=selection,
-                                     device=device)
-        rows.append({"name": name, "accuracy": trained.accuracy, "latency_ms": latency.predict(spec, candidate.policy),
-                     "size_bytes": size_bytes(spec, candidate.policy), "train_seconds": trained.seconds})
-        chosen_on = ""
-        if trained.selection_accuracy is not None:
-            rows[-1]["selection_accuracy"] = trained.selection_accuracy
-            chosen_on = f"  selection {trained.selection_accuracy:.4f}"
-        log(f"{name:<24} accuracy {trained.accuracy:.4f}{chosen_on}  {rows[-1]['latency_ms']:.3f} ms  "
-            f"{rows[-1]['size_bytes'] / 1024:.0f} kB  ({trained.seconds:.0f} s{', cached' if trained.cached else ''})",
-            flush=True)
+    (K, N): only every N-th baseline from the K-th (processes sharing the cache). ``seeds``:
+    recipe seeds from the recipe's on, trained seed by seed across the family (a run cut short leaves
+    equal counts); "accuracy" stays seed 0's, "seed_accuracies" holds them all."""
+    family = baseline_family(space, num_classes=data.num_classes)[shard[0]::shard[1]]
+    rows = [{"name": name, "latency_ms": latency.predict(c.netspec(), c.policy),
+             "size_bytes": size_bytes(c.netspec(), c.policy), "seed_accuracies": [],
+             "seed_selection_accuracies": []} for name, c in family]
+    for seed in range(seeds):
+        for row, (name, candidate) in zip(rows, family):
+            trained = reference_accuracy(candidate, data, config=replace(recipe, seed=recipe.seed + seed),
+                                         cache_dir=cache_dir, selection=selection, device=device)
+            row["seed_accuracies"].append(trained.accuracy)
+            chosen_on = ""
+            if trained.selection_accuracy is not None:
+                row["seed_selection_accuracies"].append(trained.selection_accuracy)
+                chosen_on = f"  selection {trained.selection_accuracy:.4f}"
+            if seed == 0:
+                row["accuracy"], row["train_seconds"] = trained.accuracy, trained.seconds
+                if trained.selection_accuracy is not None:
+                    row["selection_accuracy"] = trained.selection_accuracy
+            log(f"{name:<24} seed {recipe.seed + seed} accuracy {trained.accuracy:.4f}{chosen_on}  "
+                f"{row['latency_ms']:.3f} ms  {row['size_bytes'] / 1024:.0f} kB  "
+                f"({trained.seconds:.0f} s{', cached' if trained.cached else ''})", flush=True)
     return rows
 
 
 def write_baselines(path: Path, rows: list[dict], *, recipe: TrainConfig) -> Path:
     """``recipe`` is recorded so a comparison can check its own models were trained the same way."""
-    keep = ("name", "accuracy", "selection_accuracy", "latency_ms", "size_bytes")
+    keep = ("name", "accuracy", "selection_accuracy", "latency_ms", "size_bytes", "seed_accuracies",
+            "seed_selection_accuracies")
     write_json(path, {"schema": SCHEMA, "recipe": dataclasses.asdict(recipe),
                       "baselines": [{k: row[k] for k in keep if k in row} for row in rows]})
     return path
@@ -102,6 +110,8 @@ def main() -> int:
     parser.add_argument("--shard", default="0/1",
                         help="K/N: train only every N-th baseline from the K-th (run N processes, then once "
                              "without --shard to write baselines.json from the cache)")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="recipe seeds per baseline (from --seed on): comparisons can then use their means")
     args = parser.parse_args()
     shard = parse_shard(args.shard)
     space = load_space(args.space)
@@ -110,7 +120,7 @@ def main() -> int:
     recipe = reference_recipe(args)
     selection = data.selection_as_val() if args.selection else None
     rows = train_baselines(space, data, latency, recipe=recipe, cache_dir=reference_cache(args), selection=selection,
-                           shard=shard, device=train_device(args))
+                           shard=shard, device=train_device(args), seeds=args.seeds)
     if shard[1] > 1:
         return 0  # a part of the family: baselines.json is written by the run over all of it
     print(write_baselines(args.runs_dir / args.study / "baselines.json", rows, recipe=recipe))

@@ -27,6 +27,7 @@ import argparse
 import dataclasses
 import json
 import math
+import statistics
 import sys
 from pathlib import Path
 
@@ -116,6 +117,43 @@ def best_baseline(baselines: list[dict], budget: float, *, on_selection: bool) -
     return oracle | {"chosen_on": "held-out"}, oracle
 
 
+def seed_accuracies(candidate: Candidate, data, *, recipe: TrainConfig, cache: Path, seeds: int,
+                    device=None, train_missing: bool = True) -> list[float | None]:
+    """Held-out accuracies of ``candidate`` trained by ``recipe`` at seeds recipe.seed .. + seeds-1 (cached ones read)."""
+    results = [reference_accuracy(candidate, data, config=dataclasses.replace(recipe, seed=recipe.seed + s),
+                                  cache_dir=cache, train_missing=train_missing, device=device) for s in range(seeds)]
+    return [None if r is None else r.accuracy for r in results]
+
+
+def seed_accuracies_of_baselines(space, data, *, recipe: TrainConfig, cache: Path, seeds: int) -> dict[str, list[float]]:
+    """Every baseline's accuracies at ``seeds`` recipe seeds, from the cache: baselines.py --seeds trains them."""
+    out = {}
+    for name, candidate in baseline_family(space, num_classes=data.num_classes):
+        found = seed_accuracies(candidate, data, recipe=recipe, cache=cache, seeds=seeds, train_missing=False)
+        missing = [recipe.seed + s for s, a in enumerate(found) if a is None]
+        if missing:
+            raise SystemExit(f"{name} has no cached reference run at recipe seed(s) {missing}: train the baselines "
+                             f"at {seeds} seeds first (baselines.py with the same data and recipe options, --seeds "
+                             f"{seeds}), or drop --seeds")
+        out[name] = found
+    return out
+
+
+def seeded_comparison(found: Candidate, space, baselines: list[dict], budget: float,
+                      *, data, recipe: TrainConfig, cache: Path, seeds: int, device) -> dict:
+    """The found network's mean over ``seeds`` recipe seeds against the baseline within ``budget`` whose mean is
+    highest: each side's seed noise shrinks by sqrt(seeds), and no side gains from one lucky run. The found
+    network's runs are trained (and cached) first, then the baselines' are read from the cache."""
+    accuracies = seed_accuracies(found, data, recipe=recipe, cache=cache, seeds=seeds, device=device)
+    baseline_seeds = seed_accuracies_of_baselines(space, data, recipe=recipe, cache=cache, seeds=seeds)
+    means = {b["name"]: statistics.mean(baseline_seeds[b["name"]]) for b in baselines if b["latency_ms"] <= budget}
+    best = max(means, key=means.get)
+    found_mean = statistics.mean(accuracies)
+    return {"found_seed_accuracies": accuracies, "found_mean": found_mean, "baseline_means": means,
+            "mean_baseline": best, "mean_baseline_accuracy": means[best],
+            "gain_mean_points": 100 * (found_mean - means[best])}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser)
@@ -146,6 +184,10 @@ def main() -> int:
     parser.add_argument("--selection", type=int, default=None,
                         help="hold this many training-pool images out of training as the search's selection split: "
                              "estimates and finalists are scored on it, the held-out split only reports")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="recipe seeds per compared network: the found one (still chosen on seed 0, as the search "
+                             "does) is trained at seeds 0..N-1 and compared by its mean with the baselines' means "
+                             "(train those first: baselines.py --seeds N)")
     args = parser.parse_args()
 
     if args.estimate == "params" and (args.hypervolume_only or args.compare_starts):
@@ -222,7 +264,8 @@ def main() -> int:
             result = reference_accuracy(Candidate.from_dict(pick.candidate), data, config=recipe, cache_dir=cache,
                                         selection=search_data if args.selection else None,
                                         device=train_device(args))
-            finalists.append({"trial": pick.number, "estimate": pick.accuracy, "latency_ms": pick.latency_ms,
+            finalists.append({"trial": pick.number, "candidate": pick.candidate, "estimate": pick.accuracy,
+                              "latency_ms": pick.latency_ms,
                               "accuracy": result.accuracy, "selection_accuracy": result.selection_accuracy,
                               "seconds": result.seconds, "cached": result.cached})
             print(f"  budget {budget:.3f} ms, finalist trial {pick.number}: estimate {pick.accuracy:.4f}, "
@@ -239,11 +282,19 @@ def main() -> int:
                             "oracle_baseline": oracle_base["name"],
                             "gain_over_oracle_points": 100 * (found["accuracy"] - oracle_base["accuracy"])})
         c = comparisons[-1]
+        if args.seeds > 1:
+            c |= seeded_comparison(Candidate.from_dict(found["candidate"]), space, baselines, budget,
+                                   data=data, recipe=recipe, cache=cache, seeds=args.seeds, device=train_device(args))
         print(f"budget {budget:.3f} ms: found {c['found_accuracy']:.4f} at {c['found_latency_ms']:.3f} ms "
               f"(of {len(finalists)} finalist(s); the top estimate alone: {c['top_estimate_accuracy']:.4f}) vs "
               f"{c['baseline']} {c['baseline_accuracy']:.4f} at {c['baseline_latency_ms']:.3f} ms, the best "
               f"baseline on the {c['baseline_chosen_on']} split ({c['gain_points']:+.1f} points; vs the best "
               f"held-out baseline {c['oracle_baseline']}: {c['gain_over_oracle_points']:+.1f})", flush=True)
+        if "found_mean" in c:
+            print(f"budget {budget:.3f} ms, mean of {args.seeds} recipe seeds: found {c['found_mean']:.4f} "
+                  f"({' / '.join(f'{a:.4f}' for a in c['found_seed_accuracies'])}) vs {c['mean_baseline']} "
+                  f"{c['mean_baseline_accuracy']:.4f}, the best baseline by its mean ({c['gain_mean_points']:+.1f} "
+                  f"points)", flush=True)
     write_json(args.out, {"hypervolume_runs": [{k: v for k, v in r.items() if k != "trials"} for r in runs],
                           "reference_ms": reference,
                           "comparisons": comparisons, "baselines": baselines,
