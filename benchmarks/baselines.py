@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
 from _bench import add_common_args, add_recipe_args, load_data, parse_shard, reference_cache, reference_recipe, train_device, write_json  # noqa: E402
 
-from autoc.arch.config import BlockOp, StageConfig  # noqa: E402
+from autoc.arch.config import BlockOp  # noqa: E402
 from autoc.candidate import Candidate  # noqa: E402
 from autoc.compress.policy import CompressionPolicy, LayerPolicy  # noqa: E402
 from autoc.evaluate.datasets import DatasetSplit  # noqa: E402

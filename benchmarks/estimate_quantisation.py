@@ -25,10 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _bench import (add_common_args, add_recipe_args, candidate_key, kendall_tau, load_data,  # noqa: E402
-                    reference_cache, reference_recipe, spread_by_macs, trained_supernet, write_json)
-from estimate_with_size import seed_means  # noqa: E402
-from proxy_ranking import cached_references  # noqa: E402
+from _bench import add_common_args, add_recipe_args, kendall_tau, load_data, trained_supernet, write_json  # noqa: E402
+from estimate_with_size import trained_networks  # noqa: E402
 
 from autoc.candidate import Candidate  # noqa: E402
 from autoc.compress.policy import CompressionPolicy, LayerPolicy  # noqa: E402
@@ -66,24 +64,23 @@ def main() -> int:
     args = parser.parse_args()
     space = load_space(args.space)
     data = load_data(args, space)
-    refs = cached_references(reference_cache(args), data_fingerprint=data.fingerprint,
-                             recipe=dataclasses.asdict(reference_recipe(args)))
+    networks = trained_networks(args, space, data)
     run, _ = trained_supernet(args, space, data)
-    means = seed_means(args, data, [c for c, _ in refs])
-    spread = {candidate_key(c) for c in spread_by_macs(space, 20, num_classes=data.num_classes, seed=args.seed)}
     config = EstimateConfig(seed=args.seed, max_eval=args.max_eval)
     rows = []
-    for candidate, accuracy in refs:
-        row = {"spread": candidate_key(candidate) in spread, "acc": accuracy, "mean": means[candidate_key(candidate)],
-               "low_bits": low_bit_share(candidate)}
+    for network in networks:
+        row = {"spread": network.in_spread, "acc": network.accuracy, "mean": network.mean_accuracy,
+               "low_bits": low_bit_share(network.candidate)}
         for how in VARIANTS:
-            row[how] = estimate_candidate(variant(candidate, how), supernet=run.supernet, data=data,
+            row[how] = estimate_candidate(variant(network.candidate, how), supernet=run.supernet, data=data,
                                           teacher_logits=None, config=config)[1].accuracy
         rows.append(row)
         print(json.dumps(row), flush=True)
     figures = {}
     for group, members in (("spread", [r for r in rows if r["spread"]]),
                            ("others", [r for r in rows if not r["spread"]]), ("all", rows)):
+        if len(members) < 4:
+            continue
         truth = [r["mean"] for r in members]
         figures[group] = {
             "networks": len(members),

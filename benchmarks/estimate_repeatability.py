@@ -16,7 +16,6 @@ estimate's repeatability: 1 would be a noiseless estimate). Groups: the ranking 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import itertools
 import statistics
 import sys
@@ -26,10 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
-from _bench import (add_common_args, add_recipe_args, candidate_key, kendall_tau, load_data,  # noqa: E402
-                    reference_cache, reference_recipe, spread_by_macs, trained_supernet, write_json)
-from estimate_with_size import seed_means  # noqa: E402
-from proxy_ranking import cached_references  # noqa: E402
+from _bench import add_common_args, add_recipe_args, kendall_tau, load_data, trained_supernet, write_json  # noqa: E402
+from estimate_with_size import trained_networks  # noqa: E402
 
 from autoc.evaluate.estimate import build_from_supernet, eval_subset  # noqa: E402
 from autoc.evaluate.train import predict_logits, recalibrate_batchnorm  # noqa: E402
@@ -57,19 +54,15 @@ def main() -> int:
     args = parser.parse_args()
     space = load_space(args.space)
     data = load_data(args, space)
-    refs = cached_references(reference_cache(args), data_fingerprint=data.fingerprint,
-                             recipe=dataclasses.asdict(reference_recipe(args)))
+    trained = trained_networks(args, space, data)
     run, _ = trained_supernet(args, space, data)
-    means = seed_means(args, data, [c for c, _ in refs])
-    spread = {candidate_key(c) for c in spread_by_macs(space, 20, num_classes=data.num_classes, seed=args.seed)}
     networks = []
-    for n, (candidate, _) in enumerate(refs):
+    for n, network in enumerate(trained):
         start = time.perf_counter()
-        correct = {cal: correct_per_image(candidate, run.supernet, data, calibration_batches=cal)
+        correct = {cal: correct_per_image(network.candidate, run.supernet, data, calibration_batches=cal)
                    for cal in args.calibrations}
-        networks.append({"spread": candidate_key(candidate) in spread, "mean": means[candidate_key(candidate)],
-                         "correct": correct})
-        print(f"network {n + 1}/{len(refs)}: " + ", ".join(f"BN on {cal} x 64: {c.float().mean():.4f}"
+        networks.append({"spread": network.in_spread, "mean": network.mean_accuracy, "correct": correct})
+        print(f"network {n + 1}/{len(trained)}: " + ", ".join(f"BN on {cal} x 64: {c.float().mean():.4f}"
                                                            for cal, c in correct.items())
               + f" on {len(data.val_y)} images ({time.perf_counter() - start:.1f} s)", flush=True)
     groups = {"spread": [r for r in networks if r["spread"]], "others": [r for r in networks if not r["spread"]],

@@ -55,6 +55,29 @@ def seed_means(args, data, candidates: list[Candidate]) -> dict[str, float]:
     return {k: statistics.mean(v) for k, v in by_key.items()}
 
 
+@dataclasses.dataclass(frozen=True)
+class TrainedNetwork:
+    """One network the reference recipe has trained: its seed-0 accuracy and the mean of its cached seeds."""
+
+    candidate: Candidate
+    accuracy: float
+    mean_accuracy: float
+    in_spread: bool  # one of the ranking benchmark's 20 candidates
+
+
+def trained_networks(args, space, data) -> list[TrainedNetwork]:
+    """Every network in the reference cache trained by this recipe on this data (seed 0 at least)."""
+    references = cached_references(reference_cache(args), data_fingerprint=data.fingerprint,
+                                   recipe=dataclasses.asdict(reference_recipe(args)))
+    if len(references) < 4:
+        raise SystemExit(f"{len(references)} networks trained by this recipe in {reference_cache(args)}; "
+                         "train the ranking spread first (ranking_fidelity.py --reference-only)")
+    means = seed_means(args, data, [c for c, _ in references])
+    spread = {candidate_key(c) for c in spread_by_macs(space, 20, num_classes=data.num_classes, seed=args.seed)}
+    return [TrainedNetwork(c, accuracy, means[candidate_key(c)], candidate_key(c) in spread)
+            for c, accuracy in references]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser)
