@@ -184,6 +184,9 @@ def main() -> int:
     parser.add_argument("--selection", type=int, default=None,
                         help="hold this many training-pool images out of training as the search's selection split: "
                              "estimates and finalists are scored on it, the held-out split only reports")
+    parser.add_argument("--max-eval", type=int, default=EstimateConfig().max_eval,
+                        help="images of the search's split each estimate is scored on (0: all of them; the default "
+                             "256 keeps an estimate within ~3 s, at the cost of its noise: estimate_repeatability.py)")
     parser.add_argument("--seeds", type=int, default=1,
                         help="recipe seeds per compared network: the found one (still chosen on seed 0, as the search "
                              "does) is trained at seeds 0..N-1 and compared by its mean with the baselines' means "
@@ -212,7 +215,7 @@ def main() -> int:
         baselines = train_baselines(space, data, latency, recipe=recipe, cache_dir=cache, device=train_device(args))
     write_baselines(args.runs_dir / args.study / "baselines.json", baselines, recipe=recipe)
 
-    config = EstimateConfig(seed=args.seed)
+    config = EstimateConfig(seed=args.seed, max_eval=args.max_eval or None)
     reference = max(b["latency_ms"] for b in baselines)
     runs = []
     first = args.seed if args.first_sampler_seed is None else args.first_sampler_seed
