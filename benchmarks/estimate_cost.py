@@ -28,12 +28,14 @@ def main() -> int:
     add_common_args(parser)
     parser.add_argument("--candidates", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--max-eval", type=int, default=EstimateConfig().max_eval,
+                        help="held-out images per estimate (0: all of them)")
     args = parser.parse_args()
 
     space = load_space(args.space)
     data = load_data(args, space)
     run, _ = trained_supernet(args, space, data)
-    config = EstimateConfig(seed=args.seed)
+    config = EstimateConfig(seed=args.seed, max_eval=args.max_eval or None)
     costs = []
     for candidate in spread_by_macs(space, args.candidates, num_classes=data.num_classes, seed=args.seed):
         seconds = min(estimate_candidate(candidate, supernet=run.supernet, data=data, teacher_logits=None,
@@ -41,7 +43,7 @@ def main() -> int:
         costs.append(seconds)
         print(f"MMACs {spec_macs(candidate.netspec()) / 1e6:6.1f}  estimate {seconds:.2f} s", flush=True)
     print(f"estimate cost at default settings ({config.finetune_steps} fine-tune steps, BN on "
-          f"{config.calibration_batches} x 64 images, eval on {config.max_eval}), {args.threads} thread(s): "
+          f"{config.calibration_batches} x 64 images, eval on {config.max_eval or len(data.val_y)}), {args.threads} thread(s): "
           f"median {statistics.median(costs):.2f} s, max {max(costs):.2f} s")
     return 0
 
