@@ -16,6 +16,7 @@ from autoc.arch.builder import build_model
 from autoc.candidate import Candidate
 from autoc.evaluate.compute import training_device
 from autoc.evaluate.datasets import DatasetSplit, load_dataset
+from autoc.evaluate.estimate import EstimateConfig
 from autoc.evaluate.metrics import spec_macs
 from autoc.evaluate.recipe import scratch_recipe
 from autoc.evaluate.train import TrainConfig
@@ -52,6 +53,17 @@ def add_common_args(parser) -> None:
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"))
     parser.add_argument("--train-device", default="cpu",
                         help="where reference and supernet training steps run: cpu, cuda, cuda:N or auto")
+
+
+def add_max_eval_arg(parser) -> None:
+    parser.add_argument("--max-eval", type=int, default=EstimateConfig().max_eval,
+                        help="held-out images each estimate is scored on (0: all of them; figures measured before "
+                             "session 16 used the then-default 256)")
+
+
+def estimate_config(args, **options) -> EstimateConfig:
+    """The estimate of ``--max-eval`` images (0: all) and ``--seed``; ``options`` set the rest."""
+    return EstimateConfig(seed=args.seed, max_eval=args.max_eval or None, **options)
 
 
 def train_device(args) -> torch.device:

@@ -16,9 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _bench import add_common_args, load_data, spread_by_macs, trained_supernet  # noqa: E402
+from _bench import add_common_args, add_max_eval_arg, estimate_config, load_data, spread_by_macs, trained_supernet  # noqa: E402
 
-from autoc.evaluate.estimate import EstimateConfig, estimate_candidate  # noqa: E402
+from autoc.evaluate.estimate import estimate_candidate  # noqa: E402
 from autoc.evaluate.metrics import spec_macs  # noqa: E402
 from autoc.space import load_space  # noqa: E402
 
@@ -28,14 +28,13 @@ def main() -> int:
     add_common_args(parser)
     parser.add_argument("--candidates", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--max-eval", type=int, default=EstimateConfig().max_eval,
-                        help="held-out images per estimate (0: all of them)")
+    add_max_eval_arg(parser)
     args = parser.parse_args()
 
     space = load_space(args.space)
     data = load_data(args, space)
     run, _ = trained_supernet(args, space, data)
-    config = EstimateConfig(seed=args.seed, max_eval=args.max_eval or None)
+    config = estimate_config(args)
     costs = []
     for candidate in spread_by_macs(space, args.candidates, num_classes=data.num_classes, seed=args.seed):
         seconds = min(estimate_candidate(candidate, supernet=run.supernet, data=data, teacher_logits=None,

@@ -25,12 +25,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _bench import add_common_args, add_recipe_args, kendall_tau, load_data, trained_supernet, write_json  # noqa: E402
-from estimate_with_size import trained_networks  # noqa: E402
+from _bench import (add_common_args, add_max_eval_arg, add_recipe_args, estimate_config, kendall_tau,  # noqa: E402
+                    load_data, trained_supernet, write_json)
+from estimate_with_size import add_trained_networks_args, trained_networks  # noqa: E402
 
 from autoc.candidate import Candidate  # noqa: E402
 from autoc.compress.policy import CompressionPolicy, LayerPolicy  # noqa: E402
-from autoc.evaluate.estimate import EstimateConfig, estimate_candidate  # noqa: E402
+from autoc.evaluate.estimate import estimate_candidate  # noqa: E402
 from autoc.space import load_space  # noqa: E402
 
 VARIANTS = ("policy", "w8", "fp32")
@@ -58,15 +59,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser)
     add_recipe_args(parser, default_steps=1800)
-    parser.add_argument("--max-eval", type=int, default=EstimateConfig().max_eval)
-    parser.add_argument("--max-seeds", type=int, default=8, help="recipe seeds looked up in the cache per network")
+    add_max_eval_arg(parser)
+    add_trained_networks_args(parser)
     parser.add_argument("--out", type=Path, default=Path("runs/benchmarks/estimate_quantisation.json"))
     args = parser.parse_args()
     space = load_space(args.space)
     data = load_data(args, space)
     networks = trained_networks(args, space, data)
     run, _ = trained_supernet(args, space, data)
-    config = EstimateConfig(seed=args.seed, max_eval=args.max_eval)
+    config = estimate_config(args)
     rows = []
     for network in networks:
         row = {"spread": network.in_spread, "acc": network.accuracy, "mean": network.mean_accuracy,

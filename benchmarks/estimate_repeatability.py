@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 from _bench import add_common_args, add_recipe_args, kendall_tau, load_data, trained_supernet, write_json  # noqa: E402
-from estimate_with_size import trained_networks  # noqa: E402
+from estimate_with_size import add_trained_networks_args, trained_networks  # noqa: E402
 
 from autoc.evaluate.estimate import build_from_supernet, eval_subset  # noqa: E402
 from autoc.evaluate.train import predict_logits, recalibrate_batchnorm  # noqa: E402
@@ -49,7 +49,7 @@ def main() -> int:
     parser.add_argument("--calibrations", type=int, nargs="+", default=[2, 8], help="BatchNorm batches of 64")
     parser.add_argument("--eval-sizes", type=int, nargs="+", default=[256, 512, 1000, 2500])
     parser.add_argument("--subsets", type=int, default=8, help="random subsets per evaluation size")
-    parser.add_argument("--max-seeds", type=int, default=8, help="recipe seeds looked up in the cache per network")
+    add_trained_networks_args(parser)
     parser.add_argument("--out", type=Path, default=Path("runs/benchmarks/estimate_repeatability.json"))
     args = parser.parse_args()
     space = load_space(args.space)

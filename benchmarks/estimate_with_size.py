@@ -26,13 +26,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
-from _bench import (add_common_args, add_recipe_args, candidate_key, kendall_tau, load_data,  # noqa: E402
-                    parameter_count, reference_cache, reference_recipe, spread_by_macs, trained_supernet, write_json)
+from _bench import (add_common_args, add_max_eval_arg, add_recipe_args, candidate_key, estimate_config,  # noqa: E402
+                    kendall_tau, load_data, parameter_count, reference_cache, reference_recipe, spread_by_macs,
+                    trained_supernet, write_json)
 from proxy_ranking import cached_references  # noqa: E402
 from scipy.stats import rankdata  # noqa: E402
 
 from autoc.candidate import Candidate  # noqa: E402
-from autoc.evaluate.estimate import EstimateConfig, estimate_candidate  # noqa: E402
+from autoc.evaluate.estimate import estimate_candidate  # noqa: E402
 from autoc.evaluate.metrics import spec_macs  # noqa: E402
 from autoc.space import load_space  # noqa: E402
 from autoc.supernet import random_candidate  # noqa: E402
@@ -65,6 +66,10 @@ class TrainedNetwork:
     in_spread: bool  # one of the ranking benchmark's 20 candidates
 
 
+def add_trained_networks_args(parser) -> None:
+    parser.add_argument("--max-seeds", type=int, default=8, help="recipe seeds looked up in the cache per network")
+
+
 def trained_networks(args, space, data) -> list[TrainedNetwork]:
     """Every network in the reference cache trained by this recipe on this data (seed 0 at least)."""
     references = cached_references(reference_cache(args), data_fingerprint=data.fingerprint,
@@ -84,19 +89,15 @@ def main() -> int:
     add_recipe_args(parser, default_steps=1800)
     parser.add_argument("--space-sample", type=int, default=40,
                         help="random candidates of the space whose estimate and size set the z-score scales")
-    parser.add_argument("--max-seeds", type=int, default=8, help="recipe seeds looked up in the cache per network")
+    add_trained_networks_args(parser)
+    add_max_eval_arg(parser)
     parser.add_argument("--out", type=Path, default=Path("runs/benchmarks/estimate_with_size.json"))
     args = parser.parse_args()
     space = load_space(args.space)
     data = load_data(args, space)
-    recipe = reference_recipe(args)
-    references = cached_references(reference_cache(args), data_fingerprint=data.fingerprint,
-                                   recipe=dataclasses.asdict(recipe))
-    if len(references) < 4:
-        raise SystemExit(f"{len(references)} networks trained by this recipe in {reference_cache(args)}; "
-                         "train the ranking spread first (ranking_fidelity.py --reference-only)")
+    networks = trained_networks(args, space, data)
     run, _ = trained_supernet(args, space, data)
-    config = EstimateConfig(seed=args.seed)
+    config = estimate_config(args)
 
     def estimate(candidate: Candidate) -> float:
         return estimate_candidate(candidate, supernet=run.supernet, data=data, teacher_logits=None,
@@ -113,14 +114,9 @@ def main() -> int:
           f"{scales['estimate'][1]:.3f}, log parameters {scales['log_params'][0]:.2f} +- {scales['log_params'][1]:.2f}",
           flush=True)
 
-    spread_keys = {candidate_key(c) for c in spread_by_macs(space, 20, num_classes=data.num_classes, seed=args.seed)}
-    means = seed_means(args, data, [c for c, _ in references])
-    rows = []
-    for candidate, accuracy in references:
-        rows.append({"candidate": candidate.to_dict(), "spread": candidate_key(candidate) in spread_keys,
-                     "accuracy": accuracy, "mean_accuracy": means[candidate_key(candidate)],
-                     "estimate": estimate(candidate), "log_params": log_params(candidate),
-                     "macs": spec_macs(candidate.netspec())})
+    rows = [{"candidate": n.candidate.to_dict(), "spread": n.in_spread, "accuracy": n.accuracy,
+             "mean_accuracy": n.mean_accuracy, "estimate": estimate(n.candidate), "log_params": log_params(n.candidate),
+             "macs": spec_macs(n.candidate.netspec())} for n in networks]
     for row in rows:
         row["z_score"] = sum((row[name] - mu) / sd for name, (mu, sd) in scales.items()) / 2
 

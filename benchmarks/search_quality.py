@@ -34,12 +34,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import optuna  # noqa: E402
-from _bench import (Stopwatch, add_common_args, add_recipe_args, load_data, parameter_count,  # noqa: E402
-                    reference_cache, reference_recipe, train_device, trained_supernet, write_json)
+from _bench import (Stopwatch, add_common_args, add_max_eval_arg, add_recipe_args, estimate_config,  # noqa: E402
+                    load_data, parameter_count, reference_cache, reference_recipe, train_device, trained_supernet, write_json)
 from baselines import BUDGET_BASELINES, baseline_family, train_baselines, write_baselines  # noqa: E402
 
 from autoc.candidate import Candidate  # noqa: E402
-from autoc.evaluate.estimate import EstimateConfig, estimate_candidate  # noqa: E402
+from autoc.evaluate.estimate import estimate_candidate  # noqa: E402
 from autoc.evaluate.recipe import reference_accuracy  # noqa: E402
 from autoc.evaluate.train import TrainConfig  # noqa: E402
 from autoc.latency.device import open_latency_model  # noqa: E402
@@ -184,9 +184,7 @@ def main() -> int:
     parser.add_argument("--selection", type=int, default=None,
                         help="hold this many training-pool images out of training as the search's selection split: "
                              "estimates and finalists are scored on it, the held-out split only reports")
-    parser.add_argument("--max-eval", type=int, default=EstimateConfig().max_eval,
-                        help="images of the search's split each estimate is scored on (0: all of them; the default "
-                             "256 keeps an estimate within ~3 s, at the cost of its noise: estimate_repeatability.py)")
+    add_max_eval_arg(parser)  # here on the search's split (the selection split with --selection)
     parser.add_argument("--seeds", type=int, default=1,
                         help="recipe seeds per compared network: the found one (still chosen on seed 0, as the search "
                              "does) is trained at seeds 0..N-1 and compared by its mean with the baselines' means "
@@ -215,7 +213,7 @@ def main() -> int:
         baselines = train_baselines(space, data, latency, recipe=recipe, cache_dir=cache, device=train_device(args))
     write_baselines(args.runs_dir / args.study / "baselines.json", baselines, recipe=recipe)
 
-    config = EstimateConfig(seed=args.seed, max_eval=args.max_eval or None)
+    config = estimate_config(args)
     reference = max(b["latency_ms"] for b in baselines)
     runs = []
     first = args.seed if args.first_sampler_seed is None else args.first_sampler_seed

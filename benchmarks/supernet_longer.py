@@ -30,7 +30,8 @@ from autoc.evaluate.recipe import reference_accuracy  # noqa: E402
 from autoc.space import load_space  # noqa: E402
 from autoc.supernet.train import SupernetConfig, train_supernet  # noqa: E402
 
-SETTINGS = {"defaults": EstimateConfig(), "bn8_eval1000": EstimateConfig(calibration_batches=8, max_eval=1000)}
+# "defaults": the search's estimate when this benchmark's figures were measured (256 images; 1,000 since session 16)
+SETTINGS = {"defaults": EstimateConfig(max_eval=256), "bn8_eval1000": EstimateConfig(calibration_batches=8, max_eval=1000)}
 
 
 def main() -> int:
