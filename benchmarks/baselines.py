@@ -113,6 +113,8 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=1,
                         help="recipe seeds per baseline (from --seed on): comparisons can then use their means")
     args = parser.parse_args()
+    if args.seeds < 1:
+        parser.error(f"--seeds must be 1 or more (recipe seeds per network), got {args.seeds}")
     shard = parse_shard(args.shard)
     space = load_space(args.space)
     data = load_data(args, space)

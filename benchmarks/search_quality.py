@@ -190,6 +190,8 @@ def main() -> int:
                              "does) is trained at seeds 0..N-1 and compared by its mean with the baselines' means "
                              "(train those first: baselines.py --seeds N)")
     args = parser.parse_args()
+    if args.seeds < 1:
+        parser.error(f"--seeds must be 1 or more (recipe seeds per network), got {args.seeds}")
 
     if args.estimate == "params" and (args.hypervolume_only or args.compare_starts):
         parser.error("--estimate params has no hypervolume (log parameters are not an accuracy): drop "
