@@ -50,6 +50,8 @@ def add_common_args(parser) -> None:
                         help="uniform: each step trains random sub-networks only, on the labels (SPOS)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--supernet-seed", type=int, default=None,
+                        help="the supernet's training seed (default --seed, which also draws the data slices)")
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"))
     parser.add_argument("--train-device", default="cpu",
                         help="where reference and supernet training steps run: cpu, cuda, cuda:N or auto")
@@ -110,7 +112,8 @@ def load_data(args, space: SearchSpace) -> DatasetSplit:
 
 
 def trained_supernet(args, space: SearchSpace, data: DatasetSplit):
-    config = SupernetConfig(steps=args.supernet_steps, random_subnets=args.random_subnets, seed=args.seed,
+    config = SupernetConfig(steps=args.supernet_steps, random_subnets=args.random_subnets,
+                            seed=args.seed if args.supernet_seed is None else args.supernet_seed,
                             lr=args.supernet_lr, largest_steps=args.supernet_largest_steps,
                             augment=args.supernet_augment, sort_channels=args.supernet_sort_channels,
                             progressive=args.supernet_progressive,

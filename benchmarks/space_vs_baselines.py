@@ -17,6 +17,8 @@ baseline is.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import statistics
 import sys
 from pathlib import Path
 
@@ -36,24 +38,31 @@ def main() -> int:
     add_recipe_args(parser, default_steps=900)
     parser.add_argument("--candidates", type=int, default=20)
     parser.add_argument("--device", default="host")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="compare each network's mean over recipe seeds 0..N-1 (networks without all N cached "
+                             "are left out): one seed's best of many is a lucky pick")
     args = parser.parse_args()
+    if args.seeds < 1:
+        raise SystemExit(f"--seeds {args.seeds}: give 1 or more recipe seeds")
     space = load_space(args.space)
     data = load_data(args, space)
     recipe, cache = reference_recipe(args), reference_cache(args)
     latency = open_latency_model(args.device, runs_dir=args.runs_dir, space=space, progress=True)
 
     def trained(label, candidate):
-        result = reference_accuracy(candidate, data, config=recipe, cache_dir=cache, train_missing=False)
-        if result is None:
+        results = [reference_accuracy(candidate, data, config=dataclasses.replace(recipe, seed=recipe.seed + s),
+                                      cache_dir=cache, train_missing=False) for s in range(args.seeds)]
+        if None in results:
             return None
-        return {"name": label, "accuracy": result.accuracy,
+        return {"name": label, "accuracy": statistics.mean(r.accuracy for r in results),
                 "latency_ms": latency.predict(candidate.netspec(), candidate.policy)}
 
     baselines = [row for name, c in baseline_family(space, num_classes=data.num_classes) if (row := trained(name, c))]
     spread = [row for i, c in enumerate(spread_by_macs(space, args.candidates, num_classes=data.num_classes,
                                                         seed=args.seed)) if (row := trained(f"random {i}", c))]
     print(f"{len(baselines)} baselines and {len(spread)} random candidates with cached results "
-          f"({recipe.steps} steps, augment {recipe.augment}); latency predicted on {args.device}")
+          f"({recipe.steps} steps, augment {recipe.augment}; the mean of {args.seeds} recipe seed(s)); "
+          f"latency predicted on {args.device}")
     for row in sorted(baselines + spread, key=lambda r: r["latency_ms"]):
         print(f"  {row['name']:<24} {row['accuracy']:.4f}  {row['latency_ms']:.3f} ms")
     budgets = {b["name"]: b["latency_ms"] for b in baselines if b["name"] in BUDGET_BASELINES}
