@@ -1,8 +1,8 @@
 """How much of the supernet estimate is the luck of the supernet's own training, and does averaging supernets help?
 
 Every network the reference recipe has trained (the reference cache) is inherited from supernets
-trained with the same recipe but different seeds (``--supernet-seeds``; the first seed's supernet
-is the one the other benchmarks use at ``--seed 0``), its BatchNorm recalibrated on 2 x 64
+trained with the same recipe but different seeds (``--supernet-seeds``; seed 0's supernet is the
+one the other benchmarks use by default), its BatchNorm recalibrated on 2 x 64
 training images, and scored on the whole held-out split, so the evaluation's own noise is as small
 as this split allows. Printed per group (the ranking benchmark's 20 "spread", the other networks,
 all): Kendall tau between two supernets' estimates (1 would mean the supernet's seed does not
@@ -68,14 +68,15 @@ def main() -> int:
             continue
         truth = [trained[i].mean_accuracy for i in members]
         each = {s: kendall_tau([estimates[s][i] for i in members], truth) for s in args.supernet_seeds}
-        between = [kendall_tau([estimates[a][i] for i in members], [estimates[b][i] for i in members])
-                   for a, b in itertools.combinations(args.supernet_seeds, 2)]
+        pairs = {f"{a}-{b}": kendall_tau([estimates[a][i] for i in members], [estimates[b][i] for i in members])
+                 for a, b in itertools.combinations(args.supernet_seeds, 2)}
         row = {"group": group, "networks": len(members), "tau_each": each,
                "tau_averaged": kendall_tau([averaged[i] for i in members], truth),
-               "supernets_agree": statistics.mean(between)}
+               "supernets_agree": statistics.mean(pairs.values()), "supernet_pairs": pairs}
         figures.append(row)
-        print(f"{group} ({len(members)}): two supernets vs each other {row['supernets_agree']:+.3f}; vs the mean of "
-              "seeds: " + ", ".join(f"supernet {s} {t:+.3f}" for s, t in each.items())
+        print(f"{group} ({len(members)}): two supernets vs each other {row['supernets_agree']:+.3f}"
+              + (f" ({', '.join(f'{p} {t:+.3f}' for p, t in pairs.items())})" if len(pairs) > 1 else "")
+              + "; vs the mean of seeds: " + ", ".join(f"supernet {s} {t:+.3f}" for s, t in each.items())
               + f", averaged over {len(each)} {row['tau_averaged']:+.3f}", flush=True)
     write_json(args.out, {"figures": figures, "settings": {k: str(v) for k, v in vars(args).items()},
                           "networks": [{"spread": n.in_spread, "mean": n.mean_accuracy,
