@@ -68,7 +68,7 @@ def main() -> int:
     budgets = {b["name"]: b["latency_ms"] for b in baselines if b["name"] in BUDGET_BASELINES}
     if len(budgets) < len(BUDGET_BASELINES):
         print(f"missing budget baselines {sorted(set(BUDGET_BASELINES) - set(budgets))}: train them with "
-              "baselines.py and the same recipe")
+              f"baselines.py, the same recipe and --seeds {args.seeds}")
         return 1
     for name in BUDGET_BASELINES:
         budget = budgets[name]
