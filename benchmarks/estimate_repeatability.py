@@ -67,6 +67,12 @@ def main() -> int:
               + f" on {len(data.val_y)} images ({time.perf_counter() - start:.1f} s)", flush=True)
     groups = {"spread": [r for r in networks if r["spread"]], "others": [r for r in networks if not r["spread"]],
               "all": networks}
+    for (cal_a, cal_b), (group, members) in itertools.product(itertools.combinations(args.calibrations, 2),
+                                                               groups.items()):
+        if len(members) >= 4:  # on the whole split: how far the BatchNorm calibration alone reorders the networks
+            tau = kendall_tau(*([float(r["correct"][cal].float().mean()) for r in members] for cal in (cal_a, cal_b)))
+            print(f"{group} ({len(members)}): BN on {cal_a} x 64 vs {cal_b} x 64, whole split: Kendall tau {tau:+.3f}",
+                  flush=True)
     figures = []
     for cal, size in itertools.product(args.calibrations, args.eval_sizes):
         subsets = [eval_subset(data.val_y, size, seed=s) for s in range(args.subsets if size < len(data.val_y) else 1)]
