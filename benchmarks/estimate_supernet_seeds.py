@@ -41,7 +41,8 @@ def main() -> int:
     add_trained_networks_args(parser)
     parser.add_argument("--out", type=Path, default=Path("runs/benchmarks/estimate_supernet_seeds.json"))
     args = parser.parse_args()
-    if len(set(args.supernet_seeds)) < 2:
+    args.supernet_seeds = list(dict.fromkeys(args.supernet_seeds))  # a repeated seed would agree with itself
+    if len(args.supernet_seeds) < 2:
         raise SystemExit("--supernet-seeds needs at least two different seeds to compare supernets")
     space = load_space(args.space)
     data = load_data(args, space)
