@@ -18,7 +18,7 @@ from autoc.evaluate.compute import training_device
 from autoc.evaluate.datasets import DatasetSplit, load_dataset
 from autoc.evaluate.estimate import EstimateConfig
 from autoc.evaluate.metrics import spec_macs
-from autoc.evaluate.recipe import scratch_recipe
+from autoc.evaluate.recipe import reference_accuracy, scratch_recipe
 from autoc.evaluate.train import TrainConfig
 from autoc.space import SearchSpace
 from autoc.supernet import SupernetConfig, open_supernet, random_candidate
@@ -66,6 +66,23 @@ def add_max_eval_arg(parser) -> None:
 def estimate_config(args, **options) -> EstimateConfig:
     """The estimate of ``--max-eval`` images (0: all) and ``--seed``; ``options`` set the rest."""
     return EstimateConfig(seed=args.seed, max_eval=args.max_eval or None, **options)
+
+
+def at_least_one(text: str) -> int:
+    """argparse type of a count of recipe seeds: 0 would leave a comparison without seed 0's accuracies."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more (recipe seeds per network), got {value}")
+    return value
+
+
+def seed_accuracies(candidate: Candidate, data: DatasetSplit, *, recipe: TrainConfig, cache: Path, seeds: int,
+                    device=None, train_missing: bool = True) -> list[float | None]:
+    """Held-out accuracies of ``candidate`` trained by ``recipe`` at seeds recipe.seed .. + seeds-1 (cached ones read;
+    with ``train_missing=False`` a seed not in the cache is None)."""
+    results = [reference_accuracy(candidate, data, config=dataclasses.replace(recipe, seed=recipe.seed + s),
+                                  cache_dir=cache, train_missing=train_missing, device=device) for s in range(seeds)]
+    return [None if r is None else r.accuracy for r in results]
 
 
 def train_device(args) -> torch.device:

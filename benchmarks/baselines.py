@@ -19,7 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
-from _bench import add_common_args, add_recipe_args, load_data, parse_shard, reference_cache, reference_recipe, train_device, write_json  # noqa: E402
+from _bench import (add_common_args, add_recipe_args, at_least_one, load_data, parse_shard, reference_cache,  # noqa: E402
+                    reference_recipe, train_device, write_json)
 
 from autoc.arch.config import BlockOp  # noqa: E402
 from autoc.candidate import Candidate  # noqa: E402
@@ -110,11 +111,9 @@ def main() -> int:
     parser.add_argument("--shard", default="0/1",
                         help="K/N: train only every N-th baseline from the K-th (run N processes, then once "
                              "without --shard to write baselines.json from the cache)")
-    parser.add_argument("--seeds", type=int, default=1,
+    parser.add_argument("--seeds", type=at_least_one, default=1,
                         help="recipe seeds per baseline (from --seed on): comparisons can then use their means")
     args = parser.parse_args()
-    if args.seeds < 1:
-        parser.error(f"--seeds must be 1 or more (recipe seeds per network), got {args.seeds}")
     shard = parse_shard(args.shard)
     space = load_space(args.space)
     data = load_data(args, space)

@@ -43,7 +43,7 @@ def main() -> int:
     args = parser.parse_args()
     args.supernet_seeds = list(dict.fromkeys(args.supernet_seeds))  # a repeated seed would agree with itself
     if len(args.supernet_seeds) < 2:
-        raise SystemExit("--supernet-seeds needs at least two different seeds to compare supernets")
+        parser.error("--supernet-seeds needs at least two different seeds to compare supernets")
     space = load_space(args.space)
     data = load_data(args, space)
     trained = trained_networks(args, space, data)

@@ -34,8 +34,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import optuna  # noqa: E402
-from _bench import (Stopwatch, add_common_args, add_max_eval_arg, add_recipe_args, estimate_config,  # noqa: E402
-                    load_data, parameter_count, reference_cache, reference_recipe, train_device, trained_supernet, write_json)
+from _bench import (Stopwatch, add_common_args, add_max_eval_arg, add_recipe_args, at_least_one,  # noqa: E402
+                    estimate_config, load_data, parameter_count, reference_cache, reference_recipe, seed_accuracies,
+                    train_device, trained_supernet, write_json)
 from baselines import BUDGET_BASELINES, baseline_family, train_baselines, write_baselines  # noqa: E402
 
 from autoc.candidate import Candidate  # noqa: E402
@@ -117,14 +118,6 @@ def best_baseline(baselines: list[dict], budget: float, *, on_selection: bool) -
     return oracle | {"chosen_on": "held-out"}, oracle
 
 
-def seed_accuracies(candidate: Candidate, data, *, recipe: TrainConfig, cache: Path, seeds: int,
-                    device=None, train_missing: bool = True) -> list[float | None]:
-    """Held-out accuracies of ``candidate`` trained by ``recipe`` at seeds recipe.seed .. + seeds-1 (cached ones read)."""
-    results = [reference_accuracy(candidate, data, config=dataclasses.replace(recipe, seed=recipe.seed + s),
-                                  cache_dir=cache, train_missing=train_missing, device=device) for s in range(seeds)]
-    return [None if r is None else r.accuracy for r in results]
-
-
 def seed_accuracies_of_baselines(space, data, *, recipe: TrainConfig, cache: Path, seeds: int) -> dict[str, list[float]]:
     """Every baseline's accuracies at ``seeds`` recipe seeds, from the cache: baselines.py --seeds trains them."""
     out = {}
@@ -185,13 +178,11 @@ def main() -> int:
                         help="hold this many training-pool images out of training as the search's selection split: "
                              "estimates and finalists are scored on it, the held-out split only reports")
     add_max_eval_arg(parser)  # here on the search's split (the selection split with --selection)
-    parser.add_argument("--seeds", type=int, default=1,
+    parser.add_argument("--seeds", type=at_least_one, default=1,
                         help="recipe seeds per compared network: the found one (still chosen on seed 0, as the search "
                              "does) is trained at seeds 0..N-1 and compared by its mean with the baselines' means "
                              "(train those first: baselines.py --seeds N)")
     args = parser.parse_args()
-    if args.seeds < 1:
-        parser.error(f"--seeds must be 1 or more (recipe seeds per network), got {args.seeds}")
 
     if args.estimate == "params" and (args.hypervolume_only or args.compare_starts):
         parser.error("--estimate params has no hypervolume (log parameters are not an accuracy): drop "

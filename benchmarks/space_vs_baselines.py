@@ -17,17 +17,16 @@ baseline is.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _bench import add_common_args, add_recipe_args, load_data, reference_cache, reference_recipe, spread_by_macs  # noqa: E402
+from _bench import (add_common_args, add_recipe_args, at_least_one, load_data, reference_cache, reference_recipe,  # noqa: E402
+                    seed_accuracies, spread_by_macs)
 from baselines import BUDGET_BASELINES, baseline_family  # noqa: E402
 
-from autoc.evaluate.recipe import reference_accuracy  # noqa: E402
 from autoc.latency.device import open_latency_model  # noqa: E402
 from autoc.space import load_space  # noqa: E402
 
@@ -38,23 +37,20 @@ def main() -> int:
     add_recipe_args(parser, default_steps=900)
     parser.add_argument("--candidates", type=int, default=20)
     parser.add_argument("--device", default="host")
-    parser.add_argument("--seeds", type=int, default=1,
+    parser.add_argument("--seeds", type=at_least_one, default=1,
                         help="compare each network's mean over recipe seeds 0..N-1 (networks without all N cached "
                              "are left out): one seed's best of many is a lucky pick")
     args = parser.parse_args()
-    if args.seeds < 1:
-        raise SystemExit(f"--seeds {args.seeds}: give 1 or more recipe seeds")
     space = load_space(args.space)
     data = load_data(args, space)
     recipe, cache = reference_recipe(args), reference_cache(args)
     latency = open_latency_model(args.device, runs_dir=args.runs_dir, space=space, progress=True)
 
     def trained(label, candidate):
-        results = [reference_accuracy(candidate, data, config=dataclasses.replace(recipe, seed=recipe.seed + s),
-                                      cache_dir=cache, train_missing=False) for s in range(args.seeds)]
-        if None in results:
+        accuracies = seed_accuracies(candidate, data, recipe=recipe, cache=cache, seeds=args.seeds, train_missing=False)
+        if None in accuracies:
             return None
-        return {"name": label, "accuracy": statistics.mean(r.accuracy for r in results),
+        return {"name": label, "accuracy": statistics.mean(accuracies),
                 "latency_ms": latency.predict(candidate.netspec(), candidate.policy)}
 
     baselines = [row for name, c in baseline_family(space, num_classes=data.num_classes) if (row := trained(name, c))]
