@@ -52,8 +52,9 @@ from autoc.search.startup import SPREAD_SAMPLERS, enqueue_start, spread_start  #
 from autoc.space import load_space, sample_candidate  # noqa: E402
 
 
-def hypervolume(points: list[tuple[float, float]], *, reference_ms: float) -> float:
-    """Area dominated by (accuracy up, latency down) points above accuracy 0 and below ``reference_ms``."""
+def hypervolume(points: list[tuple[float, float]], *, reference_ms: float, from_ms: float = 0.0) -> float:
+    """Area dominated by (accuracy up, latency down) points above accuracy 0 and below ``reference_ms``;
+    with ``from_ms``, only the part at latencies from there on (a point faster than it counts as at it)."""
     front, best = [], 0.0
     for acc, ms in sorted((p for p in points if p[1] < reference_ms), key=lambda p: (p[1], -p[0])):
         if acc > best:
@@ -61,16 +62,30 @@ def hypervolume(points: list[tuple[float, float]], *, reference_ms: float) -> fl
             best = acc
     area, previous = 0.0, 0.0
     for acc, ms in front:
-        area += (acc - previous) * (reference_ms - ms)
+        area += (acc - previous) * (reference_ms - max(ms, from_ms))
         previous = acc
     return area
+
+
+def fastest(points: list[tuple[float, float]]) -> tuple[float, float]:
+    """(accuracy, latency) of the fastest point (the front's fastest end)."""
+    return min(points, key=lambda p: (p[1], -p[0]))
+
+
+def common_range_gain(points, random_points, *, reference_ms: float) -> float:
+    """Hypervolume gain over random search on the latency range both fronts reach: what extending the
+    front to faster networks than random search found contributes is left out."""
+    start = max(fastest(points)[1], fastest(random_points)[1])
+    ours = hypervolume(points, reference_ms=reference_ms, from_ms=start)
+    return ours / hypervolume(random_points, reference_ms=reference_ms, from_ms=start) - 1
 
 
 def run_study(sampler_name, *, space, data, supernet, latency, trials, config, seed, budget_ms, spread=False,
               estimate_by="supernet", log=print):
     # the search's own sampler settings (population, start-up trials) and start for this trial count
     options = SearchOptions(budget_ms=budget_ms, sampler=sampler_name, trials=trials, seed=seed, spread_start=spread)
-    study = optuna.create_study(directions=["maximize", "minimize"], sampler=make_sampler(options))
+    sampler = make_sampler(options, space=space, latency=latency, num_classes=data.num_classes)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
     if options.spread_start and sampler_name in SPREAD_SAMPLERS:
         enqueue_start(study, spread_start(space, latency, count=startup_trials(options), budget_ms=budget_ms,
                                           num_classes=data.num_classes, seed=seed))
@@ -161,7 +176,9 @@ def main() -> int:
                         help="repeat the hypervolume comparison with this many sampler seeds")
     parser.add_argument("--first-sampler-seed", type=int, default=None,
                         help="sampler seeds start here (default --seed; --seed also picks the data and supernet)")
-    parser.add_argument("--sampler", default="nsga2", choices=("nsga2", "tpe"), help="compared with random search")
+    parser.add_argument("--sampler", default="nsga2", choices=("nsga2", "tpe", "gp", "ehvi"), help="compared with random search")
+    parser.add_argument("--also", nargs="*", default=[], choices=("nsga2", "tpe", "gp", "ehvi"),
+                        help="more samplers in the hypervolume comparison, side by side on the same random studies")
     parser.add_argument("--spread-start", action="store_true",
                         help="the compared sampler starts from the latency-spread start (autoc search --spread-start)")
     parser.add_argument("--compare-starts", action="store_true",
@@ -211,7 +228,7 @@ def main() -> int:
     runs = []
     first = args.seed if args.first_sampler_seed is None else args.first_sampler_seed
     for sampler_seed in range(first, first + args.sampler_seeds):
-        studies = {args.sampler: args.spread_start, "random": False}
+        studies = {args.sampler: args.spread_start, **{name: args.spread_start for name in args.also}, "random": False}
         if args.compare_starts:
             studies[args.sampler] = False
             studies[f"{args.sampler}-spread"] = True
@@ -224,18 +241,27 @@ def main() -> int:
         runs.append({"seed": sampler_seed, "trials": trials})
         if "random" not in trials:
             continue
-        volumes = {name: hypervolume([(a, ms) for a, ms, _ in rows], reference_ms=reference)
-                   for name, rows in trials.items()}
+        points = {name: [(a, ms) for a, ms, _ in rows] for name, rows in trials.items()}
+        volumes = {name: hypervolume(p, reference_ms=reference) for name, p in points.items()}
         gains = {name: volumes[name] / volumes["random"] - 1 if volumes["random"] else float("nan")
                  for name in volumes if name != "random"}
+        common = {name: common_range_gain(p, points["random"], reference_ms=reference)
+                  for name, p in points.items() if name != "random"}
         print(f"sampler seed {sampler_seed}: hypervolume (accuracy x ms below {reference:.3f} ms): random "
-              f"{volumes['random']:.4f}, " + ", ".join(f"{n} {volumes[n]:.4f} ({g:+.1%})" for n, g in gains.items()),
-              flush=True)
-        runs[-1] |= {"hypervolume": volumes, "gain": gains[args.sampler], "gains": gains}
+              f"{volumes['random']:.4f}, " + ", ".join(f"{n} {volumes[n]:.4f} ({g:+.1%}; over the common latency "
+                                                        f"range {common[n]:+.1%})" for n, g in gains.items())
+              + "; fastest: " + ", ".join(f"{n} {fastest(p)[1]:.3f} ms at {fastest(p)[0]:.3f}"
+                                          for n, p in points.items()), flush=True)
+        runs[-1] |= {"hypervolume": volumes, "gain": gains[args.sampler], "gains": gains, "common_range_gains": common,
+                     "fastest": {n: fastest(p) for n, p in points.items()}}
     for name in runs[0].get("gains", {}):
-        gains = [r["gains"][name] for r in runs]
-        print(f"hypervolume gain of {name} over random at {args.trials} trials: mean {sum(gains) / len(gains):+.1%} "
-              f"over {len(gains)} seed(s) ({', '.join(f'{g:+.1%}' for g in gains)})")
+        for label, key in (("hypervolume gain", "gains"), ("  over the common latency range", "common_range_gains")):
+            gains = [r[key][name] for r in runs]
+            mean = sum(gains) / len(gains)
+            error = statistics.stdev(gains) / math.sqrt(len(gains)) if len(gains) > 1 else float("nan")
+            print(f"{label} of {name} over random at {args.trials} trials: mean {mean:+.1%} (SE {error:.1%}; "
+                  f"{sum(g >= 0.1 for g in gains)} of {len(gains)} seeds at +10% or more) "
+                  f"({', '.join(f'{g:+.1%}' for g in gains)})")
     trials = runs[0]["trials"]
     if args.hypervolume_only:
         write_json(args.out, {"hypervolume_runs": [{k: v for k, v in r.items() if k != "trials"} for r in runs],

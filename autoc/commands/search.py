@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trials", type=int, default=None, help="total trials of the study, counted across resumes [30]")
     p.add_argument("--timeout", type=float, default=None, help="stop starting trials after this many seconds")
     p.add_argument("--seed", type=int, default=None, help="[0]")
-    p.add_argument("--sampler", default=None, help="tpe, nsga2 or random [tpe]")
+    p.add_argument("--sampler", default=None, help="tpe, nsga2, gp, ehvi or random [tpe]")
     p.add_argument("--spread-start", action="store_true", default=None, help="TPE / NSGA-II start from candidates "
                    "spread over the predicted-latency range within the budget, not from random ones")
     p.add_argument("--runs-dir", type=Path, default=None, help="where studies, caches and profiles live [runs]")

@@ -85,7 +85,7 @@ def run_search(options: SearchOptions) -> SearchResult:
     with _removed_on_failure(run_dir=run_dir, storage_url=storage_url):
         _check_writable(run_dir)  # weights and the chosen policy go here whatever the storage
         study = open_study(
-            storage=open_storage(storage_url), name=study_name, identity=identity, sampler=make_sampler(options),
+            storage=open_storage(storage_url), name=study_name, identity=identity, sampler=make_sampler(options, space=space, latency=latency, num_classes=data.num_classes),
             directions=DIRECTIONS,
         )
     _record_options(study, options, replace_stored=False)

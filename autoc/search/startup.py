@@ -22,7 +22,7 @@ from autoc.latency.model import LatencyModel, LookupTableLatencyModel
 from autoc.space import SearchSpace, sample_candidate
 
 POOL = 500  # random candidates whose latency is predicted (~0.1 s in all)
-SPREAD_SAMPLERS = ("tpe", "nsga2")
+SPREAD_SAMPLERS = ("tpe", "nsga2", "gp", "ehvi")
 
 
 def spread_start(

@@ -64,8 +64,9 @@ def run_worker(spec: WorkerSpec, *, context: ObjectiveContext | None = None, on_
     storage = open_storage(spec.storage_url, heartbeat=heartbeat)
     study = optuna.load_study(study_name=options.study, storage=storage)
     seed = worker_seed(options, worker_index=spec.index, trials_stored=len(study.get_trials(deepcopy=False)))
-    study.sampler = make_sampler(options, seed=seed)
     ctx = context or build_objective_context(options)
+    study.sampler = make_sampler(options, seed=seed, space=ctx.space, latency=ctx.latency,
+                                 num_classes=ctx.data.num_classes)
     label = f"{socket.gethostname()}:{os.getpid()}" + (f":{spec.label}" if spec.label else "")
 
     def objective(trial: optuna.trial.Trial):

@@ -19,10 +19,13 @@ from pathlib import Path
 import optuna
 import pytest
 
+from autoc.latency.blocks import network_units
+from autoc.latency.device import open_latency_model
 from autoc.search.context import build_objective_context
 from autoc.search.options import SearchOptions
 from autoc.errors import StorageError
 from autoc.search.storage import default_storage_url, open_storage
+from autoc.space import load_space, sample_candidate
 
 TINY_SPACE = """
 name: tiny
@@ -64,6 +67,17 @@ def runs_dir(warm_runs, tmp_path) -> Path:
     for cache in ("devices", "cache"):
         shutil.copytree(warm_runs / cache, runs / cache)
     return runs
+
+
+@pytest.fixture
+def tiny_latency(tiny_space, runs_dir):
+    """The host model priced as the start prices it (units it lacks by its prior, nothing measured),
+    so that every figure of a test comes from one unchanging model."""
+    space = load_space(tiny_space)
+    host = open_latency_model("host", runs_dir=runs_dir, space=space, progress=False)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    specs = [(c.netspec(), c.policy) for c in (sample_candidate(space, study.ask(), num_classes=10) for _ in range(300))]
+    return space, host.without_measuring(u for spec, policy in specs for u in network_units(spec, policy))
 
 
 def free_port() -> int:

@@ -12,19 +12,6 @@ from autoc.space import candidate_from_params, load_space, sample_candidate
 from conftest import TINY_SETTINGS
 
 
-@pytest.fixture
-def tiny_latency(tiny_space, runs_dir):
-    """The host model priced as the start prices it (units it lacks by its prior, nothing measured),
-    so that every figure of a test comes from one unchanging model."""
-    from autoc.latency.blocks import network_units
-
-    space = load_space(tiny_space)
-    host = open_latency_model("host", runs_dir=runs_dir, space=space, progress=False)
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    specs = [(c.netspec(), c.policy) for c in (sample_candidate(space, study.ask(), num_classes=10) for _ in range(300))]
-    return space, host.without_measuring(u for spec, policy in specs for u in network_units(spec, policy))
-
-
 def _latencies(space, latency, params_list):
     out = []
     for params in params_list:
