@@ -3,17 +3,19 @@
 TPE, NSGA-II and the GP sampler model latency as if it were as costly to learn as accuracy;
 here it costs ~0.1 ms from the latency model. So each proposal is chosen from a pool of
 candidates whose latency is computed exactly: random ones within the budgets and mutations
-of the current Pareto front (1-4 parameters changed), scored by the expected improvement of
-the (accuracy up, latency down) hypervolume they would bring. Accuracy is predicted by a
+of measured ones (1-4 parameters changed), scored by the expected improvement of the
+(accuracy up, latency down) hypervolume they would bring. Accuracy is predicted by a
 Bayesian ridge regression on a few size features (latency, log MACs, log stored bytes), with
 its predictive spread; where the features predict little (a short supernet estimate at CPU
 scale varies by about its own evaluation noise, whatever the size), the expectation falls
 back on extending the front where it is sparse: faster networks, and gaps along latency.
-Over-budget candidates are never proposed. The first trials are the start-up ones (random,
-or the latency-spread start that ``--spread-start`` queues).
+Over-budget candidates are never proposed. Trials other workers are running count as done
+at their predicted accuracy, so that parallel workers spread out. The first trials are the
+start-up ones (random, or the latency-spread start that ``--spread-start`` queues).
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -38,6 +40,7 @@ RIDGE = 1.0  # prior precision of the standardised feature weights
 @dataclass(frozen=True)
 class Priced:
     params: dict[str, Any]
+    identity: str  # the network and policy these params build (several params can build one)
     latency_ms: float
     features: tuple[float, ...]
 
@@ -83,13 +86,21 @@ class KnownLatencySampler(BaseSampler):
         measured = [(p, accuracy) for p, accuracy in measured if p is not None]
         if len(measured) < self._startup:
             return {}  # start-up: independent random proposals
-        seen = {_key(t.params) for t in study.get_trials(deepcopy=False) if t.params}
-        pool = [p for p in self._pool([p for p, _ in measured]) if _key(p.params) not in seen]
+        seen = {p.identity for p in (self.price(t.params) for t in study.get_trials(deepcopy=False) if t.params) if p}
+        pool = []
+        for priced in self._pool([p for p, _ in measured]):
+            if priced.identity not in seen:  # e.g. params differing only in an fp32 layer's unused bit width
+                seen.add(priced.identity)
+                pool.append(priced)
         if not pool:
             return {}
+        # trials other workers are running count as done at their predicted accuracy (a "believer"),
+        # so that parallel workers do not all chase the same gap in the front
+        pending = [p for p in (self.price(t.params) for t in _running(study, but=trial.number)) if p is not None]
         mean, spread = _predict([p.features for p, _ in measured], [a for _, a in measured],
-                                [p.features for p in pool])
-        front = pareto_front([(a, p.latency_ms) for p, a in measured])
+                                [p.features for p in pool + pending])
+        believed = [(float(m), p.latency_ms) for p, m in zip(pending, mean[len(pool):])]
+        front = pareto_front([(a, p.latency_ms) for p, a in measured] + believed)
         reference = self._budget_ms
         gains = [expected_improvement(front, latency_ms=p.latency_ms, mean=m, spread=s, reference_ms=reference)
                  for p, m, s in zip(pool, mean, spread)]
@@ -119,7 +130,8 @@ class KnownLatencySampler(BaseSampler):
         if self._budget_mj is not None and self._latency.predict_energy_mj(spec, candidate.policy) > self._budget_mj:
             return None
         features = (latency, math.log(spec_macs(spec)), math.log(size_bytes(spec, candidate.policy)))
-        return Priced(params=dict(params), latency_ms=latency, features=features)
+        identity = json.dumps(candidate.to_dict(), sort_keys=True)
+        return Priced(params=dict(params), identity=identity, latency_ms=latency, features=features)
 
     def _pool(self, measured: Sequence[Priced]) -> list[Priced]:
         proposals = [self._random_params() for _ in range(RANDOM_POOL)]
@@ -191,6 +203,10 @@ def _predict(train_x: Sequence[Sequence[float]], train_y: Sequence[float],
 def _complete(study: Study) -> list[FrozenTrial]:
     """Finished trials with values (``price`` then leaves out those over a budget, scored 0 unmeasured)."""
     return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.values]
+
+
+def _running(study: Study, *, but: int) -> list[FrozenTrial]:
+    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if t.number != but and t.params]
 
 
 def _key(params: dict[str, Any]) -> tuple:

@@ -1,14 +1,17 @@
 """The known-latency sampler (``--sampler ehvi``): expected hypervolume improvement over candidates
 whose latency the model gives before they are trained."""
+import json
 import math
 import random
 
 import optuna
 import pytest
 
+from autoc.latency.blocks import network_units
+from autoc.latency.device import open_latency_model
 from autoc.search.driver import SearchOptions, run_search
 from autoc.search.ehvi import KnownLatencySampler, expected_improvement, pareto_front
-from autoc.space import candidate_from_params, sample_candidate
+from autoc.space import candidate_from_params, load_space, sample_candidate
 from conftest import TINY_SETTINGS
 
 
@@ -61,12 +64,17 @@ def _synthetic_accuracy(space, params):
     return 0.2 + 0.05 * math.log(macs) + random.Random(str(sorted(params.items()))).gauss(0, 0.01)
 
 
-def _study(space, latency, *, sampler, budget_ms, trials):
+def _flat_accuracy(space, params):
+    """An accuracy that does not depend on size, as a short CPU-scale supernet estimate barely does."""
+    return 0.3 + random.Random(str(sorted(params.items()))).gauss(0, 0.015)
+
+
+def _study(space, latency, *, sampler, budget_ms, trials, accuracy=_synthetic_accuracy):
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
 
     def objective(trial):
         candidate = sample_candidate(space, trial, num_classes=10)
-        return _synthetic_accuracy(space, trial.params), latency.predict(candidate.netspec(), candidate.policy)
+        return accuracy(space, trial.params), latency.predict(candidate.netspec(), candidate.policy)
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study.optimize(objective, n_trials=trials)
@@ -126,3 +134,34 @@ def test_the_ehvi_sampler_needs_the_space_and_the_latency_model():
 
     with pytest.raises(ValueError, match="space and the latency model"):
         make_sampler(SearchOptions(budget_ms=10.0, sampler="ehvi"))
+
+
+@pytest.fixture
+def mbv2_latency(runs_dir):
+    """The host model for the 104-parameter CIFAR space, every unit priced by the prior fitted on the
+    units measured for the tiny space (nothing measured here)."""
+    space = load_space("mbv2-cifar")
+    host = open_latency_model("host", runs_dir=runs_dir, space=space, progress=False)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    specs = [(c.netspec(), c.policy) for c in (sample_candidate(space, study.ask(), num_classes=10) for _ in range(200))]
+    return space, host.without_measuring(u for spec, policy in specs for u in network_units(spec, policy))
+
+
+def test_workers_asking_at_once_get_distinct_networks(mbv2_latency):
+    # four workers with the same pool (same seed) ask before any of them reports: each sees the
+    # others' running trials, so none proposes a network already running, even one that differs
+    # only in params that build the same network (an fp32 layer's unused bit width)
+    space, latency = mbv2_latency
+    budget = _budget(space, latency)
+    study = _study(space, latency, sampler=optuna.samplers.RandomSampler(seed=0), budget_ms=budget, trials=12,
+                   accuracy=_flat_accuracy)  # 12 random trials: 4 or more within the budget, past the start-up
+    networks = []
+    for _ in range(4):
+        study.sampler = KnownLatencySampler(space, latency, budget_ms=budget, num_classes=10, startup_trials=4, seed=99)
+        trial = study.ask()
+        candidate = sample_candidate(space, trial, num_classes=10)
+        assert latency.predict(candidate.netspec(), candidate.policy) <= budget
+        networks.append(json.dumps(candidate.to_dict(), sort_keys=True))
+    done = [json.dumps(candidate_from_params(space, t.params, num_classes=10).to_dict(), sort_keys=True)
+            for t in study.trials[:12]]
+    assert len(set(networks)) == 4 and not set(networks) & set(done)
