@@ -118,14 +118,15 @@ def test_it_finds_a_larger_hypervolume_than_random_search_at_equal_trials(tiny_l
     assert sum(gains) / len(gains) > 0.05
 
 
-def test_a_search_runs_with_it_and_proposes_within_the_budget(tiny_space, runs_dir):
-    options = SearchOptions(space=str(tiny_space), runs_dir=runs_dir, study="ehvi", trials=6, sampler="ehvi",
-                            spread_start=True, **{**TINY_SETTINGS, "budget_ms": 50.0})
+@pytest.mark.parametrize("sampler", ["ehvi", "gp"])
+def test_a_search_runs_with_each_model_based_sampler(tiny_space, runs_dir, sampler):
+    options = SearchOptions(space=str(tiny_space), runs_dir=runs_dir, study=sampler, trials=6, sampler=sampler,
+                            spread_start=True, **TINY_SETTINGS)
     result = run_search(options)
-    study = optuna.load_study(study_name="ehvi", storage=f"sqlite:///{result.run_dir / 'study.db'}")
+    study = optuna.load_study(study_name=sampler, storage=f"sqlite:///{result.run_dir / 'study.db'}")
     trials = sorted(study.trials, key=lambda t: t.number)
     assert len(trials) == 6 and all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
-    assert len({tuple(sorted(t.params.items())) for t in trials}) == 6
+    assert len({tuple(sorted(t.params.items())) for t in trials}) == 6  # past the start-up too: no repeats
     assert result.best is not None and result.best.latency_ms <= options.budget_ms
 
 
