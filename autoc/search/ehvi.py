@@ -26,6 +26,7 @@ from optuna.samplers import BaseSampler, RandomSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
+from autoc.errors import SpaceError
 from autoc.evaluate.metrics import size_bytes, spec_macs
 from autoc.latency.model import LatencyModel
 from autoc.space import SearchSpace
@@ -33,7 +34,7 @@ from autoc.space.params import parameter_plan, search_distributions
 from autoc.space.sample import candidate_from_params
 
 RANDOM_POOL = 256  # random candidates priced per proposal (~1 ms each)
-MUTANT_POOL = 256  # front members with a few parameters changed
+MUTANT_POOL = 256  # measured candidates with a few parameters changed
 RIDGE = 1.0  # prior precision of the standardised feature weights
 
 
@@ -69,7 +70,7 @@ class KnownLatencySampler(BaseSampler):
         self._rng = np.random.default_rng(seed)
         self._fallback = RandomSampler(seed=seed)
         self._searched = [p for p in parameter_plan(space) if p.searched]
-        self._priced: dict[tuple, Priced | None] = {}  # by params; None: over a budget
+        self._priced: dict[tuple, Priced | None] = {}  # the study's trials by params; None: over a budget
 
     def reseed_rng(self) -> None:
         self._rng = np.random.default_rng()
@@ -111,8 +112,9 @@ class KnownLatencySampler(BaseSampler):
         return self._fallback.sample_independent(study, trial, param_name, param_distribution)
 
     def price(self, params: dict[str, Any]) -> Priced | None:
-        """Latency and features of the candidate these params build; None when it is over a budget
-        or the params are not this space's (a trial of another study)."""
+        """Latency and features of the candidate a trial's params build (kept: trials are priced at
+        every proposal); None when it is over a budget or the params are not this space's (a trial
+        of another study, or one another worker is still suggesting)."""
         key = _key(params)
         if key not in self._priced:
             self._priced[key] = self._price(params)
@@ -121,7 +123,7 @@ class KnownLatencySampler(BaseSampler):
     def _price(self, params: dict[str, Any]) -> Priced | None:
         try:
             candidate = candidate_from_params(self._space, params, num_classes=self._num_classes)
-        except Exception:  # noqa: BLE001 - params from elsewhere: not a measurement of this space
+        except SpaceError:  # params from elsewhere: not a measurement of this space
             return None
         spec = candidate.netspec()
         latency = self._latency.predict(spec, candidate.policy)
@@ -138,7 +140,7 @@ class KnownLatencySampler(BaseSampler):
         parents = [p.params for p in measured]
         for _ in range(MUTANT_POOL):
             proposals.append(self._mutate(parents[int(self._rng.integers(len(parents)))]))
-        priced = (self.price(params) for params in proposals)
+        priced = (self._price(params) for params in proposals)  # not kept: 512 new ones per proposal
         return [p for p in priced if p is not None]
 
     def _random_params(self) -> dict[str, Any]:
