@@ -21,7 +21,6 @@ import torch
 from torch import nn
 
 from autoc.compress.quant import without_fake_quant
-from autoc.arch.builder import ConvBNAct
 from autoc.arch.netspec import NetSpec
 from autoc.compress.policy import CompressionPolicy
 from autoc.errors import PolicyError

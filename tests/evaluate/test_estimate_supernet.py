@@ -6,7 +6,6 @@ import random
 import pytest
 import torch
 
-from autoc.compress.policy import LayerPolicy
 from autoc.compress.quant import FakeQuant
 from autoc.compress.sparsity import measured_sparsity, with_sparsity
 from autoc.errors import BudgetError
