@@ -84,8 +84,9 @@ def run_search(options: SearchOptions) -> SearchResult:
     _check_budgets_feasible(space, latency, options, num_classes=data.num_classes)
     with _removed_on_failure(run_dir=run_dir, storage_url=storage_url):
         _check_writable(run_dir)  # weights and the chosen policy go here whatever the storage
+        sampler = make_sampler(options, space=space, latency=latency, num_classes=data.num_classes)
         study = open_study(
-            storage=open_storage(storage_url), name=study_name, identity=identity, sampler=make_sampler(options, space=space, latency=latency, num_classes=data.num_classes),
+            storage=open_storage(storage_url), name=study_name, identity=identity, sampler=sampler,
             directions=DIRECTIONS,
         )
     _record_options(study, options, replace_stored=False)
