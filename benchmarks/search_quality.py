@@ -44,6 +44,7 @@ from autoc.evaluate.estimate import estimate_candidate  # noqa: E402
 from autoc.evaluate.recipe import reference_accuracy  # noqa: E402
 from autoc.evaluate.train import TrainConfig  # noqa: E402
 from autoc.latency.device import open_latency_model  # noqa: E402
+from autoc.search.ehvi import accuracy_latency_front  # noqa: E402
 from autoc.search.finalists import pick_finalists  # noqa: E402
 from autoc.search.options import SearchOptions  # noqa: E402
 from autoc.search.results import TrialRecord  # noqa: E402
@@ -55,13 +56,8 @@ from autoc.space import load_space, sample_candidate  # noqa: E402
 def hypervolume(points: list[tuple[float, float]], *, reference_ms: float, from_ms: float = 0.0) -> float:
     """Area dominated by (accuracy up, latency down) points above accuracy 0 and below ``reference_ms``;
     with ``from_ms``, only the part at latencies from there on (a point faster than it counts as at it)."""
-    front, best = [], 0.0
-    for acc, ms in sorted((p for p in points if p[1] < reference_ms), key=lambda p: (p[1], -p[0])):
-        if acc > best:
-            front.append((acc, ms))
-            best = acc
     area, previous = 0.0, 0.0
-    for acc, ms in front:
+    for acc, ms in accuracy_latency_front([p for p in points if p[1] < reference_ms]):
         area += (acc - previous) * (reference_ms - max(ms, from_ms))
         previous = acc
     return area

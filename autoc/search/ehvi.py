@@ -101,7 +101,7 @@ class KnownLatencySampler(BaseSampler):
         mean, spread = _predict([p.features for p, _ in measured], [a for _, a in measured],
                                 [p.features for p in pool + pending])
         believed = [(float(m), p.latency_ms) for p, m in zip(pending, mean[len(pool):])]
-        front = pareto_front([(a, p.latency_ms) for p, a in measured] + believed)
+        front = accuracy_latency_front([(a, p.latency_ms) for p, a in measured] + believed)
         reference = self._budget_ms
         gains = [expected_improvement(front, latency_ms=p.latency_ms, mean=m, spread=s, reference_ms=reference)
                  for p, m, s in zip(pool, mean, spread)]
@@ -154,8 +154,9 @@ class KnownLatencySampler(BaseSampler):
         return child
 
 
-def pareto_front(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
-    """The (accuracy, latency) points no other point beats on both, by latency ascending."""
+def accuracy_latency_front(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The (accuracy, latency) points no other point beats on both, by latency ascending (the two-objective
+    front of a hypervolume; ``autoc.search.results.pareto_front`` is the three-objective one of trial records)."""
     front: list[tuple[float, float]] = []
     for accuracy, latency in sorted(points, key=lambda p: (p[1], -p[0])):
         if not front or accuracy > front[-1][0]:

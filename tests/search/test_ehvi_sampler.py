@@ -10,7 +10,7 @@ import pytest
 from autoc.latency.blocks import network_units
 from autoc.latency.device import open_latency_model
 from autoc.search.driver import SearchOptions, run_search
-from autoc.search.ehvi import KnownLatencySampler, expected_improvement, pareto_front
+from autoc.search.ehvi import KnownLatencySampler, accuracy_latency_front, expected_improvement
 from autoc.space import candidate_from_params, load_space, sample_candidate
 from conftest import TINY_SETTINGS
 
@@ -27,9 +27,9 @@ def _hypervolume(points, reference_ms):
     return area
 
 
-def test_pareto_front_keeps_only_points_nothing_beats_on_both():
+def test_the_front_keeps_only_points_nothing_beats_on_both():
     points = [(0.30, 0.5), (0.20, 0.6), (0.40, 0.7), (0.35, 0.2), (0.40, 0.9)]
-    assert pareto_front(points) == [(0.35, 0.2), (0.40, 0.7)]
+    assert accuracy_latency_front(points) == [(0.35, 0.2), (0.40, 0.7)]
 
 
 def test_expected_improvement_is_the_hypervolume_gain_when_accuracy_is_known():
