@@ -69,15 +69,21 @@ def runs_dir(warm_runs, tmp_path) -> Path:
     return runs
 
 
+def prior_priced(space_name_or_path, runs_dir: Path, *, pool: int):
+    """(space, host model) with every unit of ``pool`` random candidates priced by the prior fitted
+    on the units the host profile has measured, nothing measured here: one unchanging model."""
+    space = load_space(space_name_or_path)
+    host = open_latency_model("host", runs_dir=runs_dir, space=space, progress=False)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    specs = [(c.netspec(), c.policy) for c in (sample_candidate(space, study.ask(), num_classes=10) for _ in range(pool))]
+    return space, host.without_measuring(u for spec, policy in specs for u in network_units(spec, policy))
+
+
 @pytest.fixture
 def tiny_latency(tiny_space, runs_dir):
     """The host model priced as the start prices it (units it lacks by its prior, nothing measured),
     so that every figure of a test comes from one unchanging model."""
-    space = load_space(tiny_space)
-    host = open_latency_model("host", runs_dir=runs_dir, space=space, progress=False)
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    specs = [(c.netspec(), c.policy) for c in (sample_candidate(space, study.ask(), num_classes=10) for _ in range(300))]
-    return space, host.without_measuring(u for spec, policy in specs for u in network_units(spec, policy))
+    return prior_priced(tiny_space, runs_dir, pool=300)
 
 
 def free_port() -> int:

@@ -7,12 +7,10 @@ import random
 import optuna
 import pytest
 
-from autoc.latency.blocks import network_units
-from autoc.latency.device import open_latency_model
 from autoc.search.driver import SearchOptions, run_search
 from autoc.search.ehvi import KnownLatencySampler, accuracy_latency_front, expected_improvement
-from autoc.space import candidate_from_params, load_space, sample_candidate
-from conftest import TINY_SETTINGS
+from autoc.space import candidate_from_params, sample_candidate
+from conftest import TINY_SETTINGS, prior_priced
 
 
 def _hypervolume(points, reference_ms):
@@ -141,11 +139,7 @@ def test_the_ehvi_sampler_needs_the_space_and_the_latency_model():
 def mbv2_latency(runs_dir):
     """The host model for the 104-parameter CIFAR space, every unit priced by the prior fitted on the
     units measured for the tiny space (nothing measured here)."""
-    space = load_space("mbv2-cifar")
-    host = open_latency_model("host", runs_dir=runs_dir, space=space, progress=False)
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    specs = [(c.netspec(), c.policy) for c in (sample_candidate(space, study.ask(), num_classes=10) for _ in range(200))]
-    return space, host.without_measuring(u for spec, policy in specs for u in network_units(spec, policy))
+    return prior_priced("mbv2-cifar", runs_dir, pool=200)
 
 
 def test_workers_asking_at_once_get_distinct_networks(mbv2_latency):
