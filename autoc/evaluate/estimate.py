@@ -6,6 +6,7 @@ extracted, already shaped by its keep ratios) or a briefly trained largest netwo
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -20,7 +21,7 @@ from autoc.compress.sparsity import apply_policy_sparsity
 from autoc.compress.transfer import inherit_weights, prune_to
 from autoc.errors import BudgetError
 from autoc.evaluate.data_sampling import stratified_subset
-from autoc.evaluate.train import TrainConfig, accuracy, recalibrate_batchnorm, train
+from autoc.evaluate.train import TrainConfig, predict_logits, recalibrate_batchnorm, train
 
 if TYPE_CHECKING:
     from autoc.evaluate.datasets import DatasetSplit
@@ -31,6 +32,9 @@ if TYPE_CHECKING:
 class Estimate:
     accuracy: float
     seconds: float
+    # Per validation image: was it classified right (bool, in the order evaluated). Lets two
+    # estimates on the same images be compared pairwise (autoc.search.separation).
+    correct: torch.Tensor | None = dataclasses.field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -112,7 +116,7 @@ def estimate_candidate(
         calibration_batches=config.calibration_batches,
         device=device,
     )
-    return model, Estimate(accuracy=estimate.accuracy, seconds=time.perf_counter() - start)
+    return model, dataclasses.replace(estimate, seconds=time.perf_counter() - start)
 
 
 def eval_subset(labels: torch.Tensor, limit: int | None, *, seed: int) -> torch.Tensor:
@@ -142,5 +146,5 @@ def estimate_accuracy(
     recalibrate_batchnorm(model, train_x, batches=calibration_batches)
     if config.steps > 0:
         train(model, train_x, train_y, config=config, teacher_logits=teacher_logits, device=device)
-    acc = accuracy(model, val_x, val_y)
-    return Estimate(accuracy=acc, seconds=time.perf_counter() - start)
+    correct = predict_logits(model, val_x).argmax(1) == val_y
+    return Estimate(accuracy=float(correct.float().mean()), seconds=time.perf_counter() - start, correct=correct)

@@ -13,6 +13,7 @@ from typing import Mapping
 from optuna.trial import TrialState
 
 from autoc.search.results import TrialRecord, accuracy_text, pareto_front
+from autoc.search.separation import separation_text
 from autoc.search.stored import StoredRun
 
 POLICY_FILENAME = "best_policy.json"
@@ -102,6 +103,8 @@ def format_summary(summary: StudySummary) -> str:
             f"best under {budget}: trial {best.number}, {accuracy_text(best)}, "
             f"{best.latency_ms:.3f} ms predicted, {best.size_bytes / 1024:.1f} kB"
         )
+        if separation := separation_text(best, summary.records, run_dir=summary.run_dir):
+            lines.append(separation)
     lines.append(_policy_line(summary))
     return "\n".join(lines)
 

@@ -24,6 +24,7 @@ from autoc.search.finalists import FinalistResult, chosen_finalist, pick_finalis
 from autoc.search.options import FINALIST_FIELDS, SUPERNET_RECIPE_FIELDS, SearchOptions
 from autoc.search.progress import SearchProgress
 from autoc.search.results import TrialRecord, accuracy_text, best_record, completed_records, pareto_front
+from autoc.search.separation import separation_text
 from autoc.search.samplers import SAMPLERS, make_sampler, startup_trials
 from autoc.search.startup import SPREAD_SAMPLERS, enqueue_start, spread_start
 from autoc.search.storage import Heartbeat, default_storage_url, holds_a_study, open_storage, open_study, sqlite_file
@@ -49,6 +50,7 @@ class SearchResult:
     teacher_accuracy: float
     wall_seconds: float
     finalists: dict[int, FinalistResult] = field(default_factory=dict)  # by trial number; empty without the stage
+    separation: str | None = None  # which trials the estimate does not separate from the chosen one
 
 
 def run_search(options: SearchOptions) -> SearchResult:
@@ -138,6 +140,7 @@ def run_search(options: SearchOptions) -> SearchResult:
         teacher_accuracy=ctx.teacher_accuracy,
         wall_seconds=time.perf_counter() - start,
         finalists=finalists,
+        separation=separation_text(best, records, run_dir=run_dir) if best else None,
     )
 
 
@@ -340,3 +343,5 @@ def print_summary(result: SearchResult, *, budget_ms: float, file=sys.stdout) ->
         f"{best.size_bytes / 1024:.1f} kB -> {result.policy_path}",
         file=file,
     )
+    if result.separation:
+        print(result.separation, file=file)

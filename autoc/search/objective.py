@@ -15,6 +15,8 @@ from autoc.evaluate.estimate import build_candidate_model, build_from_supernet, 
 from autoc.evaluate.metrics import params_and_macs, size_bytes
 from autoc.evaluate.train import TrainConfig
 from autoc.latency.model import LatencyModel
+from autoc.search.results import CORRECT_ATTR
+from autoc.search.separation import encode_correct
 from autoc.space import SearchSpace, sample_candidate
 from autoc.supernet import Supernet
 
@@ -80,6 +82,7 @@ def run_trial(trial: optuna.trial.Trial, ctx: ObjectiveContext) -> tuple[float, 
     trial.set_user_attr("macs", macs)
     trial.set_user_attr("estimate_seconds", estimate.seconds)
     trial.set_user_attr("weights", str(weights))
+    trial.set_user_attr(CORRECT_ATTR, encode_correct(estimate.correct))
     trial.set_user_attr("feasible", True)
     return estimate.accuracy, latency, float(size)
 

@@ -1,11 +1,13 @@
 """Read a study back as plain records; the Pareto front of feasible trials."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
 from optuna.trial import TrialState
+
+CORRECT_ATTR = "val_correct"  # a trial's per-image estimate results, read by autoc.search.separation
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,8 @@ class TrialRecord:
     weights: str | None
     # Set when ``accuracy`` is a finalist's trained accuracy: the trial's own short estimate.
     estimate: float | None = None
+    # The estimate's per-image results as stored (autoc.search.separation), when the trial has them.
+    correct: str | None = field(default=None, repr=False, compare=False)
 
 
 def accuracy_text(record: TrialRecord) -> str:
@@ -47,6 +51,7 @@ def completed_records(study: optuna.Study, *, budget_ms: float) -> list[TrialRec
                 feasible=bool(attrs.get("feasible", False)) and latency <= budget_ms,
                 candidate=attrs["candidate"],
                 weights=attrs.get("weights"),
+                correct=attrs.get(CORRECT_ATTR),
             )
         )
     return records

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 from optuna.trial import TrialState
@@ -25,12 +26,14 @@ from autoc.latency.model import LookupTableLatencyModel
 from autoc.latency.profile import Correction, DeviceIdentity, DeviceProfile, save_profile
 from autoc.search.driver import DIRECTIONS, RUN_OPTIONS_ATTR
 from autoc.search.objective import CONSTRAINT
-from autoc.search.results import best_record, completed_records
+from autoc.search.results import CORRECT_ATTR, best_record, completed_records
+from autoc.search.separation import encode_correct
 from autoc.search.storage import IDENTITY_PREFIX, default_storage_url
 from autoc.space import load_space, sample_candidate
 
 DEVICE = "testdev"
 COMPLETE = 12
+VAL_IMAGES = 2000
 
 
 @dataclass(frozen=True)
@@ -104,11 +107,23 @@ def _completed(trial, candidate: Candidate, latency: float, *, budget: float, rn
     if attrs["feasible"]:
         weights = sum(c.cout * (c.cin // c.groups) * c.kernel**2 for c in spec.convs())
         attrs.update(params=weights, macs=weights * 64, weights=str(weights_dir / f"trial-{trial.number}.pt"))
-        accuracy = min(0.97, 0.6 + 0.12 * math.log1p(latency) + rng.uniform(-0.05, 0.05))
+        target = min(0.97, 0.6 + 0.12 * math.log1p(latency) + rng.uniform(-0.05, 0.05))
+        correct = per_image_results(target, trial=trial.number)
+        attrs[CORRECT_ATTR] = encode_correct(correct)
+        accuracy = float(correct.mean())
     return optuna.trial.create_trial(
         values=[accuracy, latency, float(size)], params=trial.params, distributions=trial.distributions,
         user_attrs=attrs, constraints={CONSTRAINT: latency - budget},
     )
+
+
+def per_image_results(accuracy: float, *, trial: int) -> np.ndarray:
+    """Which of VAL_IMAGES images a network of about ``accuracy`` gets right. Networks err alike, as
+    real ones do: an image's difficulty is shared, each network adds its own noise to it."""
+    difficulty = np.random.default_rng(0).random(VAL_IMAGES)
+    own = np.random.default_rng(1000 + trial).normal(0.0, 0.15, VAL_IMAGES)
+    score = difficulty + own
+    return score < np.quantile(score, accuracy)
 
 
 def _write_best_policy(study, *, run_dir: Path, budget: float, space) -> None:

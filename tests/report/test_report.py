@@ -4,6 +4,7 @@ import io
 import json
 import re
 import shutil
+from html import escape
 
 import matplotlib.image
 import optuna
@@ -15,6 +16,7 @@ from autoc.latency.model import LookupTableLatencyModel
 from autoc.report.breakdown import latency_breakdown
 from autoc.search.driver import RUN_OPTIONS_ATTR
 from autoc.search.results import best_record, completed_records, pareto_front
+from autoc.search.separation import separation_text
 
 PLOTS = ("pareto", "progress", "policy", "latency")
 
@@ -58,7 +60,7 @@ def test_report_writes_every_plot_as_png_and_embeds_it(report):
     assert not re.search(r'(src|href)="(?!data:)', page)
 
 
-def test_report_tables_hold_the_front_and_the_chosen_policy(report, records):
+def test_report_tables_hold_the_front_and_the_chosen_policy(report, records, stored_study):
     page = (report / "report.html").read_text()
     front = pareto_front(records)
     assert _table_first_column(page, "front") == [str(r.number) for r in front]
@@ -66,6 +68,7 @@ def test_report_tables_hold_the_front_and_the_chosen_policy(report, records):
     chosen = Candidate.from_dict(best.candidate)
     assert _table_first_column(page, "policy") == chosen.netspec().layer_names()
     assert f"trial {best.number}, accuracy {best.accuracy:.4f}" in page
+    assert escape(separation_text(best, records, run_dir=stored_study.run_dir)) in page  # which trials the estimate does not separate from it
 
 
 def test_breakdown_sums_to_the_stored_prediction(stored_study, records):

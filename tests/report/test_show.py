@@ -2,11 +2,13 @@
 import re
 import shutil
 
+import numpy as np
 import optuna
 import pytest
 
 from autoc.cli import main
-from autoc.search.results import best_record, completed_records, pareto_front
+from autoc.search.results import CORRECT_ATTR, best_record, completed_records, pareto_front
+from autoc.search.separation import decode_correct
 
 
 def _show(capsys, *argv):
@@ -98,3 +100,27 @@ def test_report_of_a_storage_study_without_run_directory_needs_out(stored_study,
     code = main(["report", str(tmp_path / "nowhere"), "--storage", url, "--study", stored_study.name])
     err = capsys.readouterr().err
     assert code == 2 and "--out DIR" in err and not (tmp_path / "nowhere").exists()
+
+
+def test_show_names_the_trials_the_estimate_does_not_separate_from_the_best(stored_study, capsys):
+    """Each feasible trial stores which validation images it got right; `autoc show` names the trials
+    whose deficit against the best is within 1.96 paired standard errors, recomputed here per image."""
+    code, out, _ = _show(capsys, stored_study.run_dir)
+    assert code == 0
+    study = optuna.load_study(study_name="fixture", storage=stored_study.storage)
+    feasible = [t for t in study.trials if t.user_attrs.get("feasible")]
+    best = best_record(completed_records(study, budget_ms=stored_study.budget_ms))
+    hits = {t.number: decode_correct(t.user_attrs[CORRECT_ATTR]) for t in feasible}
+    ties = []
+    for number, bits in hits.items():
+        assert bits.mean() == pytest.approx(study.trials[number].values[0])
+        if number != best.number:
+            difference = hits[best.number].astype(float) - bits  # per image: -1, 0 or 1
+            if difference.mean() <= 1.96 * difference.std() / np.sqrt(difference.size):
+                ties.append(number)
+    line = next(line for line in out.splitlines() if line.startswith("estimate noise:"))
+    assert f"on its {hits[best.number].size:,} validation images" in line
+    if ties:  # the fixture's accuracies spread over a few points: some trials tie, some do not
+        named = line.split("validation images (")[1].split(")")[0]
+        assert sorted(int(n) for n in named.split(", ")) == sorted(ties)
+    assert 0 < len(ties) < len(hits) - 1, "the fixture should hold both tied and separated trials"

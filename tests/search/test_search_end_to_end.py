@@ -1,13 +1,18 @@
 """A tiny real search: SQLite storage, host latency measured with ONNX Runtime, digits, KD fine-tune."""
+import io
 import json
 
+import optuna
 import pytest
 import torch
 
 import autoc
 import autoc.search.stored
 from autoc.cli import main
-from autoc.search.driver import SearchOptions, run_search
+from autoc.search.driver import SearchOptions, print_summary, run_search
+from autoc.search.results import CORRECT_ATTR, completed_records
+from autoc.search.separation import decode_correct, separation_text
+from autoc.search.storage import default_storage_url
 from conftest import TINY_SPACE
 
 
@@ -38,6 +43,22 @@ def test_search_stores_trials_and_writes_a_rebuildable_policy(tiny):
     x = torch.randn(2, 3, 16, 16)
     again = autoc.load_policy(result.policy_path).build_model().eval()
     torch.testing.assert_close(rebuilt(x), again(x))
+
+
+def test_each_trained_trial_stores_its_per_image_results_and_the_summary_weighs_them(tiny):
+    options, result = tiny
+    study = optuna.load_study(study_name="t", storage=default_storage_url(options.runs_dir / "t"))
+    trained = [t for t in study.trials if t.user_attrs.get("feasible")]
+    assert len(trained) >= 2
+    for trial in trained:
+        bits = decode_correct(trial.user_attrs[CORRECT_ATTR])
+        assert bits.size == options.max_val  # every validation image, in one order for all trials
+        assert bits.mean() == pytest.approx(trial.values[0], abs=1e-6)  # the estimate is their mean
+    records = completed_records(study, budget_ms=options.budget_ms)
+    assert result.separation == separation_text(result.best, records, run_dir=options.runs_dir / "t") is not None
+    printed = io.StringIO()
+    print_summary(result, budget_ms=options.budget_ms, file=printed)
+    assert result.separation in printed.getvalue()
 
 
 def test_resume_counts_trials_across_runs(tiny):
