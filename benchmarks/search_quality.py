@@ -40,15 +40,17 @@ from _bench import (Stopwatch, add_common_args, add_max_eval_arg, add_recipe_arg
 from baselines import BUDGET_BASELINES, baseline_family, train_baselines, write_baselines  # noqa: E402
 
 from autoc.candidate import Candidate  # noqa: E402
+from autoc.commands.search import finalist_count  # noqa: E402
 from autoc.evaluate.estimate import estimate_candidate  # noqa: E402
 from autoc.evaluate.recipe import reference_accuracy  # noqa: E402
 from autoc.evaluate.train import TrainConfig  # noqa: E402
 from autoc.latency.device import open_latency_model  # noqa: E402
 from autoc.search.ehvi import accuracy_latency_front  # noqa: E402
-from autoc.search.finalists import pick_finalists  # noqa: E402
+from autoc.search.finalists import finalist_picks  # noqa: E402
 from autoc.search.options import SearchOptions  # noqa: E402
-from autoc.search.results import TrialRecord  # noqa: E402
+from autoc.search.results import CORRECT_ATTR, TrialRecord  # noqa: E402
 from autoc.search.samplers import make_sampler, startup_trials  # noqa: E402
+from autoc.search.separation import encode_correct, separation_text  # noqa: E402
 from autoc.search.startup import SPREAD_SAMPLERS, enqueue_start, spread_start  # noqa: E402
 from autoc.space import load_space, sample_candidate  # noqa: E402
 
@@ -94,13 +96,14 @@ def run_study(sampler_name, *, space, data, supernet, latency, trials, config, s
             return math.log(parameter_count(candidate)), ms
         _, estimate = estimate_candidate(candidate, supernet=supernet, data=data, teacher_logits=None, config=config)
         trial.set_user_attr("seconds", estimate.seconds)
+        trial.set_user_attr(CORRECT_ATTR, encode_correct(estimate.correct))
         return estimate.accuracy, ms
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with Stopwatch() as watch:
         study.optimize(objective, n_trials=trials)
     log(f"{sampler_name}: {trials} trials in {watch.seconds:.0f} s")
-    return [(t.values[0], t.values[1], t.user_attrs["candidate"]) for t in study.trials]
+    return [(t.values[0], t.values[1], t.user_attrs["candidate"], t.user_attrs.get(CORRECT_ATTR)) for t in study.trials]
 
 
 def reuse_baselines(path: Path, *, recipe: TrainConfig) -> list[dict]:
@@ -184,9 +187,10 @@ def main() -> int:
                              "count (no hypervolume then: it is not an accuracy)")
     parser.add_argument("--hypervolume-only", action="store_true",
                         help="skip training the found candidates (the per-budget comparison)")
-    parser.add_argument("--finalists", type=int, default=1,
+    parser.add_argument("--finalists", type=finalist_count, default=1,
                         help="per budget, train this many of the best estimates by the recipe and choose among "
-                             "them on the selection split (needs --selection unless 1)")
+                             "them on the selection split (needs --selection unless 1); auto: the top estimate and "
+                             "the trials its selection images do not separate from it (at most 8), as autoc search")
     parser.add_argument("--selection", type=int, default=None,
                         help="hold this many training-pool images out of training as the search's selection split: "
                              "estimates and finalists are scored on it, the held-out split only reports")
@@ -200,8 +204,8 @@ def main() -> int:
     if args.estimate == "params" and (args.hypervolume_only or args.compare_starts):
         parser.error("--estimate params has no hypervolume (log parameters are not an accuracy): drop "
                      "--hypervolume-only / --compare-starts")
-    if args.finalists > 1 and args.selection is None:
-        parser.error("--finalists K > 1 chooses on a selection split: give --selection N (e.g. 2500)")
+    if args.finalists != 1 and args.selection is None:
+        parser.error("--finalists K > 1 or auto chooses on a selection split: give --selection N (e.g. 2500)")
     space = load_space(args.space)
     data = load_data(args, space)
     search_data = data.selection_as_val() if args.selection else data  # what the search may look at
@@ -237,7 +241,7 @@ def main() -> int:
         runs.append({"seed": sampler_seed, "trials": trials})
         if "random" not in trials:
             continue
-        points = {name: [(a, ms) for a, ms, _ in rows] for name, rows in trials.items()}
+        points = {name: [(a, ms) for a, ms, *_ in rows] for name, rows in trials.items()}
         volumes = {name: hypervolume(p, reference_ms=reference) for name, p in points.items()}
         gains = {name: volumes[name] / volumes["random"] - 1 if volumes["random"] else float("nan")
                  for name in volumes if name != "random"}
@@ -268,9 +272,11 @@ def main() -> int:
     comparisons = []
     for budget in budgets:
         records = [TrialRecord(number=i, accuracy=estimate, latency_ms=ms, size_bytes=0, params=0, macs=0,
-                               feasible=ms <= budget, candidate=candidate, weights=None)
-                   for i, (estimate, ms, candidate) in enumerate(trials[args.sampler])]
-        picks = pick_finalists(records, count=args.finalists)  # the search's own choice of finalists
+                               feasible=ms <= budget, candidate=candidate, weights=None, correct=correct)
+                   for i, (estimate, ms, candidate, correct) in enumerate(trials[args.sampler])]
+        picks = finalist_picks(records, args.finalists)  # the search's own choice of finalists
+        if picks:  # what `autoc search` would say of its top estimate within this budget
+            print(f"budget {budget:.3f} ms, {separation_text(picks[0], records)}", flush=True)
         best_base, oracle_base = best_baseline(baselines, budget, on_selection=bool(args.selection))
         if not picks:
             print(f"budget {budget:.3f} ms: no trial within the budget")

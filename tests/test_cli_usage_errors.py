@@ -13,6 +13,8 @@ from autoc.cli import main
     [
         (["search", "--budget-ms", "abc"], "autoc search: error: argument --budget-ms: invalid float value: 'abc' "
                                            "(see autoc search --help)"),
+        (["search", "--finalists", "many"], "autoc search: error: argument --finalists: takes a count (e.g. 3) "
+                                            "or auto, not 'many' (see autoc search --help)"),
         (["show"], "autoc show: error: the following arguments are required: target (see autoc show --help)"),
         (["export", "runs/x", "--format", "zip"], "autoc export: error: argument --format: invalid choice: 'zip'"),
         (["supernet", "train", "--steps", "many"], "autoc supernet train: error: argument --steps: invalid int "
@@ -20,7 +22,7 @@ from autoc.cli import main
         (["nosuch"], "autoc: error: argument command: invalid choice: 'nosuch'"),
         ([], "autoc: error: the following arguments are required: command (see autoc --help)"),
     ],
-    ids=["search-bad-float", "show-missing-target", "export-bad-choice", "nested-subcommand", "unknown-command",
+    ids=["search-bad-float", "search-bad-finalists", "show-missing-target", "export-bad-choice", "nested-subcommand", "unknown-command",
          "no-command"],
 )
 def test_a_usage_error_is_one_line_and_exit_2(capsys, argv, expected):

@@ -50,9 +50,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="supernet recipe: sandwich or uniform (random sub-networks only, SPOS) [sandwich]")
     p.add_argument("--supernet-final-phase-share", type=float, default=None,
                    help="supernet recipe: with --supernet-progressive, the all-elastic phase's share of the steps")
-    p.add_argument("--finalists", type=int, default=None, help="after the trials, train the K feasible candidates "
-                   "with the highest estimates from scratch and choose among them by that accuracy; 0: choose by "
-                   "the estimate [0]")
+    p.add_argument("--finalists", type=finalist_count, default=None, help="after the trials, train the K feasible "
+                   "candidates with the highest estimates from scratch and choose among them by that accuracy; 0: "
+                   "choose by the estimate; auto: the top estimate and the trials its validation images do not "
+                   "separate from it (at most 8) [0]")
     p.add_argument("--finalist-steps", type=int, default=None, help="training steps of each finalist [300]")
     p.add_argument("--finalist-augment", action="store_true", default=None,
                    help="finalists train with random crop and flip (photos, not digits)")
@@ -73,6 +74,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "worker: it is failed and re-run [60]")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(handler=run)
+
+
+def finalist_count(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"takes a count (e.g. 3) or auto, not {text!r}") from None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ from autoc.export.policy_file import PolicyFile, record_metrics, space_reference
 from autoc.latency.device import open_latency_model
 from autoc.search.context import build_objective_context, load_inputs, supernet_config
 from autoc.evaluate.recipe import scratch_recipe
-from autoc.search.finalists import FinalistResult, chosen_finalist, pick_finalists, train_finalists
+from autoc.search.finalists import AUTO, FinalistResult, chosen_finalist, finalist_picks, train_finalists
 from autoc.search.options import FINALIST_FIELDS, SUPERNET_RECIPE_FIELDS, SearchOptions
 from autoc.search.progress import SearchProgress
 from autoc.search.results import TrialRecord, accuracy_text, best_record, completed_records, pareto_front
@@ -116,9 +116,10 @@ def run_search(options: SearchOptions) -> SearchResult:
     records = completed_records(study, budget_ms=options.budget_ms)
     best = best_record(records)
     finalists: dict[int, FinalistResult] = {}
-    if options.finalists > 0 and best is not None:
+    picks = finalist_picks(records, options.finalists) if options.finalists and best is not None else []
+    if picks and (len(picks) > 1 or options.finalists != AUTO):  # auto with no tie: the estimate has chosen
         finalists = train_finalists(
-            study, pick_finalists(records, count=options.finalists), data, config=scratch_recipe(
+            study, picks, data, config=scratch_recipe(
                 steps=options.finalist_steps, batch_size=options.batch_size, seed=options.seed,
                 augment=options.finalist_augment,
             ),
@@ -185,9 +186,10 @@ def _check_options(options: SearchOptions) -> None:
         raise BudgetError(f"--trials must be at least 1, got {options.trials}")
     if options.sampler not in SAMPLERS:
         raise BudgetError(f"--sampler {options.sampler!r} is unknown; use one of {', '.join(SAMPLERS)}")
-    if options.finalists < 0 or options.finalist_steps < 1:
-        raise BudgetError(f"--finalists must be 0 or more and --finalist-steps at least 1, got {options.finalists} and "
-                          f"{options.finalist_steps}; e.g. --finalists 3 --finalist-steps 300")
+    if options.finalists != AUTO and not (isinstance(options.finalists, int) and options.finalists >= 0) \
+            or options.finalist_steps < 1:
+        raise BudgetError(f"--finalists must be 0 or more (or auto) and --finalist-steps at least 1, got "
+                          f"{options.finalists} and {options.finalist_steps}; e.g. --finalists 3 --finalist-steps 300")
     if options.workers < 1:
         raise BudgetError(f"--workers must be at least 1, got {options.workers}")
     if options.cpus_per_worker is not None and options.cpus_per_worker < 1:

@@ -29,8 +29,10 @@ from autoc.evaluate.recipe import train_from_scratch
 from autoc.evaluate.train import TrainConfig
 from autoc.search.objective import save_weights
 from autoc.search.results import TrialRecord
+from autoc.search.separation import AUTO_FINALISTS, correct_by_trial, separations, tied
 
 ATTR_PREFIX = "finalist:"
+AUTO = "auto"
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,23 @@ def pick_finalists(records: list[TrialRecord], *, count: int) -> list[TrialRecor
     """The ``count`` feasible records with the highest estimates (ties: faster, then smaller)."""
     feasible = sorted((r for r in records if r.feasible), key=lambda r: (-r.accuracy, r.latency_ms, r.size_bytes))
     return feasible[:count]
+
+
+def tied_finalists(records: list[TrialRecord], *, cap: int = AUTO_FINALISTS) -> list[TrialRecord]:
+    """``--finalists auto``: the top estimate and the feasible trials it does not separate from on the
+    validation images (autoc.search.separation), closest first, at most ``cap`` in all. Just the top
+    estimate when it leads every other beyond the images' noise, or when no per-image results are stored."""
+    top = pick_finalists(records, count=1)
+    if not top:
+        return []
+    by_number = {r.number: r for r in records}
+    ties = tied(separations(top[0].number, correct_by_trial(records)))
+    return top + [by_number[s.trial] for s in ties][: cap - 1]
+
+
+def finalist_picks(records: list[TrialRecord], finalists: int | str) -> list[TrialRecord]:
+    """The finalists ``--finalists`` names: a count of top estimates, or ``auto`` (``tied_finalists``)."""
+    return tied_finalists(records) if finalists == AUTO else pick_finalists(records, count=int(finalists))
 
 
 def stored_finalists(study: optuna.Study, *, config: TrainConfig) -> dict[int, FinalistResult]:

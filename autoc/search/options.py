@@ -36,8 +36,9 @@ class SearchOptions:
     supernet_final_phase_share: float | None = None
     supernet_sampling: str = "sandwich"
     # Finalist stage (autoc.search.finalists): train the top `finalists` estimates from scratch
-    # for `finalist_steps` steps and choose by that accuracy; 0 chooses by the estimate.
-    finalists: int = 0
+    # for `finalist_steps` steps and choose by that accuracy; 0 chooses by the estimate; "auto"
+    # trains the top estimate and the trials its validation images do not separate from it.
+    finalists: int | str = 0
     finalist_steps: int = 300
     finalist_augment: bool = False
     batch_size: int = 32

@@ -24,6 +24,7 @@ import numpy as np
 from autoc.search.results import TrialRecord
 
 Z_95 = 1.96
+AUTO_FINALISTS = 8  # `--finalists auto` trains the top estimate and at most this many less one tied with it
 
 
 @dataclass(frozen=True)
@@ -81,13 +82,18 @@ def tied(rows: Iterable[Separation]) -> list[Separation]:
     return [s for s in rows if not s.separated]
 
 
+def correct_by_trial(records: Iterable[TrialRecord]) -> dict[int, np.ndarray]:
+    """The stored per-image results of the feasible ``records`` that have readable ones."""
+    return {r.number: bits for r in records if r.feasible and (bits := decode_correct(r.correct)) is not None}
+
+
 def separation_text(best: TrialRecord, records: Iterable[TrialRecord], *, run_dir: Path | None = None) -> str | None:
     """One line for a search's summary: which feasible trials the estimate does not separate from
     ``best``. None when there is nothing to compare (no stored per-image results, one trial) or
     when ``best`` was chosen by the finalist stage, which answers this question by training."""
     if best.estimate is not None:
         return None
-    correct = {r.number: bits for r in records if r.feasible and (bits := decode_correct(r.correct)) is not None}
+    correct = correct_by_trial(records)
     rows = separations(best.number, correct)
     if not rows:
         return None
@@ -99,8 +105,9 @@ def separation_text(best: TrialRecord, records: Iterable[TrialRecord], *, run_di
                 f"standard errors {where} (closest: trial {closest.trial}, {100 * closest.lead:+.1f} ± "
                 f"{100 * closest.standard_error:.1f} points); supernet and fine-tuning noise come on top")
     listed = ", ".join(str(s.trial) for s in ties[:8]) + (f" and {len(ties) - 8} more" if len(ties) > 8 else "")
-    finalists = f"--finalists {min(len(ties) + 1, 8)}"
-    command = f"autoc search --resume {run_dir} {finalists}" if run_dir is not None else f"the finalist stage ({finalists})"
+    command = (f"autoc search --resume {run_dir} --finalists auto" if run_dir is not None
+               else "the finalist stage (--finalists auto)")
+    which = "them" if len(ties) < AUTO_FINALISTS else f"it and the {AUTO_FINALISTS - 1} closest"
     return (f"estimate noise: {len(ties)} other feasible trial(s) within {Z_95} paired standard errors of trial "
             f"{best.number} {where} ({listed}): the estimate does not tell which is better; {command} trains "
-            f"them fully and chooses")
+            f"{which} fully and chooses")

@@ -4,6 +4,7 @@ import os
 import shutil
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 import autoc
@@ -12,15 +13,21 @@ from autoc.evaluate.train import accuracy
 from autoc.search.context import load_inputs
 from autoc.search.driver import SearchOptions, run_search
 from autoc.evaluate.recipe import scratch_recipe
-from autoc.search.finalists import ATTR_PREFIX, attr_name, pick_finalists
+from autoc.search.finalists import ATTR_PREFIX, attr_name, pick_finalists, tied_finalists
 from autoc.search.results import TrialRecord
+from autoc.search.separation import encode_correct
 from autoc.search.stored import open_stored_run
 from conftest import TINY_FLAGS, TINY_SETTINGS
 
 
-def record(number, accuracy, *, latency=1.0, feasible=True):
+def record(number, accuracy, *, latency=1.0, feasible=True, correct=None):
     return TrialRecord(number=number, accuracy=accuracy, latency_ms=latency, size_bytes=100, params=1, macs=1,
-                       feasible=feasible, candidate={}, weights=None)
+                       feasible=feasible, candidate={}, weights=None, correct=correct)
+
+
+def scored(number, correct: np.ndarray, *, feasible=True):
+    """A record whose estimate is the mean of its stored per-image results."""
+    return record(number, float(correct.mean()), feasible=feasible, correct=encode_correct(correct))
 
 
 def test_finalists_are_the_top_feasible_estimates():
@@ -28,6 +35,27 @@ def test_finalists_are_the_top_feasible_estimates():
                record(4, 0.6)]
     assert [r.number for r in pick_finalists(records, count=3)] == [3, 2, 4]
     assert [r.number for r in pick_finalists(records, count=10)] == [3, 2, 4, 0]
+
+
+def test_auto_finalists_are_the_top_estimate_and_the_trials_it_does_not_separate_from():
+    n = 1000
+    top = np.arange(n) < 700
+    def behind(points: int, differ: int) -> np.ndarray:  # ``points`` x 10 images fewer, on ``differ`` more images
+        bits = top.copy()
+        bits[np.flatnonzero(top)[: 10 * points + differ]] = False
+        bits[np.flatnonzero(~top)[:differ]] = True
+        return bits
+    records = [scored(0, behind(1, 60)),  # 1 point behind, errs differently on ~13% of images: tied
+               scored(1, top),
+               scored(2, behind(3, 0)),  # 3 points behind on the same images: separated
+               scored(3, behind(0, 40)),  # level, differs on 8%: tied, the closest
+               scored(4, top, feasible=False),  # over budget
+               record(5, 0.69)]  # no per-image results stored: not compared
+    assert [r.number for r in tied_finalists(records)] == [1, 3, 0]
+    assert [r.number for r in tied_finalists(records, cap=2)] == [1, 3]
+    assert [r.number for r in tied_finalists([records[1], records[2]])] == [1]  # every other separated
+    assert [r.number for r in tied_finalists([record(0, 0.5), record(1, 0.4)])] == [0]  # nothing to pair
+    assert tied_finalists([records[4]]) == []
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +137,16 @@ def test_a_finalist_whose_weights_are_gone_or_whose_entry_is_unreadable_is_train
     study = open_stored_run(options.runs_dir / "f").study  # both entries rewritten by the retraining
     assert study.user_attrs[attr_name(second, recipe)]["trial"] == second
     assert study.user_attrs[attr_name(first, recipe)]["weights"] == entry["weights"]
+
+
+def test_auto_trains_exactly_the_trials_the_estimate_does_not_separate(finished):
+    options, result = finished
+    records = open_stored_run(options.runs_dir / "f").records()
+    expected = [r.number for r in tied_finalists(records)]
+    assert len(expected) > 1, "the tiny study's estimates (100 images) should tie"
+    auto = run_search(replace(options, finalists="auto", finalist_steps=32))
+    assert set(auto.finalists) == set(expected)
+    assert auto.best.number == max(auto.finalists.values(), key=lambda f: f.accuracy).trial
 
 
 def test_bad_finalist_options_exit_2_before_anything_is_stored(tiny_space, runs_dir, capsys):

@@ -86,9 +86,9 @@ def test_summary_line_names_the_tied_trials_and_the_finalist_stage():
     assert 0 <= lead <= Z_95 * error  # the draw above makes trial 1 a tie
     line = separation_text(records[0], records)
     assert line.startswith("estimate noise: 1 other feasible trial(s) within 1.96 paired standard errors of trial 0")
-    assert "on its 1,000 validation images (1)" in line and "the finalist stage (--finalists 2)" in line
+    assert "on its 1,000 validation images (1)" in line and "the finalist stage (--finalists auto)" in line
     told = separation_text(records[0], records, run_dir=Path("runs/s"))
-    assert told.endswith("autoc search --resume runs/s --finalists 2 trains them fully and chooses")
+    assert told.endswith("autoc search --resume runs/s --finalists auto trains them fully and chooses")
 
     alone = separation_text(records[0], [records[0], records[2]])
     assert "trial 0 leads every other feasible trial" in alone and "closest: trial 2" in alone
