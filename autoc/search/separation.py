@@ -1,11 +1,12 @@
 """Can the short estimate tell the chosen trial from the others? A paired test on the same images.
 
 Every trial's estimate scores the same validation images, and each trial stores which of them
-it classified right (``results.CORRECT_ATTR``: ``<n>:<base64 of the packed bits>``). Two trials' accuracy difference on n shared
-images then has a paired standard error, sqrt((share of images they disagree on − difference²) / n),
-which is much smaller than two independent binomial errors when the networks err alike. A trial
-whose deficit against the chosen one is under ``z`` of those errors is not separated from it by
-this validation sample: which of them is better is not known from the estimate.
+it classified right (``results.CORRECT_ATTR``: ``<n>:<base64 of the packed bits>``). Two trials'
+accuracy difference on n shared images then has a paired standard error,
+sqrt((share of images they disagree on − difference²) / n), much smaller than two independent
+binomial errors when the networks err alike. A trial whose deficit against the chosen one is
+within ``Z_95`` of those errors is not separated from it by this validation sample: which of
+them is better is not known from the estimate.
 
 This is the noise of the images only. The estimate also moves with the supernet's training seed
 and the fine-tuning draws (README, supernet results), so a separated pair may still swap under
@@ -108,6 +109,6 @@ def separation_text(best: TrialRecord, records: Iterable[TrialRecord], *, run_di
     command = (f"autoc search --resume {run_dir} --finalists auto" if run_dir is not None
                else "the finalist stage (--finalists auto)")
     which = "them" if len(ties) < AUTO_FINALISTS else f"it and the {AUTO_FINALISTS - 1} closest"
-    return (f"estimate noise: {len(ties)} other feasible trial(s) within {Z_95} paired standard errors of trial "
-            f"{best.number} {where} ({listed}): the estimate does not tell which is better; {command} trains "
+    return (f"estimate noise: {len(ties)} of {len(rows)} other feasible trial(s) within {Z_95} paired standard "
+            f"errors of trial {best.number} {where} ({listed}): the estimate does not tell which is better; {command} trains "
             f"{which} fully and chooses")

@@ -85,7 +85,7 @@ def test_summary_line_names_the_tied_trials_and_the_finalist_stage():
     lead, error = paired_difference(best, close)
     assert 0 <= lead <= Z_95 * error  # the draw above makes trial 1 a tie
     line = separation_text(records[0], records)
-    assert line.startswith("estimate noise: 1 other feasible trial(s) within 1.96 paired standard errors of trial 0")
+    assert line.startswith("estimate noise: 1 of 2 other feasible trial(s) within 1.96 paired standard errors of trial 0")
     assert "on its 1,000 validation images (1)" in line and "the finalist stage (--finalists auto)" in line
     told = separation_text(records[0], records, run_dir=Path("runs/s"))
     assert told.endswith("autoc search --resume runs/s --finalists auto trains them fully and chooses")
