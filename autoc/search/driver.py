@@ -127,6 +127,10 @@ def run_search(options: SearchOptions) -> SearchResult:
             device=ctx.train_device,  # resolved once, with the context
         )
         best = chosen_finalist(records, finalists) or best
+    separation = separation_text(best, records, run_dir=run_dir) if best else None
+    if separation is None and options.finalists == AUTO and len(picks) == 1:
+        separation = ("estimate noise: no other feasible trial stores per-image results (made by an older autoc, or "
+                      "none there): --finalists auto had nothing to weigh and trained none; give --finalists K")
     trials_total = _count_finished(study)
     policy_path = _write_best(best, run_dir=run_dir, study=study_name, space=space, device=options.device) if best else None
     return SearchResult(
@@ -141,7 +145,7 @@ def run_search(options: SearchOptions) -> SearchResult:
         teacher_accuracy=ctx.teacher_accuracy,
         wall_seconds=time.perf_counter() - start,
         finalists=finalists,
-        separation=separation_text(best, records, run_dir=run_dir) if best else None,
+        separation=separation,
     )
 
 

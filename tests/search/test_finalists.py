@@ -149,6 +149,13 @@ def test_auto_trains_exactly_the_trials_the_estimate_does_not_separate(finished)
     assert auto.best.number == max(auto.finalists.values(), key=lambda f: f.accuracy).trial
 
 
+def test_auto_with_nothing_to_weigh_trains_none_and_says_so(finished):
+    options, _ = finished
+    alone = run_search(replace(options, study="alone", trials=1, finalists="auto"))
+    assert alone.finalists == {} and alone.best.estimate is None  # the estimate chose
+    assert alone.separation.startswith("estimate noise: no other feasible trial stores per-image results")
+
+
 def test_bad_finalist_options_exit_2_before_anything_is_stored(tiny_space, runs_dir, capsys):
     code = main(["search", *TINY_FLAGS, "--space", str(tiny_space), "--runs-dir", str(runs_dir), "--study", "bad",
                  "--finalists", "-1"])
