@@ -11,22 +11,34 @@ estimator would gain from these few samples of the space. The candidates' accura
 held-out figures of one seed each; the best of many is an optimistic pick, as the best
 baseline is.
 
+Then, over every network the cache holds for this recipe (the spread, the baselines, every
+search's finalists; each by the mean of its cached recipe seeds), it prints how accuracy goes
+with predicted latency (Spearman, Kendall, and the mean and best per latency band): whether a
+larger budget buys accuracy at this recipe.
+
     python benchmarks/space_vs_baselines.py --data ../shared/data/cifar10-jpeg.zip --max-train 10000 \\
         --max-val 2500 --proper-steps 1800 --proper-augment
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
+import math
 import statistics
 import sys
 from pathlib import Path
+
+import scipy.stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _bench import (add_common_args, add_recipe_args, at_least_one, load_data, reference_cache, reference_recipe,  # noqa: E402
                     seed_accuracies, spread_by_macs)
 from baselines import BUDGET_BASELINES, baseline_family  # noqa: E402
+from proxy_ranking import cached_references  # noqa: E402
 
+from autoc.candidate import Candidate  # noqa: E402
 from autoc.latency.device import open_latency_model  # noqa: E402
 from autoc.space import load_space  # noqa: E402
 
@@ -80,7 +92,32 @@ def main() -> int:
               f"{len(within)} random candidates within it {best['accuracy']:.4f} ({best['name']}, "
               f"{best['latency_ms']:.3f} ms): {100 * (best['accuracy'] - base['accuracy']):+.1f} points; "
               f"{beat} of {len(within)} beat the baseline")
+    accuracy_by_latency(cache, data_fingerprint=data.fingerprint, recipe=dataclasses.asdict(recipe), latency=latency)
     return 0
+
+
+def accuracy_by_latency(cache: Path, *, data_fingerprint: str, recipe: dict, latency, seeds: int = 8) -> None:
+    """Every cached network of this recipe by the mean of its cached seeds, against predicted latency."""
+    runs: dict[str, list[float]] = {}
+    for seed in range(seeds):
+        for candidate, accuracy in cached_references(cache, data_fingerprint=data_fingerprint,
+                                                     recipe={**recipe, "seed": seed}):
+            runs.setdefault(json.dumps(candidate.to_dict(), sort_keys=True), []).append(accuracy)
+    rows = sorted((latency.predict((c := Candidate.from_dict(json.loads(key))).netspec(), c.policy),
+                   statistics.mean(accuracies)) for key, accuracies in runs.items())
+    if len(rows) < 3:
+        print(f"accuracy by latency: {len(rows)} cached network(s), too few")
+        return
+    ms, accuracy = [r[0] for r in rows], [r[1] for r in rows]
+    print(f"accuracy by latency over all {len(rows)} cached networks of this recipe ({sum(map(len, runs.values()))} "
+          f"runs): Spearman {scipy.stats.spearmanr(ms, accuracy)[0]:+.3f}, Kendall tau "
+          f"{scipy.stats.kendalltau(ms, accuracy)[0]:+.3f}")
+    edges = [0.0, *statistics.quantiles(ms, n=4), math.inf]
+    for low, high in zip(edges, edges[1:]):
+        band = [a for m, a in rows if low <= m < high]
+        if band:
+            print(f"  {low:.3f}-{high:.3f} ms: {len(band)} networks, mean {statistics.mean(band):.4f}, "
+                  f"best {max(band):.4f}")
 
 
 if __name__ == "__main__":
