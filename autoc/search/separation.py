@@ -76,7 +76,14 @@ def separations(chosen: int, correct: Mapping[int, np.ndarray]) -> list[Separati
     mine = correct[chosen]
     rows = [Separation(trial, *paired_difference(mine, bits))
             for trial, bits in correct.items() if trial != chosen and bits.shape == mine.shape]
-    return sorted(rows, key=lambda s: (s.lead / s.standard_error if s.standard_error else math.inf, s.trial))
+    return sorted(rows, key=lambda s: (_in_errors(s), s.trial))
+
+
+def _in_errors(row: Separation) -> float:
+    """The lead in standard errors; a network that errs exactly alike (no error) leads by 0 or by infinitely many."""
+    if row.standard_error:
+        return row.lead / row.standard_error
+    return 0.0 if row.lead <= 0 else math.inf
 
 
 def tied(rows: Iterable[Separation]) -> list[Separation]:
@@ -110,5 +117,5 @@ def separation_text(best: TrialRecord, records: Iterable[TrialRecord], *, run_di
                else "the finalist stage (--finalists auto)")
     which = "them" if len(ties) < AUTO_FINALISTS else f"it and the {AUTO_FINALISTS - 1} closest"
     return (f"estimate noise: {len(ties)} of {len(rows)} other feasible trial(s) within {Z_95} paired standard "
-            f"errors of trial {best.number} {where} ({listed}): the estimate does not tell which is better; {command} trains "
-            f"{which} fully and chooses")
+            f"errors of trial {best.number} {where} ({listed}): the estimate does not tell which is better; "
+            f"{command} trains {which} fully and chooses")

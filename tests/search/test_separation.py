@@ -59,6 +59,12 @@ def test_a_one_point_lead_is_separated_when_errors_are_alike_and_not_when_indepe
     assert rows[0].trial == 2  # closest (smallest lead in standard errors) first
 
 
+def test_a_network_that_errs_exactly_alike_is_a_tie_and_the_closest():
+    chosen = np.arange(100) < 60
+    rows = separations(0, {0: chosen, 1: chosen.copy(), 2: np.arange(100) < 50})
+    assert [s.trial for s in rows] == [1, 2] and rows[0].standard_error == 0 and not rows[0].separated
+
+
 def test_trials_on_other_images_or_without_results_are_left_out():
     chosen = np.array([True, False, True, True])
     assert [s.trial for s in separations(0, {0: chosen, 1: np.array([True, True, False]), 2: chosen})] == [2]
@@ -85,7 +91,8 @@ def test_summary_line_names_the_tied_trials_and_the_finalist_stage():
     lead, error = paired_difference(best, close)
     assert 0 <= lead <= Z_95 * error  # the draw above makes trial 1 a tie
     line = separation_text(records[0], records)
-    assert line.startswith("estimate noise: 1 of 2 other feasible trial(s) within 1.96 paired standard errors of trial 0")
+    assert line.startswith("estimate noise: 1 of 2 other feasible trial(s) within 1.96 paired standard errors "
+                           "of trial 0")
     assert "on its 1,000 validation images (1)" in line and "the finalist stage (--finalists auto)" in line
     told = separation_text(records[0], records, run_dir=Path("runs/s"))
     assert told.endswith("autoc search --resume runs/s --finalists auto trains them fully and chooses")
