@@ -21,7 +21,7 @@ from autoc.compress.sparsity import apply_policy_sparsity
 from autoc.compress.transfer import inherit_weights, prune_to
 from autoc.errors import BudgetError
 from autoc.evaluate.data_sampling import stratified_subset
-from autoc.evaluate.train import TrainConfig, predict_logits, recalibrate_batchnorm, train
+from autoc.evaluate.train import TrainConfig, correct_predictions, recalibrate_batchnorm, train
 
 if TYPE_CHECKING:
     from autoc.evaluate.datasets import DatasetSplit
@@ -146,5 +146,5 @@ def estimate_accuracy(
     recalibrate_batchnorm(model, train_x, batches=calibration_batches)
     if config.steps > 0:
         train(model, train_x, train_y, config=config, teacher_logits=teacher_logits, device=device)
-    correct = predict_logits(model, val_x).argmax(1) == val_y
+    correct = correct_predictions(model, val_x, val_y)
     return Estimate(accuracy=float(correct.float().mean()), seconds=time.perf_counter() - start, correct=correct)

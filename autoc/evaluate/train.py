@@ -115,9 +115,14 @@ def predict_logits(model: nn.Module, inputs: torch.Tensor, *, batch_size: int = 
     return torch.cat([model(inputs[i : i + batch_size].to(device)).cpu() for i in range(0, inputs.shape[0], batch_size)])
 
 
+def correct_predictions(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *,
+                        batch_size: int = 64) -> torch.Tensor:
+    """Per input: does ``model``'s top class match the label (bool, on the CPU)."""
+    return predict_logits(model, inputs, batch_size=batch_size).argmax(1) == labels
+
+
 def accuracy(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 64) -> float:
-    logits = predict_logits(model, inputs, batch_size=batch_size)
-    return float((logits.argmax(1) == labels).float().mean())
+    return float(correct_predictions(model, inputs, labels, batch_size=batch_size).float().mean())
 
 
 @torch.no_grad()
