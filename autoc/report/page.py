@@ -12,7 +12,6 @@ from autoc.report.baselines import Baseline
 from autoc.report.breakdown import LatencyBreakdown
 from autoc.report.summary import StudySummary, policy_digest
 from autoc.search.results import accuracy_text
-from autoc.search.separation import separation_text
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
@@ -76,8 +75,8 @@ def _overview(summary: StudySummary) -> str:
         + (f"trial {best.number}, {escape(accuracy_text(best))}, {best.latency_ms:.3f} ms, "
            f"{best.size_bytes / 1024:.1f} kB" if best else "none yet"),
     ]
-    if best is not None and (separation := separation_text(best, summary.records, run_dir=summary.run_dir)):
-        items.append(escape(separation))
+    if summary.separation:
+        items.append(escape(summary.separation))
     if summary.policy_path is not None:
         items.append(f"policy file: <code>{escape(str(summary.policy_path))}</code>")
     return "<ul>" + "".join(f"<li>{item}</li>" for item in items) + "</ul>"

@@ -34,6 +34,7 @@ class StudySummary:
     finished_s: Mapping[int, float]  # trial number -> seconds from the study's first start to its end
     policy_path: Path | None  # best_policy.json beside the study, when written
     policy_trial: int | None  # the trial that file holds (None when unreadable)
+    separation: str | None  # which trials the estimate does not separate from the best (autoc.search.separation)
 
     @property
     def feasible(self) -> int:
@@ -47,6 +48,7 @@ def summarize(run: StoredRun) -> StudySummary:
         states[trial.state.name] = states.get(trial.state.name, 0) + 1
     records = sorted(run.records(), key=lambda r: r.number)
     policy_path = run.run_dir / POLICY_FILENAME
+    best = run.chosen(records)
     return StudySummary(
         name=run.name,
         run_dir=run.run_dir,
@@ -56,10 +58,11 @@ def summarize(run: StoredRun) -> StudySummary:
         states=states,
         records=tuple(records),
         pareto=tuple(pareto_front(records)),
-        best=run.chosen(records),
+        best=best,
         finished_s=_finished_seconds(trials),
         policy_path=policy_path if policy_path.is_file() else None,
         policy_trial=_policy_trial(policy_path),
+        separation=separation_text(best, records, run_dir=run.run_dir) if best else None,
     )
 
 
@@ -103,8 +106,8 @@ def format_summary(summary: StudySummary) -> str:
             f"best under {budget}: trial {best.number}, {accuracy_text(best)}, "
             f"{best.latency_ms:.3f} ms predicted, {best.size_bytes / 1024:.1f} kB"
         )
-        if separation := separation_text(best, summary.records, run_dir=summary.run_dir):
-            lines.append(separation)
+        if summary.separation:
+            lines.append(summary.separation)
     lines.append(_policy_line(summary))
     return "\n".join(lines)
 
