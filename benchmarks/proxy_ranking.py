@@ -43,13 +43,15 @@ from autoc.evaluate.train import train  # noqa: E402
 from autoc.space import load_space  # noqa: E402
 
 
+def cached_entries(cache_dir: Path, *, data_fingerprint: str) -> list[dict]:
+    """Every reference result cached for this data, whatever its recipe."""
+    entries = (json.loads(path.read_text()) for path in sorted(cache_dir.glob("reference-*.json")))
+    return [e for e in entries if e.get("format") == REFERENCE_FORMAT and e["data"] == data_fingerprint]
+
+
 def cached_references(cache_dir: Path, *, data_fingerprint: str, recipe: dict) -> list[tuple[Candidate, float]]:
-    rows = []
-    for path in sorted(cache_dir.glob("reference-*.json")):
-        entry = json.loads(path.read_text())
-        if entry.get("format") == REFERENCE_FORMAT and entry["data"] == data_fingerprint and entry["recipe"] == recipe:
-            rows.append((Candidate.from_dict(entry["candidate"]), float(entry["accuracy"])))
-    return rows
+    return [(Candidate.from_dict(e["candidate"]), float(e["accuracy"]))
+            for e in cached_entries(cache_dir, data_fingerprint=data_fingerprint) if e["recipe"] == recipe]
 
 
 def fresh_model(candidate: Candidate, seed: int) -> nn.Module:

@@ -275,8 +275,8 @@ def main() -> int:
                                feasible=ms <= budget, candidate=candidate, weights=None, correct=correct)
                    for i, (estimate, ms, candidate, correct) in enumerate(trials[args.sampler])]
         picks = finalist_picks(records, args.finalists)  # the search's own choice of finalists
-        if picks:  # what `autoc search` would say of its top estimate within this budget
-            print(f"budget {budget:.3f} ms, {separation_text(picks[0], records)}", flush=True)
+        if picks and (noise := separation_text(picks[0], records)):  # as `autoc search` says of its top estimate
+            print(f"budget {budget:.3f} ms, {noise}", flush=True)
         best_base, oracle_base = best_baseline(baselines, budget, on_selection=bool(args.selection))
         if not picks:
             print(f"budget {budget:.3f} ms: no trial within the budget")

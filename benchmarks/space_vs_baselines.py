@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _bench import (add_common_args, add_recipe_args, at_least_one, load_data, reference_cache, reference_recipe,  # noqa: E402
                     seed_accuracies, spread_by_macs)
 from baselines import BUDGET_BASELINES, baseline_family  # noqa: E402
-from proxy_ranking import cached_references  # noqa: E402
+from proxy_ranking import cached_entries  # noqa: E402
 
 from autoc.candidate import Candidate  # noqa: E402
 from autoc.latency.device import open_latency_model  # noqa: E402
@@ -96,13 +96,12 @@ def main() -> int:
     return 0
 
 
-def accuracy_by_latency(cache: Path, *, data_fingerprint: str, recipe: dict, latency, seeds: int = 8) -> None:
-    """Every cached network of this recipe by the mean of its cached seeds, against predicted latency."""
+def accuracy_by_latency(cache: Path, *, data_fingerprint: str, recipe: dict, latency) -> None:
+    """Every cached network of this recipe (any seed) by the mean of its cached seeds, against predicted latency."""
     runs: dict[str, list[float]] = {}
-    for seed in range(seeds):
-        for candidate, accuracy in cached_references(cache, data_fingerprint=data_fingerprint,
-                                                     recipe={**recipe, "seed": seed}):
-            runs.setdefault(json.dumps(candidate.to_dict(), sort_keys=True), []).append(accuracy)
+    for entry in cached_entries(cache, data_fingerprint=data_fingerprint):
+        if {**entry["recipe"], "seed": recipe["seed"]} == recipe:
+            runs.setdefault(json.dumps(entry["candidate"], sort_keys=True), []).append(float(entry["accuracy"]))
     rows = sorted((latency.predict((c := Candidate.from_dict(json.loads(key))).netspec(), c.policy),
                    statistics.mean(accuracies)) for key, accuracies in runs.items())
     if len(rows) < 3:
