@@ -1,6 +1,9 @@
 """NetSpec -> nn.Module. Module paths equal the layer names policies use (``stages.2.1.expand``)."""
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
 import torch
 from torch import nn
 
@@ -87,8 +90,22 @@ class AutocNet(nn.Module):
         return self.classifier(x)
 
 
-def build_model(spec: NetSpec) -> AutocNet:
-    return AutocNet(spec)
+def build_model(spec: NetSpec, *, seed: int | None = None) -> AutocNet:
+    """The network of ``spec``; with ``seed``, its initial weights are a function of the seed alone
+    (the process-wide random state is neither read nor changed), so a run repeats bit for bit."""
+    if seed is None:
+        return AutocNet(spec)
+    with seeded(seed):
+        return AutocNet(spec)
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Draws inside the block come from torch's CPU generator seeded with ``seed``; its state
+    outside the block is restored afterwards (whatever ran before cannot shift them)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 def _init_weights(model: nn.Module) -> None:

@@ -32,6 +32,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--sampling", default=None, help="sandwich (largest, smallest and random sub-networks a step, "
                    "distilled from the largest) or uniform (random sub-networks only, on the labels: SPOS) [sandwich]")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--threads", type=int, default=None,
+                   help="torch threads for the training; part of the cache key, as CPU training repeats bit for bit "
+                        "only at one thread count: give the search's (its --cpus-per-worker; default, like a "
+                        "one-worker search: this machine's cores)")
     t.add_argument("--max-train", type=int, default=None, help="use at most this many training images")
     t.add_argument("--max-val", type=int, default=None, help="use at most this many validation images")
     t.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where caches live (runs/cache)")
@@ -43,8 +47,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    import os
     from dataclasses import replace
 
+    import torch
+
+    from autoc.errors import BudgetError
     from autoc.evaluate.compute import training_device
     from autoc.evaluate.datasets import OptionNames, load_dataset
     from autoc.evaluate.estimate import eval_subset
@@ -60,6 +68,9 @@ def run_train(args: argparse.Namespace) -> int:
                                    ("final_phase_share", args.final_phase_share),
                                    ("sampling", args.sampling)) if v is not None}
     config = replace(SupernetConfig(seed=args.seed), **overrides)
+    if args.threads is not None and args.threads < 1:
+        raise BudgetError(f"--threads must be at least 1, got {args.threads}; e.g. --threads 2")
+    torch.set_num_threads(args.threads or os.cpu_count() or 1)
     device = training_device(args.train_device)  # before loading data: a missing GPU fails at once
     space = load_space(args.space)
     data = load_dataset(args.dataset, data_dir=args.data_dir, input_size=space.input_size, seed=args.seed,

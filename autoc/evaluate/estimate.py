@@ -67,11 +67,12 @@ class EstimateConfig:
                            temperature=self.temperature, alpha=self.alpha, seed=self.seed)
 
 
-def build_candidate_model(candidate: Candidate, *, source: AutocNet | None) -> AutocNet:
-    """The compressed model of ``candidate``: weights inherited from ``source`` (if given),
-    channels pruned by L1 norm, fake quantisers attached where the policy says int8."""
+def build_candidate_model(candidate: Candidate, *, source: AutocNet | None, seed: int = 0) -> AutocNet:
+    """The compressed model of ``candidate``: weights inherited from ``source`` (if given; layers it
+    lacks keep their ``seed``-initialised weights), channels pruned by L1 norm, fake quantisers
+    attached where the policy says int8."""
     full_spec = candidate.full_netspec()
-    full = build_model(full_spec)
+    full = build_model(full_spec, seed=seed)
     if source is not None:
         inherit_weights(source, full)
     model = prune_to(full, full_spec, candidate.netspec())

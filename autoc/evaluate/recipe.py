@@ -43,8 +43,7 @@ def train_from_scratch(candidate: Candidate, data: DatasetSplit, *, config: Trai
     from the start), ``config.steps`` SGD steps on the labels (only the first ``stop_after`` of
     them when given; on ``device``, None: the CPU), accuracy on the whole held-out split."""
     start = time.perf_counter()
-    torch.manual_seed(config.seed)
-    model = build_model(candidate.netspec())
+    model = build_model(candidate.netspec(), seed=config.seed)
     apply_policy_sparsity(model, candidate.policy)
     apply_quantization(model, candidate.policy)
     train(model, data.train_x, data.train_y, config=config, stop_after=stop_after, device=device)

@@ -1,6 +1,7 @@
 """The largest network of a space, briefly trained: teacher for distillation and weight source.
 
-Cached under runs/cache/ keyed by space, dataset, seed and steps, written atomically.
+Cached under runs/cache/ keyed by space, dataset, recipe (seed and steps included) and torch's thread
+count (CPU training repeats bit for bit only at one thread count), written atomically.
 """
 from __future__ import annotations
 
@@ -28,8 +29,10 @@ class Teacher:
     path: Path
 
 
-def teacher_cache_path(cache_dir: Path, *, space_fingerprint: str, data: DatasetSplit, config: TrainConfig) -> Path:
-    key = f"{space_fingerprint}|{data.fingerprint}|{config}"
+def teacher_cache_path(cache_dir: Path, *, space_fingerprint: str, data: DatasetSplit, config: TrainConfig,
+                       threads: int | None = None) -> Path:
+    """``threads``: torch's threads for the training (None: the current setting)."""
+    key = f"{space_fingerprint}|{data.fingerprint}|{config}|threads={threads or torch.get_num_threads()}"
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return cache_dir / f"teacher-{digest}.pt"
 
@@ -43,7 +46,7 @@ def load_or_train_teacher(
     progress: bool,
     device: torch.device | None = None,
 ) -> Teacher:
-    model = build_model(build_netspec(arch))
+    model = build_model(build_netspec(arch), seed=config.seed)
     if cache_path.is_file():
         try:
             model.load_state_dict(torch.load(cache_path, map_location="cpu", weights_only=True))

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from autoc.evaluate.compute import training_device
 from autoc.evaluate.datasets import SEARCH_OPTION_NAMES, DatasetSplit, load_dataset
 from autoc.evaluate.teacher import load_or_train_teacher, teacher_cache_path
 from autoc.evaluate.train import TrainConfig, accuracy, predict_logits
 from autoc.latency.device import open_latency_model
 from autoc.search.objective import ObjectiveContext
-from autoc.search.options import SearchOptions
+from autoc.search.options import SearchOptions, worker_threads
 from autoc.space import SearchSpace, load_space
 from autoc.supernet import SupernetConfig, load_or_train_supernet
 
@@ -41,10 +43,11 @@ def load_inputs(options: SearchOptions) -> SearchInputs:
     return SearchInputs(space=space, data=data)
 
 
-def supernet_config(options: SearchOptions) -> SupernetConfig:
-    """The supernet recipe a search asks for; the same options as `autoc supernet train` give the same cache."""
+def supernet_config(options: SearchOptions, *, seed: int | None = None) -> SupernetConfig:
+    """The supernet recipe a search asks for (``seed``: None is the search's); the same options as
+    `autoc supernet train` give the same cache."""
     return SupernetConfig(
-        steps=options.supernet_steps, batch_size=options.batch_size, seed=options.seed,
+        steps=options.supernet_steps, batch_size=options.batch_size, seed=options.seed if seed is None else seed,
         largest_steps=options.supernet_largest_steps, lr=options.supernet_lr,
         random_subnets=options.supernet_random_subnets, augment=options.supernet_augment,
         sort_channels=options.supernet_sort_channels, progressive=options.supernet_progressive,
@@ -53,23 +56,32 @@ def supernet_config(options: SearchOptions) -> SupernetConfig:
 
 
 def build_objective_context(
-    options: SearchOptions, *, inputs: SearchInputs | None = None, progress: bool = False
+    options: SearchOptions, *, inputs: SearchInputs | None = None, progress: bool = False, threads: int | None = None,
+    training_seed: int | None = None,
 ) -> ObjectiveContext:
+    """``threads``: torch's threads for everything trained here and in the trials (None: the
+    worker's share, ``worker_threads``); the teacher and supernet caches are keyed by it.
+    ``training_seed``: seed of the teacher or supernet and of the fine-tuning (None: ``options.seed``,
+    which also draws the data split); another one on the same data is another sample of the estimate."""
     inputs = inputs or load_inputs(options)
     space, data = inputs.space, inputs.data
+    seed = options.seed if training_seed is None else training_seed
+    threads = threads or worker_threads(options)
+    torch.set_num_threads(threads)
     device = training_device(options.train_device)  # resolved per process: each Ray worker has its own GPUs
     latency = open_latency_model(options.device, runs_dir=options.runs_dir, space=space, progress=progress)
     teacher_config = TrainConfig(
-        steps=options.teacher_steps, batch_size=options.batch_size, lr=0.05, alpha=0.0, seed=options.seed
+        steps=options.teacher_steps, batch_size=options.batch_size, lr=0.05, alpha=0.0, seed=seed
     )
     cache = teacher_cache_path(
-        options.runs_dir / "cache", space_fingerprint=space.fingerprint(), data=data, config=teacher_config
+        options.runs_dir / "cache", space_fingerprint=space.fingerprint(), data=data, config=teacher_config,
+        threads=threads,
     )
     supernet = None
     if options.supernet_steps > 0:
         supernet = load_or_train_supernet(
             space, data, cache_dir=options.runs_dir / "cache",
-            config=supernet_config(options),
+            config=supernet_config(options, seed=seed),
             progress=progress,
             device=device,
         )
@@ -89,7 +101,7 @@ def build_objective_context(
         teacher_logits=predict_logits(teacher_model, data.train_x),
         teacher_accuracy=teacher_accuracy,
         supernet=supernet,
-        finetune=TrainConfig(steps=options.finetune_steps, batch_size=options.batch_size, lr=0.01, seed=options.seed),
+        finetune=TrainConfig(steps=options.finetune_steps, batch_size=options.batch_size, lr=0.01, seed=seed),
         budget_ms=options.budget_ms,
         budget_mj=options.budget_mj,
         weights_dir=options.runs_dir / str(options.study) / "weights",  # the driver always names the study

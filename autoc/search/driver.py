@@ -21,14 +21,14 @@ from autoc.latency.device import open_latency_model
 from autoc.search.context import build_objective_context, load_inputs, supernet_config
 from autoc.evaluate.recipe import scratch_recipe
 from autoc.search.finalists import AUTO, FinalistResult, chosen_finalist, finalist_picks, train_finalists
-from autoc.search.options import FINALIST_FIELDS, SUPERNET_RECIPE_FIELDS, SearchOptions
+from autoc.search.options import FINALIST_FIELDS, SUPERNET_RECIPE_FIELDS, SearchOptions, worker_threads
 from autoc.search.progress import SearchProgress
 from autoc.search.results import TrialRecord, accuracy_text, best_record, completed_records, pareto_front
 from autoc.search.separation import separation_text
 from autoc.search.samplers import SAMPLERS, make_sampler, startup_trials
 from autoc.search.startup import SPREAD_SAMPLERS, enqueue_start, spread_start
 from autoc.search.storage import Heartbeat, default_storage_url, holds_a_study, open_storage, open_study, sqlite_file
-from autoc.search.worker import WorkerSpec, run_worker, worker_threads
+from autoc.search.worker import WorkerSpec, run_worker
 from autoc.space import SearchSpace
 
 __all__ = ["SearchOptions", "SearchResult", "run_search", "print_summary"]
@@ -95,7 +95,8 @@ def run_search(options: SearchOptions) -> SearchResult:
     if options.spread_start and options.sampler in SPREAD_SAMPLERS:
         enqueue_start(study, spread_start(space, latency, count=startup_trials(options), budget_ms=options.budget_ms,
                                           budget_mj=options.budget_mj, num_classes=data.num_classes, seed=options.seed))
-    ctx = build_objective_context(options, inputs=inputs, progress=options.progress)  # creates the caches
+    threads = worker_threads(options)
+    ctx = build_objective_context(options, inputs=inputs, progress=options.progress, threads=threads)  # creates the caches
 
     progress = SearchProgress(study, total=options.trials, budget_ms=options.budget_ms, enabled=options.progress)
     done_before = progress.done
@@ -104,7 +105,7 @@ def run_search(options: SearchOptions) -> SearchResult:
         storage_url=storage_url,
         target=options.trials,
         deadline=time.time() + options.timeout_s if options.timeout_s else None,
-        threads=worker_threads(options),
+        threads=threads,
     )
     try:
         if done_before < options.trials:
@@ -294,6 +295,7 @@ def _record_options(study: optuna.Study, options: SearchOptions, *, replace_stor
             **{name: getattr(options, name) for name in FINALIST_FIELDS},
             "batch_size": options.batch_size,
             "device": options.device,
+            "threads": worker_threads(options),  # estimates repeat bit for bit at one thread count
         },
     )
 

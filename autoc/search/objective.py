@@ -11,7 +11,8 @@ import torch
 
 from autoc.arch.builder import AutocNet
 from autoc.evaluate.datasets import DatasetSplit
-from autoc.evaluate.estimate import build_candidate_model, build_from_supernet, estimate_accuracy
+from autoc.candidate import Candidate
+from autoc.evaluate.estimate import Estimate, build_candidate_model, build_from_supernet, estimate_accuracy
 from autoc.evaluate.metrics import params_and_macs, size_bytes
 from autoc.evaluate.train import TrainConfig
 from autoc.latency.model import LatencyModel
@@ -61,12 +62,27 @@ def run_trial(trial: optuna.trial.Trial, ctx: ObjectiveContext) -> tuple[float, 
         trial.set_user_attr("feasible", False)
         return 0.0, latency, float(size)
 
+    model, estimate = estimate_candidate_in(ctx, candidate, seed=ctx.finetune.seed + trial.number)
+    params, macs = params_and_macs(model, input_size=spec.input_size, in_channels=spec.in_channels)
+    weights = save_weights(model, ctx.weights_dir / f"trial-{trial.number}.pt")
+    trial.set_user_attr("params", params)
+    trial.set_user_attr("macs", macs)
+    trial.set_user_attr("estimate_seconds", estimate.seconds)
+    trial.set_user_attr("threads", torch.get_num_threads())  # the estimate repeats bit for bit at this count
+    trial.set_user_attr("weights", str(weights))
+    trial.set_user_attr(CORRECT_ATTR, encode_correct(estimate.correct))
+    trial.set_user_attr("feasible", True)
+    return estimate.accuracy, latency, float(size)
+
+
+def estimate_candidate_in(ctx: ObjectiveContext, candidate: Candidate, *, seed: int) -> tuple[AutocNet, Estimate]:
+    """The search's accuracy estimate of ``candidate``: weights from the context's supernet or
+    teacher, compressed, fine-tuned with KD from the teacher (``seed``: its batch order), evaluated
+    on the validation split. Returns the fine-tuned model and the estimate."""
     if ctx.supernet is not None:
         model = build_from_supernet(candidate, supernet=ctx.supernet)
     else:
         model = build_candidate_model(candidate, source=ctx.teacher)
-    params, macs = params_and_macs(model, input_size=spec.input_size, in_channels=spec.in_channels)
-    config = replace(ctx.finetune, seed=ctx.finetune.seed + trial.number)
     estimate = estimate_accuracy(
         model,
         train_x=ctx.data.train_x,
@@ -74,17 +90,10 @@ def run_trial(trial: optuna.trial.Trial, ctx: ObjectiveContext) -> tuple[float, 
         val_x=ctx.data.val_x,
         val_y=ctx.data.val_y,
         teacher_logits=ctx.teacher_logits,
-        config=config,
+        config=replace(ctx.finetune, seed=seed),
         device=ctx.train_device,
     )
-    weights = save_weights(model, ctx.weights_dir / f"trial-{trial.number}.pt")
-    trial.set_user_attr("params", params)
-    trial.set_user_attr("macs", macs)
-    trial.set_user_attr("estimate_seconds", estimate.seconds)
-    trial.set_user_attr("weights", str(weights))
-    trial.set_user_attr(CORRECT_ATTR, encode_correct(estimate.correct))
-    trial.set_user_attr("feasible", True)
-    return estimate.accuracy, latency, float(size)
+    return model, estimate
 
 
 def save_weights(model: AutocNet, path: Path) -> Path:

@@ -1,6 +1,7 @@
 """What `autoc search` was asked to do: one frozen value, passed to the driver and to every worker."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,3 +64,11 @@ FINALIST_FIELDS = ("finalists", "finalist_steps", "finalist_augment")
 SUPERNET_RECIPE_FIELDS = ("supernet_largest_steps", "supernet_lr", "supernet_random_subnets", "supernet_augment",
                           "supernet_sort_channels", "supernet_progressive",
                           "supernet_final_phase_share", "supernet_sampling")
+
+
+def worker_threads(options: SearchOptions, *, cpus: int | None = None) -> int:
+    """Torch threads of one worker (its CPU share, at least one), and of the teacher and supernet
+    training before the trials: CPU training repeats bit for bit only at one thread count."""
+    if options.cpus_per_worker is not None:
+        return options.cpus_per_worker
+    return max(1, (cpus or os.cpu_count() or 1) // options.workers)

@@ -64,7 +64,7 @@ def run_worker(spec: WorkerSpec, *, context: ObjectiveContext | None = None, on_
     storage = open_storage(spec.storage_url, heartbeat=heartbeat)
     study = optuna.load_study(study_name=options.study, storage=storage)
     seed = worker_seed(options, worker_index=spec.index, trials_stored=len(study.get_trials(deepcopy=False)))
-    ctx = context or build_objective_context(options)
+    ctx = context or build_objective_context(options, threads=spec.threads)
     study.sampler = make_sampler(options, seed=seed, space=ctx.space, latency=ctx.latency,
                                  num_classes=ctx.data.num_classes)
     label = f"{socket.gethostname()}:{os.getpid()}" + (f":{spec.label}" if spec.label else "")
@@ -115,10 +115,4 @@ def _is_surplus(study: optuna.Study, number: int, target: int) -> bool:
             ahead += 1
     return ahead >= target
 
-
-def worker_threads(options: SearchOptions, *, cpus: int | None = None) -> int:
-    """Threads of one worker: its CPU share, at least one."""
-    if options.cpus_per_worker is not None:
-        return options.cpus_per_worker
-    return max(1, (cpus or os.cpu_count() or 1) // options.workers)
 

@@ -1,4 +1,4 @@
-"""One trained supernet per (space, dataset, config incl. seed), cached under ``runs/cache``.
+"""One trained supernet per (space, dataset, config incl. seed, thread count), cached under ``runs/cache``.
 
 The file is written to a temporary name and moved into place, so an interrupted run leaves
 no half-written cache; an unreadable cache is retrained, never trusted.
@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from autoc.arch.builder import seeded
 from autoc.errors import StorageError
 from autoc.evaluate.datasets import DatasetSplit
 from autoc.space import SearchSpace
@@ -36,15 +37,21 @@ class SupernetRun:
     train_seconds: float  # 0 when loaded from the cache
 
 
-def supernet_for_space(space: SearchSpace, *, num_classes: int) -> Supernet:
-    """An untrained supernet holding every sub-network of ``space`` for ``num_classes`` classes."""
-    return Supernet(space.largest_arch(num_classes=num_classes),
-                    extra_slots=skip_conv_slots(space, num_classes=num_classes))
+def supernet_for_space(space: SearchSpace, *, num_classes: int, seed: int = 0) -> Supernet:
+    """An untrained supernet holding every sub-network of ``space`` for ``num_classes`` classes,
+    initialised from ``seed`` alone."""
+    with seeded(seed):
+        return Supernet(space.largest_arch(num_classes=num_classes),
+                        extra_slots=skip_conv_slots(space, num_classes=num_classes))
 
 
-def supernet_cache_path(cache_dir: Path, *, space: SearchSpace, data: DatasetSplit, config: SupernetConfig) -> Path:
+def supernet_cache_path(cache_dir: Path, *, space: SearchSpace, data: DatasetSplit, config: SupernetConfig,
+                        threads: int | None = None) -> Path:
+    """``threads``: torch's threads for the training (None: the current setting); CPU training
+    repeats bit for bit only at one thread count, so another count is another cache."""
     # Keyed by the training items only: the held-out split's size does not change the weights.
-    key = f"{FORMAT}|{space.fingerprint()}|{data.train_fingerprint or data.fingerprint}|{config}"
+    key = (f"{FORMAT}|{space.fingerprint()}|{data.train_fingerprint or data.fingerprint}|{config}"
+           f"|threads={threads or torch.get_num_threads()}")
     return Path(cache_dir) / f"supernet-{space.name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
 
 
@@ -73,7 +80,7 @@ def open_supernet(
 ) -> SupernetRun:
     """The cached supernet of (space, data, config), trained now (on ``device``: None is the CPU) when missing."""
     path = supernet_cache_path(cache_dir, space=space, data=data, config=config)
-    supernet = supernet_for_space(space, num_classes=data.num_classes)
+    supernet = supernet_for_space(space, num_classes=data.num_classes, seed=config.seed)
     if path.is_file() and not retrain:
         try:
             saved = torch.load(path, map_location="cpu", weights_only=True)
@@ -84,7 +91,7 @@ def open_supernet(
             return SupernetRun(supernet, path, trained_now=False, train_seconds=0.0)
         except Exception as exc:  # a truncated or stale cache is rebuilt, never trusted
             print(f"autoc: supernet cache {path} is unreadable ({exc}); retraining it", file=sys.stderr)
-            supernet = supernet_for_space(space, num_classes=data.num_classes)
+            supernet = supernet_for_space(space, num_classes=data.num_classes, seed=config.seed)
     bar = tqdm(total=config.total_steps, desc="supernet", unit="step", file=sys.stderr, disable=not progress,
                dynamic_ncols=True)
 

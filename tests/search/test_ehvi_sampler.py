@@ -124,7 +124,8 @@ def test_a_search_runs_with_each_model_based_sampler(tiny_space, runs_dir, sampl
     study = optuna.load_study(study_name=sampler, storage=f"sqlite:///{result.run_dir / 'study.db'}")
     trials = sorted(study.trials, key=lambda t: t.number)
     assert len(trials) == 6 and all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
-    assert len({tuple(sorted(t.params.items())) for t in trials}) == 6  # past the start-up too: no repeats
+    if sampler == "ehvi":  # it never proposes a network already tried; Optuna's GP sampler makes no such promise
+        assert len({tuple(sorted(t.params.items())) for t in trials}) == 6  # past the start-up too
     assert result.best is not None and result.best.latency_ms <= options.budget_ms
 
 
