@@ -55,6 +55,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "choose by the estimate; auto: the top estimate and the trials its validation images do not "
                    "separate from it (at most 8) [0]")
     p.add_argument("--finalist-steps", type=int, default=None, help="training steps of each finalist [300]")
+    p.add_argument("--noise-trials", type=int, default=None, help="after the trials, estimate the top K again with the "
+                   "next training seed (a second teacher or supernet, cached) to measure the estimate's seed noise, "
+                   "which the estimate-noise line and --finalists auto then count; 0: off [4]")
     p.add_argument("--finalist-augment", action="store_true", default=None,
                    help="finalists train with random crop and flip (photos, not digits)")
     p.add_argument("--train-device", default=None, help="where training steps run (supernet, teacher, fine-tuning, "
@@ -99,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         "supernet_sort_channels": args.supernet_sort_channels, "supernet_progressive": args.supernet_progressive,
         "supernet_final_phase_share": args.supernet_final_phase_share, "supernet_sampling": args.supernet_sampling,
         "finalists": args.finalists, "finalist_steps": args.finalist_steps, "finalist_augment": args.finalist_augment,
-        "max_train": args.max_train, "max_val": args.max_val, "workers": args.workers, "train_device": args.train_device,
+        "noise_trials": args.noise_trials, "max_train": args.max_train, "max_val": args.max_val, "workers": args.workers, "train_device": args.train_device,
         "ray_address": args.ray_address, "cpus_per_worker": args.cpus_per_worker, "gpus_per_worker": args.gpus_per_worker,
         "heartbeat_interval_s": args.heartbeat_interval, "grace_period_s": args.grace_period,
         "runs_dir": args.runs_dir, "progress": not args.no_progress,

@@ -75,17 +75,37 @@ def prune_to(model: AutocNet, full: NetSpec, pruned: NetSpec) -> AutocNet:
     """
     widths = {c.out_group: c.cout for c in pruned.convs()}
     frozen = frozen_groups(full)
-    keep: dict[str, torch.Tensor] = {INPUT_GROUP: torch.arange(full.in_channels)}
+    keep: dict[str, torch.Tensor] = {}
     for group, score in l1_channel_importance(model, full).items():
         k = widths[group]
         if group in frozen or k >= score.numel():
             keep[group] = torch.arange(score.numel())
         else:
             keep[group] = torch.topk(score, k).indices.sort().values
-    result = build_model(pruned)
+    return _sliced(model, full, pruned, keep)
+
+
+@torch.no_grad()
+def sorted_by_importance(model: AutocNet, spec: NetSpec) -> AutocNet:
+    """A copy of ``model`` (plan ``spec``) computing the same function with every channel group's
+    channels in order of L1 importance, most important first (groups of grouped convs keep theirs).
+
+    A smaller network inheriting from it (``inherit_weights``: first channels, as Once-for-All
+    after its channel sorting) then gets the channels the larger one relies on most, not
+    whichever its training happened to put first."""
+    frozen = frozen_groups(spec)
+    order = {group: torch.arange(score.numel()) if group in frozen else torch.argsort(score, descending=True, stable=True)
+             for group, score in l1_channel_importance(model, spec).items()}
+    return _sliced(model, spec, spec, order)
+
+
+def _sliced(model: AutocNet, full: NetSpec, target: NetSpec, keep: dict[str, torch.Tensor]) -> AutocNet:
+    """``target``'s network holding, per channel group, ``model``'s channels ``keep[group]`` in that order."""
+    keep = {INPUT_GROUP: torch.arange(full.in_channels), **keep}
+    result = build_model(target)
     source = dict(model.named_modules())
     full_convs = {c.name: c for c in full.convs()}
-    for conv in pruned.convs():
+    for conv in target.convs():
         src, dst = source[conv.name], result.get_submodule(conv.name)
         out_idx = keep[conv.out_group]
         weight = src.conv.weight[out_idx]
@@ -93,6 +113,6 @@ def prune_to(model: AutocNet, full: NetSpec, pruned: NetSpec) -> AutocNet:
             weight = weight[:, keep[conv.in_group]]
         dst.conv.weight.copy_(weight)
         _copy_bn(src.bn, dst.bn, out_idx)
-    result.classifier.weight.copy_(model.classifier.weight[:, keep[pruned.classifier_group]])
+    result.classifier.weight.copy_(model.classifier.weight[:, keep[target.classifier_group]])
     result.classifier.bias.copy_(model.classifier.bias)
     return result

@@ -24,6 +24,7 @@ from autoc.search.finalists import AUTO, FinalistResult, chosen_finalist, finali
 from autoc.search.options import FINALIST_FIELDS, SUPERNET_RECIPE_FIELDS, SearchOptions, worker_threads
 from autoc.search.progress import SearchProgress
 from autoc.search.results import TrialRecord, accuracy_text, best_record, completed_records, pareto_front
+from autoc.search.seed_noise import rerun_top_trials
 from autoc.search.separation import separation_text
 from autoc.search.samplers import SAMPLERS, make_sampler, startup_trials
 from autoc.search.startup import SPREAD_SAMPLERS, enqueue_start, spread_start
@@ -115,6 +116,10 @@ def run_search(options: SearchOptions) -> SearchResult:
     _record_options(study, options, replace_stored=True)  # e.g. the new --trials, once they ran
 
     records = completed_records(study, budget_ms=options.budget_ms)
+    log = _stderr_log if options.progress else _no_log
+    if rerun_top_trials(study, records, options=options, count=options.noise_trials, inputs=inputs, threads=threads,
+                        log=log):
+        records = completed_records(study, budget_ms=options.budget_ms)
     best = best_record(records)
     finalists: dict[int, FinalistResult] = {}
     picks = finalist_picks(records, options.finalists) if options.finalists and best is not None else []
@@ -124,7 +129,7 @@ def run_search(options: SearchOptions) -> SearchResult:
                 steps=options.finalist_steps, batch_size=options.batch_size, seed=options.seed,
                 augment=options.finalist_augment,
             ),
-            weights_dir=run_dir / "finalists", log=_stderr_log if options.progress else _no_log,
+            weights_dir=run_dir / "finalists", log=log,
             device=ctx.train_device,  # resolved once, with the context
         )
         best = chosen_finalist(records, finalists) or best
@@ -191,6 +196,8 @@ def _check_options(options: SearchOptions) -> None:
         raise BudgetError(f"--trials must be at least 1, got {options.trials}")
     if options.sampler not in SAMPLERS:
         raise BudgetError(f"--sampler {options.sampler!r} is unknown; use one of {', '.join(SAMPLERS)}")
+    if options.noise_trials < 0:
+        raise BudgetError(f"--noise-trials must be 0 (off) or more, got {options.noise_trials}; e.g. --noise-trials 4")
     if options.finalists != AUTO and not (isinstance(options.finalists, int) and options.finalists >= 0) \
             or options.finalist_steps < 1:
         raise BudgetError(f"--finalists must be 0 or more (or auto) and --finalist-steps at least 1, got "

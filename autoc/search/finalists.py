@@ -29,7 +29,7 @@ from autoc.evaluate.recipe import train_from_scratch
 from autoc.evaluate.train import TrainConfig
 from autoc.search.objective import save_weights
 from autoc.search.results import TrialRecord
-from autoc.search.separation import AUTO_FINALISTS, correct_by_trial, separations, tied
+from autoc.search.separation import AUTO_FINALISTS, record_separations, tied
 
 ATTR_PREFIX = "finalist:"
 AUTO = "auto"
@@ -61,14 +61,15 @@ def pick_finalists(records: list[TrialRecord], *, count: int) -> list[TrialRecor
 
 
 def tied_finalists(records: list[TrialRecord], *, cap: int = AUTO_FINALISTS) -> list[TrialRecord]:
-    """``--finalists auto``: the top estimate and the feasible trials it does not separate from on the
-    validation images (autoc.search.separation), closest first, at most ``cap`` in all. Just the top
-    estimate when it leads every other beyond the images' noise, or when no per-image results are stored."""
+    """``--finalists auto``: the top estimate and the feasible trials it does not separate from by the
+    validation images' and, where measured, the training seeds' noise (autoc.search.separation), closest
+    first, at most ``cap`` in all. Just the top estimate when it leads every other beyond that noise, or
+    when no per-image results are stored."""
     top = pick_finalists(records, count=1)
     if not top:
         return []
     by_number = {r.number: r for r in records}
-    ties = tied(separations(top[0].number, correct_by_trial(records)))
+    ties = tied(record_separations(top[0].number, records)[0])
     return top + [by_number[s.trial] for s in ties][: cap - 1]
 
 

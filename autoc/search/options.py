@@ -42,6 +42,9 @@ class SearchOptions:
     finalists: int | str = 0
     finalist_steps: int = 300
     finalist_augment: bool = False
+    # Seed noise (autoc.search.seed_noise): the top `noise_trials` estimates are estimated again with
+    # the next training seed, so the estimate-noise line and `finalists="auto"` count that noise too.
+    noise_trials: int = 4
     batch_size: int = 32
     # Where the training steps run (teacher, supernet, fine-tuning, finalists): cpu, cuda, cuda:N or
     # auto (autoc.evaluate.compute); estimates, latency and export stay on the CPU.
@@ -57,8 +60,8 @@ class SearchOptions:
     grace_period_s: int = 60
 
 
-# SearchOptions fields of the finalist stage (stored for --resume).
-FINALIST_FIELDS = ("finalists", "finalist_steps", "finalist_augment")
+# SearchOptions fields of the stages after the trials: seed-noise reruns and finalists (stored for --resume).
+FINALIST_FIELDS = ("finalists", "finalist_steps", "finalist_augment", "noise_trials")
 
 # SearchOptions fields that make up the supernet's recipe beside supernet_steps (stored for --resume).
 SUPERNET_RECIPE_FIELDS = ("supernet_largest_steps", "supernet_lr", "supernet_random_subnets", "supernet_augment",

@@ -8,6 +8,9 @@ import optuna
 from optuna.trial import TrialState
 
 CORRECT_ATTR = "val_correct"  # a trial's per-image estimate results, read by autoc.search.separation
+# Study attribute: the top trials estimated again with another training seed (autoc.search.seed_noise):
+# {"training_seed": int, "accuracy": {"<trial number>": float}}.
+RERUN_ATTR = "estimate_rerun"
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,8 @@ class TrialRecord:
     estimate: float | None = None
     # The estimate's per-image results as stored (autoc.search.separation), when the trial has them.
     correct: str | None = field(default=None, repr=False, compare=False)
+    # The same estimate with another training seed (teacher or supernet and fine-tuning), when it was rerun.
+    rerun: float | None = None
 
 
 def accuracy_text(record: TrialRecord) -> str:
@@ -34,6 +39,7 @@ def accuracy_text(record: TrialRecord) -> str:
 
 
 def completed_records(study: optuna.Study, *, budget_ms: float) -> list[TrialRecord]:
+    reruns = rerun_estimates(study.user_attrs)
     records = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         attrs = trial.user_attrs
@@ -52,9 +58,19 @@ def completed_records(study: optuna.Study, *, budget_ms: float) -> list[TrialRec
                 candidate=attrs["candidate"],
                 weights=attrs.get("weights"),
                 correct=attrs.get(CORRECT_ATTR),
+                rerun=reruns.get(trial.number),
             )
         )
     return records
+
+
+def rerun_estimates(study_attrs: dict[str, Any]) -> dict[int, float]:
+    """Trial number -> its estimate under the other training seed, as stored (empty when none or unreadable)."""
+    stored = study_attrs.get(RERUN_ATTR)
+    try:
+        return {int(number): float(accuracy) for number, accuracy in stored["accuracy"].items()}
+    except (TypeError, KeyError, ValueError, AttributeError):
+        return {}
 
 
 def pareto_front(records: list[TrialRecord]) -> list[TrialRecord]:

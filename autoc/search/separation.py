@@ -1,16 +1,19 @@
-"""Can the short estimate tell the chosen trial from the others? A paired test on the same images.
+"""Can the short estimate tell the chosen trial from the others? A paired test on the same images,
+widened by how far the estimate moves between training seeds.
 
 Every trial's estimate scores the same validation images, and each trial stores which of them
 it classified right (``results.CORRECT_ATTR``: ``<n>:<base64 of the packed bits>``). Two trials'
 accuracy difference on n shared images then has a paired standard error,
 sqrt((share of images they disagree on − difference²) / n), much smaller than two independent
-binomial errors when the networks err alike. A trial whose deficit against the chosen one is
-within ``Z_95`` of those errors is not separated from it by this validation sample: which of
-them is better is not known from the estimate.
+binomial errors when the networks err alike.
 
-This is the noise of the images only. The estimate also moves with the supernet's training seed
-and the fine-tuning draws (README, supernet results), so a separated pair may still swap under
-a proper training run; a tied pair certainly may.
+The images are not all: the same candidate estimated after another teacher or supernet and
+fine-tuning seed scores differently. At the end of a search the top trials are estimated again
+with another training seed (``autoc.search.seed_noise``); from those pairs, one estimate's
+standard deviation over training seeds is sqrt(mean((first − rerun)²) / 2), and the difference
+of two trials' estimates gets 2 of those variances on top of the images'. A trial whose deficit
+against the chosen one is within ``Z_95`` of that total error is not separated from it: which of
+them is better is not known from the estimate.
 """
 from __future__ import annotations
 
@@ -32,7 +35,27 @@ AUTO_FINALISTS = 8  # `--finalists auto` trains the top estimate and at most thi
 class Separation:
     trial: int
     lead: float  # chosen accuracy − this trial's, on the shared images
-    standard_error: float  # paired standard error of that difference
+    standard_error: float  # of that difference: paired over the images, and over training seeds where measured
+
+    @property
+    def separated(self) -> bool:
+        return self.lead > Z_95 * self.standard_error
+
+
+@dataclass(frozen=True)
+class SeedNoise:
+    """How far one estimate moves between training seeds, measured on ``trials`` rerun trials."""
+
+    stdev: float  # standard deviation of one trial's estimate over training seeds (accuracy, not points)
+    trials: int
+
+
+def seed_noise(records: Iterable[TrialRecord]) -> SeedNoise | None:
+    """From the trials estimated twice (``TrialRecord.rerun``); None with fewer than two."""
+    pairs = [(r.accuracy if r.estimate is None else r.estimate, r.rerun) for r in records if r.rerun is not None]
+    if len(pairs) < 2:
+        return None
+    return SeedNoise(stdev=math.sqrt(sum((a - b) ** 2 for a, b in pairs) / (2 * len(pairs))), trials=len(pairs))
 
     @property
     def separated(self) -> bool:
@@ -69,13 +92,17 @@ def paired_difference(chosen: np.ndarray, other: np.ndarray) -> tuple[float, flo
     return lead, math.sqrt(max(disagree - lead * lead, 0.0) / chosen.size)
 
 
-def separations(chosen: int, correct: Mapping[int, np.ndarray]) -> list[Separation]:
-    """The chosen trial against each other trial that scored the same images, closest first."""
+def separations(chosen: int, correct: Mapping[int, np.ndarray], *, seed_stdev: float = 0.0) -> list[Separation]:
+    """The chosen trial against each other trial that scored the same images, closest first.
+    ``seed_stdev``: one estimate's standard deviation over training seeds (``SeedNoise.stdev``)."""
     if chosen not in correct:
         return []
     mine = correct[chosen]
-    rows = [Separation(trial, *paired_difference(mine, bits))
-            for trial, bits in correct.items() if trial != chosen and bits.shape == mine.shape]
+    rows = []
+    for trial, bits in correct.items():
+        if trial != chosen and bits.shape == mine.shape:
+            lead, image_error = paired_difference(mine, bits)
+            rows.append(Separation(trial, lead, math.sqrt(image_error ** 2 + 2 * seed_stdev ** 2)))
     return sorted(rows, key=lambda s: (_in_errors(s), s.trial))
 
 
@@ -95,27 +122,41 @@ def correct_by_trial(records: Iterable[TrialRecord]) -> dict[int, np.ndarray]:
     return {r.number: bits for r in records if r.feasible and (bits := decode_correct(r.correct)) is not None}
 
 
+def record_separations(chosen: int, records: Iterable[TrialRecord]) -> tuple[list[Separation], SeedNoise | None]:
+    """``separations`` of the chosen trial among ``records``, with their measured seed noise."""
+    records = list(records)
+    noise = seed_noise(records)
+    return separations(chosen, correct_by_trial(records), seed_stdev=noise.stdev if noise else 0.0), noise
+
+
 def separation_text(best: TrialRecord, records: Iterable[TrialRecord], *, run_dir: Path | None = None) -> str | None:
     """One line for a search's summary: which feasible trials the estimate does not separate from
     ``best``. None when there is nothing to compare (no stored per-image results, one trial) or
     when ``best`` was chosen by the finalist stage, which answers this question by training."""
     if best.estimate is not None:
         return None
-    correct = correct_by_trial(records)
-    rows = separations(best.number, correct)
+    records = list(records)
+    rows, noise = record_separations(best.number, records)
     if not rows:
         return None
-    where = f"on its {correct[best.number].size:,} validation images"
+    size = correct_by_trial(records)[best.number].size
+    if noise is None:
+        errors = f"{Z_95} paired standard errors on its {size:,} validation images"
+        unmeasured = "; training-seed noise not measured (it comes on top)"
+    else:
+        errors = (f"{Z_95} standard errors (its {size:,} validation images, and training seeds: "
+                  f"±{100 * noise.stdev:.1f} points per estimate, from {noise.trials} trials estimated twice)")
+        unmeasured = ""
     ties = tied(rows)
     if not ties:
         closest = rows[0]
-        return (f"estimate noise: trial {best.number} leads every other feasible trial by more than {Z_95} paired "
-                f"standard errors {where} (closest: trial {closest.trial}, {100 * closest.lead:+.1f} ± "
-                f"{100 * closest.standard_error:.1f} points); supernet and fine-tuning noise come on top")
+        return (f"estimate noise: trial {best.number} leads every other feasible trial by more than {errors} "
+                f"(closest: trial {closest.trial}, {100 * closest.lead:+.1f} ± {100 * closest.standard_error:.1f} "
+                f"points){unmeasured}")
     listed = ", ".join(str(s.trial) for s in ties[:8]) + (f" and {len(ties) - 8} more" if len(ties) > 8 else "")
     command = (f"autoc search --resume {run_dir} --finalists auto" if run_dir is not None
                else "the finalist stage (--finalists auto)")
     which = "them" if len(ties) < AUTO_FINALISTS else f"it and the {AUTO_FINALISTS - 1} closest"
-    return (f"estimate noise: {len(ties)} of {len(rows)} other feasible trial(s) within {Z_95} paired standard "
-            f"errors of trial {best.number} {where} ({listed}): the estimate does not tell which is better; "
+    return (f"estimate noise: {len(ties)} of {len(rows)} other feasible trial(s) within {errors} of trial "
+            f"{best.number} (trials {listed}): the estimate does not tell which is better{unmeasured}; "
             f"{command} trains {which} fully and chooses")

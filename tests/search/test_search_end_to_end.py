@@ -55,7 +55,12 @@ def test_each_trained_trial_stores_its_per_image_results_and_the_summary_weighs_
         assert bits.size == options.max_val  # every validation image, in one order for all trials
         assert bits.mean() == pytest.approx(trial.values[0], abs=1e-6)  # the estimate is their mean
     records = completed_records(study, budget_ms=options.budget_ms)
+    # the top trials (here all four) estimated again with the next training seed: the seed noise is in the line
+    assert study.user_attrs["estimate_rerun"]["training_seed"] == options.seed + 1
+    assert sorted(r.number for r in records if r.rerun is not None) == sorted(t.number for t in trained)[:4]
+    assert len(list((options.runs_dir / "cache").glob("teacher-*.pt"))) == 2  # the second teacher, cached
     assert result.separation == separation_text(result.best, records, run_dir=options.runs_dir / "t") is not None
+    assert "training seeds" in result.separation and "not measured" not in result.separation
     printed = io.StringIO()
     print_summary(result, budget_ms=options.budget_ms, file=printed)
     assert result.separation in printed.getvalue()
@@ -175,13 +180,14 @@ def test_search_with_a_supernet_trains_it_once_and_inherits_from_it(tiny):
     before = set(cache.glob("supernet-*.pt"))
     first = run_search(replace(options, study="sn", supernet_steps=2, trials=2))
     made = set(cache.glob("supernet-*.pt")) - before
-    assert len(made) == 1 and first.trials_total == 2
+    assert len(made) == 2 and first.trials_total == 2  # the search's, and the next seed's for the seed noise
     stored = autoc.search.stored.open_stored_run(options.runs_dir / "sn")
     assert stored.identity["supernet_steps"] == "2"
     assert all(0.0 <= r.accuracy <= 1.0 for r in first.pareto) and first.best is not None
-    mtime = next(iter(made)).stat().st_mtime_ns
+    mtimes = {path: path.stat().st_mtime_ns for path in made}
     run_search(replace(options, study="sn", supernet_steps=2, trials=3))
-    assert next(iter(made)).stat().st_mtime_ns == mtime  # loaded, not retrained
+    assert {path: path.stat().st_mtime_ns for path in made} == mtimes  # loaded, not retrained
+    assert set(cache.glob("supernet-*.pt")) - before == made
     # the weight source is part of the study's identity
     assert main(["search", "--budget-ms", "50", "--space", options.space, "--study", "sn", "--supernet-steps", "3",
                  "--runs-dir", str(options.runs_dir), "--max-train", "200", "--max-val", "100", "--no-progress"]) == 2
@@ -199,7 +205,7 @@ def test_search_finds_the_supernet_that_autoc_supernet_train_made_with_its_recip
     trained = set(cache.glob("supernet-*.pt")) - before
     assert len(trained) == 1
     recipe = ["--supernet-steps", "2", "--supernet-largest-steps", "1", "--supernet-lr", "0.02",
-              "--supernet-random-subnets", "1"]
+              "--supernet-random-subnets", "1", "--noise-trials", "0"]  # no second supernet for the seed noise
     assert main(["search", "--budget-ms", "50", *common, "--study", "recipe", "--trials", "1", *recipe,
                  "--finetune-steps", "2", "--no-progress"]) == 0
     assert set(cache.glob("supernet-*.pt")) - before == trained  # inherited from it, nothing retrained

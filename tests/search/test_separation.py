@@ -1,12 +1,14 @@
 """The paired test that says which trials the short estimate does not separate from the chosen one."""
+import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from autoc.search.finalists import tied_finalists
 from autoc.search.results import TrialRecord
-from autoc.search.separation import (Z_95, decode_correct, encode_correct, paired_difference, separation_text,
-                                     separations, tied)
+from autoc.search.separation import (Z_95, decode_correct, encode_correct, paired_difference, seed_noise,
+                                     separation_text, separations, tied)
 
 
 @pytest.mark.parametrize("n", [1, 7, 8, 9, 1000, 10_000])
@@ -73,10 +75,10 @@ def test_trials_on_other_images_or_without_results_are_left_out():
         paired_difference(chosen, chosen[:3])
 
 
-def _record(number: int, bits: np.ndarray | None, *, feasible: bool = True, estimate=None) -> TrialRecord:
+def _record(number: int, bits: np.ndarray | None, *, feasible: bool = True, estimate=None, rerun=None) -> TrialRecord:
     return TrialRecord(number=number, accuracy=float(bits.mean()) if bits is not None else 0.0, latency_ms=1.0,
                        size_bytes=1, params=1, macs=1, feasible=feasible, candidate={}, weights=None,
-                       estimate=estimate, correct=None if bits is None else encode_correct(bits))
+                       estimate=estimate, correct=None if bits is None else encode_correct(bits), rerun=rerun)
 
 
 def test_summary_line_names_the_tied_trials_and_the_finalist_stage():
@@ -92,8 +94,8 @@ def test_summary_line_names_the_tied_trials_and_the_finalist_stage():
     assert 0 <= lead <= Z_95 * error  # the draw above makes trial 1 a tie
     line = separation_text(records[0], records)
     assert line.startswith("estimate noise: 1 of 2 other feasible trial(s) within 1.96 paired standard errors "
-                           "of trial 0")
-    assert "on its 1,000 validation images (1)" in line and "the finalist stage (--finalists auto)" in line
+                           "on its 1,000 validation images of trial 0 (trials 1)")
+    assert "training-seed noise not measured" in line and "the finalist stage (--finalists auto)" in line
     told = separation_text(records[0], records, run_dir=Path("runs/s"))
     assert told.endswith("autoc search --resume runs/s --finalists auto trains them fully and chooses")
 
@@ -107,3 +109,30 @@ def test_no_line_without_anything_to_compare_or_after_the_finalist_stage():
     assert separation_text(_record(0, None), [_record(0, None), _record(1, None)]) is None
     finalist = _record(0, bits, estimate=0.4)  # accuracy from training, chosen by the finalist stage
     assert separation_text(finalist, [finalist, _record(1, bits)]) is None
+
+
+def test_seed_noise_is_one_estimates_spread_over_training_seeds_from_the_rerun_pairs():
+    bits = np.arange(100) < 60
+    records = [_record(0, bits, rerun=0.50), _record(1, np.arange(100) < 40, rerun=0.44), _record(2, bits)]
+    noise = seed_noise(records)
+    # pairs (0.60, 0.50) and (0.40, 0.44): var = (0.1² + 0.04²) / (2 * 2)
+    assert noise.trials == 2 and noise.stdev == pytest.approx(math.sqrt((0.01 + 0.0016) / 4))
+    assert seed_noise(records[1:]) is None  # one pair says too little
+    finalist = _record(3, bits, estimate=0.30, rerun=0.30)  # compared by its estimate, not its trained accuracy
+    assert seed_noise([finalist, _record(4, bits, rerun=0.6)]).stdev == 0
+
+
+def test_a_lead_the_images_separate_is_a_tie_once_the_estimate_moves_more_between_seeds():
+    rng = np.random.default_rng(3)
+    best = rng.random(1000) < 0.7
+    far = best & (rng.random(1000) < 0.8)  # 14 points behind, far beyond the images' noise
+    steady = [_record(0, best, rerun=best.mean() + 0.01), _record(1, far, rerun=far.mean() - 0.01)]
+    shaky = [_record(0, best, rerun=best.mean() - 0.15), _record(1, far, rerun=far.mean() + 0.15)]
+    assert "leads every other feasible trial" in separation_text(steady[0], steady)
+    line = separation_text(shaky[0], shaky)
+    assert line.startswith("estimate noise: 1 of 1 other feasible trial(s) within 1.96 standard errors (its 1,000 "
+                           "validation images, and training seeds: ±10.6 points per estimate, from 2 trials estimated "
+                           "twice) of trial 0 (trials 1)")  # sqrt((0.15² + 0.15²) / 4)
+    assert "not measured" not in line
+    assert [r.number for r in tied_finalists(shaky)] == [0, 1]
+    assert [r.number for r in tied_finalists(steady)] == [0]

@@ -1,0 +1,68 @@
+"""Render the benchmarks' JSON results (benchmarks/results/*.json) as the results page docs/results.md.
+
+Each benchmark writes its figure with the command, machine and date; this page shows the
+current one per question, so the README can link it instead of copying figures by hand.
+
+    python benchmarks/render_results.py
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+PAGE = ROOT / "docs" / "results.md"
+
+
+def _estimate_seeds(results: list[dict]) -> list[str]:
+    lines = [
+        "## How steady is the accuracy estimate? (`benchmarks/estimate_seeds.py`)",
+        "",
+        "The search's own estimate of 20 candidates spread over the space's MAC range, repeated for 5 training "
+        "seeds (teacher or supernet, and fine-tuning; same data and validation images). Per-candidate spread: "
+        "standard deviation of one candidate's estimate over the seeds, in accuracy points (mean and worst over "
+        "the candidates). Between candidates: standard deviation of their mean estimates. Seed-to-seed tau: "
+        "Kendall tau between two seeds' estimates of the 20 (mean and worst over the seed pairs). "
+        "Goal (issue 30): spread <= 2 points and tau >= 0.8 at <= 3 s per candidate.",
+        "",
+        "| dataset | recipe | per-candidate spread (pts) | worst | between candidates (pts) | seed tau | worst tau "
+        "| s / candidate | machine | date |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(results, key=lambda r: (r["dataset"], r["date"])):
+        s = r["summary"]
+        lines.append(
+            f"| {r['dataset']} ({r['train_images']} train / {r['val_images']} val) | {r.get('label') or '-'} | "
+            f"{s['per_candidate_stdev_points_mean']:.2f} | {s['per_candidate_stdev_points_max']:.2f} | "
+            f"{s['between_candidate_stdev_points']:.2f} | {s['seed_tau_mean']:.3f} | {s['seed_tau_min']:.3f} | "
+            f"{s['seconds_per_candidate']:.2f} | {r['machine']['cpu']}, {r['machine']['cores']} cores | "
+            f"{r['date'][:10]} |")
+    lines += ["", "Commands:", ""]
+    lines += [f"- {r.get('label') or r['dataset']}: `{r['command']}`" for r in sorted(results, key=lambda r: r["date"])]
+    return lines
+
+
+RENDERERS = {"estimate_seeds": _estimate_seeds}
+
+
+def main() -> int:
+    by_benchmark: dict[str, list[dict]] = {}
+    for path in sorted(RESULTS.glob("*.json")):
+        result = json.loads(path.read_text())
+        by_benchmark.setdefault(result.get("benchmark", path.stem), []).append(result)
+    lines = ["# autoc results", "",
+             "Current figures, rendered from `benchmarks/results/*.json` by `python benchmarks/render_results.py`; "
+             "each row names the machine and date it was measured on and the command that measures it again.", ""]
+    for name, render in RENDERERS.items():
+        if name in by_benchmark:
+            lines += render(by_benchmark[name]) + [""]
+    PAGE.parent.mkdir(parents=True, exist_ok=True)
+    PAGE.write_text("\n".join(lines))
+    print(f"wrote {PAGE}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
