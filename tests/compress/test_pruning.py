@@ -2,7 +2,7 @@ import torch
 
 from autoc.arch.builder import build_model
 from autoc.arch.netspec import INPUT_GROUP, build_netspec, frozen_groups, group_producers
-from autoc.compress.transfer import inherit_weights, l1_channel_importance, prune_to
+from autoc.compress.transfer import inherit_weights, l1_channel_importance, prune_to, sorted_by_importance
 from helpers import tiny_candidate
 
 
@@ -82,3 +82,20 @@ def test_inheritance_copies_first_channels_and_centre_kernel():
     src_proj = source.get_submodule("stages.0.0.project").conv.weight
     assert torch.equal(target.get_submodule("stages.0.0.project").conv.weight, src_proj[:24, :48])
     assert torch.equal(target.classifier.weight, source.classifier.weight)
+
+
+@torch.no_grad()
+def test_sorting_channels_by_importance_keeps_the_function_and_puts_the_strongest_first():
+    cand = tiny_candidate(keep=1.0, precision="fp32")
+    spec = cand.full_netspec()
+    model = build_model(spec, seed=3).eval()
+    _randomise_bn(model)
+    ordered = sorted_by_importance(model, spec).eval()
+    x = torch.randn(4, 3, 16, 16)
+    torch.testing.assert_close(ordered(x), model(x))
+    frozen = frozen_groups(spec)
+    scores = l1_channel_importance(ordered, spec)
+    for group, score in scores.items():
+        if group not in frozen:
+            assert torch.all(score[:-1] >= score[1:]), group  # most important first
+    assert any(not torch.equal(a, b) for a, b in zip(model.state_dict().values(), ordered.state_dict().values()))
