@@ -1,6 +1,8 @@
 """`autoc search`: one direction, from options to a stored study and best_policy.json."""
 from __future__ import annotations
 
+import math
+
 import shutil
 import sys
 import tempfile
@@ -180,10 +182,18 @@ def _run_workers(spec: WorkerSpec, *, options: SearchOptions, ctx, progress: Sea
 
 def _check_options(options: SearchOptions) -> None:
     training_device(options.train_device)  # an unknown or absent GPU fails here, before a study is stored
-    if options.budget_mj is not None and not options.budget_mj > 0:
-        raise BudgetError(f"--budget-mj must be positive, got {options.budget_mj}; give the energy budget in mJ, e.g. --budget-mj 0.5")
-    if not options.budget_ms > 0:
-        raise BudgetError(f"--budget-ms must be positive, got {options.budget_ms}; give the latency budget in ms, e.g. --budget-ms 20")
+    # not > 0 also refuses nan; inf would be no budget at all (and no axis limit for the report's plots)
+    if options.budget_mj is not None and not (options.budget_mj > 0 and math.isfinite(options.budget_mj)):
+        raise BudgetError(f"--budget-mj must be a finite number > 0, got {options.budget_mj}; give the energy budget in mJ, e.g. --budget-mj 0.5")
+    if not (options.budget_ms > 0 and math.isfinite(options.budget_ms)):
+        raise BudgetError(f"--budget-ms must be a finite number > 0, got {options.budget_ms}; give the latency budget in ms, e.g. --budget-ms 20")
+    if options.timeout_s is not None and not (options.timeout_s > 0 and math.isfinite(options.timeout_s)):
+        raise BudgetError(f"--timeout must be a finite number of seconds > 0, got {options.timeout_s}; e.g. --timeout 3600, or leave it out")
+    counts = {"--teacher-steps": (options.teacher_steps, 1), "--finetune-steps": (options.finetune_steps, 0),
+              "--max-train": (options.max_train, 1), "--max-val": (options.max_val, 1), "--seed": (options.seed, 0)}
+    for flag, (value, minimum) in counts.items():
+        if value is not None and value < minimum:
+            raise BudgetError(f"{flag} must be a whole number >= {minimum}, got {value}")
     if options.supernet_steps < 0:
         raise BudgetError(f"--supernet-steps must be 0 (no supernet) or more, got {options.supernet_steps}")
     if options.trials < 1:
