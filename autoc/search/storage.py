@@ -125,6 +125,7 @@ def _check_sqlite_file(path: Path, *, create: bool) -> None:
     with open(path, "rb") as file:
         if file.read(len(_SQLITE_HEADER)) != _SQLITE_HEADER:
             raise StorageError(_not_sqlite(path))
+    _check_not_damaged(path)
     if not create and not _holds_optuna_tables(path):
         raise StorageError(f"{path} is an SQLite database but not an Optuna study storage (no studies table); "
                            "pass the --storage of a search, or its run directory")
@@ -138,6 +139,25 @@ def _holds_optuna_tables(path: Path) -> bool:
         if any(mark in str(exc) for mark in _NOT_A_DATABASE):
             raise StorageError(_not_sqlite(path)) from None
         raise StorageError(f"cannot read SQLite storage {path}: {exc}; check its permissions, or pass another --storage") from None
+
+
+def _check_not_damaged(path: Path) -> None:
+    """Refuse a database whose pages are damaged (a sound header, a bad page in the middle) when it
+    is opened, with the way to recover it, instead of a traceback at whichever read meets the page."""
+    try:
+        problems = [row[0] for row in _read_only(path, "PRAGMA quick_check(3)") if row[0] != "ok"]
+    except sqlite3.DatabaseError as exc:
+        if not any(mark in str(exc) for mark in _NOT_A_DATABASE):
+            return  # locked, or a journal to roll back first: Optuna's own connection deals with it
+        problems = [str(exc)]
+    if problems:
+        raise StorageError(damaged_message(path, " ".join(problems[0].split())[:160]))  # SQLite's is multi-line
+
+
+def damaged_message(path: Path, reason: str) -> str:
+    return (f"study database {path} is damaged ({reason}); nothing was written to it: recover what SQLite can "
+            f"still read into a new file with: sqlite3 \"{path}\" \".recover\" | sqlite3 new.db, then pass "
+            "--storage sqlite:///new.db (or restore a backup)")
 
 
 def holds_a_study(path: Path) -> bool:
