@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 from autoc.errors import BudgetError, StorageError
 from autoc.evaluate.compute import training_device
 from autoc.export.policy_file import PolicyFile, record_metrics, space_reference, write_policy
-from autoc.latency.device import open_latency_model
+from autoc.latency.device import open_latency_model, usable_as_file_name
 from autoc.search.context import build_objective_context, load_inputs, supernet_config
 from autoc.evaluate.recipe import scratch_recipe
 from autoc.search.finalists import AUTO, FinalistResult, chosen_finalist, finalist_picks, train_finalists
@@ -181,6 +181,8 @@ def _run_workers(spec: WorkerSpec, *, options: SearchOptions, ctx, progress: Sea
 
 
 def _check_options(options: SearchOptions) -> None:
+    if options.study is not None:
+        check_study_name(options.study)
     training_device(options.train_device)  # an unknown or absent GPU fails here, before a study is stored
     # not > 0 also refuses nan; inf would be no budget at all (and no axis limit for the report's plots)
     if options.budget_mj is not None and not (options.budget_mj > 0 and math.isfinite(options.budget_mj)):
@@ -221,6 +223,21 @@ def _check_options(options: SearchOptions) -> None:
         from autoc.search.ray_workers import check_reachable
 
         check_reachable(options.ray_address)
+
+
+# autoc's own folders under the runs directory: a study of that name would mix into them.
+RESERVED_STUDY_NAMES = ("cache", "devices")
+
+
+def check_study_name(name: str) -> str:
+    """A study name becomes its run directory runs/<name>, as a device name becomes a file name."""
+    if not usable_as_file_name(name):
+        raise StorageError(f"study name {name!r} is not usable as a run directory name; use letters, digits, "
+                           "'-', '_' or '.', no path separators and no leading '.' (e.g. --study mbv2-20ms)")
+    if name in RESERVED_STUDY_NAMES:
+        raise StorageError(f"study name {name!r} is one of autoc's own folders under the runs directory "
+                           f"({', '.join(RESERVED_STUDY_NAMES)}); pick another --study name (e.g. {name}-study)")
+    return name
 
 
 @contextmanager
