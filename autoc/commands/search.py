@@ -91,7 +91,7 @@ def finalist_count(text: str) -> int | str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from autoc.errors import BudgetError, StorageError
+    from autoc.errors import BudgetError
     from autoc.search.driver import SearchOptions, print_summary, run_search
     from autoc.search.resume import resume_options
 
@@ -110,9 +110,7 @@ def run(args: argparse.Namespace) -> int:
         "runs_dir": args.runs_dir, "progress": not args.no_progress,
     }
     if args.resume is not None:
-        if args.study is not None and args.study != args.resume.name:
-            raise StorageError(f"--study {args.study} and --resume {args.resume} name different studies; give one of them")
-        options = resume_options(args.resume, storage=args.storage, given=given)
+        options = resume_options(args.resume, storage=args.storage, given=given, study=args.study)
     else:
         if args.budget_ms is None:
             raise BudgetError("--budget-ms is required (the latency budget in ms, e.g. --budget-ms 20), unless --resume RUN_DIR")

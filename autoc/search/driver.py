@@ -69,8 +69,9 @@ def run_search(options: SearchOptions) -> SearchResult:
         runs_dir=Path(options.runs_dir).resolve(),
         space=str(Path(options.space).resolve()) if Path(options.space).is_file() else options.space,
         data_dir=str(Path(options.data_dir).resolve()) if options.data_dir else None,
+        run_dir=Path(options.run_dir).resolve() if options.run_dir is not None else None,
     )
-    run_dir = options.runs_dir / study_name
+    run_dir = options.run_directory()
     storage_url = options.storage or default_storage_url(run_dir)
     identity = {
         "space": f"{space.name}:{space.fingerprint()}",

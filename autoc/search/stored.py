@@ -63,6 +63,7 @@ def open_stored_run(target: str | Path, *, storage: str | None = None, study: st
     may be just the study name (for PostgreSQL studies whose run directory is elsewhere)."""
     run_dir = Path(target)
     name = study or run_dir.name
+    own_database = storage is None
     if storage is None:
         db = run_dir / "study.db"
         if not db.is_file():
@@ -73,6 +74,8 @@ def open_stored_run(target: str | Path, *, storage: str | None = None, study: st
         storage = default_storage_url(run_dir)
     rdb = open_storage(storage, create=False)  # a read-only command must not create a storage
     names = [s.study_name for s in rdb.get_all_studies()]
+    if name not in names and study is None and own_database and len(names) == 1:
+        name = names[0]  # a renamed run directory: its own study.db holds one study, whatever the folder is called
     if name not in names:
         raise StorageError(f"storage {storage} has no study {name!r}; it has {sorted(names) or 'none'}")
     loaded = optuna.load_study(study_name=name, storage=rdb)
