@@ -8,6 +8,7 @@ an ONNX export, a PNG by the report), so a mistyped output path cannot destroy a
 """
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from autoc.errors import StorageError
 SQLITE_HEADER = b"SQLite format 3\x00"
 _HEAD_BYTES = 4096
 # A run directory's own files beside study.db, and its folders of trained weights.
-_RUN_FILES = ("best_policy.json",)
+_RUN_FILES = ("best_policy.json", "best_weights.pt")
 _RUN_WEIGHT_FOLDERS = ("weights", "finalists")
 
 
@@ -78,7 +79,7 @@ def stored_data_kind(path: Path) -> str | None:
     if path.parent.name == "cache":
         return "a cache file (trained teachers, supernets and references)"
     if path.name in _RUN_FILES and (path.parent / "study.db").is_file():
-        return "the run's own best policy"
+        return "the run's own chosen policy or its weights"
     if path.parent.name in _RUN_WEIGHT_FOLDERS and (path.parent.parent / "study.db").is_file():
         return "the run's own trained weights"
     return None
@@ -87,10 +88,12 @@ def stored_data_kind(path: Path) -> str | None:
 def claim_outputs(outputs: Mapping[Path, OutputKind], *, force: bool) -> None:
     """Check every output of one command before writing any, so a refusal leaves nothing changed.
     An existing output needs ``force``; stored data is never replaced, and ``force`` replaces
-    only a file of the kind written there."""
+    only a file of the kind written there; each output's folder must be writable."""
     directories = [str(p) for p in outputs if p.is_dir()]
     if directories:
         raise StorageError(f"{', '.join(directories)} is a directory; give a file path as --output")
+    for path in outputs:
+        check_can_write(path.parent, fix="give --output a path in a writable folder")
     check_replaceable(outputs)
     existing = [str(p) for p in outputs if p.exists()]
     if existing and not force:
@@ -114,18 +117,47 @@ def check_replaceable(outputs: Mapping[Path, OutputKind]) -> None:
                                "there, so choose another output path (or move that file away)")
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> Path:
-    """Write via a temp file in the same folder and ``os.replace``: readers see the old file or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".tmp")
+def check_can_write(directory: Path, *, fix: str, what: str = "directory") -> None:
+    """Refuse, before any long work, a directory that can be neither written nor created: the
+    nearest existing folder on its path must be a writable directory. Nothing is left behind."""
+    directory = Path(directory).absolute()
+    existing = directory
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise StorageError(f"{existing} is not a directory, so {directory} cannot be created there; {fix}")
     try:
+        tempfile.TemporaryFile(dir=existing).close()
+    except OSError as exc:
+        where = "" if existing == directory else f", so {directory} cannot be created"
+        raise StorageError(f"{what if not where else 'directory'} {existing} is not writable ({exc.strerror}){where}; "
+                           f"{fix}") from None
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> Path:
+    """Write via a temp file in the same folder and ``os.replace``: readers see the old file or the
+    new one, and a failed write (a full disk, a read-only folder) leaves no temp file and is one line."""
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".tmp")
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise StorageError(write_failure(path, exc)) from None
         raise
     return path
+
+
+def write_failure(path: Path, exc: OSError) -> str:
+    """One line for a write that failed: a full disk says so, anything else names the reason."""
+    if exc.errno == errno.ENOSPC:
+        return f"cannot write {path}: the disk is full; free some space (or write elsewhere) and run the command again"
+    return f"cannot write {path}: {exc.strerror or exc}; check that its folder is writable, or write elsewhere"
 
 
 def write_text_atomic(path: Path, text: str) -> Path:

@@ -18,6 +18,7 @@ from optuna.trial import TrialState
 
 from autoc.errors import BudgetError, StorageError
 from autoc.evaluate.compute import training_device
+from autoc.export.output import check_can_write
 from autoc.export.policy_file import PolicyFile, record_metrics, space_reference, write_policy
 from autoc.latency.device import open_latency_model, usable_as_file_name
 from autoc.search.context import build_objective_context, load_inputs, supernet_config
@@ -59,6 +60,15 @@ def run_search(options: SearchOptions) -> SearchResult:
     start = time.perf_counter()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     _check_options(options)
+    # Before the data, the host calibration and the teacher: a search writes profiles, caches and
+    # its run directory under --runs-dir, and minutes of work would be lost at the first write.
+    for folder in ("devices", "cache"):
+        check_can_write(Path(options.runs_dir) / folder, fix="pass a writable --runs-dir (or make it writable); "
+                        "nothing was changed")
+    if options.study is not None:
+        run_dir = options.run_directory()
+        check_can_write(run_dir, what="run directory", fix=f"make it writable (e.g. chmod -R u+w {run_dir}) or pass "
+                        "another --runs-dir; nothing stored was changed")
     inputs = load_inputs(options)
     space, data = inputs.space, inputs.data
     # Absolute paths and a fixed study name: workers elsewhere must find the same run directory.
@@ -349,7 +359,8 @@ def _write_best(best: TrialRecord, *, run_dir: Path, study: str, space: SearchSp
     return write_policy(policy, run_dir / "best_policy.json")
 
 
-def print_summary(result: SearchResult, *, budget_ms: float, file=sys.stdout) -> None:
+def print_summary(result: SearchResult, *, budget_ms: float, file=None) -> None:
+    file = file or sys.stdout  # looked up now: a default bound at import would keep a replaced (closed) stdout
     print(
         f"study {result.study}: {result.trials_total} trials ({result.trials_this_run} this run), "
         f"{result.feasible} trained within {budget_ms:g} ms; teacher accuracy {result.teacher_accuracy:.4f}; "

@@ -54,7 +54,7 @@ def test_device_profiles_caches_and_the_runs_own_files_are_not_replaced(runs, ca
     [weights, *_] = sorted((runs / "t" / "weights").glob("trial-*.pt"))
     best = runs / "t" / "best_policy.json"
     cases = [(profile, "nni", "a device profile"), (cache, "state-dict", "a cache file"),
-             (weights, "state-dict", "the run's own trained weights"), (best, "policy", "the run's own best policy")]
+             (weights, "state-dict", "the run's own trained weights"), (best, "policy", "the run's own chosen policy")]
     for path, fmt, kind in cases:
         before = path.read_bytes()
         _refused(capsys, ["export", str(runs / "t"), "--format", fmt, "-o", str(path), "--force"], expect=kind)

@@ -110,3 +110,56 @@ def test_a_refused_resume_leaves_the_stored_study_as_it_was(runs, extra, message
     err = done.stderr.strip()
     assert done.returncode == 2 and len(err.splitlines()) == 1 and message in err, err
     assert db.read_bytes() == before and _trials(runs / STUDY) == 2
+
+
+def test_a_runs_dir_that_is_a_file_is_refused_before_any_work(tiny_space, tmp_path, capsys):
+    not_a_dir = tmp_path / "runs"
+    not_a_dir.write_text("a file")
+    err = _refused(capsys, _search(tiny_space, not_a_dir, "--study", "x", "--trials", "1"))
+    assert f"{not_a_dir} is not a directory" in err and "--runs-dir" in err
+    assert not_a_dir.read_text() == "a file"
+
+
+def _read_only(root):
+    for path in [root, *root.rglob("*")]:
+        path.chmod(path.stat().st_mode & ~0o222)
+
+
+def _writable(root):
+    for path in [root, *root.rglob("*")]:
+        path.chmod(path.stat().st_mode | 0o200)
+
+
+def test_a_read_only_runs_dir_is_refused_before_the_host_calibration(tiny_space, tmp_path):
+    from test_search_bad_input import _without_write_override
+
+    runs = tmp_path / "runs"
+    runs.mkdir()  # empty: the host would be calibrated first, for minutes, were it not refused
+    _read_only(runs)
+    try:
+        done = subprocess.run([*_without_write_override(), sys.executable, "-m", "autoc.cli",
+                               *_search(tiny_space, runs, "--study", "x", "--trials", "1")],
+                              capture_output=True, text=True, timeout=120)
+    finally:
+        _writable(runs)
+    err = done.stderr.strip()
+    assert done.returncode == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert f"directory {runs} is not writable" in err and "--runs-dir" in err
+    assert list(runs.iterdir()) == []
+
+
+def test_an_export_into_a_read_only_run_directory_is_one_line(runs):
+    from test_search_bad_input import _without_write_override
+
+    run_dir = runs / STUDY
+    before = _tree(run_dir)
+    _read_only(run_dir)
+    try:
+        done = subprocess.run([*_without_write_override(), sys.executable, "-m", "autoc.cli", "export", str(run_dir)],
+                              capture_output=True, text=True, timeout=120)
+    finally:
+        _writable(run_dir)
+    err = done.stderr.strip()
+    assert done.returncode == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert f"directory {run_dir} is not writable" in err and "--output" in err
+    assert _tree(run_dir) == before
