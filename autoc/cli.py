@@ -7,7 +7,7 @@ import sys
 from typing import NoReturn
 
 from autoc.commands import register_all
-from autoc.errors import AutocError
+from autoc.errors import AutocError, mask_passwords
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except AutocError as exc:
-        print(f"autoc: error: {exc}", file=sys.stderr)
+        print(f"autoc: error: {mask_passwords(str(exc))}", file=sys.stderr)  # whatever message quotes a URL
         return exc.exit_code
     except BrokenPipeError:
         # `autoc show ... | head` closed the pipe: not an error of ours; keep stderr quiet

@@ -13,7 +13,7 @@ import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from sqlalchemy.engine import make_url
 
-from autoc.errors import StorageError, first_line
+from autoc.errors import StorageError, first_line, mask_passwords
 
 IDENTITY_PREFIX = "autoc."
 METRIC_NAMES = ("accuracy", "latency_ms", "size_bytes")  # the order of the driver's DIRECTIONS
@@ -57,7 +57,7 @@ def open_storage(url: str, *, heartbeat: Heartbeat | None = None, create: bool =
     storage yet, instead of creating one (Optuna writes its schema into whatever file it opens)."""
     if "://" not in url:
         raise StorageError(
-            f"storage URL {url!r} is malformed; use e.g. sqlite:///runs/mystudy/study.db or "
+            f"storage URL {mask_passwords(url)!r} is malformed; use e.g. sqlite:///runs/mystudy/study.db or "
             "postgresql://user:password@host:5432/dbname"
         )
     database = sqlite_file(url)
@@ -79,7 +79,7 @@ def open_storage(url: str, *, heartbeat: Heartbeat | None = None, create: bool =
                 time.sleep(0.2 * (attempt + 1))  # another process is creating the tables: use them
                 continue
             break
-    raise StorageError(_open_failure(url, database=database, reason=reason, chain=chain))
+    raise StorageError(mask_passwords(_open_failure(url, database=database, reason=reason, chain=chain)))
 
 
 def _open_failure(url: str, *, database: Path | None, reason: str, chain: str) -> str:

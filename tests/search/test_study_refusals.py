@@ -163,3 +163,9 @@ def test_an_export_into_a_read_only_run_directory_is_one_line(runs):
     assert done.returncode == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
     assert f"directory {run_dir} is not writable" in err and "--output" in err
     assert _tree(run_dir) == before
+
+
+def test_a_search_never_echoes_its_storage_password(tiny_space, runs, capsys):
+    err = _refused(capsys, _search(tiny_space, runs, "--study", "pw", "--trials", "1",
+                                   "--storage", "postgresql://u:s3cretPW@127.0.0.1:1/db"))
+    assert "s3cretPW" not in err and "postgresql+psycopg2://u:***@127.0.0.1:1/db" in err
