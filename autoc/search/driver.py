@@ -30,8 +30,9 @@ from autoc.search.results import TrialRecord, accuracy_text, best_record, comple
 from autoc.search.separation import separation_text
 from autoc.search.samplers import SAMPLERS, make_sampler, startup_trials
 from autoc.search.startup import SPREAD_SAMPLERS, enqueue_start, spread_start
-from autoc.search.storage import Heartbeat, default_storage_url, holds_a_study, open_storage, open_study, sqlite_file
-from autoc.search.worker import WorkerSpec, run_worker, worker_threads
+from autoc.search.storage import (Heartbeat, default_storage_url, holds_a_study, open_storage, open_study,
+                                  retry_failed_trials, sqlite_file)
+from autoc.search.worker import SURPLUS_ATTR, WorkerSpec, run_worker, worker_threads
 from autoc.space import SearchSpace
 
 __all__ = ["SearchOptions", "SearchResult", "run_search", "print_summary"]
@@ -105,6 +106,7 @@ def run_search(options: SearchOptions) -> SearchResult:
             directions=DIRECTIONS,
         )
     _record_options(study, options, replace_stored=False)
+    retry_failed_trials(study, skip_attr=SURPLUS_ATTR)  # e.g. a Ctrl-C'd trial, as the heartbeat retries a killed one
     if options.spread_start and options.sampler in SPREAD_SAMPLERS:
         enqueue_start(study, spread_start(space, latency, count=startup_trials(options), budget_ms=options.budget_ms,
                                           budget_mj=options.budget_mj, num_classes=data.num_classes, seed=options.seed))

@@ -64,6 +64,11 @@ def open_storage(url: str, *, heartbeat: Heartbeat | None = None, create: bool =
     if database is not None:
         _check_sqlite_file(database, create=create)
     url = _with_installed_driver(url)
+    if heartbeat is not None:  # trials run on this storage (outside the catch_warnings below)
+        # A retried trial is a copy of the failed one, its constraints included; the objective sets
+        # them again (to the same value) and Optuna warns each time: noise, not news to the user.
+        warnings.filterwarnings("ignore", message="The constraint value is ignored because this constraint",
+                                category=UserWarning)
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         engine_kwargs["connect_args"] = {"timeout": 60}
@@ -199,6 +204,26 @@ def _heartbeat_kwargs(heartbeat: Heartbeat | None) -> dict[str, Any]:
         grace_period=heartbeat.grace_s,
         heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=heartbeat.max_retry),
     )
+
+
+def retry_failed_trials(study: optuna.Study, *, max_retry: int = Heartbeat.max_retry, skip_attr: str) -> int:
+    """Queue again the parameters of FAIL trials that no retry has taken up: a trial stopped by
+    Ctrl-C or a full disk runs again on resume, as the heartbeat retries a killed worker's trial
+    (at most ``max_retry`` times in a row, so one that always fails stops). Trials carrying the
+    user attribute ``skip_attr`` (ended on purpose) are left. Returns how many were queued."""
+    history = RetryHeartbeatStaleTrialCallback.retry_history
+    trials = study.get_trials(deepcopy=False)
+    queued = 0
+    with warnings.catch_warnings():  # "experimental" in Optuna, as the heartbeat is
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        retried = {number for t in trials for number in history(t)}
+        queue = RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+        for trial in trials:
+            if trial.state == optuna.trial.TrialState.FAIL and trial.number not in retried \
+                    and not trial.user_attrs.get(skip_attr) and len(history(trial)) < max_retry:
+                queue(study, trial)
+                queued += 1
+    return queued
 
 
 def study_exists(storage: RDBStorage, name: str) -> bool:
