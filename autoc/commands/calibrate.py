@@ -14,8 +14,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from autoc.commands._numbers import count
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("calibrate", help="measure or import a device's latency profile", description=__doc__,
@@ -30,14 +28,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                       help="energy coefficients of an existing profile (fp32_pj_per_mac, int8_pj_per_mac, "
                       "pj_per_weight_byte, pj_per_activation_byte, static_mw)")
     p.add_argument("--space", default="mbv2-cifar", help="search space name or YAML path (default mbv2-cifar)")
-    p.add_argument("--threads", type=count(1, 1), default=1, help="ONNX Runtime threads when measuring the host (default 1)")
-    p.add_argument("--networks", type=count(1, 32), default=None, help="networks the correction is fitted on (host: 32, pack: 24)")
-    p.add_argument("--held-out", type=count(0, 8), default=None, help="held-out networks for validation (host: 8, pack: 16)")
-    p.add_argument("--repeats", type=count(1, 20), default=None, help="timed rounds per model when measuring the host")
+    p.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads when measuring the host (default 1)")
+    p.add_argument("--networks", type=int, default=None, help="networks the correction is fitted on (host: 32, pack: 24)")
+    p.add_argument("--held-out", type=int, default=None, help="held-out networks for validation (host: 8, pack: 16)")
+    p.add_argument("--repeats", type=int, default=None, help="timed rounds per model when measuring the host")
     p.add_argument("--pack", type=Path, default=None, help="with --import: the pack directory (default: the CSV's)")
     p.add_argument("--column", default=None, help="with --from-networks: the time column (default NAME_ms)")
-    p.add_argument("--fit", type=count(1, 40), default=None, help="with --from-networks: networks to fit on (default 80%%)")
-    p.add_argument("--seed", type=count(0, 0), default=0, help="seed of the sampled networks / fit split")
+    p.add_argument("--fit", type=int, default=None, help="with --from-networks: networks to fit on (default 80%%)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampled networks / fit split")
     p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="profiles live in RUNS_DIR/devices")
     p.set_defaults(handler=run)
 
@@ -47,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
     from autoc.latency.device import check_device_name, profile_path
     from autoc.latency.profile import HOST
 
+    if args.threads < 1:
+        raise DeviceError(f"--threads {args.threads} must be >= 1")
     _check_option_scope(args)
     if args.set_energy:
         return _set_energy(args)

@@ -10,8 +10,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from autoc.commands._numbers import count
-
 VALIDATE_SEED = 777  # never the calibration seed: these networks were not used in fitting
 
 
@@ -20,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     actions = p.add_subparsers(dest="action", required=True)
     v = actions.add_parser("validate", help="share within +-10%%, MAPE, Kendall tau and worst cases on held-out networks")
-    v.add_argument("--measure", type=count(1, 20), default=None, help="host only: also measure this many fresh networks now")
+    v.add_argument("--measure", type=int, default=None, help="host only: also measure this many fresh networks now")
     v.add_argument("--space", default=None, help="space of the fresh networks (default: the profile's, else mbv2-cifar)")
     _common(v)
     v.set_defaults(handler=run_validate)
@@ -33,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="host", help="host or a calibrated profile name")
-    p.add_argument("--threads", type=count(1, 1), default=None, help="host only: the profile's thread count (default 1)")
+    p.add_argument("--threads", type=int, default=None, help="host only: the profile's thread count (default 1)")
     p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="profiles live in RUNS_DIR/devices")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from autoc.commands._numbers import amount, count
+from autoc.commands._numbers import amount
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,11 +15,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--dataset", default="digits", help="digits (bundled), cifar10 or imagefolder")
     t.add_argument("--data-dir", default=None, help="dataset location for cifar10 / imagefolder")
     t.add_argument("--download", action="store_true", help="cifar10: fetch it into --data-dir if absent")
-    t.add_argument("--steps", type=count(1, 150), default=None, help="sandwich-rule training steps (default 150)")
-    t.add_argument("--batch-size", type=count(1, 32), default=None, help="images per step (default 32)")
-    t.add_argument("--random-subnets", type=count(0, 2), default=None, help="random sub-networks per step beside the largest and smallest; with --sampling uniform, "
+    t.add_argument("--steps", type=int, default=None, help="sandwich-rule training steps (default 150)")
+    t.add_argument("--batch-size", type=int, default=None, help="images per step (default 32)")
+    t.add_argument("--random-subnets", type=int, default=None, help="random sub-networks per step beside the largest and smallest; with --sampling uniform, "
                    "all of the step's sub-networks (default 2)")
-    t.add_argument("--largest-steps", type=count(0, 100), default=None,
+    t.add_argument("--largest-steps", type=int, default=None,
                    help="first train the largest network alone for this many steps (default 0)")
     t.add_argument("--lr", type=amount("0.05"), default=None, help="peak learning rate of the sandwich steps (default 0.05)")
     t.add_argument("--augment", action="store_true", help="random crop and horizontal flip (photos, not digits)")
@@ -29,13 +29,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--progressive", action="store_true",
                    help="progressive shrinking (Once-for-All): the sandwich steps in four equal phases making "
                         "kernel, then depth, expansion and width elastic")
-    t.add_argument("--final-phase-share", type=amount("0.4"), default=None,
+    t.add_argument("--final-phase-share", type=float, default=None,
                    help="with --progressive: the all-elastic phase's share of the steps (default: equal phases)")
     t.add_argument("--sampling", default=None, help="sandwich (largest, smallest and random sub-networks a step, "
                    "distilled from the largest) or uniform (random sub-networks only, on the labels: SPOS) [sandwich]")
-    t.add_argument("--seed", type=count(0, 0), default=0)
-    t.add_argument("--max-train", type=count(1, 2000), default=None, help="use at most this many training images")
-    t.add_argument("--max-val", type=count(1, 1000), default=None, help="use at most this many validation images")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--max-train", type=int, default=None, help="use at most this many training images")
+    t.add_argument("--max-val", type=int, default=None, help="use at most this many validation images")
     t.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where caches live (runs/cache)")
     t.add_argument("--retrain", action="store_true", help="train again even if a cached supernet exists")
     t.add_argument("--train-device", default="cpu", help="where the training steps run: cpu, cuda, cuda:N, or auto "
