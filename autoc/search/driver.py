@@ -18,6 +18,7 @@ from optuna.trial import TrialState
 
 from autoc.errors import BudgetError, StorageError
 from autoc.evaluate.compute import training_device
+from autoc.evaluate.memory import check_largest_fits
 from autoc.export.output import check_can_write
 from autoc.export.policy_file import PolicyFile, record_metrics, space_reference, write_policy
 from autoc.latency.device import open_latency_model, usable_as_file_name
@@ -72,6 +73,8 @@ def run_search(options: SearchOptions) -> SearchResult:
                         "another --runs-dir; nothing stored was changed")
     inputs = load_inputs(options)
     space, data = inputs.space, inputs.data
+    if training_device(options.train_device).type == "cpu":  # a GPU's memory is the GPU's to report
+        check_largest_fits(space, num_classes=data.num_classes, batch_size=options.batch_size)  # the teacher
     # Absolute paths and a fixed study name: workers elsewhere must find the same run directory.
     study_name = options.study or f"{space.name}-{datetime.now():%Y%m%d-%H%M%S}"
     options = replace(
@@ -114,6 +117,7 @@ def run_search(options: SearchOptions) -> SearchResult:
 
     progress = SearchProgress(study, total=options.trials, budget_ms=options.budget_ms, enabled=options.progress)
     done_before = progress.done
+    ran_here = 0  # trials this command's workers finished: another process on the study runs its own
     spec = WorkerSpec(
         options=options,
         storage_url=storage_url,
@@ -123,7 +127,7 @@ def run_search(options: SearchOptions) -> SearchResult:
     )
     try:
         if done_before < options.trials:
-            _run_workers(spec, options=options, ctx=ctx, progress=progress)
+            ran_here = _run_workers(spec, options=options, ctx=ctx, progress=progress)
     finally:
         progress.close()
     _record_options(study, options, replace_stored=True)  # e.g. the new --trials, once they ran
@@ -155,7 +159,7 @@ def run_search(options: SearchOptions) -> SearchResult:
         best=best,
         pareto=pareto_front(records),
         trials_total=trials_total,
-        trials_this_run=trials_total - done_before,
+        trials_this_run=ran_here,
         feasible=sum(r.feasible for r in records),
         teacher_accuracy=ctx.teacher_accuracy,
         wall_seconds=time.perf_counter() - start,
@@ -172,18 +176,18 @@ def _no_log(message: str) -> None:
     pass
 
 
-def _run_workers(spec: WorkerSpec, *, options: SearchOptions, ctx, progress: SearchProgress) -> None:
-    """One worker in this process (no Ray, nothing to start), or Ray tasks polled for progress."""
+def _run_workers(spec: WorkerSpec, *, options: SearchOptions, ctx, progress: SearchProgress) -> int:
+    """One worker in this process (no Ray, nothing to start), or Ray tasks polled for progress.
+    Returns how many trials they finished."""
     if options.workers == 1 and options.ray_address is None:
-        run_worker(spec, context=ctx, on_trial=progress)
-        return
+        return run_worker(spec, context=ctx, on_trial=progress).trials
     from autoc.search.ray_workers import run_ray_workers
 
     cpus = options.cpus_per_worker or (1 if options.ray_address else worker_threads(options))
     gpus = options.gpus_per_worker
     if gpus is None:  # a worker training on a GPU gets one reserved (Ray then shows it only that one)
         gpus = 0.0 if ctx.train_device is None or ctx.train_device.type == "cpu" else 1.0
-    run_ray_workers(
+    reports = run_ray_workers(
         spec,
         workers=options.workers,
         address=options.ray_address,
@@ -191,6 +195,7 @@ def _run_workers(spec: WorkerSpec, *, options: SearchOptions, ctx, progress: Sea
         gpus_per_worker=gpus,
         on_poll=lambda: progress.sync() >= options.trials,  # at a deadline, workers finish their trials
     )
+    return sum(report.trials for report in reports)
 
 
 def _check_options(options: SearchOptions) -> None:
