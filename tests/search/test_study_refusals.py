@@ -120,47 +120,36 @@ def test_a_runs_dir_that_is_a_file_is_refused_before_any_work(tiny_space, tmp_pa
     assert not_a_dir.read_text() == "a file"
 
 
-def _read_only(root):
-    for path in [root, *root.rglob("*")]:
+def _refused_in_read_only(root, argv) -> str:
+    """``autoc ARGV`` in a subprocess with ``root`` read-only (to root as well): its one-line error."""
+    from test_search_bad_input import _without_write_override
+
+    paths = [root, *root.rglob("*")]
+    for path in paths:
         path.chmod(path.stat().st_mode & ~0o222)
-
-
-def _writable(root):
-    for path in [root, *root.rglob("*")]:
-        path.chmod(path.stat().st_mode | 0o200)
+    try:
+        done = subprocess.run([*_without_write_override(), sys.executable, "-m", "autoc.cli", *argv],
+                              capture_output=True, text=True, timeout=120)
+    finally:
+        for path in paths:
+            path.chmod(path.stat().st_mode | 0o200)
+    err = done.stderr.strip()
+    assert done.returncode == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    return err
 
 
 def test_a_read_only_runs_dir_is_refused_before_the_host_calibration(tiny_space, tmp_path):
-    from test_search_bad_input import _without_write_override
-
     runs = tmp_path / "runs"
     runs.mkdir()  # empty: the host would be calibrated first, for minutes, were it not refused
-    _read_only(runs)
-    try:
-        done = subprocess.run([*_without_write_override(), sys.executable, "-m", "autoc.cli",
-                               *_search(tiny_space, runs, "--study", "x", "--trials", "1")],
-                              capture_output=True, text=True, timeout=120)
-    finally:
-        _writable(runs)
-    err = done.stderr.strip()
-    assert done.returncode == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    err = _refused_in_read_only(runs, _search(tiny_space, runs, "--study", "x", "--trials", "1"))
     assert f"directory {runs} is not writable" in err and "--runs-dir" in err
     assert list(runs.iterdir()) == []
 
 
 def test_an_export_into_a_read_only_run_directory_is_one_line(runs):
-    from test_search_bad_input import _without_write_override
-
     run_dir = runs / STUDY
     before = _tree(run_dir)
-    _read_only(run_dir)
-    try:
-        done = subprocess.run([*_without_write_override(), sys.executable, "-m", "autoc.cli", "export", str(run_dir)],
-                              capture_output=True, text=True, timeout=120)
-    finally:
-        _writable(run_dir)
-    err = done.stderr.strip()
-    assert done.returncode == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    err = _refused_in_read_only(run_dir, ["export", str(run_dir)])
     assert f"directory {run_dir} is not writable" in err and "--output" in err
     assert _tree(run_dir) == before
 
