@@ -22,6 +22,7 @@ from autoc.evaluate.memory import check_largest_fits
 from autoc.export.output import check_can_write
 from autoc.export.policy_file import PolicyFile, record_metrics, space_reference, write_policy
 from autoc.latency.device import open_latency_model, usable_as_file_name
+from autoc.latency.profile import HOST
 from autoc.search.context import build_objective_context, load_inputs, supernet_config
 from autoc.evaluate.recipe import scratch_recipe
 from autoc.search.finalists import AUTO, FinalistResult, chosen_finalist, finalist_picks, train_finalists
@@ -62,15 +63,7 @@ def run_search(options: SearchOptions) -> SearchResult:
     start = time.perf_counter()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     _check_options(options)
-    # Before the data, the host calibration and the teacher: a search writes profiles, caches and
-    # its run directory under --runs-dir, and minutes of work would be lost at the first write.
-    for folder in ("devices", "cache"):
-        check_can_write(Path(options.runs_dir) / folder, fix="pass a writable --runs-dir (or make it writable); "
-                        "nothing was changed")
-    if options.study is not None:
-        run_dir = options.run_directory()
-        check_can_write(run_dir, what="run directory", fix=f"make it writable (e.g. chmod -R u+w {run_dir}) or pass "
-                        "another --runs-dir; nothing stored was changed")
+    _check_folders_writable(options)
     inputs = load_inputs(options)
     space, data = inputs.space, inputs.data
     if training_device(options.train_device).type == "cpu":  # a GPU's memory is the GPU's to report
@@ -196,6 +189,19 @@ def _run_workers(spec: WorkerSpec, *, options: SearchOptions, ctx, progress: Sea
         on_poll=lambda: progress.sync() >= options.trials,  # at a deadline, workers finish their trials
     )
     return sum(report.trials for report in reports)
+
+
+def _check_folders_writable(options: SearchOptions) -> None:
+    """Before the data, the host calibration and the teacher: a search writes the caches, the host's
+    profile (a named device's is only read) and its run directory, and minutes of work would be
+    lost at the first write."""
+    for folder in ("cache", *(("devices",) if options.device == HOST else ())):
+        check_can_write(Path(options.runs_dir) / folder, fix="pass a writable --runs-dir (or make it writable); "
+                        "nothing was changed")
+    if options.study is not None:
+        run_dir = options.run_directory()
+        check_can_write(run_dir, what="run directory", fix=f"make it writable (e.g. chmod -R u+w {run_dir}) or pass "
+                        "another --runs-dir; nothing stored was changed")
 
 
 def _check_options(options: SearchOptions) -> None:
