@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from typing import NoReturn
 
 from autoc.commands import register_all
-from autoc.errors import AutocError
+from autoc.errors import AutocError, mask_passwords
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -30,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except AutocError as exc:
-        print(f"autoc: error: {exc}", file=sys.stderr)
+        print(f"autoc: error: {mask_passwords(str(exc))}", file=sys.stderr)  # whatever message quotes a URL
         return exc.exit_code
     except BrokenPipeError:
         # `autoc show ... | head` closed the pipe: not an error of ours; keep stderr quiet
@@ -39,6 +40,35 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("autoc: interrupted; completed work is stored, re-run the same command to resume", file=sys.stderr)
         return 130
+    except Exception as exc:  # a library (Optuna, SQLAlchemy) raising over one of ours, or over a full disk
+        message = user_error_in_chain(exc)
+        if message is None:
+            raise  # a bug: its traceback is what a report needs
+        print(f"autoc: error: {mask_passwords(message)}", file=sys.stderr)
+        return 2
+
+
+DISK_FULL = ("the disk is full, so the study could not be written; free some space and re-run the same command "
+             "to resume (completed trials are stored, the unfinished one is retried)")
+
+
+def user_error_in_chain(exc: BaseException) -> str | None:
+    """The one-line message of an AutocError, or of a full disk, in ``exc`` or the exceptions it
+    was raised from or while handling: Optuna re-raises a trial's error as its own when it then
+    cannot store the trial (e.g. "Should not reach." after a write to a full disk failed)."""
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, AutocError):
+            return str(current)
+        if (isinstance(current, OSError) and current.errno == errno.ENOSPC) or "database or disk is full" in str(current):
+            return DISK_FULL
+        todo.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+    return None
 
 
 if __name__ == "__main__":

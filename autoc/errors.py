@@ -1,6 +1,8 @@
 """User-facing failures. Each message states the rule, the offending value and the fix."""
 from __future__ import annotations
 
+import re
+
 
 class AutocError(Exception):
     """Base of every error the CLI reports as one line with exit code 2."""
@@ -41,3 +43,14 @@ def first_line(exc: BaseException) -> str:
     one-line user message quotes of a library's multi-line error."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+# scheme://user:password@host -> scheme://user:***@host (the password up to the last '@' of the authority;
+# malformed URLs, scheme:/ or scheme:, too: those are echoed back to say they are malformed)
+_URL_PASSWORD = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*:/{0,2}[^:/@\s]*:)[^/\s]*@")
+
+
+def mask_passwords(text: str) -> str:
+    """``text`` with the password of every URL in it replaced by ***: storage URLs are echoed in
+    errors and summaries, and terminals, logs and CI output are read by others."""
+    return _URL_PASSWORD.sub(r"\1***@", text)

@@ -11,9 +11,9 @@ from autoc.cli import main
 @pytest.mark.parametrize(
     "argv, expected",
     [
-        (["search", "--budget-ms", "abc"], "autoc search: error: argument --budget-ms: invalid float value: 'abc' "
+        (["search", "--budget-ms", "abc"], "autoc search: error: argument --budget-ms: takes a finite number > 0, e.g. 20; not 'abc' "
                                            "(see autoc search --help)"),
-        (["search", "--finalists", "many"], "autoc search: error: argument --finalists: takes a count (e.g. 3) "
+        (["search", "--finalists", "many"], "autoc search: error: argument --finalists: takes a count >= 0 (e.g. 3) "
                                             "or auto, not 'many' (see autoc search --help)"),
         (["show"], "autoc show: error: the following arguments are required: target (see autoc show --help)"),
         (["export", "runs/x", "--format", "zip"], "autoc export: error: argument --format: invalid choice: 'zip'"),
@@ -38,4 +38,37 @@ def test_the_installed_command_prints_one_line_too():
     done = subprocess.run([sys.executable, "-m", "autoc.cli", "search", "--trials", "x"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and done.stdout == ""
-    assert done.stderr == "autoc search: error: argument --trials: invalid int value: 'x' (see autoc search --help)\n"
+    assert done.stderr == "autoc search: error: argument --trials: takes a whole number >= 1, e.g. 30; not 'x' (see autoc search --help)\n"
+
+
+@pytest.mark.parametrize(
+    "argv, flag, example",
+    [
+        (["search", "--budget-ms", "inf"], "--budget-ms", "e.g. 20"),
+        (["search", "--budget-ms", "nan"], "--budget-ms", "e.g. 20"),
+        (["search", "--budget-ms", "-3"], "--budget-ms", "e.g. 20"),
+        (["search", "--budget-ms", "20", "--budget-mj", "inf"], "--budget-mj", "e.g. 0.5"),
+        (["search", "--budget-ms", "20", "--budget-mj", "0"], "--budget-mj", "e.g. 0.5"),
+        (["search", "--budget-ms", "20", "--finetune-steps", "-5"], "--finetune-steps", "e.g. 20"),
+        (["search", "--budget-ms", "20", "--teacher-steps", "-1"], "--teacher-steps", "e.g. 120"),
+        (["search", "--budget-ms", "20", "--teacher-steps", "0"], "--teacher-steps", "e.g. 120"),
+        (["search", "--budget-ms", "20", "--timeout", "-1"], "--timeout", "e.g. 3600"),
+        (["search", "--budget-ms", "20", "--timeout", "0"], "--timeout", "e.g. 3600"),
+        (["search", "--budget-ms", "20", "--trials", "0"], "--trials", "e.g. 30"),
+        (["search", "--budget-ms", "20", "--max-train", "0"], "--max-train", "e.g. 2000"),
+        (["search", "--budget-ms", "20", "--finalists", "-2"], "--finalists", "e.g. 3"),
+        (["search", "--budget-ms", "20", "--supernet-lr", "nan"], "--supernet-lr", "e.g. 0.05"),
+        (["search", "--budget-ms", "20", "--grace-period", "-60"], "--grace-period", "e.g. 60"),
+        (["search", "--budget-ms", "20", "--seed", "-1"], "--seed", "e.g. 0"),
+        (["export", "runs/x", "--trial", "-1"], "--trial", "e.g. 3"),
+        (["supernet", "train", "--lr", "inf"], "--lr", "e.g. 0.05"),
+    ],
+)
+def test_a_count_or_duration_out_of_range_is_refused_while_parsing(capsys, tmp_path, monkeypatch, argv, flag, example):
+    monkeypatch.chdir(tmp_path)  # whatever happened, it would happen here: nothing may
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and len(err.strip().splitlines()) == 1
+    assert f"argument {flag}: " in err and example in err
+    assert list(tmp_path.iterdir()) == []

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from autoc.commands._numbers import count
+
 FORMAT_HELP = (
     "policy (autoc.policy/1 JSON + weights), onnx (int8 QDQ where the policy says; prints predicted vs measured "
     "latency and fake-quant vs ONNX accuracy), torchscript, state-dict, nni (NNI 3.x config lists), csv (per layer)"
@@ -16,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("export", help="export a trial of a search (default: the best) to a file")
     p.add_argument("run", type=Path, help="run directory of the search (runs/<study>), or the study name with --storage")
-    p.add_argument("--trial", type=int, default=None, help="trial number (default: best feasible trial)")
+    p.add_argument("--trial", type=count(0, 3), default=None, help="trial number (default: best feasible trial)")
     p.add_argument("--format", default="policy", choices=list(FORMATS), help=FORMAT_HELP)
     p.add_argument("--output", "-o", type=Path, default=None, help="output file (default runs/<study>/export/trial-N.<ext>)")
     p.add_argument("--force", action="store_true", help="replace output files that exist")

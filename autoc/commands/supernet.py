@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from autoc.commands._numbers import amount
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("supernet", help="weight-sharing supernet of a search space")
@@ -19,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "all of the step's sub-networks (default 2)")
     t.add_argument("--largest-steps", type=int, default=None,
                    help="first train the largest network alone for this many steps (default 0)")
-    t.add_argument("--lr", type=float, default=None, help="peak learning rate of the sandwich steps (default 0.05)")
+    t.add_argument("--lr", type=amount("0.05"), default=None, help="peak learning rate of the sandwich steps (default 0.05)")
     t.add_argument("--augment", action="store_true", help="random crop and horizontal flip (photos, not digits)")
     t.add_argument("--sort-channels", action="store_true",
                    help="after --largest-steps, reorder channels by importance so narrow sub-networks inherit "

@@ -128,6 +128,11 @@ def _check_layout(
                 f"(only in {splits[0]}/: {only_first or 'none'}; only in {split}/: {only_other or 'none'}); "
                 "give both splits the same class folders"
             )
+    if len(first) < 2:  # every candidate would score 1.0: nothing to search for
+        raise DataError(
+            f"{what}: {where} has only one class ({', '.join(sorted(first))}); a classifier needs at least two "
+            f"class folders in each split, e.g. {splits[0]}/cat/ and {splits[0]}/dog/"
+        )
     return tuple(sorted(first))
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 
 import torch
 from torch import nn
@@ -15,7 +16,9 @@ BYTES_FP32 = 4
 
 def params_and_macs(model: nn.Module, *, input_size: int, in_channels: int = 3) -> tuple[int, int]:
     """Parameter count and multiply-accumulates of one forward pass at batch 1 (fvcore counts a MAC as one flop)."""
-    from fvcore.nn import FlopCountAnalysis, parameter_count
+    with warnings.catch_warnings():  # fvcore scripts a loss at import with torch.jit.script, which torch deprecates
+        warnings.simplefilter("ignore", FutureWarning)
+        from fvcore.nn import FlopCountAnalysis, parameter_count
 
     logging.getLogger("fvcore").setLevel(logging.ERROR)
     was_training = model.training

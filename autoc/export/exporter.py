@@ -25,10 +25,14 @@ from autoc.export.onnx_candidate import (
     measure_exported,
     onnx_accuracy,
 )
-from autoc.export.output import claim_outputs, write_bytes_atomic
+from autoc.export.output import CSV, JSON, ONNX, POLICY_JSON, TORCH, claim_outputs, write_bytes_atomic
 from autoc.export.policy_file import policy_json
 from autoc.export.stored_trial import StoredTrial, open_trial
 from autoc.search.stored import open_stored_run
+
+
+# What each format's file is: --force replaces only a file of that kind (autoc.export.output).
+OUTPUT_KINDS = {"policy": POLICY_JSON, "onnx": ONNX, "torchscript": TORCH, "state-dict": TORCH, "nni": JSON, "csv": CSV}
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,7 @@ def export_trial(request: ExportRequest) -> ExportResult:
     output = request.output or run.run_dir / "export" / f"trial-{stored.record.number}{FORMATS[request.format]}"
     if request.format == "policy":
         return _export_policy(stored, output, force=request.force)
-    claim_outputs([output], force=request.force)
+    claim_outputs({output: OUTPUT_KINDS[request.format]}, force=request.force)
     check = None
     if request.format == "onnx":
         data, check = _onnx(stored, check=request.check)
@@ -77,7 +81,7 @@ def _export_policy(stored: StoredTrial, output: Path, *, force: bool) -> ExportR
     """The policy file and, beside it, the weights it names (a relative path)."""
     base = output.name[: -len(".policy.json")] if output.name.endswith(".policy.json") else output.stem
     weights = output.with_name(f"{base}.weights.pt")
-    claim_outputs([output, weights], force=force)
+    claim_outputs({output: POLICY_JSON, weights: TORCH}, force=force)
     policy = replace(stored.policy, weights=weights.name)
     write_bytes_atomic(weights, stored.weights_path.read_bytes())
     write_bytes_atomic(output, policy_json(policy).encode())

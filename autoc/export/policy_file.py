@@ -132,7 +132,7 @@ def load_policy(path: str | Path, *, check_space: bool = True) -> PolicyFile:
     except PolicyError as exc:
         raise PolicyError(f"{path}: field policy: {exc}") from None
     if check_space:
-        check_space_installed(data["space"], source=str(path))
+        check_in_space(candidate, check_space_installed(data["space"], source=str(path)), source=str(path))
     return PolicyFile(
         candidate=candidate,
         space=dict(data["space"]),
@@ -176,6 +176,45 @@ def check_layer_names(candidate: Candidate, *, source: str) -> None:
             f"{source}: field policy: layer(s) {unknown} are not layers of the file's architecture; "
             f"its layers are {valid}; remove those entries or fix the arch"
         )
+    # A layer left out would silently run fp32 and unpruned: not what any search found.
+    missing = [name for name in valid if name not in candidate.policy.to_dict()]
+    if missing:
+        raise PolicyError(
+            f"{source}: field policy: layer(s) {missing} of the file's architecture have no entry; give each "
+            'its policy, e.g. {"keep_ratio": 1.0, "precision": "fp32"}, or re-export the trial with autoc export'
+        )
+
+
+def check_in_space(candidate: Candidate, space, *, source: str) -> None:
+    """The architecture and policy are choices of the space the file names: a hand-edited value
+    outside it (stem width 17) builds a network no search could find, with no latency in its profile."""
+    arch, problems = candidate.arch, []
+
+    def expect(what: str, value, allowed) -> None:
+        if value not in allowed:
+            problems.append(f"{what} {value!r} is not one of {sorted(set(allowed))}")
+
+    expect("input_size", arch.input_size, [space.input_size])
+    expect("stem width", arch.stem_width, space.stem.widths)
+    expect("stem stride", arch.stem_stride, [space.stem.stride])
+    expect("head width", arch.head_width, space.head.widths)
+    expect("number of stages", len(arch.stages), [len(space.stages)])
+    for i, (stage, allowed) in enumerate(zip(arch.stages, space.stages)):
+        expect(f"stage {i} width", stage.width, allowed.widths)
+        expect(f"stage {i} stride", stage.stride, [allowed.stride])
+        expect(f"stage {i} depth", stage.depth, allowed.depths)
+        for b, op in enumerate(stage.ops):
+            expect(f"stage {i} block {b} op", op.name, allowed.op_names)
+    compression = space.compression
+    for name, layer in candidate.policy.layers:
+        expect(f"layer {name} keep_ratio", layer.keep_ratio, (*compression.keep_ratios, 1.0))
+        expect(f"layer {name} precision", layer.precision, compression.precisions)
+        if layer.precision == "int8":
+            expect(f"layer {name} weight_bits", layer.weight_bits, compression.weight_bits)
+    if problems:
+        raise PolicyError(f"{source}: the file's candidate is outside its search space {space.name!r}: "
+                          f"{problems[0]}{f' (and {len(problems) - 1} more)' if len(problems) > 1 else ''}; "
+                          "re-export the trial with autoc export, or fix the value")
 
 
 def check_space_installed(reference: Mapping[str, str], *, source: str):

@@ -36,9 +36,14 @@ def known_devices(runs_dir: Path) -> list[str]:
     return [HOST, *named]
 
 
+def usable_as_file_name(name: str) -> bool:
+    """Letters, digits, '-', '_' and '.' only, not hidden: no path separator, no '..', no surprise."""
+    return bool(name) and all(c.isalnum() or c in "-_." for c in name) and not name.startswith(".")
+
+
 def check_device_name(device: str) -> str:
     """A device name becomes a file name: letters, digits, '-', '_' and '.' only."""
-    if not device or not all(c.isalnum() or c in "-_." for c in device) or device.startswith("."):
+    if not usable_as_file_name(device):
         raise DeviceError(
             f"device name {device!r} is not usable as a profile name; use letters, digits, '-', '_' or '.' "
             "(e.g. pixel2, raspi4)"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from autoc.candidate import Candidate
 from autoc.errors import StorageError
-from autoc.export.output import write_bytes_atomic
+from autoc.export.output import HTML, PNG, check_replaceable, write_bytes_atomic
 from autoc.report.baselines import FILENAME as BASELINES_FILENAME
 from autoc.report.baselines import load_baselines
 from autoc.report.breakdown import latency_breakdown
@@ -67,6 +67,8 @@ def write_report(run: StoredRun, *, out_dir: Path | None = None, force: bool = F
 def _check_target(out: Path, *, force: bool) -> None:
     if out.exists() and not out.is_dir():
         raise StorageError(f"--out {out} is a file, not a directory; give a directory for the report")
+    # the plots are replaced (or removed when stale) along with the page, so they are checked too
+    check_replaceable({out / PAGE: HTML, **{out / f"{name}.png": PNG for name in PLOT_NAMES}})
     if (out / PAGE).exists() and not force:
         raise StorageError(f"{out / PAGE} already exists; pass --force to replace it, or --out another directory")
 

@@ -104,6 +104,6 @@ def build_objective_context(
         finetune=TrainConfig(steps=options.finetune_steps, batch_size=options.batch_size, lr=0.01, seed=seed),
         budget_ms=options.budget_ms,
         budget_mj=options.budget_mj,
-        weights_dir=options.runs_dir / str(options.study) / "weights",  # the driver always names the study
+        weights_dir=options.run_directory() / "weights",  # the driver always names the study
         train_device=device,
     )

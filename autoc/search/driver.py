@@ -1,6 +1,8 @@
 """`autoc search`: one direction, from options to a stored study and best_policy.json."""
 from __future__ import annotations
 
+import math
+
 import shutil
 import sys
 import tempfile
@@ -16,8 +18,11 @@ from optuna.trial import TrialState
 
 from autoc.errors import BudgetError, StorageError
 from autoc.evaluate.compute import training_device
+from autoc.evaluate.memory import check_largest_fits
+from autoc.export.output import check_can_write
 from autoc.export.policy_file import PolicyFile, record_metrics, space_reference, write_policy
-from autoc.latency.device import open_latency_model
+from autoc.latency.device import open_latency_model, usable_as_file_name
+from autoc.latency.profile import HOST
 from autoc.search.context import build_objective_context, load_inputs, supernet_config
 from autoc.evaluate.recipe import scratch_recipe
 from autoc.search.finalists import AUTO, FinalistResult, chosen_finalist, finalist_picks, train_finalists
@@ -28,8 +33,9 @@ from autoc.search.seed_noise import rerun_top_trials
 from autoc.search.separation import separation_text
 from autoc.search.samplers import SAMPLERS, make_sampler, startup_trials
 from autoc.search.startup import SPREAD_SAMPLERS, enqueue_start, spread_start
-from autoc.search.storage import Heartbeat, default_storage_url, holds_a_study, open_storage, open_study, sqlite_file
-from autoc.search.worker import WorkerSpec, run_worker
+from autoc.search.storage import (Heartbeat, default_storage_url, holds_a_study, open_storage, open_study,
+                                  retry_failed_trials, sqlite_file)
+from autoc.search.worker import SURPLUS_ATTR, WorkerSpec, run_worker
 from autoc.space import SearchSpace
 
 __all__ = ["SearchOptions", "SearchResult", "run_search", "print_summary"]
@@ -58,8 +64,11 @@ def run_search(options: SearchOptions) -> SearchResult:
     start = time.perf_counter()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     _check_options(options)
+    _check_folders_writable(options)
     inputs = load_inputs(options)
     space, data = inputs.space, inputs.data
+    if training_device(options.train_device).type == "cpu":  # a GPU's memory is the GPU's to report
+        check_largest_fits(space, num_classes=data.num_classes, batch_size=options.batch_size)  # the teacher
     # Absolute paths and a fixed study name: workers elsewhere must find the same run directory.
     study_name = options.study or f"{space.name}-{datetime.now():%Y%m%d-%H%M%S}"
     options = replace(
@@ -68,8 +77,9 @@ def run_search(options: SearchOptions) -> SearchResult:
         runs_dir=Path(options.runs_dir).resolve(),
         space=str(Path(options.space).resolve()) if Path(options.space).is_file() else options.space,
         data_dir=str(Path(options.data_dir).resolve()) if options.data_dir else None,
+        run_dir=Path(options.run_dir).resolve() if options.run_dir is not None else None,
     )
-    run_dir = options.runs_dir / study_name
+    run_dir = options.run_directory()
     storage_url = options.storage or default_storage_url(run_dir)
     identity = {
         "space": f"{space.name}:{space.fingerprint()}",
@@ -93,6 +103,7 @@ def run_search(options: SearchOptions) -> SearchResult:
             directions=DIRECTIONS,
         )
     _record_options(study, options, replace_stored=False)
+    retry_failed_trials(study, skip_attr=SURPLUS_ATTR)  # e.g. a Ctrl-C'd trial, as the heartbeat retries a killed one
     if options.spread_start and options.sampler in SPREAD_SAMPLERS:
         enqueue_start(study, spread_start(space, latency, count=startup_trials(options), budget_ms=options.budget_ms,
                                           budget_mj=options.budget_mj, num_classes=data.num_classes, seed=options.seed))
@@ -101,6 +112,7 @@ def run_search(options: SearchOptions) -> SearchResult:
 
     progress = SearchProgress(study, total=options.trials, budget_ms=options.budget_ms, enabled=options.progress)
     done_before = progress.done
+    ran_here = 0  # trials this command's workers finished: another process on the study runs its own
     spec = WorkerSpec(
         options=options,
         storage_url=storage_url,
@@ -110,7 +122,7 @@ def run_search(options: SearchOptions) -> SearchResult:
     )
     try:
         if done_before < options.trials:
-            _run_workers(spec, options=options, ctx=ctx, progress=progress)
+            ran_here = _run_workers(spec, options=options, ctx=ctx, progress=progress)
     finally:
         progress.close()
     _record_options(study, options, replace_stored=True)  # e.g. the new --trials, once they ran
@@ -146,7 +158,7 @@ def run_search(options: SearchOptions) -> SearchResult:
         best=best,
         pareto=pareto_front(records),
         trials_total=trials_total,
-        trials_this_run=trials_total - done_before,
+        trials_this_run=ran_here,
         feasible=sum(r.feasible for r in records),
         teacher_accuracy=ctx.teacher_accuracy,
         wall_seconds=time.perf_counter() - start,
@@ -163,18 +175,18 @@ def _no_log(message: str) -> None:
     pass
 
 
-def _run_workers(spec: WorkerSpec, *, options: SearchOptions, ctx, progress: SearchProgress) -> None:
-    """One worker in this process (no Ray, nothing to start), or Ray tasks polled for progress."""
+def _run_workers(spec: WorkerSpec, *, options: SearchOptions, ctx, progress: SearchProgress) -> int:
+    """One worker in this process (no Ray, nothing to start), or Ray tasks polled for progress.
+    Returns how many trials they finished."""
     if options.workers == 1 and options.ray_address is None:
-        run_worker(spec, context=ctx, on_trial=progress)
-        return
+        return run_worker(spec, context=ctx, on_trial=progress).trials
     from autoc.search.ray_workers import run_ray_workers
 
     cpus = options.cpus_per_worker or (1 if options.ray_address else worker_threads(options))
     gpus = options.gpus_per_worker
     if gpus is None:  # a worker training on a GPU gets one reserved (Ray then shows it only that one)
         gpus = 0.0 if ctx.train_device is None or ctx.train_device.type == "cpu" else 1.0
-    run_ray_workers(
+    reports = run_ray_workers(
         spec,
         workers=options.workers,
         address=options.ray_address,
@@ -182,14 +194,38 @@ def _run_workers(spec: WorkerSpec, *, options: SearchOptions, ctx, progress: Sea
         gpus_per_worker=gpus,
         on_poll=lambda: progress.sync() >= options.trials,  # at a deadline, workers finish their trials
     )
+    return sum(report.trials for report in reports)
+
+
+def _check_folders_writable(options: SearchOptions) -> None:
+    """Before the data, the host calibration and the teacher: a search writes the caches, the host's
+    profile (a named device's is only read) and its run directory, and minutes of work would be
+    lost at the first write."""
+    for folder in ("cache", *(("devices",) if options.device == HOST else ())):
+        check_can_write(Path(options.runs_dir) / folder, fix="pass a writable --runs-dir (or make it writable); "
+                        "nothing was changed")
+    if options.study is not None:
+        run_dir = options.run_directory()
+        check_can_write(run_dir, what="run directory", fix=f"make it writable (e.g. chmod -R u+w {run_dir}) or pass "
+                        "another --runs-dir; nothing stored was changed")
 
 
 def _check_options(options: SearchOptions) -> None:
+    if options.study is not None:
+        check_study_name(options.study)
     training_device(options.train_device)  # an unknown or absent GPU fails here, before a study is stored
-    if options.budget_mj is not None and not options.budget_mj > 0:
-        raise BudgetError(f"--budget-mj must be positive, got {options.budget_mj}; give the energy budget in mJ, e.g. --budget-mj 0.5")
-    if not options.budget_ms > 0:
-        raise BudgetError(f"--budget-ms must be positive, got {options.budget_ms}; give the latency budget in ms, e.g. --budget-ms 20")
+    # not > 0 also refuses nan; inf would be no budget at all (and no axis limit for the report's plots)
+    if options.budget_mj is not None and not (options.budget_mj > 0 and math.isfinite(options.budget_mj)):
+        raise BudgetError(f"--budget-mj must be a finite number > 0, got {options.budget_mj}; give the energy budget in mJ, e.g. --budget-mj 0.5")
+    if not (options.budget_ms > 0 and math.isfinite(options.budget_ms)):
+        raise BudgetError(f"--budget-ms must be a finite number > 0, got {options.budget_ms}; give the latency budget in ms, e.g. --budget-ms 20")
+    if options.timeout_s is not None and not (options.timeout_s > 0 and math.isfinite(options.timeout_s)):
+        raise BudgetError(f"--timeout must be a finite number of seconds > 0, got {options.timeout_s}; e.g. --timeout 3600, or leave it out")
+    counts = {"--teacher-steps": (options.teacher_steps, 1), "--finetune-steps": (options.finetune_steps, 0),
+              "--max-train": (options.max_train, 1), "--max-val": (options.max_val, 1), "--seed": (options.seed, 0)}
+    for flag, (value, minimum) in counts.items():
+        if value is not None and value < minimum:
+            raise BudgetError(f"{flag} must be a whole number >= {minimum}, got {value}")
     if options.supernet_steps < 0:
         raise BudgetError(f"--supernet-steps must be 0 (no supernet) or more, got {options.supernet_steps}")
     if options.trials < 1:
@@ -219,6 +255,21 @@ def _check_options(options: SearchOptions) -> None:
         from autoc.search.ray_workers import check_reachable
 
         check_reachable(options.ray_address)
+
+
+# autoc's own folders under the runs directory: a study of that name would mix into them.
+RESERVED_STUDY_NAMES = ("cache", "devices")
+
+
+def check_study_name(name: str) -> str:
+    """A study name becomes its run directory runs/<name>, as a device name becomes a file name."""
+    if not usable_as_file_name(name):
+        raise StorageError(f"study name {name!r} is not usable as a run directory name; use letters, digits, "
+                           "'-', '_' or '.', no path separators and no leading '.' (e.g. --study mbv2-20ms)")
+    if name in RESERVED_STUDY_NAMES:
+        raise StorageError(f"study name {name!r} is one of autoc's own folders under the runs directory "
+                           f"({', '.join(RESERVED_STUDY_NAMES)}); pick another --study name (e.g. {name}-study)")
+    return name
 
 
 @contextmanager
@@ -330,7 +381,8 @@ def _write_best(best: TrialRecord, *, run_dir: Path, study: str, space: SearchSp
     return write_policy(policy, run_dir / "best_policy.json")
 
 
-def print_summary(result: SearchResult, *, budget_ms: float, file=sys.stdout) -> None:
+def print_summary(result: SearchResult, *, budget_ms: float, file=None) -> None:
+    file = file or sys.stdout  # looked up now: a default bound at import would keep a replaced (closed) stdout
     print(
         f"study {result.study}: {result.trials_total} trials ({result.trials_this_run} this run), "
         f"{result.feasible} trained within {budget_ms:g} ms; teacher accuracy {result.teacher_accuracy:.4f}; "

@@ -58,6 +58,11 @@ class SearchOptions:
     gpus_per_worker: float | None = None  # GPUs Ray reserves per worker; None: 1 when training on a GPU, else 0
     heartbeat_interval_s: int = 10
     grace_period_s: int = 60
+    # The study's run directory when it is not runs_dir/study: a renamed one, resumed (--resume DIR).
+    run_dir: Path | None = None
+
+    def run_directory(self) -> Path:
+        return Path(self.run_dir) if self.run_dir is not None else Path(self.runs_dir) / str(self.study)
 
 
 # SearchOptions fields of the stages after the trials: seed-noise reruns and finalists (stored for --resume).

@@ -13,7 +13,7 @@ import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from sqlalchemy.engine import make_url
 
-from autoc.errors import StorageError, first_line
+from autoc.errors import StorageError, first_line, mask_passwords
 
 IDENTITY_PREFIX = "autoc."
 METRIC_NAMES = ("accuracy", "latency_ms", "size_bytes")  # the order of the driver's DIRECTIONS
@@ -57,13 +57,18 @@ def open_storage(url: str, *, heartbeat: Heartbeat | None = None, create: bool =
     storage yet, instead of creating one (Optuna writes its schema into whatever file it opens)."""
     if "://" not in url:
         raise StorageError(
-            f"storage URL {url!r} is malformed; use e.g. sqlite:///runs/mystudy/study.db or "
+            f"storage URL {mask_passwords(url)!r} is malformed; use e.g. sqlite:///runs/mystudy/study.db or "
             "postgresql://user:password@host:5432/dbname"
         )
     database = sqlite_file(url)
     if database is not None:
         _check_sqlite_file(database, create=create)
     url = _with_installed_driver(url)
+    if heartbeat is not None:  # trials run on this storage (outside the catch_warnings below)
+        # A retried trial is a copy of the failed one, its constraints included; the objective sets
+        # them again (to the same value) and Optuna warns each time: noise, not news to the user.
+        warnings.filterwarnings("ignore", message="The constraint value is ignored because this constraint",
+                                category=UserWarning)
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         engine_kwargs["connect_args"] = {"timeout": 60}
@@ -79,7 +84,7 @@ def open_storage(url: str, *, heartbeat: Heartbeat | None = None, create: bool =
                 time.sleep(0.2 * (attempt + 1))  # another process is creating the tables: use them
                 continue
             break
-    raise StorageError(_open_failure(url, database=database, reason=reason, chain=chain))
+    raise StorageError(mask_passwords(_open_failure(url, database=database, reason=reason, chain=chain)))
 
 
 def _open_failure(url: str, *, database: Path | None, reason: str, chain: str) -> str:
@@ -125,6 +130,7 @@ def _check_sqlite_file(path: Path, *, create: bool) -> None:
     with open(path, "rb") as file:
         if file.read(len(_SQLITE_HEADER)) != _SQLITE_HEADER:
             raise StorageError(_not_sqlite(path))
+    _check_not_damaged(path)
     if not create and not _holds_optuna_tables(path):
         raise StorageError(f"{path} is an SQLite database but not an Optuna study storage (no studies table); "
                            "pass the --storage of a search, or its run directory")
@@ -138,6 +144,25 @@ def _holds_optuna_tables(path: Path) -> bool:
         if any(mark in str(exc) for mark in _NOT_A_DATABASE):
             raise StorageError(_not_sqlite(path)) from None
         raise StorageError(f"cannot read SQLite storage {path}: {exc}; check its permissions, or pass another --storage") from None
+
+
+def _check_not_damaged(path: Path) -> None:
+    """Refuse a database whose pages are damaged (a sound header, a bad page in the middle) when it
+    is opened, with the way to recover it, instead of a traceback at whichever read meets the page."""
+    try:
+        problems = [row[0] for row in _read_only(path, "PRAGMA quick_check(3)") if row[0] != "ok"]
+    except sqlite3.DatabaseError as exc:
+        if not any(mark in str(exc) for mark in _NOT_A_DATABASE):
+            return  # locked, or a journal to roll back first: Optuna's own connection deals with it
+        problems = [str(exc)]
+    if problems:
+        raise StorageError(damaged_message(path, " ".join(problems[0].split())[:160]))  # SQLite's is multi-line
+
+
+def damaged_message(path: Path, reason: str) -> str:
+    return (f"study database {path} is damaged ({reason}); nothing was written to it: recover what SQLite can "
+            f"still read into a new file with: sqlite3 \"{path}\" \".recover\" | sqlite3 new.db, then pass "
+            "--storage sqlite:///new.db (or restore a backup)")
 
 
 def holds_a_study(path: Path) -> bool:
@@ -179,6 +204,26 @@ def _heartbeat_kwargs(heartbeat: Heartbeat | None) -> dict[str, Any]:
         grace_period=heartbeat.grace_s,
         heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=heartbeat.max_retry),
     )
+
+
+def retry_failed_trials(study: optuna.Study, *, max_retry: int = Heartbeat.max_retry, skip_attr: str) -> int:
+    """Queue again the parameters of FAIL trials that no retry has taken up: a trial stopped by
+    Ctrl-C or a full disk runs again on resume, as the heartbeat retries a killed worker's trial
+    (at most ``max_retry`` times in a row, so one that always fails stops). Trials carrying the
+    user attribute ``skip_attr`` (ended on purpose) are left. Returns how many were queued."""
+    history = RetryHeartbeatStaleTrialCallback.retry_history
+    trials = study.get_trials(deepcopy=False)
+    queued = 0
+    with warnings.catch_warnings():  # "experimental" in Optuna, as the heartbeat is
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        retried = {number for t in trials for number in history(t)}
+        queue = RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+        for trial in trials:
+            if trial.state == optuna.trial.TrialState.FAIL and trial.number not in retried \
+                    and not trial.user_attrs.get(skip_attr) and len(history(trial)) < max_retry:
+                queue(study, trial)
+                queued += 1
+    return queued
 
 
 def study_exists(storage: RDBStorage, name: str) -> bool:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import optuna
 
-from autoc.errors import StorageError
+from autoc.errors import StorageError, mask_passwords
 from autoc.evaluate.recipe import scratch_recipe
 from autoc.search.finalists import chosen_finalist, stored_finalists
 from autoc.search.results import TrialRecord, best_record, completed_records
@@ -63,6 +63,7 @@ def open_stored_run(target: str | Path, *, storage: str | None = None, study: st
     may be just the study name (for PostgreSQL studies whose run directory is elsewhere)."""
     run_dir = Path(target)
     name = study or run_dir.name
+    own_database = storage is None
     if storage is None:
         db = run_dir / "study.db"
         if not db.is_file():
@@ -73,10 +74,12 @@ def open_stored_run(target: str | Path, *, storage: str | None = None, study: st
         storage = default_storage_url(run_dir)
     rdb = open_storage(storage, create=False)  # a read-only command must not create a storage
     names = [s.study_name for s in rdb.get_all_studies()]
+    if name not in names and study is None and own_database and len(names) == 1:
+        name = names[0]  # a renamed run directory: its own study.db holds one study, whatever the folder is called
     if name not in names:
-        raise StorageError(f"storage {storage} has no study {name!r}; it has {sorted(names) or 'none'}")
+        raise StorageError(f"storage {mask_passwords(storage)} has no study {name!r}; it has {sorted(names) or 'none'}")
     loaded = optuna.load_study(study_name=name, storage=rdb)
     identity = {k[len(IDENTITY_PREFIX):]: str(v) for k, v in loaded.user_attrs.items() if k.startswith(IDENTITY_PREFIX)}
     if "budget_ms" not in identity or "space" not in identity:
-        raise StorageError(f"study {name!r} in {storage} was not created by autoc search (no autoc.* identity attributes)")
+        raise StorageError(f"study {name!r} in {mask_passwords(storage)} was not created by autoc search (no autoc.* identity attributes)")
     return StoredRun(name=name, run_dir=run_dir, study=loaded, identity=identity)

@@ -482,3 +482,19 @@ def test_cifar_pickles_selection_split(tmp_path: Path) -> None:
     split = load_dataset("cifar10", data_dir=tmp_path, input_size=32, max_train=50, max_selection=30)
     assert split.selection_x.shape == (30, 3, 32, 32)
     assert not rows(split.selection_x) & rows(split.train_x)
+
+
+def test_a_single_class_imagefolder_is_refused_by_the_search_in_one_line(tmp_path: Path, capsys) -> None:
+    from autoc.cli import main
+
+    root = tmp_path / "one"
+    for split in ("train", "val"):
+        (root / split / "apple").mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (16, 16), COLOURS["apple"]).save(root / split / "apple" / f"{i}.png")
+    code = main(["search", "--budget-ms", "20", "--dataset", "imagefolder", "--data-dir", str(root),
+                 "--runs-dir", str(tmp_path / "runs"), "--study", "one", "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "has only one class (apple)" in err and "at least two class folders" in err
+    assert not (tmp_path / "runs").exists()

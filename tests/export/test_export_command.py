@@ -166,10 +166,10 @@ def test_nni_config_lists_match_the_policy(tiny_run, tmp_path):
 
 def test_existing_output_needs_force_and_is_left_alone(tiny_run, tmp_path, capsys):
     out = tmp_path / "x.nni.json"
-    out.write_text("keep me")
+    out.write_text('{"keep": "me"}')
     code, printed = export(tiny_run, "--format", "nni", "-o", str(out), capsys=capsys)
     assert code == 2 and "--force" in printed.err and len(printed.err.strip().splitlines()) == 1
-    assert out.read_text() == "keep me"
+    assert out.read_text() == '{"keep": "me"}'
     weights = tmp_path / "p.weights.pt"
     weights.write_text("old weights")  # a policy export also refuses when only its weights file exists
     code, printed = export(tiny_run, "-o", str(tmp_path / "p.policy.json"), capsys=capsys)

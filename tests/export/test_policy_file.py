@@ -14,6 +14,19 @@ from autoc.space import load_space
 from helpers import tiny_candidate
 
 METRICS = {"accuracy": 0.5, "latency_ms": 1.25, "size_bytes": 1000, "macs": 20000, "params": 3000}
+# A space holding the tiny candidate (tests/helpers.py): a policy file's candidate must be in its space.
+TINY_ARCH_SPACE = """
+name: tiny-arch
+input_size: 16
+activation: relu6
+stem: {width: [16], stride: 1}
+stages:
+  - {depth: [1], width: [16], stride: 1, blocks: [k3_e1], per_block: true}
+  - {depth: [2], width: [24], stride: 2, blocks: [k3_e6, k5_e3], per_block: true}
+  - {depth: [2], width: [32], stride: 2, blocks: [k7_e3, skip], per_block: true}
+head: {width: [64]}
+compression: {keep_ratio: [0.5, 1.0], precision: [fp32, int8], weight_bits: [8, 4]}
+"""
 
 
 @pytest.fixture()
@@ -23,8 +36,10 @@ def policy_path(tmp_path):
     model = apply_quantization(build_model(candidate.netspec()), candidate.policy).eval()
     model(torch.randn(2, 3, 16, 16))  # calibrate the fake quantisers, as fine-tuning would
     torch.save(model.state_dict(), tmp_path / "w.pt")
+    space_file = tmp_path / "tiny-arch.yaml"
+    space_file.write_text(TINY_ARCH_SPACE)
     policy = PolicyFile(
-        candidate=candidate, space=space_reference(load_space("mbv2-cifar")), metrics=METRICS,
+        candidate=candidate, space=space_reference(load_space(space_file)), metrics=METRICS,
         device="host", study="s", trial=3, weights="w.pt",
     )
     return write_policy(policy, tmp_path / "best_policy.json"), model
@@ -40,7 +55,7 @@ def edited(path, change):
 def test_round_trip_rebuilds_the_same_model(policy_path):
     path, model = policy_path
     loaded = autoc.load_policy(path)
-    assert loaded.trial == 3 and loaded.metrics == METRICS and loaded.space["name"] == "mbv2-cifar"
+    assert loaded.trial == 3 and loaded.metrics == METRICS and loaded.space["name"] == "tiny-arch"
     rebuilt = loaded.build_model()
     x = torch.randn(4, 3, 16, 16)
     torch.testing.assert_close(rebuilt(x), model(x), rtol=0, atol=0)
@@ -122,3 +137,19 @@ def test_field_path():
     assert field_path(["policy", "stages.0.0.dw", "keep_ratio"]) == 'policy["stages.0.0.dw"].keep_ratio'
     assert field_path(["arch", "stages", 2, "ops", 0]) == "arch.stages[2].ops[0]"
     assert field_path([]) == "(top level)"
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda data: data["policy"].pop("stages.1.0.expand"), "['stages.1.0.expand'] of the file's architecture have no entry"),
+    (lambda data: data["arch"].update(stem_width=17), "outside its search space 'tiny-arch': stem width 17 is not one of [16]"),
+    (lambda data: data["policy"]["head"].update(keep_ratio=0.25), "layer head keep_ratio 0.25 is not one of [0.5, 1.0]"),
+], ids=["layer-missing", "stem-width-17", "keep-ratio-not-in-space"])
+def test_a_hand_edited_policy_file_is_refused_by_the_cli_in_one_line(policy_path, tmp_path, capsys, change, message):
+    from autoc.cli import main
+
+    path = edited(policy_path[0], change)
+    before = path.read_bytes()
+    code = main(["latency", "predict", str(path), "--runs-dir", str(tmp_path / "runs")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and message in err, err
+    assert path.read_bytes() == before and not (tmp_path / "runs").exists()

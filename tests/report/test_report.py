@@ -87,16 +87,17 @@ def test_breakdown_sums_to_the_stored_prediction(stored_study, records):
 def test_existing_report_is_kept_without_force_and_replaced_with_it(stored_study, report, tmp_path, capsys):
     out = tmp_path / "r"
     shutil.copytree(report, out)
-    (out / "report.html").write_text("old report")
-    (out / "pareto.png").write_bytes(b"old plot")
+    (out / "report.html").write_text("<!DOCTYPE html><p>old report")  # of the kinds a report writes:
+    (out / "pareto.png").write_bytes(b"\x89PNG\r\n\x1a\nold plot")  # --force replaces only those
     code, _, err = _report(capsys, stored_study.run_dir, "--out", out)
     assert code == 2 and "--force" in err and len(err.strip().splitlines()) == 1
-    assert (out / "report.html").read_text() == "old report"
-    assert (out / "pareto.png").read_bytes() == b"old plot"
+    assert (out / "report.html").read_text() == "<!DOCTYPE html><p>old report"
+    assert (out / "pareto.png").read_bytes() == b"\x89PNG\r\n\x1a\nold plot"
     code, stdout, _ = _report(capsys, stored_study.run_dir, "--out", out, "--force")
     assert code == 0 and str(out / "report.html") in stdout
     assert (out / "report.html").read_text().startswith("<!DOCTYPE html>")
-    assert (out / "pareto.png").read_bytes().startswith(b"\x89PNG")
+    plot = (out / "pareto.png").read_bytes()
+    assert plot.startswith(b"\x89PNG") and plot != b"\x89PNG\r\n\x1a\nold plot"
 
 
 def _copy_without_profile(stored_study, root):

@@ -60,3 +60,14 @@ def test_a_corrupt_study_db_in_a_run_directory_is_named_with_the_fix(tmp_path, c
     assert "restore it" in err and "--storage" in err and "--study" in err
     assert "server" not in err and "driver" not in err  # not a database server's problem
     assert (run_dir / "study.db").read_bytes() == corrupt and [p.name for p in run_dir.iterdir()] == ["study.db"]
+
+
+@pytest.mark.parametrize("url", ["postgresql://u:s3cretPW@127.0.0.1:1/db", "postgresql+psycopg2://u:s3cretPW@127.0.0.1:1/db",
+                                 "nonsense:u:s3cretPW@x"])
+@pytest.mark.parametrize("command", READ_ONLY_COMMANDS)
+def test_a_storage_urls_password_is_never_echoed(tmp_path, capsys, command, url):
+    code = main([command, "s", "--storage", url])
+    captured = capsys.readouterr()
+    assert code == 2 and len(captured.err.strip().splitlines()) == 1
+    assert "s3cretPW" not in captured.err + captured.out
+    assert "u:***@" in captured.err or "malformed" in captured.err

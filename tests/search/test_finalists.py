@@ -157,9 +157,10 @@ def test_auto_with_nothing_to_weigh_trains_none_and_says_so(finished):
 
 
 def test_bad_finalist_options_exit_2_before_anything_is_stored(tiny_space, runs_dir, capsys):
-    code = main(["search", *TINY_FLAGS, "--space", str(tiny_space), "--runs-dir", str(runs_dir), "--study", "bad",
-                 "--finalists", "-1"])
-    err = capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:  # refused while parsing the arguments
+        main(["search", *TINY_FLAGS, "--space", str(tiny_space), "--runs-dir", str(runs_dir), "--study", "bad",
+              "--finalists", "-1"])
+    code, err = exited.value.code, capsys.readouterr().err
     assert code == 2 and "--finalists" in err and len(err.strip().splitlines()) == 1
     assert not (runs_dir / "bad").exists()
 

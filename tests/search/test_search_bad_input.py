@@ -1,6 +1,7 @@
 """Bad storage URLs, read-only or half-written run directories, two searches on one study at once:
 each a one-line error (exit 2) or safe behaviour, and nothing stored is lost."""
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -91,6 +92,9 @@ def test_two_searches_started_on_one_study_at_once_share_it(tiny_space, runs_dir
     trials = load(default_storage_url(runs_dir / "both"), "both").trials
     assert [t.state for t in trials].count(TrialState.COMPLETE) == 4  # the target counted across both
     assert all(t.state == TrialState.COMPLETE or t.user_attrs.get(SURPLUS_ATTR) for t in trials)
+    # each reports the trials it ran, not the other's too (issue 29: both said "4 trials (4 this run)")
+    ran = [int(re.search(r"4 trials \((\d+) this run\)", out).group(1)) for out, _ in results]
+    assert sum(ran) == 4
 
 
 def _refused(capsys, argv: list[str]) -> str:

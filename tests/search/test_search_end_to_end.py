@@ -77,7 +77,7 @@ def test_resume_counts_trials_across_runs(tiny):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--budget-ms", "0"], "must be positive"),
+        (["--budget-ms", "0"], "argument --budget-ms: takes a finite number > 0, e.g. 20"),
         (["--budget-ms", "0.0001"], "smallest predicted latency"),
         (["--budget-ms", "20", "--space", "no-such-space"], "no-such-space"),
         (["--budget-ms", "20", "--dataset", "mnist"], "mnist"),
@@ -86,7 +86,10 @@ def test_resume_counts_trials_across_runs(tiny):
 def test_bad_input_exits_2_with_one_line(tiny, argv, message, capsys):
     options, _ = tiny
     space = ["--space", options.space] if "--space" not in argv else []
-    code = main(["search", *argv, *space, "--runs-dir", str(options.runs_dir), "--no-progress"])
+    try:
+        code = main(["search", *argv, *space, "--runs-dir", str(options.runs_dir), "--no-progress"])
+    except SystemExit as exited:  # refused while parsing the arguments
+        code = exited.code
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert message in err and len(err.splitlines()) == 1
@@ -127,14 +130,17 @@ def test_resume_with_other_data_refuses_and_leaves_the_study_alone(tiny, capsys)
     "argv, message",
     [
         (["--heartbeat-interval", "10", "--grace-period", "5"], "must exceed the heartbeat interval"),
-        (["--workers", "0"], "--workers must be at least 1"),
+        (["--workers", "0"], "argument --workers: takes a whole number >= 1"),
         (["--ray-address", "127.0.0.1:1", "--workers", "2"], "cannot connect to the Ray cluster"),
     ],
 )
 def test_bad_worker_options_exit_2(tiny, argv, message, capsys):
     options, _ = tiny
-    code = main(["search", "--budget-ms", "50", "--space", options.space, "--runs-dir", str(options.runs_dir),
-                 "--study", "t", "--no-progress", *argv])
+    try:
+        code = main(["search", "--budget-ms", "50", "--space", options.space, "--runs-dir", str(options.runs_dir),
+                     "--study", "t", "--no-progress", *argv])
+    except SystemExit as exited:  # refused while parsing the arguments
+        code = exited.code
     err = capsys.readouterr().err.strip()
     assert code == 2 and message in err and len(err.splitlines()) == 1
 
