@@ -24,7 +24,6 @@ import platform
 import statistics
 import sys
 import time
-from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -93,22 +92,36 @@ def main() -> int:
         estimates.append(row)
         print(f"seed {seed}: teacher {ctx.teacher_accuracy:.4f} ({contexts[-1]['seconds']:.0f} s); estimates "
               + " ".join(f"{a:.3f}" for a in row), flush=True)
+        if 1 < len(estimates) < args.seeds:  # a run cut short keeps the seeds it finished
+            write_result(args, options=options, inputs=inputs, candidates=candidates, estimates=estimates,
+                         seconds=seconds, contexts=contexts, final=False)
 
-    per_candidate = [statistics.stdev(col) * 100 for col in zip(*estimates)] if args.seeds > 1 else []
+    write_result(args, options=options, inputs=inputs, candidates=candidates, estimates=estimates, seconds=seconds,
+                 contexts=contexts, final=True)
+    return 0
+
+
+def write_result(args, *, options, inputs, candidates, estimates, seconds, contexts, final: bool) -> None:
+    """Summarise the seeds done so far, print it (when ``final``) and write the JSON result."""
+    seeds = len(estimates)
+    per_candidate = [statistics.stdev(col) * 100 for col in zip(*estimates)]
     means = [statistics.mean(col) for col in zip(*estimates)]
-    taus = [kendall_tau(estimates[a], estimates[b]) for a, b in itertools.combinations(range(args.seeds), 2)]
+    taus = [kendall_tau(estimates[a], estimates[b]) for a, b in itertools.combinations(range(seeds), 2)]
     summary = {
-        "per_candidate_stdev_points_mean": statistics.mean(per_candidate) if per_candidate else None,
-        "per_candidate_stdev_points_max": max(per_candidate) if per_candidate else None,
+        "seeds": seeds,
+        "per_candidate_stdev_points_mean": statistics.mean(per_candidate),
+        "per_candidate_stdev_points_max": max(per_candidate),
         "between_candidate_stdev_points": statistics.stdev(means) * 100,
-        "seed_tau_mean": statistics.mean(taus) if taus else None,
-        "seed_tau_min": min(taus) if taus else None,
+        "seed_tau_mean": statistics.mean(taus),
+        "seed_tau_min": min(taus),
         "seconds_per_candidate": statistics.mean(seconds),
     }
-    print(f"{args.label or 'recipe'} on {inputs.data.name}: per-candidate spread {summary['per_candidate_stdev_points_mean']:.2f} "
-          f"points (max {summary['per_candidate_stdev_points_max']:.2f}), between candidates "
-          f"{summary['between_candidate_stdev_points']:.2f}; seed-to-seed tau {summary['seed_tau_mean']:.3f} "
-          f"(min {summary['seed_tau_min']:.3f}); {summary['seconds_per_candidate']:.2f} s per candidate")
+    if final:
+        print(f"{args.label or 'recipe'} on {inputs.data.name}: per-candidate spread "
+              f"{summary['per_candidate_stdev_points_mean']:.2f} points (max {summary['per_candidate_stdev_points_max']:.2f}), "
+              f"between candidates {summary['between_candidate_stdev_points']:.2f}; seed-to-seed tau "
+              f"{summary['seed_tau_mean']:.3f} (min {summary['seed_tau_min']:.3f}); "
+              f"{summary['seconds_per_candidate']:.2f} s per candidate")
     out = args.out or RESULTS / f"estimate_seeds-{args.dataset}{'-' + args.label if args.label else ''}.json"
     write_json(out, {
         "benchmark": "estimate_seeds",
@@ -116,15 +129,16 @@ def main() -> int:
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(),
         "label": args.label,
-        "options": {k: str(v) for k, v in vars(replace(options)).items()},
+        "complete": final,
+        "options": {k: str(v) for k, v in vars(options).items()},
         "dataset": inputs.data.name, "train_images": len(inputs.data.train_y), "val_images": len(inputs.data.val_y),
         "summary": summary,
         "contexts": contexts,
         "estimates": estimates,
         "candidates": [c.to_dict() for c in candidates],
     })
-    print(f"wrote {out}")
-    return 0
+    if final:
+        print(f"wrote {out}")
 
 
 if __name__ == "__main__":

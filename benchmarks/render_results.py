@@ -27,14 +27,15 @@ def _estimate_seeds(results: list[dict]) -> list[str]:
         "Kendall tau between two seeds' estimates of the 20 (mean and worst over the seed pairs). "
         "Goal (issue 30): spread <= 2 points and tau >= 0.8 at <= 3 s per candidate.",
         "",
-        "| dataset | recipe | per-candidate spread (pts) | worst | between candidates (pts) | seed tau | worst tau "
-        "| s / candidate | machine | date |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| dataset | recipe | seeds | per-candidate spread (pts) | worst | between candidates (pts) | seed tau "
+        "| worst tau | s / candidate | machine | date |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in sorted(results, key=lambda r: (r["dataset"], r["date"])):
         s = r["summary"]
         lines.append(
             f"| {r['dataset']} ({r['train_images']} train / {r['val_images']} val) | {r.get('label') or '-'} | "
+            f"{s.get('seeds', len(r['estimates']))}{'' if r.get('complete', True) else ' (cut short)'} | "
             f"{s['per_candidate_stdev_points_mean']:.2f} | {s['per_candidate_stdev_points_max']:.2f} | "
             f"{s['between_candidate_stdev_points']:.2f} | {s['seed_tau_mean']:.3f} | {s['seed_tau_min']:.3f} | "
             f"{s['seconds_per_candidate']:.2f} | {r['machine']['cpu']}, {r['machine']['cores']} cores | "

@@ -62,6 +62,8 @@ def test_the_installed_command_prints_one_line_too():
         (["search", "--budget-ms", "20", "--seed", "-1"], "--seed", "e.g. 0"),
         (["export", "runs/x", "--trial", "-1"], "--trial", "e.g. 3"),
         (["supernet", "train", "--lr", "inf"], "--lr", "e.g. 0.05"),
+        (["supernet", "train", "--threads", "0"], "--threads", "e.g. 2"),
+        (["search", "--budget-ms", "20", "--noise-trials", "-1"], "--noise-trials", "e.g. 4"),
     ],
 )
 def test_a_count_or_duration_out_of_range_is_refused_while_parsing(capsys, tmp_path, monkeypatch, argv, flag, example):

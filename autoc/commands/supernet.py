@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from autoc.commands._numbers import amount
+from autoc.commands._numbers import amount, count
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--sampling", default=None, help="sandwich (largest, smallest and random sub-networks a step, "
                    "distilled from the largest) or uniform (random sub-networks only, on the labels: SPOS) [sandwich]")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--threads", type=int, default=None,
+    t.add_argument("--threads", type=count(1, 2), default=None,
                    help="torch threads for the training; part of the cache key, as CPU training repeats bit for bit "
                         "only at one thread count: give the search's (its --cpus-per-worker; default, like a "
                         "one-worker search: this machine's cores)")
@@ -54,7 +54,6 @@ def run_train(args: argparse.Namespace) -> int:
 
     import torch
 
-    from autoc.errors import BudgetError
     from autoc.evaluate.compute import training_device
     from autoc.evaluate.datasets import OptionNames, load_dataset
     from autoc.evaluate.estimate import eval_subset
@@ -70,8 +69,6 @@ def run_train(args: argparse.Namespace) -> int:
                                    ("final_phase_share", args.final_phase_share),
                                    ("sampling", args.sampling)) if v is not None}
     config = replace(SupernetConfig(seed=args.seed), **overrides)
-    if args.threads is not None and args.threads < 1:
-        raise BudgetError(f"--threads must be at least 1, got {args.threads}; e.g. --threads 2")
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     device = training_device(args.train_device)  # before loading data: a missing GPU fails at once
     space = load_space(args.space)

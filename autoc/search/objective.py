@@ -9,8 +9,8 @@ import optuna
 import torch
 
 from autoc.arch.builder import AutocNet
-from autoc.evaluate.datasets import DatasetSplit
 from autoc.candidate import Candidate
+from autoc.evaluate.datasets import DatasetSplit
 from autoc.evaluate.estimate import Estimate, build_candidate_model, build_from_supernet, estimate_accuracy
 from autoc.evaluate.metrics import params_and_macs, size_bytes
 from autoc.evaluate.train import TrainConfig
