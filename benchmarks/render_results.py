@@ -16,6 +16,13 @@ RESULTS = ROOT / "benchmarks" / "results"
 PAGE = ROOT / "docs" / "results.md"
 
 
+def _recipe(options: dict) -> str:
+    """The weight source and fine-tune of an estimate, from the SearchOptions the benchmark ran."""
+    source = (f"supernet {options['supernet_steps']} steps" if int(options.get("supernet_steps", 0))
+              else f"teacher {options['teacher_steps']} steps")
+    return f"{source}, {options['finetune_steps']} KD steps"
+
+
 def _estimate_seeds(results: list[dict]) -> list[str]:
     lines = [
         "## How steady is the accuracy estimate? (`benchmarks/estimate_seeds.py`)",
@@ -34,7 +41,7 @@ def _estimate_seeds(results: list[dict]) -> list[str]:
     for r in sorted(results, key=lambda r: (r["dataset"], r["date"])):
         s = r["summary"]
         lines.append(
-            f"| {r['dataset']} ({r['train_images']} train / {r['val_images']} val) | {r.get('label') or '-'} | "
+            f"| {r['dataset']} ({r['train_images']} train / {r['val_images']} val) | {r.get('label') or '-'}: {_recipe(r['options'])} | "
             f"{s.get('seeds', len(r['estimates']))}{'' if r.get('complete', True) else ' (cut short)'} | "
             f"{s['per_candidate_stdev_points_mean']:.2f} | {s['per_candidate_stdev_points_max']:.2f} | "
             f"{s['between_candidate_stdev_points']:.2f} | {s['seed_tau_mean']:.3f} | {s['seed_tau_min']:.3f} | "
