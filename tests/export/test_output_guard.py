@@ -50,7 +50,7 @@ def test_a_copy_of_a_study_database_under_another_name_is_not_replaced(runs, tmp
 
 def test_device_profiles_caches_and_the_runs_own_files_are_not_replaced(runs, capsys):
     [profile] = (runs / "devices").glob("*.json")
-    [cache] = (runs / "cache").glob("teacher-*.pt")
+    cache = sorted((runs / "cache").glob("teacher-*.pt"))[0]  # the search's and its seed-noise rerun's
     [weights, *_] = sorted((runs / "t" / "weights").glob("trial-*.pt"))
     best = runs / "t" / "best_policy.json"
     cases = [(profile, "nni", "a device profile"), (cache, "state-dict", "a cache file"),
