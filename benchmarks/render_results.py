@@ -52,14 +52,32 @@ def _estimate_seeds(results: list[dict]) -> list[str]:
     return lines
 
 
-RENDERERS = {"estimate_seeds": _estimate_seeds}
+def _bad_input_sweep(results: list[dict]) -> list[str]:
+    latest = max(results, key=lambda r: r["date"])
+    counts = latest["counts"]
+    return [
+        "## Does bad input get a one-line error and leave stored data alone? (`benchmarks/bad_input_sweep.py`)",
+        "",
+        "Bad inputs and faults across every command, each on a fresh copy of a small real run. Goal (issue 29): "
+        "0 tracebacks, 0 silently accepted, 0 stored data changed.",
+        "",
+        "| " + " | ".join(counts) + " | machine | date |",
+        "|" + "---|" * (len(counts) + 2),
+        "| " + " | ".join(str(v) for v in counts.values())
+        + f" | {latest['machine']['cpu']}, {latest['machine']['cores']} cores | {latest['date'][:10]} |",
+        "",
+        "Command: `python benchmarks/bad_input_sweep.py --out benchmarks/results/bad_input_sweep.json`",
+    ]
+
+
+RENDERERS = {"estimate_seeds": _estimate_seeds, "bad_input_sweep": _bad_input_sweep}
 
 
 def main() -> int:
     by_benchmark: dict[str, list[dict]] = {}
     for path in sorted(RESULTS.glob("*.json")):
         result = json.loads(path.read_text())
-        by_benchmark.setdefault(result.get("benchmark", path.stem), []).append(result)
+        by_benchmark.setdefault(result.get("benchmark", path.stem.split("-")[0]), []).append(result)
     lines = ["# autoc results", "",
              "Current figures, rendered from `benchmarks/results/*.json` by `python benchmarks/render_results.py`; "
              "each row names the machine and date it was measured on and the command that measures it again.", ""]
