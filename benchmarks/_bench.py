@@ -185,6 +185,16 @@ def kendall_tau(a: list[float], b: list[float]) -> float:
     return float(kendalltau(a, b).statistic)
 
 
+def machine_identity() -> dict:
+    """What a benchmark result records of the machine it was measured on."""
+    import platform
+
+    from autoc.latency.profile import cpu_model
+
+    return {"node": platform.node(), "cpu": cpu_model(), "cores": os.cpu_count(), "torch": torch.__version__,
+            "python": platform.python_version()}
+
+
 def write_json(path: Path, payload: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".bench-", suffix=".json")

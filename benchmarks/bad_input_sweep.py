@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from autoc.latency.profile import cpu_model
+
 TINY_SPACE = """
 name: tiny
 input_size: 16
@@ -331,16 +333,6 @@ def build_base(root: Path, space: Path, *, warm: Path | None) -> Path:
     if done.returncode != 0:
         sys.exit(f"the base search failed:\n{done.stderr[-3000:]}")
     return runs
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> int:

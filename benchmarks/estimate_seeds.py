@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import platform
 import statistics
 import sys
 import time
@@ -29,24 +28,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import torch  # noqa: E402
-from _bench import kendall_tau, spread_by_macs, write_json  # noqa: E402
+from _bench import kendall_tau, machine_identity, spread_by_macs, write_json  # noqa: E402
 
 from autoc.search.context import build_objective_context, load_inputs  # noqa: E402
 from autoc.search.objective import estimate_candidate_in  # noqa: E402
 from autoc.search.options import SearchOptions  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def machine() -> dict:
-    cpu = platform.processor()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"node": platform.node(), "cpu": cpu, "cores": __import__("os").cpu_count(),
-            "torch": torch.__version__, "python": platform.python_version()}
 
 
 def main() -> int:
@@ -127,7 +115,7 @@ def write_result(args, *, options, inputs, candidates, estimates, seconds, conte
         "benchmark": "estimate_seeds",
         "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine(),
+        "machine": machine_identity(),
         "label": args.label,
         "complete": final,
         "options": {k: str(v) for k, v in vars(options).items()},

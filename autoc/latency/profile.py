@@ -225,7 +225,8 @@ class DeviceProfile:
         } | ({"in_context": self.in_context.to_dict()} if self.in_context is not None else {})
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """This machine's CPU model as /proc/cpuinfo names it (profiles and benchmark results record it)."""
     fields: dict[str, str] = {}
     with contextlib.suppress(OSError):
         with open("/proc/cpuinfo", encoding="utf-8") as f:
@@ -242,7 +243,7 @@ def host_identity(threads: int) -> DeviceIdentity:
     import torch
 
     return DeviceIdentity(
-        cpu_model=_cpu_model(),
+        cpu_model=cpu_model(),
         logical_cores=os.cpu_count() or 1,
         threads=threads,
         runtime=RUNTIME,

@@ -139,7 +139,7 @@ def separation_text(best: TrialRecord, records: Iterable[TrialRecord], *, run_di
     rows, noise = record_separations(best.number, records)
     if not rows:
         return None
-    size = correct_by_trial(records)[best.number].size
+    size = decode_correct(best.correct).size  # rows exist, so the chosen trial's results read
     if noise is None:
         errors = f"{Z_95} paired standard errors on its {size:,} validation images"
         unmeasured = "; training-seed noise not measured (it comes on top)"
