@@ -1,0 +1,5 @@
+"""autoc's benchmarks, run from the repository root as ``python -m benchmarks.<area>.<name>``.
+
+Each writes its figures with the machine, date and command to ``benchmarks/results/`` (``common.record_result``);
+``python -m benchmarks.render`` renders them as the pages under ``docs/results/``.
+"""
