@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import os
 import platform
@@ -35,12 +36,12 @@ from autoc.latency.validate import kendall_tau
 from autoc.space import SearchSpace
 from autoc.supernet import SupernetConfig, open_supernet, random_candidate
 
+from benchmarks import RESULTS
+
 BENCHMARKS = Path(__file__).resolve().parent
-# Where every benchmark writes its result record; docs/results/ is rendered from it (python -m benchmarks.render).
-RESULTS = BENCHMARKS / "results"
 RESULT_SCHEMA = "autoc.benchmark-result/1"
 
-# Reference trainings cost minutes each on a CPU; the results behind the README's figures are kept here.
+# Reference trainings cost minutes each on a CPU; the ones behind the results pages are kept here.
 COMMITTED_REFERENCES = BENCHMARKS / "reference-cache"
 
 
@@ -220,6 +221,21 @@ def result_path(benchmark: str, key: str, *, results_dir: Path = RESULTS) -> Pat
     """One file per benchmark and dataset/configuration: a re-run overwrites its own figure and no other."""
     safe_key = "".join(c if c.isalnum() or c in "-_." else "-" for c in key)
     return results_dir / f"{benchmark}--{safe_key}.json"
+
+
+# Options that change where or how fast a benchmark runs, not which figure it measures.
+NOT_CONFIG = frozenset({"threads", "runs_dir", "out", "train_device", "reference_cache", "shard", "merge", "label"})
+
+
+def config_key(args, *, extra: str = "") -> str:
+    """The dataset and a digest of the options that define a benchmark's figure: a re-run with the same
+    options overwrites its own result record, one with other options writes its own."""
+    options = {k: str(v) for k, v in sorted(vars(args).items()) if k not in NOT_CONFIG}
+    digest = hashlib.sha1(json.dumps(options, sort_keys=True).encode()).hexdigest()[:8]
+    dataset = getattr(args, "dataset", None)
+    sizes = "".join(f"-{name}{getattr(args, name)}" for name in ("max_train", "max_val")
+                    if getattr(args, name, None) is not None)
+    return "-".join(part for part in (dataset, extra) if part) + sizes + f"-{digest}"
 
 
 def record_result(benchmark: str, key: str, *, title: str, figures: dict, results_dir: Path = RESULTS,

@@ -17,8 +17,9 @@ from autoc.evaluate.estimate import estimate_candidate
 from autoc.evaluate.metrics import spec_macs
 from autoc.space import load_space
 
-from benchmarks.common import (add_common_args, add_max_eval_arg, estimate_config, load_data, spread_by_macs,
-                               trained_supernet)
+from benchmarks.common import (add_common_args, add_max_eval_arg, config_key, estimate_config, load_data,
+                               record_result, spread_by_macs, trained_supernet)
+
 
 
 def main() -> int:
@@ -42,6 +43,9 @@ def main() -> int:
     print(f"estimate cost at default settings ({config.finetune_steps} fine-tune steps, BN on "
           f"{config.calibration_batches} x 64 images, eval on {config.max_eval or len(data.val_y)}), {args.threads} thread(s): "
           f"median {statistics.median(costs):.2f} s, max {max(costs):.2f} s")
+    record_result("estimate.cost", config_key(args), title=f"Seconds per accuracy estimate ({args.candidates} candidates "
+                  f"over the MAC range, eval on {config.max_eval or len(data.val_y)} images, {args.threads} thread(s))",
+                  figures={"median (s)": statistics.median(costs), "max (s)": max(costs)})
     return 0
 
 

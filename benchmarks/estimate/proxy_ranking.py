@@ -37,8 +37,9 @@ from autoc.evaluate.train import train
 from autoc.latency.validate import kendall_tau
 from autoc.space import load_space
 
-from benchmarks.common import (add_common_args, add_recipe_args, cached_references, load_data, parameter_count,
-                               reference_cache, reference_recipe, write_json)
+from benchmarks.common import (add_common_args, add_recipe_args, cached_references, config_key, load_data,
+                               parameter_count, record_result, reference_cache, reference_recipe, write_json)
+
 
 
 def fresh_model(candidate: Candidate, seed: int) -> nn.Module:
@@ -149,6 +150,9 @@ def main() -> int:
         print(f"  {name:10s} tau {tau:+.3f}   {statistics.median(costs[name]):.2f} s per candidate")
     write_json(args.out, {"summary": summary, "accuracy": accuracy, "scores": scores,
                           "candidates": [c.to_dict() for c, _ in rows]})
+    record_result("estimate.proxy_ranking", config_key(args),
+                  title=f"Training-free proxies vs the reference recipe over {len(rows)} trained networks",
+                  figures={f"{name} (Kendall tau)": s["kendall_tau"] for name, s in summary.items()})
     return 0
 
 

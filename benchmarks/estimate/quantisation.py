@@ -30,7 +30,9 @@ from autoc.latency.validate import kendall_tau
 from autoc.space import load_space
 
 from benchmarks.common import (add_common_args, add_max_eval_arg, add_recipe_args, add_trained_networks_args,
-                               estimate_config, load_data, trained_networks, trained_supernet, write_json)
+                               config_key, estimate_config, load_data, record_result, trained_networks,
+                               trained_supernet, write_json)
+
 
 VARIANTS = ("policy", "w8", "fp32")
 
@@ -93,6 +95,12 @@ def main() -> int:
               + f"; policy-minus-fp32 drop vs the sub-8-bit share {f['drop_vs_low_bit_share_tau']:+.3f}; mean estimate "
               + ", ".join(f"{how} {m:.3f}" for how, m in f["mean_estimate"].items()), flush=True)
     write_json(args.out, {"figures": figures, "rows": rows, "settings": {k: str(v) for k, v in vars(args).items()}})
+    record_result("estimate.quantisation", config_key(args),
+                  title="The estimate with its policy, sub-8-bit weights raised to 8 bits, and quantisation dropped",
+                  figures={f"{group} ({f['networks']}): {how} {what}": value for group, f in figures.items()
+                           for what, values in (("tau vs the mean of seeds", f["tau_vs_mean"]),
+                                                ("mean estimate", f["mean_estimate"]))
+                           for how, value in values.items()})
     return 0
 
 

@@ -44,9 +44,10 @@ from autoc.evaluate.train import teacher_logits_of
 from autoc.latency.validate import kendall_tau
 from autoc.space import load_space
 
-from benchmarks.common import (add_common_args, add_recipe_args, interleaved, load_data, parse_shard,
-                               reference_cache, reference_recipe, spread_by_macs, train_device, trained_supernet,
-                               write_json)
+from benchmarks.common import (add_common_args, add_recipe_args, config_key, interleaved, load_data, parse_shard,
+                               record_result, reference_cache, reference_recipe, spread_by_macs, train_device,
+                               trained_supernet, write_json)
+
 
 
 def print_figures(rows: list[dict], *, proper_steps: int | None, threads: int | None) -> dict:
@@ -63,6 +64,15 @@ def print_figures(rows: list[dict], *, proper_steps: int | None, threads: int | 
     print(f"estimate cost per candidate: median {summary['estimate_seconds_median']:.2f} s, "
           f"max {summary['estimate_seconds_max']:.2f} s" + (f" ({threads} thread(s))" if threads else ""))
     return summary
+
+
+def record(args, summary: dict, *, estimate: str) -> None:
+    """The figures of a whole spread (a shard's are recorded once merged)."""
+    record_result("estimate.ranking_fidelity", config_key(args, extra=estimate),
+                  title=f"Ranking fidelity: {estimate} vs the reference recipe over {summary['candidates']} candidates",
+                  figures={"Kendall tau": summary["kendall_tau"], "Kendall tau of MACs alone": summary["macs_kendall_tau"],
+                           "estimate cost, median (s)": summary["estimate_seconds_median"],
+                           "estimate cost, max (s)": summary["estimate_seconds_max"]})
 
 
 def main() -> int:
@@ -87,7 +97,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.merge:
         rows = [row for path in args.merge for row in json.loads(path.read_text())["rows"]]
-        print_figures(rows, proper_steps=None, threads=None)
+        record(args, print_figures(rows, proper_steps=None, threads=None), estimate="merged shards")
         return 0
     shard, shards = parse_shard(args.shard)
 
@@ -123,7 +133,7 @@ def main() -> int:
                   f"proper {row['proper']:.3f}", flush=True)
         print(f"estimates with BN on {args.calibration_batches} x 64 images, evaluated on {args.max_eval or 'all'} "
               "held-out images:")
-        print_figures(rows, proper_steps=None, threads=args.threads)
+        record(args, print_figures(rows, proper_steps=None, threads=args.threads), estimate="rescored estimate")
         return 0
 
     def supernet_estimate(candidate):
@@ -134,6 +144,8 @@ def main() -> int:
     rows = scored_rows(args, spread, data, recipe=recipe, cache=cache, shard=shard, shards=shards,
                        estimate=supernet_estimate, label="estimate")
     summary = print_figures(rows, proper_steps=args.proper_steps, threads=args.threads)
+    if shards == 1:
+        record(args, summary, estimate="supernet estimate")
     summary |= {
         "supernet_train_seconds": run.train_seconds,
         "settings": {**{k: str(v) for k, v in vars(args).items()}, "supernet": asdict(sn_config),
@@ -172,6 +184,8 @@ def early_training_ranking(args, spread, data, *, recipe, cache, shard: int, sha
     rows = scored_rows(args, spread, data, recipe=recipe, cache=cache, shard=shard, shards=shards,
                        estimate=early, label=f"after {args.early_steps} steps")
     summary = print_figures(rows, proper_steps=args.proper_steps, threads=args.threads)
+    if shards == 1:
+        record(args, summary, estimate=f"accuracy after {args.early_steps} steps")
     summary |= {"settings": {**{k: str(v) for k, v in vars(args).items()}, "recipe": asdict(recipe)}}
     write_json(args.out, {**summary, "rows": rows})
     return 0

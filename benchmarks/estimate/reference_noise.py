@@ -31,8 +31,10 @@ from autoc.evaluate.recipe import reference_accuracy
 from autoc.latency.validate import kendall_tau
 from autoc.space import load_space
 
-from benchmarks.common import (add_common_args, add_recipe_args, load_data, ranking_ceiling, reference_cache,
-                               reference_recipe, spread_by_macs, train_device, write_json)
+from benchmarks.common import (add_common_args, add_recipe_args, config_key, load_data, ranking_ceiling,
+                               record_result, reference_cache, reference_recipe, spread_by_macs, train_device,
+                               write_json)
+
 
 
 def compare_lengths(args, spread, data, recipe) -> list[dict]:
@@ -123,6 +125,13 @@ def main() -> int:
               f"{100 * statistics.pstdev(observed):.2f} points): a perfect estimator vs one reference run "
               f"tau {ceiling['perfect']:.3f}; two reference runs vs each other tau {ceiling['two_runs']:.3f}")
     lengths = compare_lengths(args, spread, data, recipe) if args.compare_steps else None
+    figures = {"pooled seed-to-seed stdev (points)": None if pooled is None else 100 * pooled}
+    if ceiling:
+        figures |= {"perfect estimator vs one reference run (tau)": ceiling["perfect"],
+                    "two reference runs vs each other (tau)": ceiling["two_runs"]}
+    record_result("estimate.reference_noise", config_key(args),
+                  title=f"Reference recipe's seed noise: candidates {' '.join(map(str, args.pick))}, {args.seeds} seeds",
+                  figures=figures, rows=rows)
     write_json(args.out, {"rows": rows, "pooled_stdev": pooled, "ranking_ceiling": ceiling, "lengths": lengths,
                           "settings": {k: str(v) for k, v in vars(args).items()}})
     return 0

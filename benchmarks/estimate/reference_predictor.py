@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import sys
 from pathlib import Path
@@ -35,8 +34,10 @@ from autoc.evaluate.metrics import spec_macs
 from autoc.latency.validate import kendall_tau
 from autoc.space import load_space
 
-from benchmarks.common import (add_common_args, add_recipe_args, cached_references, load_data, reference_cache,
-                               reference_recipe, spread_by_macs, write_json)
+from benchmarks.common import (add_common_args, add_recipe_args, cached_references, candidate_key, config_key,
+                               load_data, record_result, reference_cache, reference_recipe, spread_by_macs,
+                               write_json)
+
 
 ALPHAS = np.logspace(-2, 4, 25)
 RESOLUTIONS = (32, 16, 8, 4)
@@ -140,9 +141,8 @@ def main() -> int:
         curve[size] = (float(np.mean(taus)), float(np.std(taus)))
         print(f"  trained on {size} references, tau on the other {n - size}: {curve[size][0]:+.3f} (stdev {curve[size][1]:.3f})")
 
-    key = lambda candidate: json.dumps(candidate.to_dict(), sort_keys=True)  # noqa: E731
-    spread = {key(candidate) for candidate in spread_by_macs(space, 20, num_classes=data.num_classes, seed=0)}
-    is_spread = np.array([key(candidate) in spread for candidate, _ in rows])
+    spread = {candidate_key(candidate) for candidate in spread_by_macs(space, 20, num_classes=data.num_classes, seed=0)}
+    is_spread = np.array([candidate_key(candidate) in spread for candidate, _ in rows])
     spread_tau = None
     if is_spread.sum() == 20:
         predicted = predictor().fit(x[~is_spread], y[~is_spread]).predict(x[is_spread])
@@ -153,6 +153,11 @@ def main() -> int:
                           "permutation_p": p_value, "fold_tau_mean": float(np.mean(folds)),
                           "learning_curve": {str(k): v for k, v in curve.items()}, "spread20_tau": spread_tau,
                           "settings": {k: str(v) for k, v in vars(args).items()}})
+    record_result("estimate.reference_predictor", config_key(args),
+                  title=f"Accuracy predictor learnt from {n} reference results (ridge regression on architecture features)",
+                  figures={"leave-one-out Kendall tau": loo, "permutation p": p_value,
+                           "within test folds, mean Kendall tau": float(np.mean(folds)),
+                           "the ranking spread's 20 predicted from the others (tau)": spread_tau})
     return 0
 
 

@@ -31,9 +31,10 @@ from autoc.evaluate.recipe import reference_accuracy
 from autoc.latency.validate import kendall_tau
 from autoc.space import load_space
 
-from benchmarks.common import (add_common_args, add_recipe_args, candidate_key, expected_accuracies, load_data,
-                               parameter_count, ranking_ceiling, reference_cache, reference_recipe, spread_by_macs,
-                               write_json)
+from benchmarks.common import (add_common_args, add_recipe_args, candidate_key, config_key, expected_accuracies,
+                               load_data, parameter_count, ranking_ceiling, record_result, reference_cache,
+                               reference_recipe, spread_by_macs, write_json)
+
 
 
 def estimates_from_file(path: Path) -> dict[str, dict[str, float]]:
@@ -134,6 +135,13 @@ def main() -> int:
                           "seed_pairs_tau": pairs, "simulated_ceiling": simulated, "estimates": scored,
                           "perfect_vs_mean_of_k_seeds": ceilings,
                           "settings": {k: str(v) for k, v in vars(args).items()}})
+    figures = {"pooled seed-to-seed stdev (points)": 100 * pooled,
+               "two reference runs vs each other, simulated (tau)": simulated["two_runs"]}
+    figures |= {f"perfect estimator vs the mean of {k} seeds (tau)": t for k, t in ceilings.items()}
+    figures |= {f"{name} vs the mean of the seeds (tau)": s["vs_mean"] for name, s in scored.items()}
+    record_result("estimate.reference_seeds", config_key(args),
+                  title=f"The reference at {args.seeds} seeds over {len(complete)} candidates, and the estimates against it",
+                  figures=figures)
     return 0
 
 

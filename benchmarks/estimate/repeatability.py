@@ -26,8 +26,10 @@ from autoc.evaluate.estimate import eval_subset
 from autoc.latency.validate import kendall_tau
 from autoc.space import load_space
 
-from benchmarks.common import (add_common_args, add_recipe_args, add_trained_networks_args, correct_per_image,
-                               load_data, trained_networks, trained_supernet, write_json)
+from benchmarks.common import (add_common_args, add_recipe_args, add_trained_networks_args, config_key,
+                               correct_per_image, load_data, record_result, trained_networks, trained_supernet,
+                               write_json)
+
 
 
 def main() -> int:
@@ -84,6 +86,12 @@ def main() -> int:
                           "networks": [{"spread": r["spread"], "mean": r["mean"],
                                         "accuracy": {cal: float(c.float().mean()) for cal, c in r["correct"].items()}}
                                        for r in networks]})
+    record_result("estimate.repeatability", config_key(args),
+                  title="How much of the supernet estimate is its own evaluation noise, by evaluation size",
+                  figures={f"BN on {r['calibration_batches']} x 64, {r['eval_images']} images, {r['group']} "
+                           f"({r['networks']}): {what}": r[key]
+                           for r in figures for what, key in (("tau vs the mean of seeds", "tau_mean"),
+                                                              ("two subsets vs each other", "repeatability"))})
     return 0
 
 

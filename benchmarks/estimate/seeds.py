@@ -23,18 +23,22 @@ import itertools
 import statistics
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
-
 
 from autoc.latency.validate import kendall_tau
 from autoc.search.context import build_objective_context, load_inputs
 from autoc.search.objective import estimate_candidate_in
 from autoc.search.options import SearchOptions
 
-from benchmarks.common import machine_identity, spread_by_macs, write_json
+from benchmarks.common import RESULTS, record_result, spread_by_macs
 
-RESULTS = Path(__file__).resolve().parent / "results"
+
+# What the figures mean, shown under them on the results page.
+NOTE = ("The search's own estimate of candidates spread over the space's MAC range, repeated for each training "
+        'seed (teacher or supernet, and fine-tuning; same data and validation images). Per-candidate spread: '
+        "standard deviation of one candidate's estimate over the seeds (mean and worst over the candidates). "
+        'Between candidates: standard deviation of their mean estimates. Seed-to-seed tau: Kendall tau between two'
+        " seeds' estimates of the candidates (mean and worst over the seed pairs).")
 
 
 def main() -> int:
@@ -54,7 +58,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"))
     parser.add_argument("--label", default="", help="name of the recipe in the output (e.g. today, new)")
-    parser.add_argument("--out", type=Path, default=None, help="JSON result (default benchmarks/results/...)")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS, help="where the result record is written")
     args = parser.parse_args()
 
     options = SearchOptions(budget_ms=1.0, space=args.space, dataset=args.dataset, data_dir=args.data,
@@ -110,23 +114,23 @@ def write_result(args, *, options, inputs, candidates, estimates, seconds, conte
               f"between candidates {summary['between_candidate_stdev_points']:.2f}; seed-to-seed tau "
               f"{summary['seed_tau_mean']:.3f} (min {summary['seed_tau_min']:.3f}); "
               f"{summary['seconds_per_candidate']:.2f} s per candidate")
-    out = args.out or RESULTS / f"estimate_seeds-{args.dataset}{'-' + args.label if args.label else ''}.json"
-    write_json(out, {
-        "benchmark": "estimate_seeds",
-        "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine_identity(),
-        "label": args.label,
-        "complete": final,
-        "options": {k: str(v) for k, v in vars(options).items()},
-        "dataset": inputs.data.name, "train_images": len(inputs.data.train_y), "val_images": len(inputs.data.val_y),
-        "summary": summary,
-        "contexts": contexts,
-        "estimates": estimates,
-        "candidates": [c.to_dict() for c in candidates],
-    })
-    if final:
-        print(f"wrote {out}")
+    recipe = (f"supernet {options.supernet_steps} steps" if options.supernet_steps
+              else f"teacher {options.teacher_steps} steps") + f", {options.finetune_steps} KD steps"
+    record_result(
+        "estimate.seeds", f"{args.dataset}{'-' + args.label if args.label else ''}",
+        title=f"How steady is the accuracy estimate? {inputs.data.name} ({len(inputs.data.train_y)} train / "
+              f"{len(inputs.data.val_y)} val), {recipe}, {seeds} training seeds",
+        figures={"per-candidate spread, mean (points)": summary["per_candidate_stdev_points_mean"],
+                 "per-candidate spread, worst (points)": summary["per_candidate_stdev_points_max"],
+                 "between candidates (points)": summary["between_candidate_stdev_points"],
+                 "seed-to-seed Kendall tau, mean": summary["seed_tau_mean"],
+                 "seed-to-seed Kendall tau, worst": summary["seed_tau_min"],
+                 "seconds per candidate": summary["seconds_per_candidate"]},
+        goal="per-candidate spread <= 2 points and seed-to-seed tau >= 0.8 at <= 3 s per candidate (issue 30)",
+        note=NOTE, results_dir=args.results_dir, complete=final, label=args.label,
+        options={k: str(v) for k, v in vars(options).items()}, dataset=inputs.data.name,
+        train_images=len(inputs.data.train_y), val_images=len(inputs.data.val_y), summary=summary,
+        contexts=contexts, estimates=estimates, candidates=[c.to_dict() for c in candidates])
 
 
 if __name__ == "__main__":

@@ -23,7 +23,8 @@ from autoc.space.assemble import assemble
 from autoc.supernet import smallest_candidate
 from autoc.supernet.subnets import extreme_choices, op_size
 
-from benchmarks.common import add_common_args, load_data, trained_supernet
+from benchmarks.common import add_common_args, config_key, load_data, record_result, trained_supernet
+
 
 
 def _op_like(choices, *, kernel: int | None = None, least_expansion: bool = False):
@@ -73,10 +74,15 @@ def main() -> int:
     est = EstimateConfig(max_eval=args.max_eval, calibration_batches=args.calibration_batches, seed=args.seed)
     named = {name: assemble(space, values, num_classes=data.num_classes) for name, values in variants(space).items()}
     named["smallest"] = smallest_candidate(space, num_classes=data.num_classes)
+    accuracies = {}
     for name, candidate in named.items():
         _, estimate = estimate_candidate(candidate, supernet=run.supernet, data=data, teacher_logits=None, config=est)
         print(f"  {name:16s} {spec_macs(candidate.netspec()) / 1e6:6.1f} MMACs  accuracy {estimate.accuracy:.3f}",
               flush=True)
+        accuracies[f"{name} (estimated accuracy)"] = estimate.accuracy
+    record_result("estimate.supernet_dimensions", config_key(args),
+                  title="Which elastic dimension the supernet serves: the largest network with one dimension changed",
+                  figures=accuracies)
     return 0
 
 

@@ -27,8 +27,10 @@ from autoc.latency.validate import kendall_tau
 from autoc.space import load_space
 from autoc.supernet.train import SupernetConfig, train_supernet
 
-from benchmarks.common import (add_common_args, add_recipe_args, load_data, reference_cache, reference_recipe,
-                               spread_by_macs, train_device, trained_supernet, write_json)
+from benchmarks.common import (add_common_args, add_recipe_args, config_key, load_data, record_result,
+                               reference_cache, reference_recipe, spread_by_macs, train_device, trained_supernet,
+                               write_json)
+
 
 # "defaults": the search's estimate when this benchmark's figures were measured (256 images; 1,000 since session 16)
 SETTINGS = {"defaults": EstimateConfig(max_eval=256), "bn8_eval1000": EstimateConfig(calibration_batches=8, max_eval=1000)}
@@ -84,6 +86,10 @@ def main() -> int:
         print(f"cycle {cycle}: {args.cycle_steps} steps in {seconds:.0f} s", flush=True)
         score(cycle * args.cycle_steps, seconds)
         write_json(args.out, {"rows": results, "proper": proper, "settings": {k: str(v) for k, v in vars(args).items()}})
+    record_result("estimate.supernet_longer", config_key(args),
+                  title="The supernet trained longer: ranking after each cycle of sandwich steps",
+                  figures={f"+{entry['extra_steps']} steps, {name} (tau)": entry[name]["kendall_tau"]
+                           for entry in results for name in SETTINGS})
     return 0
 
 

@@ -26,8 +26,10 @@ from pathlib import Path
 from autoc.latency.validate import kendall_tau
 from autoc.space import load_space
 
-from benchmarks.common import (add_common_args, add_recipe_args, add_trained_networks_args, correct_per_image,
-                               load_data, trained_networks, trained_supernet, write_json)
+from benchmarks.common import (add_common_args, add_recipe_args, add_trained_networks_args, config_key,
+                               correct_per_image, load_data, record_result, trained_networks, trained_supernet,
+                               write_json)
+
 
 
 def main() -> int:
@@ -81,6 +83,13 @@ def main() -> int:
                           "networks": [{"spread": n.in_spread, "mean": n.mean_accuracy,
                                         "estimates": {s: estimates[s][i] for s in args.supernet_seeds}}
                                        for i, n in enumerate(trained)]})
+    record_result("estimate.supernet_seeds", config_key(args),
+                  title=f"Estimates from supernets of training seeds {' '.join(map(str, args.supernet_seeds))}",
+                  figures={f"{r['group']} ({r['networks']}): {what}": value for r in figures
+                           for what, value in [("supernets agree (tau)", r["supernets_agree"]),
+                                               *((f"supernet {s} vs the mean of seeds (tau)", t)
+                                                 for s, t in r["tau_each"].items()),
+                                               ("averaged vs the mean of seeds (tau)", r["tau_averaged"])]})
     return 0
 
 

@@ -32,8 +32,9 @@ from autoc.space import load_space
 from autoc.supernet import random_candidate
 
 from benchmarks.common import (add_common_args, add_max_eval_arg, add_recipe_args, add_trained_networks_args,
-                               estimate_config, load_data, parameter_count, trained_networks, trained_supernet,
-                               write_json)
+                               config_key, estimate_config, load_data, parameter_count, record_result,
+                               trained_networks, trained_supernet, write_json)
+
 
 
 def log_params(candidate: Candidate) -> float:
@@ -93,6 +94,10 @@ def main() -> int:
             print(f"  Kendall tau vs {truth}: " + ", ".join(f"{name} {tau:+.3f}" for name, tau in taus.items()))
     write_json(args.out, {"figures": figures, "scales": scales, "rows": rows,
                           "settings": {k: str(v) for k, v in vars(args).items()}})
+    record_result("estimate.with_size", config_key(args),
+                  title="The estimate, the size and both together against the reference, over every trained network",
+                  figures={f"{group}: {name} vs the mean of seeds (tau)": tau for group, by_truth in figures.items()
+                           for name, tau in by_truth["mean of seeds"].items()})
     return 0
 
 

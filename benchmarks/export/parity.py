@@ -31,6 +31,8 @@ from autoc.export.stored_trial import open_trial
 from autoc.latency.device import open_latency_model
 from autoc.search.stored import open_stored_run
 
+from benchmarks.common import record_result
+
 ROUNDS = 3  # latency rounds against a profile measured after the search
 
 
@@ -82,6 +84,13 @@ def main(argv: list[str] | None = None) -> int:
         f"{100 * (overall / predicted_now - 1):+.1f}%)"
     )
     print(f"total {time.perf_counter() - start:.0f} s")
+    record_result("export.parity", f"cifar10-train{args.max_train}-val{args.max_val}-trials{args.trials}",
+                  title=f"ONNX export of the best of a {args.trials}-trial CIFAR-10 search: parity with the search",
+                  figures={"fake-quant accuracy": check.fake_quant_accuracy, "exported ONNX accuracy": check.onnx_accuracy,
+                           "accuracy gap (points)": check.accuracy_gap_points,
+                           "measured ms (median)": overall, "predicted ms by a profile measured now": predicted_now,
+                           "measured vs predicted now (%)": 100 * (overall / predicted_now - 1),
+                           "measured vs the prediction stored at search time (%)": 100 * check.latency_error})
     return 0
 
 

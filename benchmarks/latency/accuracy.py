@@ -32,6 +32,9 @@ from autoc.latency.model import LookupTableLatencyModel, open_host_model
 from autoc.latency.validate import format_figures
 from autoc.space import load_space
 
+from benchmarks.common import record_result
+
+
 FBNET = Path(__file__).resolve().parents[3] / "shared" / "data" / "fbnet_latency_pixel3_raspi4_pixel2.csv.gz"
 COLUMNS = ("pixel2_ms", "pixel3_ms", "raspi4_ms")
 OUT = Path("runs/benchmarks/latency_accuracy_host.json")
@@ -84,7 +87,13 @@ def host_figures(args: argparse.Namespace) -> None:
         measured = [r["measured_ms"] for r in figures["networks"]]
         print(f"  held-out measured range {min(measured):.3f}-{max(measured):.3f} ms")
         save_figures(figures | {"correction": asdict(c), "wall_s": round(wall, 1)})
-        prediction_cost(model, networks)
+        per_candidate_us = prediction_cost(model, networks)
+        without = figures.get("without_in_context", {})
+        host = {"held out within ±10% (%)": 100 * figures["within_10pct"], "MAPE (%)": figures["mape_pct"],
+                "Kendall tau": figures["kendall_tau"],
+                "Kendall tau without the in-context unit model": without.get("kendall_tau"),
+                "prediction cost (µs per candidate)": per_candidate_us, "calibration wall time (s)": wall,
+                "load average": figures["load_average"]}
 
     with tempfile.TemporaryDirectory() as tmp:
         model = open_host_model(Path(tmp) / "host.json")
@@ -94,6 +103,10 @@ def host_figures(args: argparse.Namespace) -> None:
         print(f"\nhost default calibration (autoc calibrate --device host): {time.perf_counter() - start:.0f} s wall, "
               f"{figures['fit_networks']} + {figures['n']} networks, held-out within 10%: "
               f"{100 * figures['within_10pct']:.0f}%, tau {figures['kendall_tau']:.3f}")
+        host["default host calibration wall time (s)"] = time.perf_counter() - start
+    record_result("latency.accuracy", f"host-{args.space}-seed{args.seed}-fit{args.fit}-held{args.held_out}",
+                  title=f"Host latency prediction: {args.held_out} held-out random {args.space} networks, "
+                        f"correction fitted on {args.fit}", figures=host)
 
 
 def save_figures(figures: dict) -> None:
@@ -105,7 +118,7 @@ def save_figures(figures: dict) -> None:
     print(f"  wrote {OUT}")
 
 
-def prediction_cost(model: LookupTableLatencyModel, networks) -> None:
+def prediction_cost(model: LookupTableLatencyModel, networks) -> float:
     rounds = 20
     start = time.perf_counter()
     for _ in range(rounds):
@@ -113,6 +126,7 @@ def prediction_cost(model: LookupTableLatencyModel, networks) -> None:
             model.predict(spec, policy)
     per = (time.perf_counter() - start) / (rounds * len(networks))
     print(f"  prediction cost: {1e6 * per:.0f} us per candidate (warm table, {len(networks)} networks x {rounds})")
+    return 1e6 * per
 
 
 def fbnet_figures(args: argparse.Namespace) -> None:
@@ -129,6 +143,11 @@ def fbnet_figures(args: argparse.Namespace) -> None:
         print(f"\nFBNet {column}: fit on {len(fit)}, predict {len(held_out)} ({time.perf_counter() - start:.0f} s, "
               f"{len(additive.blocks)} unit keys, ridge {additive.ridge:g})")
         print(format_figures(figures, title=f"  {column}"))
+        record_result("latency.accuracy", f"fbnet-{column}-fit{len(fit)}",
+                      title=f"FBNet {column.removesuffix('_ms')} whole-network timings: fit on {len(fit)}, "
+                            f"predict {len(held_out)}",
+                      figures={"within ±10% (%)": 100 * figures["within_10pct"], "MAPE (%)": figures["mape_pct"],
+                               "Kendall tau": figures["kendall_tau"]})
 
 
 if __name__ == "__main__":

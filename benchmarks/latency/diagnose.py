@@ -45,7 +45,9 @@ from autoc.latency.measure import FIGURE_PERCENTILE, measure_times, summarise
 from autoc.latency.validate import format_figures, validation_figures
 from autoc.space import load_space
 
-from benchmarks.common import add_latency_dump_args
+from benchmarks.common import add_latency_dump_args, record_result
+
+
 
 OUT = Path("runs/benchmarks/latency_diagnose.json")
 
@@ -138,6 +140,8 @@ def _analyse_table(data: dict, tables: list[dict[str, float]], *, statistic: str
     repeat = [n["repeat"][statistic] for n in nets]
     floor = validation_figures(measured=[one[i] for i in held], predicted=[repeat[i] for i in held])
     print(format_figures(floor, title="noise floor (repeat measurement as the prediction)").splitlines()[0])
+    recorded = {"noise floor: repeat within ±10% (%)": 100 * floor["within_10pct"],
+                "noise floor: Kendall tau": floor["kendall_tau"]}
     # The product's network figure is the mean over its sessions (calibrate.NETWORK_SESSIONS = 2).
     for truth, measured in (("one session", one), ("mean of two sessions", [(a + b) / 2 for a, b in zip(one, repeat)])):
         fit_ms = [measured[i] for i in fit]
@@ -155,6 +159,11 @@ def _analyse_table(data: dict, tables: list[dict[str, float]], *, statistic: str
             figures = validation_figures(measured=[measured[i] for i in held], predicted=predicted)
             print(f"{truth}, {title}: {correction.describe()}")
             print(format_figures(figures, title=f"  fit {len(fit)}").splitlines()[0])
+        recorded[f"product correction, {truth} as the truth: Kendall tau"] = figures["kendall_tau"]
+        recorded[f"product correction, {truth} as the truth: MAPE (%)"] = figures["mape_pct"]
+    record_result("latency.diagnose", f"seed{data.get('seed', 'dump')}-{statistic}-{len(tables)}session",
+                  title=f"Latency dump refitted offline ({label}, {len(fit)} fit / {len(held)} held out)",
+                  figures=recorded)
 
 
 def creation_order(args: argparse.Namespace) -> None:

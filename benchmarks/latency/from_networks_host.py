@@ -30,6 +30,9 @@ from autoc.latency.measure import measure_interleaved
 from autoc.latency.model import LookupTableLatencyModel
 from autoc.space import load_space, sample_candidate
 
+from benchmarks.common import record_result
+
+
 COLUMN = "host_ms"
 
 
@@ -68,6 +71,12 @@ def main() -> None:
                   f"switch {additive.ms_per_transition * 1000:.1f} us, int8 / fp32 cost per MAC {_ratio(additive.prior, 'mmac')}, "
                   f"fp32 us per depthwise MMAC k{'/k'.join(map(str, DEPTHWISE_KERNELS))} {_depthwise(additive.prior)}, "
                   f"{len(additive.blocks)} keys, fitted in {seconds:.2f} s")
+            if precision_terms:
+                record_result("latency.from_networks_host", f"{args.csv.name}-fit{len(fit)}-split{args.split_seed}",
+                              title=f"From-networks calibration of {len(networks)} host-measured {args.space} networks: "
+                                    f"fit on {len(fit)}, predict {len(held_out)}",
+                              figures={"within ±10% (%)": 100 * figures["within_10pct"], "MAPE (%)": figures["mape_pct"],
+                                       "Kendall tau": figures["kendall_tau"]})
 
 
 def _depthwise(prior) -> str:

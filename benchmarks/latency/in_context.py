@@ -42,7 +42,9 @@ from autoc.latency.measure import measure_interleaved
 from autoc.latency.validate import format_figures, validation_figures
 from autoc.space import load_space
 
-from benchmarks.common import add_latency_dump_args
+from benchmarks.common import add_latency_dump_args, record_result
+
+
 
 OUT = Path("runs/benchmarks/latency_in_context.json")
 
@@ -142,6 +144,12 @@ def analyse(data: dict) -> None:
               f"MAPE {plain['mape_pct']:.2f}%, Kendall tau {plain['kendall_tau']:.3f}")
     print(format_figures(result.validation, title=f"  with it (the product; correction {result.correction.describe()})")
           .splitlines()[0])
+    without = result.validation.get("without_in_context", {})
+    record_result("latency.in_context", f"seed{data.get('seed', 'dump')}-prefixed{prefixed}",
+                  title=f"In-context unit model refitted on a dump ({prefixed} prefixed networks)",
+                  figures={"within ±10% (%)": 100 * result.validation["within_10pct"],
+                           "MAPE (%)": result.validation["mape_pct"], "Kendall tau": result.validation["kendall_tau"],
+                           "Kendall tau without the unit model": without.get("kendall_tau")})
     if len(rows[0].get("sessions", [])) > NETWORK_SESSIONS:
         analyse_sessions(data, unit_lists)
 

@@ -32,6 +32,9 @@ from autoc.latency.device import sample_networks
 from autoc.latency.measure import make_session
 from autoc.space import load_space
 
+from benchmarks.common import record_result
+
+
 # A node's unit: the first scope of its name; the classifier and pooling belong to the head.
 _SCOPE = re.compile(r"^/(stages\.\d+\.\d+|stem|head|classifier|GlobalAveragePool|Flatten)(?:/(expand|dw|project|Add))?")
 _HEAD_SCOPES = {"classifier", "GlobalAveragePool", "Flatten"}
@@ -150,6 +153,10 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
     print(f"\nwrote {args.out}")
+    record_result("latency.profile", f"seed{args.seed}-" + "-".join(map(str, args.networks)),
+                  title=f"ONNX Runtime per-node profile of {len(results)} networks: in-network vs alone",
+                  figures={f"{name}: compute in network / units alone": sum(u["in_network_us"] for u in r["units"])
+                           / max(sum(u["alone_us"] for u in r["units"]), 1e-9) for name, r in results.items()})
     return 0
 
 

@@ -21,11 +21,9 @@ The result (counts and every case) is written as JSON with the machine and date.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import hashlib
 import json
 import os
-import platform
 import shutil
 import sqlite3
 import subprocess
@@ -36,7 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from autoc.latency.profile import cpu_model
+from benchmarks.common import RESULTS, record_result
+
 
 TINY_SPACE = """
 name: tiny
@@ -342,7 +341,7 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=300, help="seconds per case")
     parser.add_argument("--warm-runs", type=Path, default=None,
                         help="a runs directory whose devices/ and cache/ the base run reuses (skips calibration)")
-    parser.add_argument("--out", type=Path, default=Path("runs/benchmarks/bad_input_sweep.json"))
+    parser.add_argument("--results-dir", type=Path, default=RESULTS, help="where the result record is written")
     args = parser.parse_args()
 
     selected = [c for c in cases() if args.only is None or args.only in c.name][: args.limit]
@@ -367,12 +366,11 @@ def main() -> int:
         "stored data changed": sum(r["stored_changed"] for r in results),
     }
     print("; ".join(f"{k}: {v}" for k, v in counts.items()))
-    report = {"machine": {"node": platform.node(), "cpu": cpu_model(), "cores": os.cpu_count(),
-                          "python": platform.python_version()},
-              "date": dt.datetime.now().isoformat(timespec="seconds"), "counts": counts, "cases": results}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1) + "\n")
-    print(f"wrote {args.out}")
+    whole = args.only is None and args.limit is None  # a subset records apart, never over the whole sweep's figure
+    record_result("robustness.bad_input_sweep", "all" if whole else f"only-{args.only or 'any'}-limit-{args.limit}",
+                  title="Does bad input get a one-line error and leave stored data alone?", figures=counts,
+                  results_dir=args.results_dir, goal="0 tracebacks, 0 silently accepted, 0 stored data changed",
+                  cases=results)
     return 0 if counts["tracebacks"] == counts["silently accepted"] == counts["stored data changed"] == 0 else 1
 
 

@@ -21,8 +21,9 @@ from autoc.evaluate.recipe import train_from_scratch
 from autoc.space import load_space
 from autoc.supernet import SupernetConfig, supernet_for_space, train_supernet
 
-from benchmarks.common import (Stopwatch, add_common_args, add_recipe_args, load_data, reference_recipe,
-                               spread_by_macs, write_json)
+from benchmarks.common import (Stopwatch, add_common_args, add_recipe_args, config_key, load_data, record_result,
+                               reference_recipe, spread_by_macs, write_json)
+
 
 
 def main() -> int:
@@ -63,6 +64,12 @@ def main() -> int:
               f"supernet {first['supernet_seconds'] / row['supernet_seconds']:.1f}x faster; accuracy "
               f"{100 * (row['reference_accuracy'] - first['reference_accuracy']):+.1f} points")
     write_json(args.out, {"rows": rows, "settings": {k: str(v) for k, v in vars(args).items()}})
+    record_result("scaling.train_device", config_key(args, extra="-".join(args.devices)),
+                  title=f"Training steps on {' and '.join(args.devices)}: reference recipe and supernet",
+                  figures={f"{row['asked']}: {what}": row[key] for row in rows
+                           for what, key in (("reference ms/step", "reference_step_ms"),
+                                             ("supernet ms/step", "supernet_step_ms"),
+                                             ("reference accuracy", "reference_accuracy"))})
     return 0
 
 

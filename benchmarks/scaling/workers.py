@@ -25,6 +25,8 @@ from autoc.search.context import build_objective_context
 from autoc.search.driver import SearchOptions, run_search
 from autoc.search.storage import default_storage_url, open_storage
 
+from benchmarks.common import record_result
+
 
 def trial_phase_hours(options: SearchOptions) -> tuple[int, float]:
     study = optuna.load_study(study_name=options.study, storage=open_storage(default_storage_url(options.runs_dir / options.study)))
@@ -106,6 +108,14 @@ def main() -> None:
           f"in-process from caches {context_cached_s:.2f} s)")
     print(f"ray overhead per trial at {args.trials} trials, 2 workers: {per_trial_s:.2f} s "
           f"(start + one worker's set-up, over its {args.trials // 2} trials) + {ray['rtt_ms']:.1f} ms dispatch")
+    figures = {f"{n} worker(s): {what}": r[key] for n, r in ((1, one), (2, two))
+               for what, key in (("wall (s)", "wall_s"), ("trials/h, trial phase", "per_hour_phase"),
+                                 ("trials/h, wall", "per_hour_wall"))}
+    figures |= {"2 vs 1 workers, trial phase (x)": two["per_hour_phase"] / one["per_hour_phase"],
+                "2 vs 1 workers, wall (x)": two["per_hour_wall"] / one["per_hour_wall"],
+                "Ray local instance start (s)": ray["init_s"], "Ray empty task round trip (ms)": ray["rtt_ms"]}
+    record_result("scaling.workers", f"{args.space}-trials{args.trials}-finetune{args.finetune_steps}",
+                  title=f"Distributed search: {args.trials} trials of {args.space} on 1 and 2 workers", figures=figures)
 
 
 if __name__ == "__main__":

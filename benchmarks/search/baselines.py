@@ -16,8 +16,10 @@ import argparse
 from autoc.latency.device import open_latency_model
 from autoc.space import load_space
 
-from benchmarks.common import (add_common_args, add_recipe_args, at_least_one, load_data, parse_shard,
-                               reference_cache, reference_recipe, train_baselines, train_device, write_baselines)
+from benchmarks.common import (add_common_args, add_recipe_args, at_least_one, config_key, load_data, parse_shard,
+                               record_result, reference_cache, reference_recipe, train_baselines, train_device,
+                               write_baselines)
+
 
 
 def main() -> int:
@@ -46,6 +48,10 @@ def main() -> int:
     if shard[1] > 1:
         return 0  # a part of the family: baselines.json is written by the run over all of it
     print(write_baselines(args.runs_dir / args.study / "baselines.json", rows, recipe=recipe))
+    record_result("search.baselines", config_key(args), title=f"MobileNetV2 baselines by the reference recipe "
+                  f"({args.proper_steps} steps): accuracy at seed {args.seed}, predicted {args.device} latency",
+                  figures={f"{row['name']}: {what}": row[key] for row in rows
+                           for what, key in (("accuracy", "accuracy"), ("predicted ms", "latency_ms"))})
     return 0
 
 

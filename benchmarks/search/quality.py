@@ -48,9 +48,10 @@ from autoc.search.startup import SPREAD_SAMPLERS, enqueue_start, spread_start
 from autoc.space import load_space, sample_candidate
 
 from benchmarks.common import (BUDGET_BASELINES, Stopwatch, add_common_args, add_max_eval_arg, add_recipe_args,
-                               at_least_one, baseline_family, estimate_config, load_data, parameter_count,
-                               reference_cache, reference_recipe, seed_accuracies, train_baselines, train_device,
-                               trained_supernet, write_baselines, write_json)
+                               at_least_one, baseline_family, config_key, estimate_config, load_data,
+                               parameter_count, record_result, reference_cache, reference_recipe, seed_accuracies,
+                               train_baselines, train_device, trained_supernet, write_baselines, write_json)
+
 
 
 def hypervolume(points: list[tuple[float, float]], *, reference_ms: float, from_ms: float = 0.0) -> float:
@@ -252,11 +253,14 @@ def main() -> int:
                                           for n, p in points.items()), flush=True)
         runs[-1] |= {"hypervolume": volumes, "gain": gains[args.sampler], "gains": gains, "common_range_gains": common,
                      "fastest": {n: fastest(p) for n, p in points.items()}}
+    hypervolume_figures = {}
     for name in runs[0].get("gains", {}):
         for label, key in (("hypervolume gain", "gains"), ("  over the common latency range", "common_range_gains")):
             gains = [r[key][name] for r in runs]
             mean = sum(gains) / len(gains)
             error = statistics.stdev(gains) / math.sqrt(len(gains)) if len(gains) > 1 else float("nan")
+            hypervolume_figures[f"{name} vs random: {label.strip()}, mean over {len(gains)} seeds (%)"] = 100 * mean
+            hypervolume_figures[f"{name} vs random: {label.strip()}, standard error (%)"] = 100 * error
             print(f"{label} of {name} over random at {args.trials} trials: mean {mean:+.1%} (SE {error:.1%}; "
                   f"{sum(g >= 0.1 for g in gains)} of {len(gains)} seeds at +10% or more) "
                   f"({', '.join(f'{g:+.1%}' for g in gains)})")
@@ -264,6 +268,9 @@ def main() -> int:
     if args.hypervolume_only:
         write_json(args.out, {"hypervolume_runs": [{k: v for k, v in r.items() if k != "trials"} for r in runs],
                               "reference_ms": reference, "settings": {k: str(v) for k, v in vars(args).items()}})
+        record_result("search.quality", config_key(args, extra="hypervolume"),
+                      title=f"Pareto hypervolume of {args.sampler} against random search, {args.trials} trials, "
+                            f"reference {reference:.3f} ms", figures=hypervolume_figures)
         return 0
 
     budgets = [b["latency_ms"] for b in baselines if b["name"] in BUDGET_BASELINES]
@@ -320,6 +327,15 @@ def main() -> int:
                           "comparisons": comparisons, "baselines": baselines,
                           "settings": {k: str(v) for k, v in vars(args).items()},
                           "supernet_train_seconds": run and run.train_seconds})
+    found_figures = dict(hypervolume_figures)
+    for c in comparisons:
+        found_figures[f"budget {c['budget_ms']:.3f} ms: found vs {c['baseline']} (points)"] = c["gain_points"]
+        if "gain_mean_points" in c:
+            found_figures[f"budget {c['budget_ms']:.3f} ms: found vs the best baseline, mean of {args.seeds} recipe "
+                          "seeds (points)"] = c["gain_mean_points"]
+    record_result("search.quality", config_key(args, extra="found"),
+                  title=f"Found network vs the best MobileNetV2 baseline within each budget ({args.sampler}, "
+                        f"{args.trials} trials, {args.finalists} finalists)", figures=found_figures)
     return 0
 
 

@@ -33,11 +33,13 @@ import scipy.stats
 
 from autoc.candidate import Candidate
 from autoc.latency.device import open_latency_model
+from autoc.latency.validate import kendall_tau
 from autoc.space import load_space
 
 from benchmarks.common import (BUDGET_BASELINES, add_common_args, add_recipe_args, at_least_one, baseline_family,
-                               cached_entries, load_data, reference_cache, reference_recipe, seed_accuracies,
-                               spread_by_macs)
+                               cached_entries, config_key, load_data, record_result, reference_cache,
+                               reference_recipe, seed_accuracies, spread_by_macs)
+
 
 
 def main() -> int:
@@ -75,6 +77,7 @@ def main() -> int:
         print(f"missing budget baselines {sorted(set(BUDGET_BASELINES) - set(budgets))}: train them with "
               f"search.baselines, the same recipe and --seeds {args.seeds}")
         return 1
+    figures = {}
     for name in BUDGET_BASELINES:
         budget = budgets[name]
         base = max((b for b in baselines if b["latency_ms"] <= budget), key=lambda b: b["accuracy"])
@@ -89,11 +92,18 @@ def main() -> int:
               f"{len(within)} random candidates within it {best['accuracy']:.4f} ({best['name']}, "
               f"{best['latency_ms']:.3f} ms): {100 * (best['accuracy'] - base['accuracy']):+.1f} points; "
               f"{beat} of {len(within)} beat the baseline")
-    accuracy_by_latency(cache, data_fingerprint=data.fingerprint, recipe=dataclasses.asdict(recipe), latency=latency)
+        figures[f"budget {budget:.3f} ms: best random candidate vs {base['name']} (points)"] = \
+            100 * (best["accuracy"] - base["accuracy"])
+        figures[f"budget {budget:.3f} ms: random candidates beating it"] = f"{beat} of {len(within)}"
+    figures |= accuracy_by_latency(cache, data_fingerprint=data.fingerprint, recipe=dataclasses.asdict(recipe),
+                                   latency=latency)
+    record_result("search.space_vs_baselines", config_key(args),
+                  title="The search space without a search: trained random candidates vs the baselines per budget",
+                  figures=figures)
     return 0
 
 
-def accuracy_by_latency(cache: Path, *, data_fingerprint: str, recipe: dict, latency) -> None:
+def accuracy_by_latency(cache: Path, *, data_fingerprint: str, recipe: dict, latency) -> dict:
     """Every cached network of this recipe (any seed) by the mean of its cached seeds, against predicted latency."""
     runs: dict[str, list[float]] = {}
     for entry in cached_entries(cache, data_fingerprint=data_fingerprint):
@@ -103,17 +113,19 @@ def accuracy_by_latency(cache: Path, *, data_fingerprint: str, recipe: dict, lat
                    statistics.mean(accuracies)) for key, accuracies in runs.items())
     if len(rows) < 3:
         print(f"accuracy by latency: {len(rows)} cached network(s), too few")
-        return
+        return {}
     ms, accuracy = [r[0] for r in rows], [r[1] for r in rows]
+    spearman, tau = scipy.stats.spearmanr(ms, accuracy)[0], kendall_tau(ms, accuracy)
     print(f"accuracy by latency over all {len(rows)} cached networks of this recipe ({sum(map(len, runs.values()))} "
-          f"runs): Spearman {scipy.stats.spearmanr(ms, accuracy)[0]:+.3f}, Kendall tau "
-          f"{scipy.stats.kendalltau(ms, accuracy)[0]:+.3f}")
+          f"runs): Spearman {spearman:+.3f}, Kendall tau {tau:+.3f}")
     edges = [0.0, *statistics.quantiles(ms, n=4), math.inf]
     for low, high in zip(edges, edges[1:]):
         band = [a for m, a in rows if low <= m < high]
         if band:
             print(f"  {low:.3f}-{high:.3f} ms: {len(band)} networks, mean {statistics.mean(band):.4f}, "
                   f"best {max(band):.4f}")
+    return {f"accuracy vs predicted latency over {len(rows)} trained networks (Spearman)": spearman,
+            f"accuracy vs predicted latency over {len(rows)} trained networks (Kendall tau)": tau}
 
 
 if __name__ == "__main__":
