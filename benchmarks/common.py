@@ -76,8 +76,8 @@ def add_common_args(parser) -> None:
 
 def add_max_eval_arg(parser) -> None:
     parser.add_argument("--max-eval", type=int, default=EstimateConfig().max_eval,
-                        help="held-out images each estimate is scored on (0: all of them; figures measured before "
-                             "session 16 used the then-default 256)")
+                        help="held-out images each estimate is scored on (0: all of them; figures transcribed as "
+                             "measured at 256 images used the then-default)")
 
 
 def estimate_config(args, **options) -> EstimateConfig:
@@ -123,7 +123,7 @@ def add_recipe_args(parser, *, default_steps: int) -> None:
     parser.add_argument("--proper-augment", action=argparse.BooleanOptionalAction, default=False,
                         help="random crop and flip in the reference recipe (CIFAR-10; not for digits)")
     parser.add_argument("--reference-cache", type=Path, default=COMMITTED_REFERENCES,
-                        help="where reference results are kept (default: the ones measured for the README, "
+                        help="where reference results are kept (default: the ones behind the results pages, "
                              "kept in the repository so the figures can be re-checked without retraining)")
 
 

@@ -21,7 +21,6 @@ from benchmarks.common import (add_common_args, add_max_eval_arg, config_key, es
                                record_result, spread_by_macs, trained_supernet)
 
 
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser)

@@ -41,7 +41,6 @@ from benchmarks.common import (add_common_args, add_recipe_args, cached_referenc
                                parameter_count, record_result, reference_cache, reference_recipe, write_json)
 
 
-
 def fresh_model(candidate: Candidate, seed: int) -> nn.Module:
     torch.manual_seed(seed)
     return build_model(candidate.netspec())

@@ -49,7 +49,6 @@ from benchmarks.common import (add_common_args, add_recipe_args, config_key, int
                                trained_supernet, write_json)
 
 
-
 def print_figures(rows: list[dict], *, proper_steps: int | None, threads: int | None) -> dict:
     proper = [r["proper"] for r in rows]
     tau = kendall_tau([r["estimate"] for r in rows], proper)

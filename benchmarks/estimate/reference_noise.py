@@ -36,7 +36,6 @@ from benchmarks.common import (add_common_args, add_recipe_args, config_key, loa
                                write_json)
 
 
-
 def compare_lengths(args, spread, data, recipe) -> list[dict]:
     """Per step count (this recipe's first): the spread's cached seed-0 accuracies, their stdev, MACs tau,
     and Kendall tau against this recipe's over the candidates both have."""

@@ -36,13 +36,12 @@ from benchmarks.common import (add_common_args, add_recipe_args, candidate_key, 
                                reference_recipe, spread_by_macs, write_json)
 
 
-
 def estimates_from_file(path: Path) -> dict[str, dict[str, float]]:
-    """{estimate name: {candidate key: value}} from a estimate.ranking_fidelity or estimate.proxy_ranking output."""
+    """{estimate name: {candidate key: value}} from an estimate.ranking_fidelity or estimate.proxy_ranking output."""
     try:
         saved = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise SystemExit(f"{path}: cannot read it as a benchmark output ({exc}); give a estimate.ranking_fidelity or "
+        raise SystemExit(f"{path}: cannot read it as a benchmark output ({exc}); give an estimate.ranking_fidelity or "
                          "estimate.proxy_ranking --out file") from None
     if "rows" in saved:  # estimate.ranking_fidelity: one estimate per row
         values = {candidate_key(Candidate.from_dict(r["candidate"])): r["estimate"] for r in saved["rows"]}
@@ -50,7 +49,7 @@ def estimates_from_file(path: Path) -> dict[str, dict[str, float]]:
     if "scores" in saved and "candidates" in saved:  # estimate.proxy_ranking: several proxies over one list
         keys = [candidate_key(Candidate.from_dict(c)) for c in saved["candidates"]]
         return {f"{path.stem}:{name}": dict(zip(keys, scores)) for name, scores in saved["scores"].items()}
-    raise SystemExit(f"{path}: neither a estimate.ranking_fidelity nor a estimate.proxy_ranking output (no 'rows', no 'scores')")
+    raise SystemExit(f"{path}: neither an estimate.ranking_fidelity nor an estimate.proxy_ranking output (no 'rows', no 'scores')")
 
 
 def perfect_estimator_tau(mean: np.ndarray, *, noise: float, seeds: int, reference_seeds: int,

@@ -26,7 +26,6 @@ from autoc.supernet.subnets import extreme_choices, op_size
 from benchmarks.common import add_common_args, config_key, load_data, record_result, trained_supernet
 
 
-
 def _op_like(choices, *, kernel: int | None = None, least_expansion: bool = False):
     """The largest op of ``choices`` with that kernel / the least expansion (the largest if none)."""
     ops = [c for c in choices if not BlockOp.parse(str(c)).skip]

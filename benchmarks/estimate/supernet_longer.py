@@ -32,7 +32,7 @@ from benchmarks.common import (add_common_args, add_recipe_args, config_key, loa
                                write_json)
 
 
-# "defaults": the search's estimate when this benchmark's figures were measured (256 images; 1,000 since session 16)
+# "defaults": the search's estimate when this benchmark's figures were measured (256 images; the search's default is 1,000 now)
 SETTINGS = {"defaults": EstimateConfig(max_eval=256), "bn8_eval1000": EstimateConfig(calibration_batches=8, max_eval=1000)}
 
 

@@ -31,7 +31,6 @@ from benchmarks.common import (add_common_args, add_recipe_args, add_trained_net
                                write_json)
 
 
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser)

@@ -36,7 +36,6 @@ from benchmarks.common import (add_common_args, add_max_eval_arg, add_recipe_arg
                                trained_networks, trained_supernet, write_json)
 
 
-
 def log_params(candidate: Candidate) -> float:
     return math.log(parameter_count(candidate))
 

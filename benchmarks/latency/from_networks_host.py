@@ -11,7 +11,7 @@ no switch cost: the fit before them), on the same measurements.
 
     python -m benchmarks.latency.from_networks_host                      # measure 200 networks, fit 40 and 100
     python -m benchmarks.latency.from_networks_host --csv runs/benchmarks/host_networks.csv --reuse   # refit only
-    python -m benchmarks.latency.from_networks_host --csv benchmarks/latency/host_networks_mbv2.csv.gz --reuse  # the README's data
+    python -m benchmarks.latency.from_networks_host --csv benchmarks/latency/host_networks_mbv2.csv.gz --reuse  # the results page's data
 """
 from __future__ import annotations
 

@@ -45,7 +45,6 @@ from autoc.space import load_space
 from benchmarks.common import add_latency_dump_args, record_result
 
 
-
 OUT = Path("runs/benchmarks/latency_in_context.json")
 
 

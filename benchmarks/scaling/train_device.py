@@ -25,7 +25,6 @@ from benchmarks.common import (Stopwatch, add_common_args, add_recipe_args, conf
                                reference_recipe, spread_by_macs, write_json)
 
 
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser)

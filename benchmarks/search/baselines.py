@@ -21,7 +21,6 @@ from benchmarks.common import (add_common_args, add_recipe_args, at_least_one, c
                                write_baselines)
 
 
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser)

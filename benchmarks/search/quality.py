@@ -53,7 +53,6 @@ from benchmarks.common import (BUDGET_BASELINES, Stopwatch, add_common_args, add
                                train_baselines, train_device, trained_supernet, write_baselines, write_json)
 
 
-
 def hypervolume(points: list[tuple[float, float]], *, reference_ms: float, from_ms: float = 0.0) -> float:
     """Area dominated by (accuracy up, latency down) points above accuracy 0 and below ``reference_ms``;
     with ``from_ms``, only the part at latencies from there on (a point faster than it counts as at it)."""

@@ -41,7 +41,6 @@ from benchmarks.common import (BUDGET_BASELINES, add_common_args, add_recipe_arg
                                reference_recipe, seed_accuracies, spread_by_macs)
 
 
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser)
