@@ -107,7 +107,8 @@ def render(results_dir: Path, out_dir: Path) -> list[Path]:
         page = out_dir / filename
         page.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
         written.append(page)
-        index.append(f"- [{heading}]({filename}): " + "; ".join(r["title"] for r in records))
+        index.append(f"- [{heading}]({filename})")
+        index += [f"  - {r['title']}" for r in records]
     (out_dir / "README.md").write_text("\n".join(index) + "\n", encoding="utf-8")
     return written + [out_dir / "README.md"]
 

@@ -368,7 +368,8 @@ def main() -> int:
     print("; ".join(f"{k}: {v}" for k, v in counts.items()))
     whole = args.only is None and args.limit is None  # a subset records apart, never over the whole sweep's figure
     record_result("robustness.bad_input_sweep", "all" if whole else f"only-{args.only or 'any'}-limit-{args.limit}",
-                  title="Does bad input get a one-line error and leave stored data alone?", figures=counts,
+                  title="Does bad input get a one-line error and leave stored data alone?"
+                        + ("" if whole else f" (subset: {len(results)} cases)"), figures=counts,
                   results_dir=args.results_dir, goal="0 tracebacks, 0 silently accepted, 0 stored data changed",
                   cases=results)
     return 0 if counts["tracebacks"] == counts["silently accepted"] == counts["stored data changed"] == 0 else 1
