@@ -1,6 +1,6 @@
 #!/bin/bash
 # The GPU checks of one short lease, in one command: the CUDA tests, CPU-vs-CUDA step times side by side
-# (benchmarks/train_device.py), then reference-recipe seeds 0..SEEDS-1 of the ranking spread on the GPU in
+# (benchmarks.scaling.train_device), then reference-recipe seeds 0..SEEDS-1 of the ranking spread on the GPU in
 # PROCS processes until BUDGET seconds have passed (cached ones are skipped; new ones come back as a tarball
 # to unpack into benchmarks/reference-cache). Results land in $OUT (default runs/gpu_check).
 # Carry the wheels of missing packages in .whl/ and the CIFAR-10 zip in .gpu/: it is moved to the path
@@ -21,7 +21,7 @@ echo "== GPU tests ($((SECONDS-START)) s)"
 timeout 150 python3 -m pytest -q -p no:cacheprovider tests/evaluate/test_train_device.py tests/evaluate/test_reference_recipe.py 2>&1 | tee $OUT/pytest.log | tail -15
 D="--data $ZIP --max-train 10000 --max-val 2500 --proper-augment"
 echo "== train_device ($((SECONDS-START)) s)"
-timeout 200 python3 benchmarks/train_device.py $D --proper-steps ${TD_STEPS:-200} --supernet-steps ${TD_SN:-30} \
+timeout 200 python3 -m benchmarks.scaling.train_device $D --proper-steps ${TD_STEPS:-200} --supernet-steps ${TD_SN:-30} \
   --supernet-lr 0.02 --supernet-augment --random-subnets 1 --threads 2 --devices cpu $DEV --out $OUT/train_device.json 2>&1 | grep -v "it/s\]" | tail -8
 echo "== reference seeds on $DEV ($((SECONDS-START)) s)"
 touch /tmp/marker; sleep 1
@@ -29,7 +29,7 @@ PROCS=${PROCS:-10}; SEEDS=${SEEDS:-8}
 for k in $(seq 0 $((PROCS-1))); do
   picks=$(seq $k $PROCS 19 | tr '\n' ' ')
   left=$((BUDGET - (SECONDS - START))); [ $left -lt 30 ] && break
-  timeout $left python3 benchmarks/reference_noise.py $D --proper-steps ${RS_STEPS:-1800} --threads 1 --train-device $DEV \
+  timeout $left python3 -m benchmarks.estimate.reference_noise $D --proper-steps ${RS_STEPS:-1800} --threads 1 --train-device $DEV \
     --pick $picks --seeds $SEEDS --out /tmp/rn_$k.json > /tmp/rn_$k.log 2>&1 &
 done
 wait

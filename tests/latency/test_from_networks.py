@@ -224,11 +224,11 @@ def test_a_profile_with_the_older_prior_loads_with_one_cost_per_mac(fbnet_head, 
 
 
 def test_host_measured_mixed_precision_networks_are_predicted_better_with_precision_terms():
-    # 200 random mbv2-cifar networks timed on a CPU by the calibration protocol (benchmarks/from_networks_host.py)
+    # 200 random mbv2-cifar networks timed on a CPU by the calibration protocol (benchmarks.latency.from_networks_host)
     from pathlib import Path
 
     space = load_space("mbv2-cifar")
-    csv = Path(__file__).resolve().parents[2] / "benchmarks" / "host_networks_mbv2.csv.gz"
+    csv = Path(__file__).resolve().parents[2] / "benchmarks" / "latency" / "host_networks_mbv2.csv.gz"
     networks = fn.read_networks(csv, space=space, column="host_ms")
     fit_set, held_out = fn.split_fit_held_out(networks, fit=100, seed=0)
     figures = {}

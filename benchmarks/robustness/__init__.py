@@ -1,0 +1,1 @@
+"""Robustness benchmarks: bad inputs and faults across every command."""

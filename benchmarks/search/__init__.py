@@ -1,0 +1,1 @@
+"""Search benchmarks: found networks against MobileNetV2 baselines, hypervolume against random search."""
