@@ -24,7 +24,7 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 @lru_cache(maxsize=1)
 def policy_schema() -> dict[str, Any]:
     """The JSON Schema document of ``autoc.policy/1``."""
-    return json.loads(resources.files("autoc.export").joinpath(SCHEMA_FILE).read_text(encoding="utf-8"))
+    return json.loads(resources.files("autoc.schemas").joinpath(SCHEMA_FILE).read_text(encoding="utf-8"))
 
 
 def validate_policy_document(data: Any, *, source: str) -> None:
@@ -44,7 +44,7 @@ def validate_policy_document(data: Any, *, source: str) -> None:
     more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
     raise PolicyError(
         f"{source}: field {field_path(first.absolute_path)}: {_describe(first)}{more}; "
-        f"fix that field (the schema is autoc/export/{SCHEMA_FILE})"
+        f"fix that field (the schema is autoc/schemas/{SCHEMA_FILE})"
     )
 
 

@@ -1,22 +1,11 @@
 """Device profiles: who measured (identity), the block lookup table, the fitted correction.
 
 Profiles are data (JSON, schema ``autoc.device/2``), written atomically so that a crash or
-a parallel reader never sees half a file. Fields::
-
-    schema, device            "autoc.device/2", the profile's name (``host`` or e.g. ``pixel2``)
-    identity                  CPU model, cores, threads, runtime and version, precisions with kernels, date
-    source                    how the table was made: host | pack | networks | ofa-lut
-    space                     {name, fingerprint} of the space a networks/ofa-lut profile was fitted for
-    blocks                    unit key -> ms (see ``autoc.latency.blocks``)
-    correction                {scale, intercept_ms, ms_per_transition, int8_scale}: whole network =
-                              scale x unit sum + intercept + ms_per_transition x fp32<->int8 switches
-                              (absent: 0), int8 units scaled by int8_scale instead (absent: by scale)
-    prior                     optional {feature: ms per unit of it} (``PRIOR_FEATURES``: per precision,
-                              MMACs outside and inside depthwise convs (per kernel size), M elements,
-                              1): cost of units the table lacks (profiles fitted from whole networks
-                              only); older profiles' {ms_per_mmac, ms_per_melement, ms_per_unit} load as one cost
-    energy                    energy coefficients (``autoc.latency.energy``), user-settable
-    validation                held-out figures (share within 10 %, MAPE, Kendall tau, worst cases)
+a parallel reader never sees half a file. The file's fields, their types and what each means
+are in its JSON Schema, ``autoc/schemas/device_profile.schema.json``: ``load_profile`` checks a
+file against it first, then what a schema cannot say (finite times, the in-context feature
+order). In short: schema, device, identity (who measured: CPU, threads, runtime and version),
+source, space, blocks (unit key -> ms), correction, prior, energy, validation, in_context.
 """
 from __future__ import annotations
 
@@ -33,6 +22,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from scipy.optimize import nnls
 
+from autoc import schemas
 from autoc.errors import DeviceError
 from autoc.latency.blocks import DEPTHWISE_KERNELS
 from autoc.latency.energy import EnergyCoefficients
@@ -314,9 +304,9 @@ def save_profile(profile: DeviceProfile, path: str | os.PathLike[str]) -> None:
 
 
 def load_profile(path: str | os.PathLike[str]) -> DeviceProfile:
+    """The profile in ``path``; DeviceError naming the file, the bad field and the fix."""
     path = Path(path)
-    fix = "delete it to recalibrate (autoc calibrate) or point to another profile"
-    data = _read_json_object(path, fix=fix)
+    data = _read_json_object(path, fix="delete it to recalibrate (autoc calibrate) or point to another profile")
     schema = data.get("schema")
     if schema != SCHEMA:
         raise StaleSchemaError(
@@ -324,14 +314,16 @@ def load_profile(path: str | os.PathLike[str]) -> DeviceProfile:
             f"re-run 'autoc calibrate' (or delete the file) to make a current one"
         )
     try:
+        # the schema checks shapes and types; the constructors then check what it cannot (finite values)
+        problem = schemas.first_problem(schemas.DEVICE_PROFILE, data)
+        if problem is not None:
+            raise _FieldError(problem)
         return _profile_from(data)
-    except KeyError as exc:
-        raise DeviceError(f"device profile {path} lacks the field {exc.args[0]!r}; {fix}") from None
     except (_FieldError, DeviceError) as exc:
         # _FieldError names the field; a DeviceError from a value check (energy >= 0) names the value.
         raise DeviceError(
             f"device profile {path}: {exc}; correct the field in the file, or delete the file to recalibrate "
-            "(autoc calibrate)"
+            f"(autoc calibrate; the schema is autoc/schemas/{schemas.DEVICE_PROFILE})"
         ) from None
 
 
@@ -357,136 +349,47 @@ class _FieldError(ValueError):
     """A profile field of the wrong JSON type or value; the message starts with ``field NAME``."""
 
 
-def _json_type(value: Any) -> str:
-    """How JSON names the type of a parsed value, for messages: "a string", "an object", ..."""
-    if isinstance(value, bool):
-        return "true/false"
-    for kind, name in ((str, "a string"), ((int, float), "a number"), (list, "an array"), (dict, "an object")):
-        if isinstance(value, kind):
-            return name
-    return "null" if value is None else type(value).__name__
-
-
-_NUMBER = (int, float)
-
-
-def _expect(value: Any, kinds: type | tuple[type, ...], name: str, expected: str) -> Any:
-    """``value`` when it is of ``kinds``, else a _FieldError naming the field and both types."""
-    kinds = kinds if isinstance(kinds, tuple) else (kinds,)
-    # JSON true/false parse to bool, which Python counts as an int: not a number here
-    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
-        raise _FieldError(f"field {name} must be {expected}, got {_json_type(value)}")
-    return value
-
-
-def _required(data: Mapping[str, Any], key: str, parent: str) -> Any:
-    if key not in data:
-        raise KeyError(f"{parent}.{key}")
-    return data[key]
-
-
 def _profile_from(data: Mapping[str, Any]) -> DeviceProfile:
-    blocks = _expect(data["blocks"], dict, "blocks", "an object of block key -> milliseconds")
-    space = _expect(data["space"], dict, "space", "an object of name -> string")
+    """The profile of a document the schema accepted."""
     prior, in_context = data["prior"], data.get("in_context")
     return DeviceProfile(
-        device=_expect(data["device"], str, "device", "a string (the device name)"),
-        identity=_identity(_expect(data["identity"], dict, "identity", "an object")),
-        blocks={k: _milliseconds(v, f"blocks[{k!r}]") for k, v in blocks.items()},
-        correction=_correction(data["correction"]),
-        validation=_validation(data["validation"]),
-        source=_expect(data["source"], str, "source", "a string"),
-        space={k: _expect(v, str, f"space.{k}", "a string") for k, v in space.items()},
+        device=data["device"],
+        identity=_identity(data["identity"]),
+        blocks={k: _milliseconds(v, f"blocks[{k!r}]") for k, v in data["blocks"].items()},
+        # int8_scale null is the same as absent: one scale for every unit
+        correction=Correction(**{k: float(v) for k, v in data["correction"].items() if v is not None}),
+        validation=dict(data["validation"]),
+        source=data["source"],
+        space=dict(data["space"]),
         prior=None if prior is None else _prior(prior),
-        energy=_energy(data["energy"]),
+        energy=EnergyCoefficients.from_dict(data["energy"]),
         in_context=None if in_context is None else _in_context(in_context),
     )
 
 
-def _field_names(cls: type) -> tuple[str, ...]:
-    return tuple(f.name for f in dataclass_fields(cls))
-
-
 def _identity(data: Mapping[str, Any]) -> DeviceIdentity:
-    values: dict[str, Any] = {}
-    for key in _field_names(DeviceIdentity):
-        name, value = f"identity.{key}", _required(data, key, "identity")
-        if key in ("logical_cores", "threads"):
-            values[key] = _expect(value, int, name, "a whole number")
-        elif key == "precisions":
-            items = _expect(value, list, name, "an array of strings")
-            values[key] = tuple(_expect(p, str, f"{name}[{i}]", "a string") for i, p in enumerate(items))
-        else:
-            values[key] = _expect(value, str, name, "a string")
-    return DeviceIdentity(**values)
+    values = {f.name: data[f.name] for f in dataclass_fields(DeviceIdentity)}
+    # JSON Schema counts 4.0 as an integer
+    counts = {k: int(values[k]) for k in ("logical_cores", "threads")}
+    return DeviceIdentity(**values | counts | {"precisions": tuple(values["precisions"])})
 
 
-def _numbers(data: Any, name: str, known: tuple[str, ...], *, required: tuple[str, ...] = ()) -> dict[str, float]:
-    """An object of numbers keyed by ``known`` names; a key this autoc does not know is an
-    error, not silently dropped."""
-    obj = _expect(data, dict, name, "an object of numbers")
-    unknown = sorted(set(obj) - set(known))
-    if unknown:
-        raise _FieldError(f"field {name} has unknown field(s) {unknown} (known: {sorted(known)})")
-    for key in required:
-        _required(obj, key, name)
-    return {k: float(_expect(v, _NUMBER, f"{name}.{k}", "a number")) for k, v in obj.items()}
-
-
-def _prior(data: Any) -> UnitPrior:
+def _prior(data: Mapping[str, float]) -> UnitPrior:
     """Named coefficients; or, from profiles written before them, one cost per MAC, element and unit."""
-    obj = _expect(data, dict, "prior", "an object of numbers")
-    if "ms_per_mmac" in obj:
-        legacy = _numbers(obj, "prior", _LEGACY_PRIOR, required=_LEGACY_PRIOR)
-        return UnitPrior.uniform(**legacy)
-    coefficients = _numbers(obj, "prior", PRIOR_FEATURES)
-    if not coefficients:
-        raise _FieldError(f"field prior has no coefficients; give some of {list(PRIOR_FEATURES)}, or null for none")
-    return UnitPrior(coefficients)
+    if "ms_per_mmac" in data:
+        return UnitPrior.uniform(**{k: float(data[k]) for k in _LEGACY_PRIOR})
+    return UnitPrior({k: float(v) for k, v in data.items()})
 
 
-def _correction(data: Any) -> Correction:
-    obj = _expect(data, dict, "correction", "an object of numbers")
-    # int8_scale null is the same as absent: one scale for every unit
-    return Correction(**_numbers({k: v for k, v in obj.items() if v is not None}, "correction", _field_names(Correction)))
-
-
-def _energy(data: Any) -> EnergyCoefficients:
-    obj = dict(_expect(data, dict, "energy", "an object of numbers"))
-    estimate = _expect(obj.pop("estimate", True), bool, "energy.estimate", "true or false")
-    known = tuple(k for k in _field_names(EnergyCoefficients) if k != "estimate")
-    return EnergyCoefficients(**_numbers(obj, "energy", known), estimate=estimate)
-
-
-def _in_context(data: Any) -> InContextModel:
-    obj = _expect(data, dict, "in_context", "an object")
-    name = "in_context.coefficients"
-    coefficients = _expect(_required(obj, "coefficients", "in_context"), list, name, "an array of numbers")
-    for i, c in enumerate(coefficients):
-        _expect(c, _NUMBER, f"{name}[{i}]", "a number")
+def _in_context(data: Mapping[str, Any]) -> InContextModel:
     try:
-        return InContextModel.from_dict(obj)
+        return InContextModel.from_dict(data)
     except ValueError as exc:  # its messages start with the field's name
         raise _FieldError(f"field {exc}") from None
 
 
-def _validation(data: Any) -> dict[str, Any]:
-    """The recorded figures; those the commands print must have their types (the rest is a record)."""
-    figures = _expect(data, dict, "validation", "an object")
-    if "n" in figures:
-        _expect(figures["n"], int, "validation.n", "a whole number")
-    for key in ("within_10pct", "mape_pct", "kendall_tau"):
-        if figures.get(key) is not None or (key != "kendall_tau" and figures.get("n")):
-            _expect(figures.get(key), _NUMBER, f"validation.{key}", "a number")
-    for i, row in enumerate(_expect(figures.get("worst", []), list, "validation.worst", "an array")):
-        _expect(row, dict, f"validation.worst[{i}]", "an object")
-        for key in ("measured_ms", "predicted_ms", "error_pct"):
-            _expect(row.get(key), _NUMBER, f"validation.worst[{i}].{key}", "a number")
-    return figures
-
-
-def _milliseconds(value: Any, name: str) -> float:
-    ms = float(_expect(value, _NUMBER, name, "a time in milliseconds (a number)"))
-    if not ms >= 0 or ms == float("inf"):
+def _milliseconds(value: float, name: str) -> float:
+    ms = float(value)
+    if not ms >= 0 or ms == float("inf"):  # NaN and Infinity parse from JSON, and the schema cannot refuse them
         raise _FieldError(f"field {name} = {value!r} is not a finite time >= 0 ms")
     return ms

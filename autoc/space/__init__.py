@@ -1,6 +1,7 @@
 """Search spaces: the YAML format, its validation, and sampling candidates through Optuna trials.
 
-Format (``search_spaces/<name>.yaml``; a single value may stand for a one-element choice list)::
+Format (``<name>.yaml`` in ``./search_spaces/`` or shipped in ``autoc/space/spaces/``, or any path;
+a single value may stand for a one-element choice list)::
 
     name: mbv2-cifar             # required, a label (not part of the fingerprint)
     input_size: 32               # required

@@ -1,23 +1,29 @@
-"""Finding and reading search-space files: a path, or a bare name looked up in ``search_spaces/``."""
+"""Finding and reading search-space files: a path, or a bare name looked up in ``./search_spaces/``
+and then among the spaces shipped in the package (``autoc/space/spaces/``)."""
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 import yaml
 
-import autoc
 from autoc.errors import SpaceError
 from autoc.space.model import SearchSpace
 from autoc.space.validate import parse_space
 
 SUFFIXES = (".yaml", ".yml")
+LOCAL_DIR = "search_spaces"  # a user's own spaces, under the working directory
+
+
+def shipped_dir() -> Path:
+    """The folder of the spaces shipped with autoc: package data, wherever autoc is installed."""
+    # pip installs a wheel unpacked, so the package's data folder is a real directory
+    return Path(str(resources.files("autoc.space").joinpath("spaces")))
 
 
 def space_dirs() -> list[Path]:
-    """Where bare names are looked up, first match wins: ./search_spaces, then the repository's."""
-    repo = Path(autoc.__file__).resolve().parents[1] / "search_spaces"
-    local = Path.cwd() / "search_spaces"
-    return [local] if local.resolve() == repo else [local, repo]
+    """Where bare names are looked up, first match wins: ./search_spaces (the user's), then the shipped ones."""
+    return [Path.cwd() / LOCAL_DIR, shipped_dir()]
 
 
 def available_spaces() -> list[str]:

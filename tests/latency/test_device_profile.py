@@ -4,10 +4,13 @@ from dataclasses import replace
 import pytest
 
 from autoc.errors import DeviceError
+from autoc.latency.in_context import FEATURES, InContextModel
 from autoc.latency.profile import (
     SCHEMA,
     Correction,
     DeviceProfile,
+    UnitPrior,
+    data_identity,
     host_identity,
     load_profile,
     matches_host,
@@ -46,7 +49,7 @@ def test_save_replaces_atomically(tmp_path):
         ("{not json", "not valid JSON.*delete it"),
         ("[1, 2]", "not a JSON object"),
         (json.dumps({"schema": "autoc.device/0"}), "schema 'autoc.device/0'.*autoc calibrate"),
-        (json.dumps({"schema": SCHEMA, "device": "host"}), "lacks the field"),
+        (json.dumps({"schema": SCHEMA, "device": "host"}), r"field identity is missing \(and 7 more problems\)"),
     ],
 )
 def test_bad_profiles_are_device_errors_naming_the_file(tmp_path, text, match):
@@ -64,6 +67,50 @@ def test_malformed_block_value(tmp_path):
     path.write_text(json.dumps(data))
     with pytest.raises(DeviceError, match=r"field blocks\['ir-x'\] must be a time in milliseconds \(a number\), got a string"):
         load_profile(path)
+
+
+@pytest.mark.parametrize(
+    "profile",
+    [
+        replace(sample_profile(), correction=Correction(scale=0.9, intercept_ms=0.1, ms_per_transition=0.01, int8_scale=0.8),
+                prior=UnitPrior({"fp32_mmac": 0.1, "int8_dw_k5_mmac": 0.2}),
+                in_context=InContextModel(coefficients=tuple(0.5 for _ in FEATURES))),
+        DeviceProfile(device="pixel3", identity=data_identity("published data", created="t"), blocks={"ir-x": 0.0},
+                      source="networks", space={"name": "fbnet-cifar", "fingerprint": "0" * 64},
+                      prior=UnitPrior.uniform(ms_per_mmac=0.1, ms_per_melement=0.2, ms_per_unit=0.3),
+                      validation={"n": 0, "within_10pct": None, "mape_pct": None, "kendall_tau": None, "worst": []}),
+    ],
+    ids=["host-with-every-part", "from-data"],
+)
+def test_every_part_a_profile_may_hold_validates_and_round_trips(tmp_path, profile):
+    path = tmp_path / "p.json"
+    save_profile(profile, path)
+    assert load_profile(path) == profile
+
+
+def test_profiles_written_before_newer_fields_still_load(tmp_path):
+    path = tmp_path / "old.json"
+    data = sample_profile().to_dict()
+    data["correction"] = {"scale": 0.9, "intercept_ms": 0.1}
+    data["prior"] = {"ms_per_mmac": 0.1, "ms_per_melement": 0.2, "ms_per_unit": 0.3}
+    data["in_context"] = {"features": list(FEATURES[:10]), "coefficients": [0.5] * 10}
+    path.write_text(json.dumps(data))
+    profile = load_profile(path)
+    assert profile.prior == UnitPrior.uniform(ms_per_mmac=0.1, ms_per_melement=0.2, ms_per_unit=0.3)
+    assert profile.in_context.coefficients[10:] == (0.0,) * (len(FEATURES) - 10)
+
+
+def test_an_invalid_field_is_one_line_naming_its_json_path_and_the_fix(tmp_path):
+    path = tmp_path / "host.json"
+    data = sample_profile().to_dict()
+    data["validation"]["worst"] = [{"measured_ms": 1.0, "predicted_ms": 1.1, "error_pct": "ten"}]
+    path.write_text(json.dumps(data, indent=1))
+    with pytest.raises(DeviceError) as err:
+        load_profile(path)
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith(f"device profile {path}: field validation.worst[0].error_pct must be a number, got a string; ")
+    assert "correct the field in the file, or delete the file to recalibrate" in message
 
 
 def test_missing_profile(tmp_path):

@@ -9,8 +9,8 @@ import yaml
 import autoc
 from autoc.errors import SpaceError
 from autoc.space import available_spaces, load_space, parse_space
+from autoc.space.loader import shipped_dir
 
-REPO_SPACES = Path(autoc.__file__).resolve().parents[1] / "search_spaces"
 SHIPPED = ["mbv2-cifar", "fbnet-cifar"]
 
 
@@ -18,8 +18,35 @@ SHIPPED = ["mbv2-cifar", "fbnet-cifar"]
 def test_shipped_space_loads_by_name_and_path(name):
     by_name = load_space(name)
     assert by_name.name == name
-    assert by_name == load_space(REPO_SPACES / f"{name}.yaml")
+    assert by_name == load_space(shipped_dir() / f"{name}.yaml")
     assert name in available_spaces()
+
+
+def test_shipped_spaces_live_inside_the_package():
+    # package data, so a wheel carries them: not a folder beside the package
+    assert shipped_dir().parent == Path(autoc.__file__).parent / "space"
+    assert sorted(p.stem for p in shipped_dir().glob("*.yaml")) == sorted(SHIPPED)
+
+
+def test_every_shipped_space_loads_by_name_from_another_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert available_spaces() == sorted(SHIPPED)
+    for name in SHIPPED:
+        space = load_space(name)
+        assert space.name == name and space.source == str(shipped_dir() / f"{name}.yaml")
+
+
+def test_a_users_yaml_loads_by_path_from_any_working_directory(tmp_path, monkeypatch, small_space):
+    (tmp_path / "spaces").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    path = tmp_path / "spaces" / "my-space.yaml"
+    path.write_text(yaml.safe_dump(small_space))
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert load_space(path).stages == parse_space(small_space).stages
+    assert load_space(str(path)).source == str(path)
+    assert load_space("../spaces/my-space.yaml").stages == parse_space(small_space).stages
+    with pytest.raises(SpaceError, match="my-space: no search space of that name"):
+        load_space("my-space")  # a bare name is not looked up beside some earlier file
 
 
 def test_mbv2_cifar_structure():
@@ -44,7 +71,7 @@ def test_fbnet_cifar_matches_hw_nas_bench_macro_network():
     assert (space.activation, space.expand_at_e1, space.classes, space.head.widths) == ("relu", True, 100, (1504,))
 
 
-def test_local_folder_comes_before_the_repository(tmp_path, monkeypatch, small_space):
+def test_local_folder_comes_before_the_shipped_spaces(tmp_path, monkeypatch, small_space):
     (tmp_path / "search_spaces").mkdir()
     small_space["name"] = "mbv2-cifar"
     (tmp_path / "search_spaces" / "mbv2-cifar.yaml").write_text(yaml.safe_dump(small_space))
@@ -52,7 +79,7 @@ def test_local_folder_comes_before_the_repository(tmp_path, monkeypatch, small_s
     monkeypatch.chdir(tmp_path)
     assert load_space("mbv2-cifar").stages == load_space("mine").stages
     assert len(load_space("mbv2-cifar").stages) == 3
-    assert load_space("fbnet-cifar").name == "fbnet-cifar"  # falls through to the repository
+    assert load_space("fbnet-cifar").name == "fbnet-cifar"  # falls through to the shipped one
     assert {"mine", "mbv2-cifar", "fbnet-cifar"} <= set(available_spaces())
 
 
