@@ -14,12 +14,12 @@ import torch
 
 from autoc.arch.builder import build_model
 from autoc.candidate import Candidate
-from autoc.evaluate.compute import training_device
-from autoc.evaluate.datasets import DatasetSplit, load_dataset
+from autoc.training.compute import training_device
+from autoc.data.datasets import DatasetSplit, load_dataset
 from autoc.evaluate.estimate import EstimateConfig
 from autoc.evaluate.metrics import spec_macs
 from autoc.evaluate.recipe import reference_accuracy, scratch_recipe
-from autoc.evaluate.train import TrainConfig
+from autoc.training.loop import TrainConfig
 from autoc.space import SearchSpace
 from autoc.supernet import SupernetConfig, open_supernet, random_candidate
 

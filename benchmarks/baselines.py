@@ -24,11 +24,11 @@ from _bench import (add_common_args, add_recipe_args, at_least_one, load_data, p
 
 from autoc.arch.config import BlockOp  # noqa: E402
 from autoc.candidate import Candidate  # noqa: E402
-from autoc.compress.policy import CompressionPolicy, LayerPolicy  # noqa: E402
-from autoc.evaluate.datasets import DatasetSplit  # noqa: E402
+from autoc.arch.policy import CompressionPolicy, LayerPolicy  # noqa: E402
+from autoc.data.datasets import DatasetSplit  # noqa: E402
 from autoc.evaluate.metrics import size_bytes  # noqa: E402
 from autoc.evaluate.recipe import reference_accuracy  # noqa: E402
-from autoc.evaluate.train import TrainConfig  # noqa: E402
+from autoc.training.loop import TrainConfig  # noqa: E402
 from autoc.latency.device import open_latency_model  # noqa: E402
 from autoc.space import SearchSpace, load_space  # noqa: E402
 

@@ -30,7 +30,7 @@ from _bench import (add_common_args, add_max_eval_arg, add_recipe_args, estimate
 from estimate_with_size import add_trained_networks_args, trained_networks  # noqa: E402
 
 from autoc.candidate import Candidate  # noqa: E402
-from autoc.compress.policy import CompressionPolicy, LayerPolicy  # noqa: E402
+from autoc.arch.policy import CompressionPolicy, LayerPolicy  # noqa: E402
 from autoc.evaluate.estimate import estimate_candidate  # noqa: E402
 from autoc.space import load_space  # noqa: E402
 

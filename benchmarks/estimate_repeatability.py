@@ -29,7 +29,7 @@ from _bench import add_common_args, add_recipe_args, kendall_tau, load_data, tra
 from estimate_with_size import add_trained_networks_args, trained_networks  # noqa: E402
 
 from autoc.evaluate.estimate import build_from_supernet, eval_subset  # noqa: E402
-from autoc.evaluate.train import predict_logits, recalibrate_batchnorm  # noqa: E402
+from autoc.training.loop import predict_logits, recalibrate_batchnorm  # noqa: E402
 from autoc.space import load_space  # noqa: E402
 
 

@@ -39,7 +39,7 @@ from autoc.arch.builder import build_model  # noqa: E402
 from autoc.candidate import Candidate  # noqa: E402
 from autoc.evaluate.metrics import spec_macs  # noqa: E402
 from autoc.evaluate.recipe import REFERENCE_FORMAT  # noqa: E402
-from autoc.evaluate.train import train  # noqa: E402
+from autoc.training.loop import train  # noqa: E402
 from autoc.space import load_space  # noqa: E402
 
 

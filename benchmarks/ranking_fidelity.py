@@ -44,7 +44,7 @@ from autoc.candidate import Candidate  # noqa: E402
 from autoc.evaluate.estimate import EstimateConfig, estimate_candidate  # noqa: E402
 from autoc.evaluate.metrics import spec_macs  # noqa: E402
 from autoc.evaluate.recipe import reference_accuracy, train_from_scratch  # noqa: E402
-from autoc.evaluate.train import teacher_logits_of  # noqa: E402
+from autoc.training.loop import teacher_logits_of  # noqa: E402
 from autoc.space import load_space  # noqa: E402
 
 

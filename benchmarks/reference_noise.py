@@ -31,7 +31,7 @@ from _bench import (add_common_args, add_recipe_args, kendall_tau, load_data, re
                     reference_recipe, spread_by_macs, train_device, write_json)
 
 from autoc.candidate import Candidate  # noqa: E402
-from autoc.compress.policy import CompressionPolicy, LayerPolicy  # noqa: E402
+from autoc.arch.policy import CompressionPolicy, LayerPolicy  # noqa: E402
 from autoc.evaluate.metrics import spec_macs  # noqa: E402
 from autoc.evaluate.recipe import reference_accuracy  # noqa: E402
 from autoc.space import load_space  # noqa: E402

@@ -43,7 +43,7 @@ from autoc.candidate import Candidate  # noqa: E402
 from autoc.commands.search import finalist_count  # noqa: E402
 from autoc.evaluate.estimate import estimate_candidate  # noqa: E402
 from autoc.evaluate.recipe import reference_accuracy  # noqa: E402
-from autoc.evaluate.train import TrainConfig  # noqa: E402
+from autoc.training.loop import TrainConfig  # noqa: E402
 from autoc.latency.device import open_latency_model  # noqa: E402
 from autoc.search.ehvi import accuracy_latency_front  # noqa: E402
 from autoc.search.finalists import finalist_picks  # noqa: E402

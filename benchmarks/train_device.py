@@ -21,7 +21,7 @@ from _bench import (Stopwatch, add_common_args, add_recipe_args, load_data, refe
                     spread_by_macs, write_json)
 
 from autoc.errors import ComputeError  # noqa: E402
-from autoc.evaluate.compute import training_device  # noqa: E402
+from autoc.training.compute import training_device  # noqa: E402
 from autoc.evaluate.recipe import train_from_scratch  # noqa: E402
 from autoc.space import load_space  # noqa: E402
 from autoc.supernet import SupernetConfig, supernet_for_space, train_supernet  # noqa: E402

@@ -18,8 +18,8 @@ from tqdm import tqdm
 from autoc.arch.builder import AutocNet, build_model
 from autoc.arch.config import ArchConfig
 from autoc.arch.netspec import build_netspec
-from autoc.evaluate.datasets import DatasetSplit
-from autoc.evaluate.train import TrainConfig, accuracy, train
+from autoc.data.datasets import DatasetSplit
+from autoc.training.loop import TrainConfig, accuracy, train
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,11 @@ import torch
 
 from autoc.arch.builder import AutocNet
 from autoc.candidate import Candidate
-from autoc.evaluate.datasets import DatasetSplit
+from autoc.data.datasets import DatasetSplit
 from autoc.evaluate.estimate import Estimate, build_candidate_model, build_from_supernet, estimate_accuracy
 from autoc.evaluate.metrics import params_and_macs, size_bytes
-from autoc.evaluate.train import TrainConfig
-from autoc.export.output import write_bytes_atomic
+from autoc.training.loop import TrainConfig
+from autoc.files import write_bytes_atomic
 from autoc.latency.model import LatencyModel
 from autoc.search.results import CORRECT_ATTR
 from autoc.search.separation import encode_correct

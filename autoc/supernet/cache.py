@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from autoc.arch.builder import seeded
 from autoc.errors import StorageError
-from autoc.evaluate.datasets import DatasetSplit
+from autoc.data.datasets import DatasetSplit
 from autoc.space import SearchSpace
 from autoc.supernet.elastic import Supernet
 from autoc.supernet.subnets import skip_conv_slots
