@@ -13,7 +13,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import BinaryIO, Callable, Mapping
 
 from autoc.errors import StorageError
 
@@ -135,29 +135,34 @@ def check_can_write(directory: Path, *, fix: str, what: str = "directory") -> No
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> Path:
-    """Write via a temp file in the same folder and ``os.replace``: readers see the old file or the
-    new one, and a failed write (a full disk, a read-only folder) leaves no temp file and is one line."""
+    return write_atomic(path, lambda handle: handle.write(data))
+
+
+def write_atomic(path: Path, write: Callable[[BinaryIO], object], *, fix: str | None = None) -> Path:
+    """``write(handle)`` into a temp file in the same folder, then ``os.replace``: readers see the
+    old file or the new one, and a failed write (a full disk, a read-only folder) leaves no temp
+    file and is one line, ending in ``fix`` when given. The one atomic writer of the package."""
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".tmp")
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            write(handle)
         os.replace(tmp, path)
     except BaseException as exc:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
         if isinstance(exc, OSError):
-            raise StorageError(write_failure(path, exc)) from None
+            raise StorageError(write_failure(path, exc, fix=fix)) from None
         raise
     return path
 
 
-def write_failure(path: Path, exc: OSError) -> str:
+def write_failure(path: Path, exc: OSError, *, fix: str | None = None) -> str:
     """One line for a write that failed: a full disk says so, anything else names the reason."""
     if exc.errno == errno.ENOSPC:
         return f"cannot write {path}: the disk is full; free some space (or write elsewhere) and run the command again"
-    return f"cannot write {path}: {exc.strerror or exc}; check that its folder is writable, or write elsewhere"
+    return f"cannot write {path}: {exc.strerror or exc}; {fix or 'check that its folder is writable, or write elsewhere'}"
 
 
 def write_text_atomic(path: Path, text: str) -> Path:

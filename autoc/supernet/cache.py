@@ -6,9 +6,7 @@ no half-written cache; an unreadable cache is retrained, never trusted.
 from __future__ import annotations
 
 import hashlib
-import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +15,7 @@ import torch
 from tqdm import tqdm
 
 from autoc.arch.builder import seeded
-from autoc.errors import StorageError
+from autoc.files import write_atomic
 from autoc.data.datasets import DatasetSplit
 from autoc.space import SearchSpace
 from autoc.supernet.elastic import Supernet
@@ -112,16 +110,5 @@ def open_supernet(
 
 
 def _save_atomic(supernet: Supernet, path: Path) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".supernet-", suffix=".pt")
-    except OSError as exc:
-        raise StorageError(f"cannot write the supernet cache in {path.parent}: {exc.strerror}; "
-                           "pass a writable --runs-dir") from None
-    os.close(fd)
-    try:
-        torch.save({"format": FORMAT, "state_dict": supernet.state_dict()}, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, lambda handle: torch.save({"format": FORMAT, "state_dict": supernet.state_dict()}, handle),
+                 fix="pass a writable --runs-dir")
