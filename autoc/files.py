@@ -9,11 +9,12 @@ an ONNX export, a PNG by the report), so a mistyped output path cannot destroy a
 from __future__ import annotations
 
 import errno
+import io
 import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable, Mapping
+from typing import Callable, Mapping
 
 from autoc.errors import StorageError
 
@@ -134,20 +135,16 @@ def check_can_write(directory: Path, *, fix: str, what: str = "directory") -> No
                            f"{fix}") from None
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> Path:
-    return write_atomic(path, lambda handle: handle.write(data))
-
-
-def write_atomic(path: Path, write: Callable[[BinaryIO], object], *, fix: str | None = None) -> Path:
-    """``write(handle)`` into a temp file in the same folder, then ``os.replace``: readers see the
-    old file or the new one, and a failed write (a full disk, a read-only folder) leaves no temp
-    file and is one line, ending in ``fix`` when given. The one atomic writer of the package."""
+def write_bytes_atomic(path: Path, data: bytes, *, fix: str | None = None) -> Path:
+    """Write via a temp file in the same folder and ``os.replace``: readers see the old file or the
+    new one, and a failed write (a full disk, a read-only folder) leaves no temp file and is one
+    line, ending in ``fix`` when given. The one atomic writer of the package."""
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".tmp")
         with os.fdopen(fd, "wb") as handle:
-            write(handle)
+            handle.write(data)
         os.replace(tmp, path)
     except BaseException as exc:
         if tmp is not None:
@@ -156,6 +153,16 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], object], *, fix: str | 
             raise StorageError(write_failure(path, exc, fix=fix)) from None
         raise
     return path
+
+
+def save_torch_atomic(path: Path, obj: object, *, fix: str | None = None) -> Path:
+    """``torch.save(obj)`` at ``path`` atomically; serialised in memory first because torch's zip
+    writer reports a full disk obscurely."""
+    import torch  # here, so the writers of text outputs never load it
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return write_bytes_atomic(path, buffer.getvalue(), fix=fix)
 
 
 def write_failure(path: Path, exc: OSError, *, fix: str | None = None) -> str:

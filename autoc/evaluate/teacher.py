@@ -17,7 +17,7 @@ from autoc.arch.builder import AutocNet, build_model
 from autoc.arch.config import ArchConfig
 from autoc.arch.netspec import build_netspec
 from autoc.data.datasets import DatasetSplit
-from autoc.files import write_atomic
+from autoc.files import save_torch_atomic
 from autoc.training.loop import TrainConfig, accuracy, train
 
 
@@ -61,5 +61,5 @@ def load_or_train_teacher(
 
     train(model, data.train_x, data.train_y, config=config, on_step=on_step, device=device)
     bar.close()
-    write_atomic(cache_path, lambda handle: torch.save(model.state_dict(), handle))
+    save_torch_atomic(cache_path, model.state_dict())
     return Teacher(model, accuracy(model, data.val_x, data.val_y), cache_path)

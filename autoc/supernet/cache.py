@@ -15,7 +15,7 @@ import torch
 from tqdm import tqdm
 
 from autoc.arch.builder import seeded
-from autoc.files import write_atomic
+from autoc.files import save_torch_atomic
 from autoc.data.datasets import DatasetSplit
 from autoc.space import SearchSpace
 from autoc.supernet.elastic import Supernet
@@ -105,10 +105,5 @@ def open_supernet(
         bar.close()
     seconds = time.perf_counter() - start
     supernet.eval()
-    _save_atomic(supernet, path)
+    save_torch_atomic(path, {"format": FORMAT, "state_dict": supernet.state_dict()}, fix="pass a writable --runs-dir")
     return SupernetRun(supernet, path, trained_now=True, train_seconds=seconds)
-
-
-def _save_atomic(supernet: Supernet, path: Path) -> None:
-    write_atomic(path, lambda handle: torch.save({"format": FORMAT, "state_dict": supernet.state_dict()}, handle),
-                 fix="pass a writable --runs-dir")
