@@ -7,7 +7,7 @@ import os
 # setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from autoc.export.policy_file import PolicyFile, load_policy  # noqa: E402
+from autoc.policy.file import PolicyFile, load_policy  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = ["PolicyFile", "load_policy", "__version__"]

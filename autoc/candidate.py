@@ -6,7 +6,7 @@ from typing import Any, Mapping
 
 from autoc.arch.config import ArchConfig
 from autoc.arch.netspec import NetSpec, build_netspec
-from autoc.compress.policy import CompressionPolicy
+from autoc.arch.policy import CompressionPolicy
 from autoc.errors import PolicyError
 
 

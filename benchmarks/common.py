@@ -24,13 +24,13 @@ import torch
 from autoc.arch.builder import build_model
 from autoc.arch.config import BlockOp
 from autoc.candidate import Candidate
-from autoc.compress.policy import CompressionPolicy, LayerPolicy
-from autoc.evaluate.compute import training_device
-from autoc.evaluate.datasets import DatasetSplit, load_dataset
+from autoc.arch.policy import CompressionPolicy, LayerPolicy
+from autoc.training.compute import training_device
+from autoc.data.datasets import DatasetSplit, load_dataset
 from autoc.evaluate.estimate import EstimateConfig, build_from_supernet
 from autoc.evaluate.metrics import size_bytes, spec_macs
 from autoc.evaluate.recipe import REFERENCE_FORMAT, reference_accuracy, scratch_recipe
-from autoc.evaluate.train import TrainConfig, predict_logits, recalibrate_batchnorm
+from autoc.training.loop import TrainConfig, predict_logits, recalibrate_batchnorm
 from autoc.latency.profile import cpu_model
 from autoc.latency.validate import kendall_tau
 from autoc.space import SearchSpace

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from autoc.arch.config import ArchConfig, BlockOp, StageConfig
 from autoc.candidate import Candidate
-from autoc.compress.policy import CompressionPolicy, LayerPolicy
+from autoc.arch.policy import CompressionPolicy, LayerPolicy
 
 
 def tiny_arch(*, num_classes: int = 10, head_width: int = 64, input_size: int = 16) -> ArchConfig:

@@ -10,10 +10,12 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from autoc.arch.config import ArchConfig
-from autoc.compress.policy import CompressionPolicy, FP32, LayerPolicy
+from autoc.arch.policy import CompressionPolicy, FP32, LayerPolicy
 from autoc.errors import PolicyError
 
 INPUT_GROUP = "input"
+# The head conv's layer name; the classifier after it runs at the head's precision.
+HEAD = "head"
 CHANNEL_MULTIPLE = 8
 
 
@@ -202,9 +204,9 @@ def _plan(arch: ArchConfig, *, widths: dict[str, int] | None) -> NetSpec:
     head = None
     classifier_in, classifier_group = cur, cur_group
     if arch.head_width > 0:
-        head_out = width("head", arch.head_width)
-        head = ConvSpec("head", cur, head_out, 1, 1, 1, cur_group, "head", True)
-        classifier_in, classifier_group = head_out, "head"
+        head_out = width(HEAD, arch.head_width)
+        head = ConvSpec(HEAD, cur, head_out, 1, 1, 1, cur_group, HEAD, True)
+        classifier_in, classifier_group = head_out, HEAD
     return NetSpec(
         input_size=arch.input_size,
         in_channels=arch.in_channels,

@@ -108,7 +108,7 @@ def _measure_fresh(args: argparse.Namespace, model, *, space, threads: int) -> d
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from autoc.export.policy_file import load_policy
+    from autoc.policy.file import load_policy
     from autoc.latency.device import open_device_model, profile_path
     from autoc.latency.model import open_host_model
 

@@ -54,10 +54,10 @@ def run_train(args: argparse.Namespace) -> int:
 
     import torch
 
-    from autoc.evaluate.compute import training_device
-    from autoc.evaluate.datasets import OptionNames, load_dataset
+    from autoc.training.compute import training_device
+    from autoc.data.datasets import OptionNames, load_dataset
     from autoc.evaluate.estimate import eval_subset
-    from autoc.evaluate.train import accuracy
+    from autoc.training.loop import accuracy
     from autoc.space import load_space
     from autoc.supernet import SupernetConfig, open_supernet, smallest_candidate
 

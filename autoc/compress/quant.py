@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from autoc.arch.builder import ConvBNAct
-from autoc.compress.policy import CompressionPolicy
+from autoc.arch.policy import CompressionPolicy
 
 
 class FakeQuant(nn.Module):

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from autoc.arch.builder import ConvBNAct
-from autoc.compress.policy import CompressionPolicy
+from autoc.arch.policy import CompressionPolicy
 from autoc.errors import PolicyError
 
 DEFAULT_LEVELS = (0.25, 0.5, 0.75, 0.9)

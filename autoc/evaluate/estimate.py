@@ -20,11 +20,11 @@ from autoc.compress.quant import apply_quantization
 from autoc.compress.sparsity import apply_policy_sparsity
 from autoc.compress.transfer import inherit_weights, prune_to
 from autoc.errors import BudgetError
-from autoc.evaluate.data_sampling import stratified_subset
-from autoc.evaluate.train import TrainConfig, correct_predictions, recalibrate_batchnorm, train
+from autoc.data.sampling import stratified_subset
+from autoc.training.loop import TrainConfig, correct_predictions, recalibrate_batchnorm, train
 
 if TYPE_CHECKING:
-    from autoc.evaluate.datasets import DatasetSplit
+    from autoc.data.datasets import DatasetSplit
     from autoc.supernet import Supernet
 
 
@@ -100,7 +100,7 @@ def estimate_candidate(
     """Inherit from the supernet, compress, calibrate, fine-tune (KD) and evaluate one candidate.
 
     ``teacher_logits``: the largest sub-network's logits on ``data.train_x`` ([N, C]), or several
-    teachers' stacked ([T, N, C]); see ``autoc.evaluate.train.teacher_logits_of``.
+    teachers' stacked ([T, N, C]); see ``autoc.training.loop.teacher_logits_of``.
     Returns the fine-tuned model and its estimate (seconds include the extraction).
     """
     start = time.perf_counter()

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from autoc.arch.netspec import NetSpec
-from autoc.compress.policy import CompressionPolicy
+from autoc.arch.policy import CompressionPolicy
 from autoc.compress.quant import without_fake_quant
 
 BYTES_FP32 = 4

@@ -19,9 +19,9 @@ from autoc.arch.builder import AutocNet, build_model
 from autoc.candidate import Candidate
 from autoc.compress.quant import apply_quantization
 from autoc.compress.sparsity import apply_policy_sparsity
-from autoc.evaluate.datasets import DatasetSplit
-from autoc.evaluate.train import TrainConfig, accuracy, train
-from autoc.export.output import write_text_atomic
+from autoc.data.datasets import DatasetSplit
+from autoc.training.loop import TrainConfig, accuracy, train
+from autoc.files import write_text_atomic
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,7 @@ count (CPU training repeats bit for bit only at one thread count), written atomi
 from __future__ import annotations
 
 import hashlib
-import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,8 +16,9 @@ from tqdm import tqdm
 from autoc.arch.builder import AutocNet, build_model
 from autoc.arch.config import ArchConfig
 from autoc.arch.netspec import build_netspec
-from autoc.evaluate.datasets import DatasetSplit
-from autoc.evaluate.train import TrainConfig, accuracy, train
+from autoc.data.datasets import DatasetSplit
+from autoc.files import save_torch_atomic
+from autoc.training.loop import TrainConfig, accuracy, train
 
 
 @dataclass(frozen=True)
@@ -62,9 +61,5 @@ def load_or_train_teacher(
 
     train(model, data.train_x, data.train_y, config=config, on_step=on_step, device=device)
     bar.close()
-    cache_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=cache_path.parent, prefix=".teacher-", suffix=".pt")
-    os.close(fd)
-    torch.save(model.state_dict(), tmp)
-    os.replace(tmp, cache_path)
+    save_torch_atomic(cache_path, model.state_dict())
     return Teacher(model, accuracy(model, data.val_x, data.val_y), cache_path)

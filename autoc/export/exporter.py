@@ -25,13 +25,13 @@ from autoc.export.onnx_candidate import (
     measure_exported,
     onnx_accuracy,
 )
-from autoc.export.output import CSV, JSON, ONNX, POLICY_JSON, TORCH, claim_outputs, write_bytes_atomic
-from autoc.export.policy_file import policy_json
+from autoc.files import CSV, JSON, ONNX, POLICY_JSON, TORCH, claim_outputs, write_bytes_atomic
+from autoc.policy.file import policy_json
 from autoc.export.stored_trial import StoredTrial, open_trial
 from autoc.search.stored import open_stored_run
 
 
-# What each format's file is: --force replaces only a file of that kind (autoc.export.output).
+# What each format's file is: --force replaces only a file of that kind (autoc.files).
 OUTPUT_KINDS = {"policy": POLICY_JSON, "onnx": ONNX, "torchscript": TORCH, "state-dict": TORCH, "nni": JSON, "csv": CSV}
 
 
@@ -113,7 +113,7 @@ def _onnx(stored: StoredTrial, *, check: bool) -> tuple[bytes, OnnxCheck | None]
     onnx_bytes = candidate_onnx(model, candidate, calibration=calibration)
     if not check:
         return onnx_bytes, None
-    from autoc.evaluate.train import accuracy
+    from autoc.training.loop import accuracy
 
     return onnx_bytes, OnnxCheck(
         device=stored.run.device,
@@ -128,7 +128,7 @@ def _onnx(stored: StoredTrial, *, check: bool) -> tuple[bytes, OnnxCheck | None]
 
 def _reload_data(stored: StoredTrial):
     """The search's data split, as `autoc search` loaded it; None for studies that did not record it."""
-    from autoc.evaluate.datasets import load_dataset
+    from autoc.data.datasets import load_dataset
 
     options = stored.run.run_options
     if not options:

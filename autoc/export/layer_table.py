@@ -11,9 +11,8 @@ import csv
 import io
 from dataclasses import astuple, dataclass, fields
 
-from autoc.arch.netspec import ConvSpec, NetSpec
+from autoc.arch.netspec import HEAD, ConvSpec, NetSpec
 from autoc.candidate import Candidate
-from autoc.export.onnx_export import HEAD
 from autoc.latency.model import LatencyModel
 
 CLASSIFIER = "classifier"

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from autoc.arch.netspec import frozen_groups, group_producers
+from autoc.arch.netspec import HEAD, frozen_groups, group_producers
 from autoc.candidate import Candidate
-from autoc.export.onnx_export import HEAD
 
 FORMAT = "nni.compression/3"
 CLASSIFIER = "classifier"

@@ -15,7 +15,7 @@ import torch
 from autoc.arch.builder import AutocNet, ConvBNAct
 from autoc.candidate import Candidate
 from autoc.compress.quant import quantize_weight
-from autoc.export.onnx_export import export_onnx, policy_int8_layers
+from autoc.onnx.export import export_onnx, policy_int8_layers
 from autoc.latency.measure import Measurement, make_session, measure_onnx
 
 CALIBRATION_SAMPLES = 64

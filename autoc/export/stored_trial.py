@@ -7,7 +7,7 @@ from pathlib import Path
 from autoc.arch.builder import AutocNet
 from autoc.candidate import Candidate
 from autoc.errors import PolicyError, SpaceError
-from autoc.export.policy_file import PolicyFile, load_weights, record_metrics, space_reference
+from autoc.policy.file import PolicyFile, load_weights, record_metrics, space_reference
 from autoc.search.results import TrialRecord
 from autoc.search.stored import StoredRun
 from autoc.space import SearchSpace, load_space

@@ -15,9 +15,9 @@ import torch
 from torch import nn
 
 from autoc.arch.builder import Block, ConvBNAct
-from autoc.arch.netspec import BlockSpec, ConvSpec, NetSpec, block_precision
-from autoc.compress.policy import CompressionPolicy
-from autoc.export.onnx_export import HEAD, export_onnx
+from autoc.arch.netspec import HEAD, BlockSpec, ConvSpec, NetSpec, block_precision
+from autoc.arch.policy import CompressionPolicy
+from autoc.onnx.export import export_onnx
 from autoc.latency.energy import conv_cost
 from autoc.latency.measure import Measurement, measure_interleaved
 

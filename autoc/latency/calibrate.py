@@ -27,9 +27,9 @@ import numpy as np
 
 from autoc.arch.builder import build_model
 from autoc.arch.netspec import NetSpec
-from autoc.compress.policy import CompressionPolicy
+from autoc.arch.policy import CompressionPolicy
 from autoc.errors import DeviceError
-from autoc.export.onnx_export import export_onnx, policy_int8_layers
+from autoc.onnx.export import export_onnx, policy_int8_layers
 from autoc.latency.blocks import (EMPTY, Unit, input_shape, network_units, precision_transitions, unit_batch,
                                   unit_times)
 from autoc.latency.in_context import (InContextModel, fit_in_context, in_context_targets, prefix_models,

@@ -22,10 +22,9 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
-from autoc.arch.netspec import ConvSpec, NetSpec
-from autoc.compress.policy import CompressionPolicy, LayerPolicy
+from autoc.arch.netspec import HEAD, ConvSpec, NetSpec
+from autoc.arch.policy import CompressionPolicy, LayerPolicy
 from autoc.errors import DeviceError
-from autoc.export.onnx_export import HEAD
 
 _PJ_TO_MJ = 1e-9
 _MW_MS_TO_MJ = 1e-3

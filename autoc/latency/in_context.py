@@ -26,8 +26,8 @@ from torch import nn
 
 from autoc.arch.builder import AutocNet, build_model
 from autoc.arch.netspec import NetSpec
-from autoc.compress.policy import CompressionPolicy
-from autoc.export.onnx_export import export_onnx, policy_int8_layers
+from autoc.arch.policy import CompressionPolicy
+from autoc.onnx.export import export_onnx, policy_int8_layers
 from autoc.latency.blocks import Unit, input_shape
 
 # Feature names in coefficient order; a profile stores them so a reader can check the order.

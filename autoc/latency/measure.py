@@ -73,7 +73,7 @@ def make_session(model: bytes, *, threads: int = 1, profile_prefix: str | None =
     except Exception as exc:  # ORT raises its own exception types for bad graphs
         raise DeviceError(
             f"ONNX Runtime cannot load the model to measure ({exc}); "
-            "export it with autoc.export.onnx_export.export_onnx"
+            "export it with autoc.onnx.export.export_onnx"
         ) from None
 
 

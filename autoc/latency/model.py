@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Iterable, Mapping, NamedTuple, Protocol, runtime_checkable
 
 from autoc.arch.netspec import NetSpec
-from autoc.compress.policy import CompressionPolicy
+from autoc.arch.policy import CompressionPolicy
 from autoc.errors import DeviceError
 from autoc.latency.blocks import Unit, measure_units, network_units, precision_transitions, prior_features
 from autoc.latency.energy import energy_mj

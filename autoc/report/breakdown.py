@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autoc.candidate import Candidate
-from autoc.compress.policy import PRECISIONS
+from autoc.arch.policy import PRECISIONS
 from autoc.errors import AutocError
 from autoc.latency.device import profile_path
 from autoc.latency.model import OVERHEAD, LookupTableLatencyModel

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from autoc.candidate import Candidate
 from autoc.errors import StorageError
-from autoc.export.output import HTML, PNG, check_replaceable, write_bytes_atomic
+from autoc.files import HTML, PNG, check_replaceable, write_bytes_atomic
 from autoc.report.baselines import FILENAME as BASELINES_FILENAME
 from autoc.report.baselines import load_baselines
 from autoc.report.breakdown import latency_breakdown

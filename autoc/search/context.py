@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 import torch
 
-from autoc.evaluate.compute import training_device
-from autoc.evaluate.datasets import SEARCH_OPTION_NAMES, DatasetSplit, load_dataset
+from autoc.training.compute import training_device
+from autoc.data.datasets import SEARCH_OPTION_NAMES, DatasetSplit, load_dataset
 from autoc.evaluate.teacher import load_or_train_teacher, teacher_cache_path
-from autoc.evaluate.train import TrainConfig, accuracy, predict_logits
+from autoc.training.loop import TrainConfig, accuracy, predict_logits
 from autoc.latency.device import open_latency_model
 from autoc.search.objective import ObjectiveContext
 from autoc.search.options import SearchOptions, worker_threads

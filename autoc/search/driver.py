@@ -17,10 +17,10 @@ import optuna
 from optuna.trial import TrialState
 
 from autoc.errors import BudgetError, StorageError
-from autoc.evaluate.compute import training_device
+from autoc.training.compute import training_device
 from autoc.evaluate.memory import check_largest_fits
-from autoc.export.output import check_can_write
-from autoc.export.policy_file import PolicyFile, record_metrics, space_reference, write_policy
+from autoc.files import check_can_write
+from autoc.policy.file import PolicyFile, record_metrics, space_reference, write_policy
 from autoc.latency.device import open_latency_model, usable_as_file_name
 from autoc.latency.profile import HOST
 from autoc.search.context import build_objective_context, load_inputs, supernet_config

@@ -24,9 +24,9 @@ import optuna
 import torch
 
 from autoc.candidate import Candidate
-from autoc.evaluate.datasets import DatasetSplit
+from autoc.data.datasets import DatasetSplit
 from autoc.evaluate.recipe import train_from_scratch
-from autoc.evaluate.train import TrainConfig
+from autoc.training.loop import TrainConfig
 from autoc.search.objective import save_weights
 from autoc.search.results import TrialRecord
 from autoc.search.separation import AUTO_FINALISTS, record_separations, tied

@@ -1,7 +1,6 @@
 """The objective of one trial: sample, predict latency, reject over budget, else train and score."""
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -10,11 +9,11 @@ import torch
 
 from autoc.arch.builder import AutocNet
 from autoc.candidate import Candidate
-from autoc.evaluate.datasets import DatasetSplit
+from autoc.data.datasets import DatasetSplit
 from autoc.evaluate.estimate import Estimate, build_candidate_model, build_from_supernet, estimate_accuracy
 from autoc.evaluate.metrics import params_and_macs, size_bytes
-from autoc.evaluate.train import TrainConfig
-from autoc.export.output import write_bytes_atomic
+from autoc.training.loop import TrainConfig
+from autoc.files import save_torch_atomic
 from autoc.latency.model import LatencyModel
 from autoc.search.results import CORRECT_ATTR
 from autoc.search.separation import encode_correct
@@ -99,6 +98,4 @@ def estimate_candidate_in(ctx: ObjectiveContext, candidate: Candidate, *, seed: 
 def save_weights(model: AutocNet, path: Path) -> Path:
     """``model``'s state dict at ``path``, written atomically (a crash leaves the old file or none;
     a failed write, e.g. a full disk, removes its temp file and is one line)."""
-    buffer = io.BytesIO()
-    torch.save(model.state_dict(), buffer)  # in memory first: torch's zip writer reports a full disk obscurely
-    return write_bytes_atomic(path, buffer.getvalue())
+    return save_torch_atomic(path, model.state_dict())

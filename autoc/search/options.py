@@ -47,7 +47,7 @@ class SearchOptions:
     noise_trials: int = 4
     batch_size: int = 32
     # Where the training steps run (teacher, supernet, fine-tuning, finalists): cpu, cuda, cuda:N or
-    # auto (autoc.evaluate.compute); estimates, latency and export stay on the CPU.
+    # auto (autoc.training.compute); estimates, latency and export stay on the CPU.
     train_device: str = "cpu"
     max_train: int | None = None
     max_val: int | None = None

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Mapping
 from autoc.arch.config import ArchConfig, BlockOp, StageConfig
 from autoc.arch.netspec import build_netspec, frozen_groups, group_producers
 from autoc.candidate import Candidate
-from autoc.compress.policy import CompressionPolicy, LayerPolicy
+from autoc.arch.policy import CompressionPolicy, LayerPolicy
 
 if TYPE_CHECKING:
     from autoc.space.model import SearchSpace

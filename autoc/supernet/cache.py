@@ -6,9 +6,7 @@ no half-written cache; an unreadable cache is retrained, never trusted.
 from __future__ import annotations
 
 import hashlib
-import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +15,8 @@ import torch
 from tqdm import tqdm
 
 from autoc.arch.builder import seeded
-from autoc.errors import StorageError
-from autoc.evaluate.datasets import DatasetSplit
+from autoc.files import save_torch_atomic
+from autoc.data.datasets import DatasetSplit
 from autoc.space import SearchSpace
 from autoc.supernet.elastic import Supernet
 from autoc.supernet.subnets import skip_conv_slots
@@ -107,21 +105,5 @@ def open_supernet(
         bar.close()
     seconds = time.perf_counter() - start
     supernet.eval()
-    _save_atomic(supernet, path)
+    save_torch_atomic(path, {"format": FORMAT, "state_dict": supernet.state_dict()}, fix="pass a writable --runs-dir")
     return SupernetRun(supernet, path, trained_now=True, train_seconds=seconds)
-
-
-def _save_atomic(supernet: Supernet, path: Path) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".supernet-", suffix=".pt")
-    except OSError as exc:
-        raise StorageError(f"cannot write the supernet cache in {path.parent}: {exc.strerror}; "
-                           "pass a writable --runs-dir") from None
-    os.close(fd)
-    try:
-        torch.save({"format": FORMAT, "state_dict": supernet.state_dict()}, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -23,7 +23,7 @@ from autoc.arch.config import ArchConfig
 from autoc.arch.netspec import ConvSpec, NetSpec, build_netspec
 from autoc.candidate import Candidate
 from autoc.errors import PolicyError
-from autoc.evaluate.train import recalibrate_batchnorm
+from autoc.training.loop import recalibrate_batchnorm
 from autoc.supernet.extract import extract
 
 ACTIVATIONS = {"relu6": F.relu6, "relu": F.relu}  # the functional twins of autoc.arch.builder's

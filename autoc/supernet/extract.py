@@ -40,7 +40,7 @@ def extract(supernet: "Supernet", subnet: NetSpec) -> AutocNet:
 def calibrate_batchnorm(supernet: "Supernet", subnet: NetSpec, inputs: torch.Tensor, *, batches: int = 8,
                         batch_size: int = 64) -> None:
     """Set the supernet's running stats of ``subnet``'s channels to their average over a few batches
-    (what ``autoc.evaluate.train.recalibrate_batchnorm`` does to an extracted copy)."""
+    (what ``autoc.training.loop.recalibrate_batchnorm`` does to an extracted copy)."""
     for conv in subnet.convs():
         slot = supernet.slot(conv.name)
         slot.running_mean[: conv.cout].zero_()

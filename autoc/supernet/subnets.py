@@ -10,7 +10,7 @@ import random
 from autoc.arch.config import BlockOp
 from autoc.arch.netspec import ConvSpec
 from autoc.candidate import Candidate
-from autoc.compress.policy import CompressionPolicy
+from autoc.arch.policy import CompressionPolicy
 from autoc.space import SearchSpace, parameter_plan
 from autoc.space.assemble import assemble
 

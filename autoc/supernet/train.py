@@ -31,8 +31,8 @@ from torch.nn import functional as F
 
 from autoc.arch.netspec import NetSpec
 from autoc.compress.distill import distillation_loss
-from autoc.evaluate.compute import trained_on
-from autoc.evaluate.train import crop_and_flip
+from autoc.training.compute import trained_on
+from autoc.training.loop import crop_and_flip
 from autoc.errors import BudgetError
 from autoc.space import SearchSpace
 from autoc.supernet.channel_order import sort_channels_by_importance

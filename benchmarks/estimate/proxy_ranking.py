@@ -33,7 +33,7 @@ from torch import nn
 from autoc.arch.builder import build_model
 from autoc.candidate import Candidate
 from autoc.evaluate.metrics import spec_macs
-from autoc.evaluate.train import train
+from autoc.training.loop import train
 from autoc.latency.validate import kendall_tau
 from autoc.space import load_space
 

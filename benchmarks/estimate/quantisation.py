@@ -24,7 +24,7 @@ from pathlib import Path
 
 
 from autoc.candidate import Candidate
-from autoc.compress.policy import CompressionPolicy, LayerPolicy
+from autoc.arch.policy import CompressionPolicy, LayerPolicy
 from autoc.evaluate.estimate import estimate_candidate
 from autoc.latency.validate import kendall_tau
 from autoc.space import load_space

@@ -40,7 +40,7 @@ from autoc.candidate import Candidate
 from autoc.evaluate.estimate import EstimateConfig, estimate_candidate
 from autoc.evaluate.metrics import spec_macs
 from autoc.evaluate.recipe import reference_accuracy, train_from_scratch
-from autoc.evaluate.train import teacher_logits_of
+from autoc.training.loop import teacher_logits_of
 from autoc.latency.validate import kendall_tau
 from autoc.space import load_space
 

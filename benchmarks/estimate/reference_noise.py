@@ -25,7 +25,7 @@ from pathlib import Path
 
 
 from autoc.candidate import Candidate
-from autoc.compress.policy import CompressionPolicy, LayerPolicy
+from autoc.arch.policy import CompressionPolicy, LayerPolicy
 from autoc.evaluate.metrics import spec_macs
 from autoc.evaluate.recipe import reference_accuracy
 from autoc.latency.validate import kendall_tau

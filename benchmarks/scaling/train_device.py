@@ -16,7 +16,7 @@ from pathlib import Path
 
 
 from autoc.errors import ComputeError
-from autoc.evaluate.compute import training_device
+from autoc.training.compute import training_device
 from autoc.evaluate.recipe import train_from_scratch
 from autoc.space import load_space
 from autoc.supernet import SupernetConfig, supernet_for_space, train_supernet

@@ -36,7 +36,7 @@ from autoc.candidate import Candidate
 from autoc.commands.search import finalist_count
 from autoc.evaluate.estimate import estimate_candidate
 from autoc.evaluate.recipe import reference_accuracy
-from autoc.evaluate.train import TrainConfig
+from autoc.training.loop import TrainConfig
 from autoc.latency.device import open_latency_model
 from autoc.search.ehvi import accuracy_latency_front
 from autoc.search.finalists import finalist_picks

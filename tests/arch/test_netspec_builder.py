@@ -4,7 +4,7 @@ import torch
 from autoc.arch.builder import build_model
 from autoc.arch.config import ArchConfig, BlockOp
 from autoc.arch.netspec import build_netspec, frozen_groups, group_producers, round_channels
-from autoc.compress.policy import CompressionPolicy, LayerPolicy
+from autoc.arch.policy import CompressionPolicy, LayerPolicy
 from autoc.errors import PolicyError
 from helpers import tiny_arch, uniform_policy
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from autoc.arch.builder import build_model
-from autoc.compress.policy import CompressionPolicy, LayerPolicy
+from autoc.arch.policy import CompressionPolicy, LayerPolicy
 from autoc.compress.sparsity import (
     apply_policy_sparsity,
     apply_sparsity,
@@ -20,7 +20,7 @@ from autoc.compress.sparsity import (
 )
 from autoc.errors import PolicyError
 from autoc.evaluate.metrics import size_bytes
-from autoc.evaluate.train import TrainConfig, train
+from autoc.training.loop import TrainConfig, train
 from helpers import tiny_arch, tiny_candidate
 
 

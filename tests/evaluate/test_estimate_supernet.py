@@ -9,9 +9,9 @@ import torch
 from autoc.compress.quant import FakeQuant
 from autoc.compress.sparsity import measured_sparsity, with_sparsity
 from autoc.errors import BudgetError
-from autoc.evaluate.datasets import load_dataset
+from autoc.data.datasets import load_dataset
 from autoc.evaluate.estimate import EstimateConfig, build_from_supernet, estimate_candidate, eval_subset
-from autoc.evaluate.train import TrainConfig, predict_logits, teacher_logits_of, train
+from autoc.training.loop import TrainConfig, predict_logits, teacher_logits_of, train
 from autoc.space import parse_space
 from autoc.supernet import random_candidate, supernet_for_space
 

@@ -7,9 +7,9 @@ import json
 import pytest
 import torch
 
-from autoc.evaluate.datasets import load_dataset
+from autoc.data.datasets import load_dataset
 from autoc.evaluate.recipe import reference_accuracy, reference_key
-from autoc.evaluate.train import TrainConfig, crop_and_flip
+from autoc.training.loop import TrainConfig, crop_and_flip
 from helpers import tiny_candidate
 
 
@@ -115,7 +115,7 @@ def test_a_selection_score_comes_from_the_same_trained_model_and_is_cached(tmp_p
 
 def test_stop_after_gives_the_full_runs_model_at_that_step():
     from autoc.arch.builder import build_model
-    from autoc.evaluate.train import train
+    from autoc.training.loop import train
 
     data = load_dataset("digits", input_size=16, max_train=128, max_val=64)
     spec = tiny_candidate(precision="fp32", bits=32).netspec()

@@ -35,6 +35,6 @@ def tiny_run(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_val_images():
     """Validation images of the tiny study (the split its search used)."""
-    from autoc.evaluate.datasets import load_dataset
+    from autoc.data.datasets import load_dataset
 
     return load_dataset("digits", input_size=16, seed=0, max_train=300, max_val=200).val_x

@@ -16,7 +16,7 @@ from autoc.candidate import Candidate
 from autoc.cli import main
 from autoc.compress.quant import apply_quantization
 from autoc.export.exporter import ExportRequest, export_trial
-from autoc.export.onnx_export import node_scope
+from autoc.onnx.export import node_scope
 from autoc.search.stored import open_stored_run
 
 X = torch.randn(8, 3, 16, 16, generator=torch.Generator().manual_seed(0))

@@ -7,7 +7,7 @@ from onnx import numpy_helper
 from autoc.arch.builder import build_model
 from autoc.compress.quant import apply_quantization
 from autoc.export.onnx_candidate import calibration_images, candidate_onnx, onnx_accuracy
-from autoc.export.onnx_export import node_scope
+from autoc.onnx.export import node_scope
 from helpers import tiny_candidate
 
 

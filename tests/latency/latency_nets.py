@@ -3,7 +3,7 @@ from pathlib import Path
 
 from autoc.arch.config import ArchConfig, BlockOp, StageConfig
 from autoc.arch.netspec import NetSpec, build_netspec
-from autoc.compress.policy import CompressionPolicy, LayerPolicy
+from autoc.arch.policy import CompressionPolicy, LayerPolicy
 
 # The project root's ../shared/data (as tests/conftest.py SHARED_DATA).
 SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"

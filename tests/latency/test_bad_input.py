@@ -8,7 +8,7 @@ import optuna
 import pytest
 
 from autoc.cli import main
-from autoc.export.policy_file import PolicyFile, space_reference, write_policy
+from autoc.policy.file import PolicyFile, space_reference, write_policy
 from autoc.latency.in_context import FEATURES
 from autoc.latency.pack import MANIFEST, export_pack
 from autoc.latency.profile import Correction, DeviceProfile, UnitPrior, data_identity, save_profile

@@ -3,7 +3,7 @@ from dataclasses import replace
 import pytest
 
 from autoc.arch.config import BlockOp, StageConfig
-from autoc.compress.policy import CompressionPolicy
+from autoc.arch.policy import CompressionPolicy
 from autoc.latency.calibrate import (
     calibrate_correction,
     fit_correction,

@@ -5,7 +5,7 @@ import optuna
 import pytest
 
 from autoc.cli import main
-from autoc.export.policy_file import PolicyFile, space_reference, write_policy
+from autoc.policy.file import PolicyFile, space_reference, write_policy
 from autoc.space import load_space, sample_candidate
 
 

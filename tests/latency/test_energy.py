@@ -2,7 +2,7 @@ from dataclasses import replace
 
 import pytest
 
-from autoc.compress.policy import CompressionPolicy, LayerPolicy
+from autoc.arch.policy import CompressionPolicy, LayerPolicy
 from autoc.errors import DeviceError
 from autoc.latency.energy import EnergyCoefficients, energy_mj, layer_costs
 from autoc.latency.model import LookupTableLatencyModel

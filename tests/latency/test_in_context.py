@@ -7,7 +7,7 @@ import onnx
 import pytest
 
 from autoc.arch.config import BlockOp
-from autoc.compress.policy import CompressionPolicy
+from autoc.arch.policy import CompressionPolicy
 from autoc.errors import DeviceError
 from autoc.latency.blocks import network_units
 from autoc.latency.calibrate import calibrate_correction

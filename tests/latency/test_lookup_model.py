@@ -6,7 +6,7 @@ import pytest
 
 import autoc.latency.model as model_module
 from autoc.arch.config import BlockOp
-from autoc.compress.policy import CompressionPolicy, LayerPolicy
+from autoc.arch.policy import CompressionPolicy, LayerPolicy
 from autoc.errors import DeviceError
 from autoc.latency.blocks import network_units, unit_work
 from autoc.latency.model import LatencyModel, LookupTableLatencyModel, open_host_model

@@ -3,7 +3,7 @@ import math
 import pytest
 
 from autoc.arch.config import BlockOp
-from autoc.compress.policy import CompressionPolicy
+from autoc.arch.policy import CompressionPolicy
 from autoc.latency.blocks import export_unit, measure_units, network_units
 from autoc.latency.measure import measure_interleaved, measure_onnx
 from latency_nets import int8_policy, small_net

@@ -2,7 +2,7 @@ import pytest
 
 from autoc.arch.config import ArchConfig, BlockOp, StageConfig
 from autoc.arch.netspec import build_netspec
-from autoc.compress.policy import CompressionPolicy
+from autoc.arch.policy import CompressionPolicy
 from autoc.errors import DeviceError
 from autoc.latency.model import LookupTableLatencyModel
 from autoc.latency.ofa_lut import ofa_profile, read_ofa_lut

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from autoc.arch.config import BlockOp, StageConfig
-from autoc.compress.policy import CompressionPolicy
+from autoc.arch.policy import CompressionPolicy
 from autoc.errors import PolicyError
 from autoc.latency.blocks import IDENTITY, build_unit_module, network_units
 from latency_nets import INT8, int8_policy, small_net

@@ -20,7 +20,7 @@ from optuna.trial import TrialState
 
 from autoc.candidate import Candidate
 from autoc.evaluate.metrics import size_bytes
-from autoc.export.policy_file import PolicyFile, write_policy
+from autoc.policy.file import PolicyFile, write_policy
 from autoc.latency.blocks import Unit, network_units
 from autoc.latency.model import LookupTableLatencyModel
 from autoc.latency.profile import Correction, DeviceIdentity, DeviceProfile, save_profile

@@ -9,7 +9,7 @@ import pytest
 
 import autoc
 from autoc.cli import main
-from autoc.evaluate.train import accuracy
+from autoc.training.loop import accuracy
 from autoc.search.context import load_inputs
 from autoc.search.driver import SearchOptions, run_search
 from autoc.evaluate.recipe import scratch_recipe

@@ -66,7 +66,7 @@ def test_a_search_at_another_seed_trains_another_teacher_and_estimates(tiny_spac
 
 def test_a_thread_count_or_seed_that_changes_training_is_another_cache(tiny_space, digits16_for_keys):
     space, data = digits16_for_keys
-    from autoc.evaluate.train import TrainConfig
+    from autoc.training.loop import TrainConfig
 
     teacher = {teacher_cache_path(Path("c"), space_fingerprint=space.fingerprint(), data=data,
                                   config=TrainConfig(steps=5, seed=seed), threads=threads)
@@ -83,7 +83,7 @@ def test_cpu_training_differs_between_thread_counts_so_the_key_must_hold_them(di
     space, data = digits16_for_keys
     from autoc.arch.builder import build_model
     from autoc.arch.netspec import build_netspec
-    from autoc.evaluate.train import TrainConfig, train
+    from autoc.training.loop import TrainConfig, train
 
     saved = torch.get_num_threads()
 
@@ -103,7 +103,7 @@ def test_cpu_training_differs_between_thread_counts_so_the_key_must_hold_them(di
 
 @pytest.fixture(scope="module")
 def digits16_for_keys(tiny_space):
-    from autoc.evaluate.datasets import load_dataset
+    from autoc.data.datasets import load_dataset
 
     space = load_space(str(tiny_space))
     return space, load_dataset("digits", input_size=space.input_size, seed=0, max_train=300, max_val=100)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from autoc.evaluate.datasets import load_dataset
+from autoc.data.datasets import load_dataset
 from autoc.space import parse_space
 
 MBV2_LIKE = {

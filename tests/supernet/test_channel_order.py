@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from autoc.evaluate.train import accuracy, recalibrate_batchnorm
+from autoc.training.loop import accuracy, recalibrate_batchnorm
 from autoc.space import parameter_plan
 from autoc.space.assemble import assemble
 from autoc.supernet import SupernetConfig, smallest_candidate, supernet_for_space, train_supernet

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from autoc.errors import PolicyError
-from autoc.evaluate.train import recalibrate_batchnorm, train, TrainConfig
+from autoc.training.loop import recalibrate_batchnorm, train, TrainConfig
 from autoc.supernet import (
     calibrate_batchnorm,
     extract,

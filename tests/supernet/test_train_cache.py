@@ -5,7 +5,7 @@ import torch
 import yaml
 
 from autoc.cli import main
-from autoc.evaluate.train import accuracy
+from autoc.training.loop import accuracy
 from autoc.supernet import SupernetConfig, open_supernet, smallest_candidate, supernet_for_space, train_supernet
 from supernet_fixtures import _one_thread, digits16, fbnet_space, tiny_space  # noqa: F401  (fixtures)
 

@@ -6,7 +6,7 @@ import random
 import pytest
 
 from autoc.errors import BudgetError
-from autoc.evaluate.train import accuracy
+from autoc.training.loop import accuracy
 from autoc.supernet import SupernetConfig, largest_candidate, supernet_for_space, train_supernet
 from autoc.supernet.subnets import random_candidate
 from supernet_fixtures import _one_thread, digits16, tiny_space, trained_subnets  # noqa: F401  (fixtures)

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from autoc.compress.distill import distillation_loss
-from autoc.evaluate.compute import model_device, trained_on
+from autoc.training.compute import model_device, trained_on
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ def train(
     no teacher forward pass per step. Several teachers stack on dim 0 ([T, N, C]); their
     soft targets are averaged. ``stop_after`` runs only the first that many steps of the
     ``config.steps`` schedule: the model as the full run has it at that step. ``device``: where
-    the steps run (``autoc.evaluate.compute``); the model comes back to its own device after.
+    the steps run (``autoc.training.compute``); the model comes back to its own device after.
     """
     with trained_on(model, device) as target:
         return _train_steps(model, inputs, labels, config=config, teacher_logits=teacher_logits, on_step=on_step,

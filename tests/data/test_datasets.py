@@ -13,7 +13,7 @@ from PIL import Image
 from sklearn.datasets import load_digits
 
 from autoc.errors import DataError
-from autoc.evaluate.datasets import DATASET_NAMES, DatasetSplit, load_dataset
+from autoc.data.datasets import DATASET_NAMES, DatasetSplit, load_dataset
 
 CIFAR_ZIP = Path(__file__).resolve().parents[2].parent / "shared/data/cifar10-jpeg.zip"
 CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -412,7 +412,7 @@ def test_file_that_is_not_a_zip(tmp_path: Path) -> None:
 
 
 def test_fit_square_resizes_shorter_side_and_crops_centre() -> None:
-    from autoc.evaluate.data_decode import fit_square
+    from autoc.data.decode import fit_square
 
     columns = torch.arange(40, dtype=torch.uint8).view(1, 1, 40).expand(3, 20, 40)
     same_height = fit_square(columns, 20)  # shorter side already fits: crop only

@@ -10,7 +10,7 @@ import pytest
 import torchvision.datasets.cifar as tv_cifar
 
 from autoc.errors import DataError
-from autoc.evaluate.datasets import load_dataset
+from autoc.data.datasets import load_dataset
 
 
 def test_offline_download_names_the_folder_and_the_fix(tmp_path, monkeypatch):

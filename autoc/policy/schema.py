@@ -1,7 +1,7 @@
 """The JSON Schema of policy files (``policy.schema.json``, shipped in the package) and its check.
 
 The schema states the shape and ranges of a policy file; what depends on the architecture
-(which layer names exist, which layers are tied) is checked after it, in ``policy_file``.
+(which layer names exist, which layers are tied) is checked after it, in ``autoc.policy.file``.
 """
 from __future__ import annotations
 

@@ -20,10 +20,10 @@ import torch
 import torch.nn.functional as F
 
 from autoc.errors import DataError
-from autoc.evaluate.data_cifar_pickle import FOLDER as FOLDER_NAME, find_pickle_folder, load_pickle_folder
-from autoc.evaluate.data_decode import decode_images
-from autoc.evaluate.data_files import ImageTree, layout_text, open_image_tree
-from autoc.evaluate.data_sampling import stratified_split, stratified_subset
+from autoc.data.cifar_pickle import FOLDER as FOLDER_NAME, find_pickle_folder, load_pickle_folder
+from autoc.data.decode import decode_images
+from autoc.data.image_tree import ImageTree, layout_text, open_image_tree
+from autoc.data.sampling import stratified_split, stratified_subset
 
 DEFAULT_DATASET = "digits"
 

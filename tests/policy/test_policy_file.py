@@ -8,8 +8,8 @@ import autoc
 from autoc.arch.builder import build_model
 from autoc.compress.quant import apply_quantization
 from autoc.errors import PolicyError
-from autoc.export.policy_file import PolicyFile, space_reference, write_policy
-from autoc.export.schema import field_path, policy_schema
+from autoc.policy.file import PolicyFile, space_reference, write_policy
+from autoc.policy.schema import field_path, policy_schema
 from autoc.space import load_space
 from helpers import tiny_candidate
 

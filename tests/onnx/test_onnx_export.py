@@ -6,10 +6,10 @@ import torch
 
 from autoc.arch.builder import build_model
 from autoc.arch.netspec import build_netspec
-from autoc.compress.policy import CompressionPolicy, LayerPolicy
+from autoc.arch.policy import CompressionPolicy, LayerPolicy
 from autoc.compress.quant import apply_quantization
 from autoc.errors import PolicyError
-from autoc.export.onnx_export import export_onnx, node_scope, policy_int8_layers
+from autoc.onnx.export import export_onnx, node_scope, policy_int8_layers
 from helpers import tiny_arch
 
 SHAPE = (1, 3, 16, 16)

@@ -1,7 +1,7 @@
 """Policy files (schema ``autoc.policy/1``): everything needed to rebuild a found model.
 
-Loading checks, in order: JSON syntax, the schema version, the JSON Schema shipped beside
-this module (field names, types, ranges), the layer names against the architecture, the
+Loading checks, in order: JSON syntax, the schema version, the JSON Schema shipped with
+autoc (field names, types, ranges), the layer names against the architecture, the
 channel ties the architecture imposes, and that the search space it names is installed
 with the same content. Each failure is a PolicyError naming the file, the field and the fix.
 """
@@ -15,13 +15,12 @@ from typing import Any, Mapping
 import torch
 
 from autoc.arch.builder import AutocNet, build_model
-from autoc.arch.netspec import NetSpec
+from autoc.arch.netspec import HEAD, NetSpec
 from autoc.candidate import Candidate
 from autoc.compress.quant import apply_quantization
 from autoc.errors import PolicyError, SpaceError, first_line
-from autoc.export.onnx_export import HEAD
-from autoc.export.output import write_text_atomic
-from autoc.export.schema import SCHEMA_ID, validate_policy_document
+from autoc.files import write_text_atomic
+from autoc.policy.schema import SCHEMA_ID, validate_policy_document
 
 SCHEMA = SCHEMA_ID
 METRIC_KEYS = ("accuracy", "latency_ms", "size_bytes", "macs", "params")

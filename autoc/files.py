@@ -9,6 +9,7 @@ an ONNX export, a PNG by the report), so a mistyped output path cannot destroy a
 from __future__ import annotations
 
 import errno
+import io
 import os
 import tempfile
 from dataclasses import dataclass
@@ -134,9 +135,10 @@ def check_can_write(directory: Path, *, fix: str, what: str = "directory") -> No
                            f"{fix}") from None
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> Path:
+def write_bytes_atomic(path: Path, data: bytes, *, fix: str | None = None) -> Path:
     """Write via a temp file in the same folder and ``os.replace``: readers see the old file or the
-    new one, and a failed write (a full disk, a read-only folder) leaves no temp file and is one line."""
+    new one, and a failed write (a full disk, a read-only folder) leaves no temp file and is one
+    line, ending in ``fix`` when given. The one atomic writer of the package."""
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -148,16 +150,26 @@ def write_bytes_atomic(path: Path, data: bytes) -> Path:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
         if isinstance(exc, OSError):
-            raise StorageError(write_failure(path, exc)) from None
+            raise StorageError(write_failure(path, exc, fix=fix)) from None
         raise
     return path
 
 
-def write_failure(path: Path, exc: OSError) -> str:
+def save_torch_atomic(path: Path, obj: object, *, fix: str | None = None) -> Path:
+    """``torch.save(obj)`` at ``path`` atomically; serialised in memory first because torch's zip
+    writer reports a full disk obscurely."""
+    import torch  # here, so the writers of text outputs never load it
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return write_bytes_atomic(path, buffer.getvalue(), fix=fix)
+
+
+def write_failure(path: Path, exc: OSError, *, fix: str | None = None) -> str:
     """One line for a write that failed: a full disk says so, anything else names the reason."""
     if exc.errno == errno.ENOSPC:
         return f"cannot write {path}: the disk is full; free some space (or write elsewhere) and run the command again"
-    return f"cannot write {path}: {exc.strerror or exc}; check that its folder is writable, or write elsewhere"
+    return f"cannot write {path}: {exc.strerror or exc}; {fix or 'check that its folder is writable, or write elsewhere'}"
 
 
 def write_text_atomic(path: Path, text: str) -> Path:

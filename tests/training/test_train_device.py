@@ -8,13 +8,13 @@ import torch
 from autoc.arch.builder import build_model
 from autoc.candidate import Candidate
 from autoc.cli import main
-from autoc.compress.policy import LayerPolicy
+from autoc.arch.policy import LayerPolicy
 from autoc.compress.sparsity import apply_policy_sparsity
 from autoc.errors import ComputeError
-from autoc.evaluate.compute import trained_on, training_device
-from autoc.evaluate.datasets import load_dataset
+from autoc.training.compute import trained_on, training_device
+from autoc.data.datasets import load_dataset
 from autoc.evaluate.recipe import scratch_recipe, train_from_scratch
-from autoc.evaluate.train import TrainConfig, accuracy, train
+from autoc.training.loop import TrainConfig, accuracy, train
 from autoc.space import parse_space
 from autoc.supernet import SupernetConfig, supernet_for_space, train_supernet
 from helpers import tiny_arch, uniform_policy

@@ -21,12 +21,11 @@ import torch
 from torch import nn
 
 from autoc.compress.quant import without_fake_quant
-from autoc.arch.netspec import NetSpec
-from autoc.compress.policy import CompressionPolicy
+from autoc.arch.netspec import HEAD, NetSpec
+from autoc.arch.policy import CompressionPolicy
 from autoc.errors import PolicyError
 
-# The classifier (and the pooling before it) runs at the precision of the head unit.
-HEAD = "head"
+# The classifier (and the pooling before it) runs at the precision of the head unit (HEAD).
 _HEAD_FOLLOWERS = ("", "classifier")
 CALIBRATION_SAMPLES = 8
 

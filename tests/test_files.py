@@ -1,0 +1,40 @@
+"""autoc.files: the one atomic writer; a failed write leaves the old file, no temp file, one line."""
+import errno
+
+import pytest
+import torch
+
+import autoc.files
+from autoc.errors import StorageError
+from autoc.files import save_torch_atomic, write_bytes_atomic
+
+
+def _failing_replace(code):
+    def replace(src, dst):
+        raise OSError(code, "simulated")
+    return replace
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temp_file(tmp_path, monkeypatch):
+    path = write_bytes_atomic(tmp_path / "out.bin", b"old")
+    monkeypatch.setattr(autoc.files.os, "replace", _failing_replace(errno.ENOSPC))
+
+    with pytest.raises(StorageError, match=r"out\.bin: the disk is full; free some space"):
+        write_bytes_atomic(path, b"new")
+
+    assert path.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
+
+
+def test_a_given_fix_ends_the_line_of_a_failed_write(tmp_path, monkeypatch):
+    monkeypatch.setattr(autoc.files.os, "replace", _failing_replace(errno.EACCES))
+
+    with pytest.raises(StorageError, match=r"a\.pt: simulated; pass a writable --runs-dir$"):
+        save_torch_atomic(tmp_path / "a.pt", {"w": torch.ones(2)}, fix="pass a writable --runs-dir")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_torch_objects_are_saved_into_missing_folders(tmp_path):
+    path = save_torch_atomic(tmp_path / "cache" / "w.pt", {"w": torch.ones(2)})
+
+    assert torch.equal(torch.load(path)["w"], torch.ones(2))
