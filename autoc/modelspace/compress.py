@@ -1,7 +1,7 @@
 """Apply a compression policy to a user's model: prune channel groups, zero weights, fake-quantise.
 
 The policy keeps a ratio per channel group (``autoc.modelspace.groups``) and a precision, weight
-bits and sparsity per conv/linear layer (``autoc.compress.policy.LayerPolicy``, named by module
+bits and sparsity per conv/linear layer (``autoc.arch.policy.LayerPolicy``, named by module
 path). Quantised layers keep their module path and parameters: only their class changes, to one
 that fake-quantises its input and weights, so state dicts and policies keep naming the same layers.
 """
@@ -13,7 +13,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from autoc.compress.policy import CompressionPolicy
+from autoc.arch.policy import CompressionPolicy
 from autoc.compress.quant import FakeQuant
 from autoc.compress.sparsity import apply_sparsity
 from autoc.errors import PolicyError

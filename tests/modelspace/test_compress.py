@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from autoc.compress.policy import LayerPolicy
+from autoc.arch.policy import LayerPolicy
 from autoc.compress.quant import quantize_weight
 from autoc.errors import PolicyError
 from autoc.modelspace import ModelPolicy, compress, load_model, quantized_layers
