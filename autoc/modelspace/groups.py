@@ -24,11 +24,17 @@ CLASSIFIER = "classifier: its outputs are the model's classes"
 
 @dataclass(frozen=True)
 class ChannelGroup:
-    """Output channels removed together: ``layers`` (module paths) all lose the same channels."""
+    """Output channels removed together: ``layers`` (module paths) all lose the same channels.
+
+    ``ties`` says how far each conv/linear layer shrinks with the group: (layer, "out" or "in", how
+    many of its output or input channels the group's channels span); a layer reading the group
+    through a flatten spans several inputs per channel.
+    """
 
     name: str
     channels: int
     layers: tuple[str, ...]
+    ties: tuple[tuple[str, str, int], ...] = ()
 
     def kept(self, keep_ratio: float, *, multiple: int = 1) -> int:
         """Channels left at ``keep_ratio``, rounded to a multiple of ``multiple`` (at least one multiple,
@@ -88,20 +94,27 @@ class Traced:
         order = self.module_order()
         ignored = [module for module, name in self.names.items() if name in self.fixed]
         for tp_group in self.graph.get_all_groups(ignored_layers=ignored):
-            layers, blocked = [], False
-            for dep, _ in tp_group:
-                name = self.names.get(dep.target.module)
+            layers, ties, blocked = [], {}, False
+            for dep, idxs in tp_group:
+                target = dep.target.module
+                name = self.names.get(target)
                 if name is None:
                     continue
                 out = self.graph.is_out_channel_pruning_fn(dep.handler)
                 # the classifier's inputs may shrink, its outputs not; a layer without a rule not at all
                 blocked = blocked or (name in self.fixed and (out or self.fixed[name] != CLASSIFIER))
-                if out and not isinstance(dep.target.module, nn.Parameter):
+                if out and not isinstance(target, nn.Parameter):
                     layers.append(name)
+                if isinstance(target, WEIGHT_LAYERS):
+                    side = "out" if out else "in"
+                    ties[name, side] = ties.get((name, side), 0) + len(idxs)
             if blocked or not layers:
                 continue
             layers = sorted(set(layers), key=order.__getitem__)
-            yield ChannelGroup(name=layers[0], channels=len(tp_group[0].idxs), layers=tuple(layers)), tp_group
+            tied = tuple(sorted(((layer, side, count) for (layer, side), count in ties.items()),
+                                key=lambda t: (order[t[0]], t[1])))
+            yield ChannelGroup(name=layers[0], channels=len(tp_group[0].idxs), layers=tuple(layers),
+                               ties=tied), tp_group
 
 
 def trace(model: nn.Module, example_input: torch.Tensor) -> Traced:
