@@ -89,6 +89,7 @@ def _print_summary(result) -> None:
             print(f"budget {chosen.budget_ms:g} ms: no trial fits yet; run more trials (--trials) or raise the budget")
         else:
             measured = f", {chosen.measured_ms:.3f} ms measured" if chosen.measured_ms is not None else ""
-            print(f"budget {chosen.budget_ms:g} ms: trial {chosen.trial}, accuracy {chosen.accuracy:.3f}, "
-                  f"{chosen.predicted_ms:.3f} ms predicted{measured}; mean keep {chosen.mean_keep:.2f}, "
-                  f"{chosen.int8_layers} int8 layers -> {chosen.policy_path}")
+            print(f"budget {chosen.budget_ms:g} ms: trial {chosen.trial}, accuracy {chosen.accuracy:.3f} "
+                  f"(ONNX {chosen.onnx_accuracy:.3f}), {chosen.predicted_ms:.3f} ms predicted{measured}; "
+                  f"mean keep {chosen.mean_keep:.2f}, {chosen.int8_layers} int8 layers -> {chosen.policy_path}, "
+                  f"{chosen.onnx_path.name}")

@@ -24,6 +24,7 @@ from autoc.errors import BudgetError, DeviceError, ModelError
 from autoc.files import write_atomic
 from autoc.latency.measure import measure_onnx
 from autoc.modelspace.compress import ModelPolicy
+from autoc.modelspace.export import export_compressed, onnx_accuracy
 from autoc.modelspace.estimate import estimate_policy, original_logits
 from autoc.modelspace.groups import ModelStructure, analyse
 from autoc.modelspace.latency import (Layer, LayerTable, NETWORK_REPEATS, NETWORK_WARMUP, calibrate, model_layers,
@@ -40,6 +41,7 @@ LATENCY_ATTR, ACCURACY_ATTR, SECONDS_ATTR = "latency_ms", "accuracy", "seconds"
 TABLE_FILE = "layer_latency.json"
 # Compressed variants timed whole to fit the table's correction, and held out to check it.
 FIT_VARIANTS, HELD_OUT_VARIANTS = 8, 4
+CALIBRATION_IMAGES = 64  # training images the int8 export's activation ranges come from
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,6 +90,8 @@ class Chosen:
     weights_path: Path | None
     int8_layers: int = 0
     mean_keep: float = 1.0
+    onnx_path: Path | None = None
+    onnx_accuracy: float | None = None  # the exported program's, in ONNX Runtime
 
 
 @dataclass(frozen=True)
@@ -286,9 +290,14 @@ def _choose(study, ctx: _Context, budget_ms: float, *, original_ms: float, origi
         mean=ctx.data.mean, std=ctx.data.std)
     policy_path = run_dir / f"best_policy{suffix}.json"
     file.write(policy_path)
-    measured = _measure(ctx.model, policy, ctx.data.train_x[:1], options.threads)
+    program = export_compressed(estimate.model, calibration=ctx.data.train_x[:CALIBRATION_IMAGES].numpy())
+    onnx_path = run_dir / f"compressed{suffix}.onnx"
+    write_atomic(onnx_path, lambda f: f.write(program))
+    measured = measure_onnx(program, input_shape=tuple(ctx.data.train_x[:1].shape), threads=options.threads,
+                            warmup=NETWORK_WARMUP, repeats=NETWORK_REPEATS).figure_ms
     keep = dict(policy.keep)
     return Chosen(budget_ms=budget_ms, trial=best.number, accuracy=estimate.accuracy,
                   predicted_ms=best.user_attrs[LATENCY_ATTR], measured_ms=measured, policy_path=policy_path,
-                  weights_path=weights_path, int8_layers=sum(1 for _, l in policy.layers.layers if l.quantized),
+                  weights_path=weights_path, onnx_path=onnx_path,
+                  onnx_accuracy=onnx_accuracy(program, ctx.data.val_x, ctx.data.val_y), int8_layers=sum(1 for _, l in policy.layers.layers if l.quantized),
                   mean_keep=sum(keep.get(g.name, 1.0) for g in ctx.structure.groups) / len(ctx.structure.groups))

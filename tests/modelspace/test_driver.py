@@ -1,6 +1,9 @@
 """`autoc compress` end to end on a user's model (built by the user's own code), and its refusals."""
 import re
+import subprocess
+import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -40,13 +43,14 @@ def test_compress_chooses_a_policy_per_budget_that_rebuilds_from_its_file_and_re
     out = capsys.readouterr().out
     assert "original model (trained here: no --weights given)" in out and "5 trials (5 this run" in out
     run_dir = runs / "s"
+    files = 0
     for budget in budgets:
         assert f"budget {float(budget):g} ms: " in out
         path = run_dir / f"best_policy-{float(budget):g}ms.json"
         if not path.is_file():  # no trial of five fit this budget: the summary says so
             assert f"budget {float(budget):g} ms: no trial fits yet" in out
             continue
-        file = load_model_policy(path)
+        file, files = load_model_policy(path), files + 1
         assert file.metrics["predicted_ms"] <= float(budget) and file.reference.model == "usernets:small_resnet"
         model = load_model(file.reference.model, num_classes=file.reference.num_classes)
         model.load_state_dict(torch.load(run_dir / "pretrained.pt", weights_only=True))
@@ -54,6 +58,9 @@ def test_compress_chooses_a_policy_per_budget_that_rebuilds_from_its_file_and_re
         saved = torch.load(run_dir / f"compressed-{float(budget):g}ms.pt", weights_only=True)
         rebuilt.load_state_dict(saved)  # strict: the rebuilt model has exactly the searched shapes
         assert rebuilt(torch.randn(2, 3, 16, 16)).shape == (2, 10)
+        reported = re.search(rf"budget {float(budget):g} ms: .*\(ONNX ([\d.]+)\)", out).group(1)
+        assert _onnx_accuracy_without_autoc(run_dir / f"compressed-{float(budget):g}ms.onnx", runs) == reported
+    assert files >= 1  # the larger budget is met by some of five trials
     assert main(["compress", "usernets:small_resnet", "--budget-ms", *budgets, "--trials", "6",
                  "--runs-dir", str(runs), *COMMON]) == 0
     assert "6 trials (1 this run" in capsys.readouterr().out
@@ -77,3 +84,25 @@ def test_weights_of_another_model_name_the_first_mismatched_key(original_ms, tmp
     assert main(["compress", "usernets:small_resnet", "--weights", str(tmp_path / "w.pt"), "--budget-ms", "1",
                  "--runs-dir", str(runs), *COMMON]) == 2
     assert "'10.weight' has shape (4, 128), the model's is (10, 128)" in capsys.readouterr().err
+
+
+ONNX_CHECK = """
+import sys, numpy as np, onnxruntime as ort
+session = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
+x, y = np.load(sys.argv[2]), np.load(sys.argv[3])
+predicted = np.concatenate([session.run(None, {session.get_inputs()[0].name: x[i:i + 1]})[0] for i in range(len(x))])
+assert not any(name.startswith("autoc") for name in sys.modules)
+print(f"{(predicted.argmax(1) == y).mean():.3f}")
+"""
+
+
+def _onnx_accuracy_without_autoc(onnx_path, folder):
+    """The exported program's accuracy on the run's validation images, in a process without autoc."""
+    from autoc.data.datasets import load_dataset
+
+    data = load_dataset("digits", input_size=16, max_train=300, max_val=100, seed=0)
+    np.save(folder / "x.npy", data.val_x.numpy())
+    np.save(folder / "y.npy", data.val_y.numpy())
+    done = subprocess.run([sys.executable, "-c", ONNX_CHECK, str(onnx_path), str(folder / "x.npy"),
+                           str(folder / "y.npy")], capture_output=True, text=True, check=True)
+    return done.stdout.strip()
