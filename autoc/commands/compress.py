@@ -18,12 +18,12 @@ def _default(name: str):
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compress", help="prune and quantise your own model (torchvision or your code) into "
                                         "latency budgets on a device")
-    p.add_argument("model", help="torchvision:NAME (e.g. torchvision:resnet18) or package.module:callable "
-                                 "returning an nn.Module")
+    p.add_argument("model", help="torchvision:NAME (e.g. torchvision:resnet18), package.module:callable "
+                                 "returning an nn.Module, or a run directory runs/<study> to resume")
     p.add_argument("--weights", type=Path, default=None,
                    help="the model's state dict (nothing is downloaded; without it the model is first trained "
                         "--pretrain-steps on the data, and the summary says so)")
-    p.add_argument("--budget-ms", type=amount("20"), nargs="+", required=True,
+    p.add_argument("--budget-ms", type=amount("20"), nargs="+", default=None,
                    help="one or more latency budgets in ms: each gets the most accurate policy that fits it")
     p.add_argument("--dataset", default=_default("dataset"), help="digits (bundled), cifar10 or imagefolder")
     p.add_argument("--data-dir", type=Path, default=None, help="dataset location for cifar10 / imagefolder")
@@ -32,7 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-train", type=count(1, 2000), default=None, help="use at most this many training images")
     p.add_argument("--max-val", type=count(1, 500), default=None, help="use at most this many validation images")
     p.add_argument("--device", default=_default("device"), help="target device [%(default)s]")
-    p.add_argument("--trials", type=count(1, 30), default=_default("trials"), help="policies to try [%(default)s]")
+    p.add_argument("--trials", type=count(1, 30), default=None,
+                   help=f"policies to try in all; a resumed run keeps its own unless given [{_default('trials')}]")
     p.add_argument("--seed", type=count(0, 0), default=_default("seed"))
     p.add_argument("--finetune-steps", type=count(0, 40), default=_default("finetune_steps"),
                    help="distillation steps per candidate, from the original model [%(default)s]")
@@ -51,20 +52,30 @@ def run(args: argparse.Namespace) -> int:
     import logging
     import sys
 
-    from autoc.modelspace.driver import CompressOptions, run_compress
+    from dataclasses import replace
+
+    from autoc.errors import BudgetError
+    from autoc.modelspace.driver import CompressOptions, run_compress, stored_options
 
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
     logger = logging.getLogger("autoc.modelspace")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
-    try:
-        result = run_compress(CompressOptions(
+    if Path(args.model).is_dir():  # resume: the stored options, more trials if asked
+        options = stored_options(Path(args.model))
+        options = replace(options, trials=args.trials or options.trials)
+    elif args.budget_ms is None:
+        raise BudgetError(f"no budget for {args.model}: give --budget-ms MS (several for several budgets)")
+    else:
+        options = CompressOptions(
             model=args.model, weights=args.weights, budgets_ms=tuple(args.budget_ms), dataset=args.dataset,
             data_dir=args.data_dir, input_size=args.input_size, max_train=args.max_train, max_val=args.max_val,
-            device=args.device, trials=args.trials, seed=args.seed, finetune_steps=args.finetune_steps,
-            pretrain_steps=args.pretrain_steps, keep_choices=tuple(args.keep_choices), runs_dir=args.runs_dir,
-            study=args.study, threads=args.threads))
+            device=args.device, trials=args.trials or _default("trials"), seed=args.seed,
+            finetune_steps=args.finetune_steps, pretrain_steps=args.pretrain_steps,
+            keep_choices=tuple(args.keep_choices), runs_dir=args.runs_dir, study=args.study, threads=args.threads)
+    try:
+        result = run_compress(options)
     finally:
         logger.removeHandler(handler)
     _print_summary(result)

@@ -11,7 +11,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Callable
 
@@ -20,7 +20,7 @@ import torch
 
 from autoc.arch.policy import LayerPolicy
 from autoc.data.datasets import DatasetSplit, load_dataset
-from autoc.errors import BudgetError, DeviceError, ModelError
+from autoc.errors import BudgetError, DeviceError, ModelError, StorageError
 from autoc.files import write_atomic
 from autoc.latency.measure import measure_onnx
 from autoc.modelspace.compress import ModelPolicy
@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 INT8 = LayerPolicy(precision="int8", weight_bits=8, act_bits=8)
 LATENCY_ATTR, ACCURACY_ATTR, SECONDS_ATTR = "latency_ms", "accuracy", "seconds"
 TABLE_FILE = "layer_latency.json"
+OPTIONS_ATTR = "compress_options"
 # Compressed variants timed whole to fit the table's correction, and held out to check it.
 FIT_VARIANTS, HELD_OUT_VARIANTS = 8, 4
 CALIBRATION_IMAGES = 64  # training images the int8 export's activation ranges come from
@@ -75,8 +76,17 @@ class CompressOptions:
         if not self.keep_choices or any(not 0 < k <= 1 for k in self.keep_choices):
             raise BudgetError(f"keep_choices must lie in (0, 1], got {list(self.keep_choices)}: use e.g. (0.25, 0.5, 1.0)")
 
-    def run_directory(self) -> Path:
-        return Path(self.runs_dir) / str(self.study)
+    def to_dict(self) -> dict:
+        """Plain data, stored with the study so `autoc compress runs/<study>` resumes with it."""
+        return {f.name: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
+                for f in fields(self) for v in [getattr(self, f.name)]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "CompressOptions":
+        paths = {"weights", "data_dir", "runs_dir"}
+        tuples = {"budgets_ms", "keep_choices"}
+        return cls(**{k: (Path(v) if k in paths and v is not None else tuple(v) if k in tuples else v)
+                      for k, v in data.items() if k in {f.name for f in fields(cls)}})
 
 
 @dataclass(frozen=True)
@@ -164,6 +174,8 @@ def run_compress(options: CompressOptions, *, log: Callable[[str], None] = logge
     storage = open_storage(default_storage_url(run_dir))
     sampler = optuna.samplers.TPESampler(seed=options.seed)
     study = open_study(storage=storage, name=study_name, identity=identity, sampler=sampler, directions=["maximize"])
+    study.set_user_attr(OPTIONS_ATTR, {**options.to_dict(), "study": study_name,
+                                       "runs_dir": str(Path(options.runs_dir).resolve())})
     done_before = _finished(study)
     budget = max(options.budgets_ms)
     seconds: list[float] = []
@@ -301,3 +313,15 @@ def _choose(study, ctx: _Context, budget_ms: float, *, original_ms: float, origi
                   weights_path=weights_path, onnx_path=onnx_path,
                   onnx_accuracy=onnx_accuracy(program, ctx.data.val_x, ctx.data.val_y), int8_layers=sum(1 for _, l in policy.layers.layers if l.quantized),
                   mean_keep=sum(keep.get(g.name, 1.0) for g in ctx.structure.groups) / len(ctx.structure.groups))
+
+
+def stored_options(run_dir: Path) -> CompressOptions:
+    """The options a compress study in ``run_dir`` was run with (to resume it)."""
+    if not (run_dir / "study.db").is_file():
+        raise StorageError(f"{run_dir} holds no study.db: give the run directory of a compress run (runs/<study>)")
+    storage = open_storage(default_storage_url(run_dir), create=False)
+    studies = storage.get_all_studies()
+    stored = studies[0].user_attrs.get(OPTIONS_ATTR) if len(studies) == 1 else None
+    if stored is None:
+        raise StorageError(f"{run_dir} holds no autoc compress study (a search's? use autoc search --resume)")
+    return replace(CompressOptions.from_dict(stored), study=studies[0].study_name, runs_dir=run_dir.resolve().parent)

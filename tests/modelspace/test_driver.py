@@ -61,8 +61,7 @@ def test_compress_chooses_a_policy_per_budget_that_rebuilds_from_its_file_and_re
         reported = re.search(rf"budget {float(budget):g} ms: .*\(ONNX ([\d.]+)\)", out).group(1)
         assert _onnx_accuracy_without_autoc(run_dir / f"compressed-{float(budget):g}ms.onnx", runs) == reported
     assert files >= 1  # the larger budget is met by some of five trials
-    assert main(["compress", "usernets:small_resnet", "--budget-ms", *budgets, "--trials", "6",
-                 "--runs-dir", str(runs), *COMMON]) == 0
+    assert main(["compress", str(run_dir), "--trials", "6"]) == 0  # resumed from its directory alone
     assert "6 trials (1 this run" in capsys.readouterr().out
 
 
