@@ -34,6 +34,10 @@ class DeviceError(AutocError):
     """A device profile is unknown, corrupt or from another schema version."""
 
 
+class ModelError(AutocError):
+    """A user's model reference is unknown, cannot be built, or its weights do not match it."""
+
+
 class ComputeError(AutocError):
     """The device asked to run training on (--train-device) is unknown or not available here."""
 

@@ -38,9 +38,13 @@ def magnitude_mask(weight: torch.Tensor, sparsity: float) -> torch.Tensor:
 
 
 @torch.no_grad()
-def apply_sparsity(model: nn.Module, sparsities: Mapping[str, float]) -> dict[str, torch.Tensor]:
-    """Zero each named layer's smallest weights in place and keep them zero during training."""
-    convs = conv_layers(model)
+def apply_sparsity(model: nn.Module, sparsities: Mapping[str, float], *,
+                   layers: Mapping[str, nn.Module] | None = None) -> dict[str, torch.Tensor]:
+    """Zero each named layer's smallest weights in place and keep them zero during training.
+
+    ``layers`` maps the names sparsities use to the layers holding the weights (default: an
+    autoc network's convs by policy name)."""
+    convs = conv_layers(model) if layers is None else layers
     unknown = sorted(set(sparsities) - set(convs))
     if unknown:
         raise PolicyError(f"sparsity names layers the model lacks: {unknown[:3]}; use names such as {list(convs)[:3]}")

@@ -123,9 +123,18 @@ def _export_fp32(model: nn.Module, *, input_shape: tuple[int, int, int, int], op
 
 
 def node_scope(node: onnx.NodeProto) -> str:
-    """Module path of the scope that emitted ``node`` ('' for the model's own forward)."""
-    parts = node.name.lstrip("/").split("/")
-    return ".".join(parts[:-1])
+    """Module path of the scope that emitted ``node`` ('' for the model's own forward).
+
+    The exporter names a scope level by its attribute (``/features/expand/Conv``), except children
+    of containers, which carry their container's name (``/layer2.0/downsample/downsample.0/Conv``):
+    such a level replaces the level before it."""
+    levels: list[str] = []
+    for part in node.name.lstrip("/").split("/")[:-1]:
+        if levels and part.startswith(levels[-1] + "."):
+            levels[-1] = part
+        else:
+            levels.append(part)
+    return ".".join(levels)
 
 
 def _conv_layer_names(model: nn.Module) -> set[str]:

@@ -1,0 +1,106 @@
+"""`autoc compress MODEL`: fit a model the user already has into latency budgets, per layer."""
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import fields
+from pathlib import Path
+
+from autoc.commands._numbers import amount, count
+
+
+def _default(name: str):
+    from autoc.modelspace.driver import CompressOptions
+
+    return next(f.default for f in fields(CompressOptions) if f.name == name)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compress", help="prune and quantise your own model (torchvision or your code) into "
+                                        "latency budgets on a device")
+    p.add_argument("model", help="torchvision:NAME (e.g. torchvision:resnet18), package.module:callable "
+                                 "returning an nn.Module, or a run directory runs/<study> to resume")
+    p.add_argument("--weights", type=Path, default=None,
+                   help="the model's state dict (nothing is downloaded; without it the model is first trained "
+                        "--pretrain-steps on the data, and the summary says so)")
+    p.add_argument("--budget-ms", type=amount("20"), nargs="+", default=None,
+                   help="one or more latency budgets in ms: each gets the most accurate policy that fits it")
+    p.add_argument("--dataset", default=_default("dataset"), help="digits (bundled), cifar10 or imagefolder")
+    p.add_argument("--data-dir", type=Path, default=None, help="dataset location for cifar10 / imagefolder")
+    p.add_argument("--input-size", type=count(8, 32), default=_default("input_size"),
+                   help="images are resized to this square size [%(default)s]")
+    p.add_argument("--max-train", type=count(1, 2000), default=None, help="use at most this many training images")
+    p.add_argument("--max-val", type=count(1, 500), default=None, help="use at most this many validation images")
+    p.add_argument("--device", default=_default("device"), help="target device [%(default)s]")
+    p.add_argument("--trials", type=count(1, 30), default=None,
+                   help=f"policies to try in all; a resumed run keeps its own unless given [{_default('trials')}]")
+    p.add_argument("--seed", type=count(0, 0), default=_default("seed"))
+    p.add_argument("--finetune-steps", type=count(0, 40), default=_default("finetune_steps"),
+                   help="distillation steps per candidate, from the original model [%(default)s]")
+    p.add_argument("--pretrain-steps", type=count(1, 300), default=_default("pretrain_steps"),
+                   help="without --weights: training steps of the model before compressing it [%(default)s]")
+    p.add_argument("--keep-choices", type=amount("0.5"), nargs="+", default=list(_default("keep_choices")),
+                   help="keep ratios a channel group may take [%(default)s]")
+    p.add_argument("--runs-dir", type=Path, default=_default("runs_dir"), help="where run directories live")
+    p.add_argument("--study", default=None, help="study name (default: model and time); the same name resumes it")
+    p.add_argument("--threads", type=count(1, 2), default=_default("threads"),
+                   help="torch and ONNX Runtime threads [%(default)s]")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+    import sys
+
+    from dataclasses import replace
+
+    from autoc.errors import BudgetError
+    from autoc.modelspace.driver import CompressOptions, run_compress, stored_options
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("autoc.modelspace")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    if Path(args.model).is_dir():  # resume: the stored options, more trials if asked
+        options = stored_options(Path(args.model))
+        options = replace(options, trials=args.trials or options.trials)
+    elif args.budget_ms is None:
+        raise BudgetError(f"no budget for {args.model}: give --budget-ms MS (several for several budgets)")
+    else:
+        options = CompressOptions(
+            model=args.model, weights=args.weights, budgets_ms=tuple(args.budget_ms), dataset=args.dataset,
+            data_dir=args.data_dir, input_size=args.input_size, max_train=args.max_train, max_val=args.max_val,
+            device=args.device, trials=args.trials or _default("trials"), seed=args.seed,
+            finetune_steps=args.finetune_steps, pretrain_steps=args.pretrain_steps,
+            keep_choices=tuple(args.keep_choices), runs_dir=args.runs_dir, study=args.study, threads=args.threads)
+    try:
+        result = run_compress(options)
+    finally:
+        logger.removeHandler(handler)
+    _print_summary(result)
+    return 0
+
+
+def _print_summary(result) -> None:
+    origin = " (trained here: no --weights given)" if result.pretrained_here else ""
+    print(f"study {result.study}: {result.trials_total} trials ({result.trials_this_run} this run"
+          + (f", {result.seconds_per_trial:.1f} s per candidate" if result.seconds_per_trial else "") + ")")
+    print(f"original model{origin}: accuracy {result.original_accuracy:.3f}, "
+          f"{result.original_predicted_ms:.3f} ms predicted, {result.original_measured_ms:.3f} ms measured")
+    if result.held_out_errors:
+        worst = max(abs(e) for e in result.held_out_errors)
+        print(f"latency table: {len(result.held_out_errors)} held-out variants predicted within {100 * worst:.1f}%")
+    for layer, why in sorted(result.unprunable.items()):
+        print(f"left unpruned: {layer} ({why})")
+    for chosen in result.chosen:
+        if chosen.trial is None and not math.isnan(chosen.accuracy):
+            print(f"budget {chosen.budget_ms:g} ms: the original model fits ({chosen.predicted_ms:.3f} ms)")
+        elif chosen.trial is None:
+            print(f"budget {chosen.budget_ms:g} ms: no trial fits yet; run more trials (--trials) or raise the budget")
+        else:
+            measured = f", {chosen.measured_ms:.3f} ms measured" if chosen.measured_ms is not None else ""
+            print(f"budget {chosen.budget_ms:g} ms: trial {chosen.trial}, accuracy {chosen.accuracy:.3f} "
+                  f"(ONNX {chosen.onnx_accuracy:.3f}), {chosen.predicted_ms:.3f} ms predicted{measured}; "
+                  f"mean keep {chosen.mean_keep:.2f}, {chosen.int8_layers} int8 layers -> {chosen.policy_path}, "
+                  f"{chosen.onnx_path.name}")

@@ -1,0 +1,327 @@
+"""Search per-layer compression policies for a user's model under one or more latency budgets.
+
+One Optuna study per run directory (SQLite, resumable): each trial picks a keep ratio per channel
+group and fp32/int8 per conv layer, is timed by the model's layer table (units measured on the
+host as they first occur) and, when it fits the largest budget, scored by a short distillation
+from the original model. Each budget then gets the most accurate trial that fits it.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Callable
+
+import optuna
+import torch
+
+from autoc.arch.policy import LayerPolicy
+from autoc.data.datasets import DatasetSplit, load_dataset
+from autoc.errors import BudgetError, DeviceError, ModelError, StorageError
+from autoc.files import write_atomic
+from autoc.latency.measure import measure_onnx
+from autoc.modelspace.compress import ModelPolicy
+from autoc.modelspace.export import export_compressed, onnx_accuracy
+from autoc.modelspace.estimate import estimate_policy, original_logits
+from autoc.modelspace.groups import ModelStructure, analyse
+from autoc.modelspace.latency import (Layer, LayerTable, NETWORK_REPEATS, NETWORK_WARMUP, calibrate, model_layers,
+                                      network_program, policy_layers, random_policies)
+from autoc.modelspace.policy_file import ModelPolicyFile, ModelReference
+from autoc.modelspace.reference import load_model, weights_digest
+from autoc.search.storage import default_storage_url, open_storage, open_study
+from autoc.training.loop import TrainConfig, accuracy, train
+
+logger = logging.getLogger(__name__)
+
+INT8 = LayerPolicy(precision="int8", weight_bits=8, act_bits=8)
+LATENCY_ATTR, ACCURACY_ATTR, SECONDS_ATTR = "latency_ms", "accuracy", "seconds"
+TABLE_FILE = "layer_latency.json"
+OPTIONS_ATTR = "compress_options"
+# Compressed variants timed whole to fit the table's correction, and held out to check it.
+FIT_VARIANTS, HELD_OUT_VARIANTS = 8, 4
+CALIBRATION_IMAGES = 64  # training images the int8 export's activation ranges come from
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompressOptions:
+    """What `autoc compress` was asked to do."""
+
+    model: str  # torchvision:NAME or package.module:callable
+    budgets_ms: tuple[float, ...]
+    weights: Path | None = None  # a state dict; None: the model is first trained pretrain_steps on the data
+    pretrain_steps: int = 300
+    dataset: str = "digits"
+    data_dir: Path | None = None
+    input_size: int = 32
+    max_train: int | None = None
+    max_val: int | None = None
+    device: str = "host"
+    trials: int = 30
+    seed: int = 0
+    finetune_steps: int = 40
+    finetune_lr: float = 0.01  # the user's weights are trained: a small step keeps what they know
+    keep_choices: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)
+    runs_dir: Path = Path("runs")
+    study: str | None = None
+    threads: int = 1  # torch and ONNX Runtime threads
+
+    def __post_init__(self) -> None:
+        if not self.budgets_ms or any(not (isinstance(b, (int, float)) and math.isfinite(b) and b > 0)
+                                      for b in self.budgets_ms):
+            raise BudgetError(f"budgets_ms must be one or more positive numbers of ms, got {list(self.budgets_ms)}: "
+                              "give e.g. budgets_ms=(8.0, 12.0)")
+        if not self.keep_choices or any(not 0 < k <= 1 for k in self.keep_choices):
+            raise BudgetError(f"keep_choices must lie in (0, 1], got {list(self.keep_choices)}: use e.g. (0.25, 0.5, 1.0)")
+
+    def to_dict(self) -> dict:
+        """Plain data, stored with the study so `autoc compress runs/<study>` resumes with it."""
+        return {f.name: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
+                for f in fields(self) for v in [getattr(self, f.name)]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "CompressOptions":
+        paths = {"weights", "data_dir", "runs_dir"}
+        tuples = {"budgets_ms", "keep_choices"}
+        return cls(**{k: (Path(v) if k in paths and v is not None else tuple(v) if k in tuples else v)
+                      for k, v in data.items() if k in {f.name for f in fields(cls)}})
+
+
+@dataclass(frozen=True)
+class Chosen:
+    budget_ms: float
+    trial: int | None  # None: the original model already fits
+    accuracy: float
+    predicted_ms: float
+    measured_ms: float | None
+    policy_path: Path | None
+    weights_path: Path | None
+    int8_layers: int = 0
+    mean_keep: float = 1.0
+    onnx_path: Path | None = None
+    onnx_accuracy: float | None = None  # the exported program's, in ONNX Runtime
+
+
+@dataclass(frozen=True)
+class CompressResult:
+    study: str
+    run_dir: Path
+    original_accuracy: float
+    original_predicted_ms: float
+    original_measured_ms: float
+    pretrained_here: bool
+    unprunable: dict
+    chosen: tuple[Chosen, ...]
+    trials_total: int
+    trials_this_run: int
+    seconds_per_trial: float | None
+    held_out_errors: tuple[float, ...]
+    wall_seconds: float
+
+
+@dataclass
+class _Context:
+    options: CompressOptions
+    model: torch.nn.Module
+    structure: ModelStructure
+    layers: tuple[Layer, ...]
+    table: LayerTable
+    data: DatasetSplit
+    teacher_logits: torch.Tensor
+    table_path: Path
+    convs: tuple[str, ...] = field(default=())
+
+
+def run_compress(options: CompressOptions, *, log: Callable[[str], None] = logger.info) -> CompressResult:
+    start = time.perf_counter()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if options.device != "host":
+        raise DeviceError(f"device {options.device!r}: a user's model is timed on this host so far (its layers "
+                          "measured in ONNX Runtime); use device='host'")
+    torch.set_num_threads(options.threads)
+    data = load_dataset(options.dataset, data_dir=options.data_dir, input_size=options.input_size, seed=options.seed,
+                        max_train=options.max_train, max_val=options.max_val)
+    model = load_model(options.model, num_classes=data.num_classes, weights=options.weights)
+    study_name = options.study or f"{options.model.replace(':', '-').replace('.', '-')}-{time.strftime('%Y%m%d-%H%M%S')}"
+    run_dir = (Path(options.runs_dir) / study_name).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    pretrained_here = options.weights is None
+    if pretrained_here:
+        model = _pretrained(model, data, options, run_dir, log)
+    example = data.train_x[:1]
+    structure = analyse(model, example)
+    if not structure.groups:
+        raise ModelError(f"model {options.model} has no channel group that can be pruned (fixed: "
+                         f"{', '.join(sorted(structure.fixed)) or 'none'}): autoc compresses conv networks")
+    table_path = run_dir / TABLE_FILE
+    table = LayerTable.from_dict(json.loads(table_path.read_text())) if table_path.is_file() else LayerTable({})
+    ctx = _Context(options=options, model=model, structure=structure, layers=model_layers(model, example), table=table,
+                   data=data, teacher_logits=original_logits(model, data), table_path=table_path,
+                   convs=tuple(n for n in structure.layers if n not in structure.fixed and
+                               isinstance(model.get_submodule(n), torch.nn.Conv2d)))
+    errors = _calibrate(ctx, log) if not table_path.is_file() else ()
+    original = ModelPolicy.of()
+    original_ms = table.predict_ms(policy_layers(ctx.layers, structure, original))
+    original_measured = _measure(model, original, example, options.threads)
+    original_accuracy = accuracy(model, data.val_x, data.val_y)
+    _check_budgets(ctx, original_ms)
+
+    identity = {"model": options.model, "weights": weights_digest(options.weights) if options.weights else "trained-here",
+                "dataset": data.fingerprint, "device": options.device,
+                "keep_choices": ",".join(map(str, options.keep_choices))}
+    storage = open_storage(default_storage_url(run_dir))
+    sampler = optuna.samplers.TPESampler(seed=options.seed)
+    study = open_study(storage=storage, name=study_name, identity=identity, sampler=sampler, directions=["maximize"])
+    study.set_user_attr(OPTIONS_ATTR, {**options.to_dict(), "study": study_name,
+                                       "runs_dir": str(Path(options.runs_dir).resolve())})
+    done_before = _finished(study)
+    budget = max(options.budgets_ms)
+    seconds: list[float] = []
+    for _ in range(max(0, options.trials - done_before)):
+        trial = study.ask()
+        began = time.perf_counter()
+        value = _run_trial(trial, ctx, budget)
+        seconds.append(time.perf_counter() - began)
+        trial.set_user_attr(SECONDS_ATTR, seconds[-1])
+        study.tell(trial, value)
+        write_atomic(table_path, lambda f: f.write(json.dumps(ctx.table.to_dict()).encode()))
+        log(f"trial {trial.number}: {trial.user_attrs[LATENCY_ATTR]:.3f} ms predicted, accuracy "
+            f"{trial.user_attrs.get(ACCURACY_ATTR, float('nan')):.3f} ({seconds[-1]:.1f} s)")
+    chosen = tuple(_choose(study, ctx, b, original_ms=original_ms, original_accuracy=original_accuracy,
+                           run_dir=run_dir, several=len(options.budgets_ms) > 1) for b in options.budgets_ms)
+    return CompressResult(
+        study=study_name, run_dir=run_dir, original_accuracy=original_accuracy, original_predicted_ms=original_ms,
+        original_measured_ms=original_measured, pretrained_here=pretrained_here, unprunable=dict(structure.fixed),
+        chosen=chosen, trials_total=_finished(study), trials_this_run=len(seconds),
+        seconds_per_trial=sum(seconds) / len(seconds) if seconds else None, held_out_errors=errors,
+        wall_seconds=time.perf_counter() - start)
+
+
+def _pretrained(model, data, options, run_dir, log):
+    """No weights given: train the model briefly on the data (cached in the run directory)."""
+    path = run_dir / "pretrained.pt"
+    if path.is_file():
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        return model.eval()
+    log(f"no weights given: training {options.model} {options.pretrain_steps} steps on {data.name} first")
+    torch.manual_seed(options.seed)
+    train(model, data.train_x, data.train_y, config=TrainConfig(steps=options.pretrain_steps, seed=options.seed))
+    write_atomic(path, lambda f: torch.save(model.state_dict(), f))
+    return model.eval()
+
+
+def _calibrate(ctx: _Context, log) -> tuple[float, ...]:
+    """Fit the table's correction on compressed variants timed whole; the held-out error is reported."""
+    log(f"timing the layers of {ctx.options.model} and {FIT_VARIANTS + HELD_OUT_VARIANTS} compressed variants "
+        "on this host")
+    fit = [ModelPolicy.of()] + _variants(ctx, FIT_VARIANTS - 1, seed=ctx.options.seed)
+    held = _variants(ctx, HELD_OUT_VARIANTS, seed=ctx.options.seed + 1)
+    result = calibrate(ctx.model, ctx.structure, fit, example_input=ctx.data.train_x[:1], held_out=held,
+                       table=ctx.table, threads=ctx.options.threads)
+    return result.held_out_errors
+
+
+def _variants(ctx: _Context, count: int, *, seed: int) -> list[ModelPolicy]:
+    return random_policies(ctx.structure, count, seed=seed, keep_choices=ctx.options.keep_choices)
+
+
+def _measure(model, policy, example, threads) -> float:
+    program = network_program(model, policy, example_input=example)
+    return measure_onnx(program, input_shape=tuple(example.shape), threads=threads, warmup=NETWORK_WARMUP,
+                        repeats=NETWORK_REPEATS).figure_ms
+
+
+def _most_compressed(ctx: _Context) -> ModelPolicy:
+    low = min(ctx.options.keep_choices)
+    return ModelPolicy.of(keep={g.name: low for g in ctx.structure.groups}, layers={n: INT8 for n in ctx.convs})
+
+
+def _check_budgets(ctx: _Context, original_ms: float) -> None:
+    floor_layers = policy_layers(ctx.layers, ctx.structure, _most_compressed(ctx))
+    ctx.table.measure(floor_layers, threads=ctx.options.threads)
+    floor = ctx.table.predict_ms(floor_layers)
+    low = min(ctx.options.budgets_ms)
+    if low < floor:
+        raise BudgetError(f"budget {low:g} ms is below the most compressed policy's predicted {floor:.3f} ms on "
+                          f"{ctx.options.device}: give budgets of at least {floor:.3f} ms, or smaller keep choices")
+    if min(ctx.options.budgets_ms) >= original_ms:
+        raise BudgetError(f"the original model already fits every budget ({original_ms:.3f} ms predicted <= "
+                          f"{low:g} ms): nothing to compress for latency; give a budget below {original_ms:.3f} ms")
+
+
+def policy_of(trial: optuna.trial.BaseTrial, ctx: _Context) -> ModelPolicy:
+    keep = {g.name: trial.suggest_categorical(f"keep:{g.name}", ctx.options.keep_choices) for g in ctx.structure.groups}
+    int8 = {n: INT8 for n in ctx.convs if trial.suggest_categorical(f"int8:{n}", (False, True))}
+    return ModelPolicy.of(keep={k: v for k, v in keep.items() if v < 1.0}, layers=int8)
+
+
+def _run_trial(trial: optuna.Trial, ctx: _Context, budget_ms: float) -> float:
+    policy = policy_of(trial, ctx)
+    layers = policy_layers(ctx.layers, ctx.structure, policy)
+    ctx.table.measure(layers, threads=ctx.options.threads)
+    latency = ctx.table.predict_ms(layers)
+    trial.set_user_attr(LATENCY_ATTR, latency)
+    trial.set_constraint("latency_over_budget_ms", latency - budget_ms)
+    if latency > budget_ms:  # over every budget: not worth a fine-tune
+        return 0.0
+    estimate = estimate_policy(ctx.model, policy, ctx.data, teacher_logits=ctx.teacher_logits, config=TrainConfig(
+        steps=ctx.options.finetune_steps, lr=ctx.options.finetune_lr, seed=ctx.options.seed))
+    trial.set_user_attr(ACCURACY_ATTR, estimate.accuracy)
+    return estimate.accuracy
+
+
+def _finished(study: optuna.Study) -> int:
+    return sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+
+
+def _choose(study, ctx: _Context, budget_ms: float, *, original_ms: float, original_accuracy: float,
+            run_dir: Path, several: bool) -> Chosen:
+    if original_ms <= budget_ms:
+        return Chosen(budget_ms=budget_ms, trial=None, accuracy=original_accuracy, predicted_ms=original_ms,
+                      measured_ms=None, policy_path=None, weights_path=None)
+    fitting = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE
+               and ACCURACY_ATTR in t.user_attrs and t.user_attrs[LATENCY_ATTR] <= budget_ms]
+    if not fitting:
+        return Chosen(budget_ms=budget_ms, trial=None, accuracy=float("nan"), predicted_ms=float("nan"),
+                      measured_ms=None, policy_path=None, weights_path=None)
+    best = max(fitting, key=lambda t: (t.user_attrs[ACCURACY_ATTR], -t.number))
+    policy = policy_of(optuna.trial.FixedTrial(best.params), ctx)
+    estimate = estimate_policy(ctx.model, policy, ctx.data, teacher_logits=ctx.teacher_logits, config=TrainConfig(
+        steps=ctx.options.finetune_steps, lr=ctx.options.finetune_lr, seed=ctx.options.seed))
+    suffix = f"-{budget_ms:g}ms" if several else ""
+    weights_path = run_dir / f"compressed{suffix}.pt"
+    write_atomic(weights_path, lambda f: torch.save(estimate.model.state_dict(), f))
+    options = ctx.options
+    file = ModelPolicyFile(
+        reference=ModelReference(model=options.model, num_classes=ctx.data.num_classes, input_size=options.input_size,
+                                 weights_sha256=weights_digest(options.weights) if options.weights else None),
+        policy=policy, device=options.device, budget_ms=budget_ms,
+        metrics={"accuracy": estimate.accuracy, "predicted_ms": best.user_attrs[LATENCY_ATTR], "trial": best.number},
+        mean=ctx.data.mean, std=ctx.data.std)
+    policy_path = run_dir / f"best_policy{suffix}.json"
+    file.write(policy_path)
+    program = export_compressed(estimate.model, calibration=ctx.data.train_x[:CALIBRATION_IMAGES].numpy())
+    onnx_path = run_dir / f"compressed{suffix}.onnx"
+    write_atomic(onnx_path, lambda f: f.write(program))
+    measured = measure_onnx(program, input_shape=tuple(ctx.data.train_x[:1].shape), threads=options.threads,
+                            warmup=NETWORK_WARMUP, repeats=NETWORK_REPEATS).figure_ms
+    keep = dict(policy.keep)
+    return Chosen(budget_ms=budget_ms, trial=best.number, accuracy=estimate.accuracy,
+                  predicted_ms=best.user_attrs[LATENCY_ATTR], measured_ms=measured, policy_path=policy_path,
+                  weights_path=weights_path, onnx_path=onnx_path,
+                  onnx_accuracy=onnx_accuracy(program, ctx.data.val_x, ctx.data.val_y), int8_layers=sum(1 for _, l in policy.layers.layers if l.quantized),
+                  mean_keep=sum(keep.get(g.name, 1.0) for g in ctx.structure.groups) / len(ctx.structure.groups))
+
+
+def stored_options(run_dir: Path) -> CompressOptions:
+    """The options a compress study in ``run_dir`` was run with (to resume it)."""
+    if not (run_dir / "study.db").is_file():
+        raise StorageError(f"{run_dir} holds no study.db: give the run directory of a compress run (runs/<study>)")
+    storage = open_storage(default_storage_url(run_dir), create=False)
+    studies = storage.get_all_studies()
+    stored = studies[0].user_attrs.get(OPTIONS_ATTR) if len(studies) == 1 else None
+    if stored is None:
+        raise StorageError(f"{run_dir} holds no autoc compress study (a search's? use autoc search --resume)")
+    return replace(CompressOptions.from_dict(stored), study=studies[0].study_name, runs_dir=run_dir.resolve().parent)

@@ -1,0 +1,46 @@
+"""A compressed user model as an ONNX program: pruned layers physically smaller, int8 QDQ on the
+layers the policy quantises (ONNX Runtime static quantisation calibrated on training images)."""
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+import numpy as np
+from torch import nn
+
+from autoc.modelspace.compress import QuantizedConv2d, QuantizedLinear
+from autoc.onnx.export import export_onnx
+
+_PLAIN = {QuantizedConv2d: nn.Conv2d, QuantizedLinear: nn.Linear}
+
+
+@contextlib.contextmanager
+def plain_layers(model: nn.Module) -> Iterator[list[str]]:
+    """The model with its fake-quantising layers as plain ones for the duration (the exporter
+    quantises them itself); yields the quantised conv layers' module paths."""
+    swapped = [(name, module) for name, module in model.named_modules() if type(module) in _PLAIN]
+    for _, module in swapped:
+        module.__class__ = _PLAIN[type(module)]
+    try:
+        yield [name for name, module in swapped if isinstance(module, nn.Conv2d)]
+    finally:
+        for _, module in swapped:
+            module.__class__ = QuantizedConv2d if isinstance(module, nn.Conv2d) else QuantizedLinear
+
+
+def export_compressed(model: nn.Module, *, calibration: np.ndarray) -> bytes:
+    """ONNX bytes of a model made by ``autoc.modelspace.compress`` (fine-tuned or not), for inputs
+    shaped like ``calibration``'s images."""
+    with plain_layers(model) as int8:
+        return export_onnx(model.eval(), input_shape=(1, *calibration.shape[1:]), int8_layers=frozenset(int8),
+                           calibration=calibration)
+
+
+def onnx_accuracy(program: bytes, inputs, labels, *, batch: int = 1) -> float:
+    """Top-1 accuracy of an ONNX program in ONNX Runtime (one image at a time: the export's batch)."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(program, providers=["CPUExecutionProvider"])
+    x = inputs.numpy().astype(np.float32)
+    predictions = np.concatenate([session.run(None, {"input": x[i:i + batch]})[0] for i in range(0, len(x), batch)])
+    return float((predictions.argmax(1) == labels.numpy()).mean())

@@ -1,0 +1,107 @@
+"""`autoc compress` end to end on a user's model (built by the user's own code), and its refusals."""
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from autoc.cli import main
+from autoc.modelspace import load_model
+from autoc.modelspace.policy_file import load_model_policy
+
+COMMON = ["--dataset", "digits", "--input-size", "16", "--max-train", "300", "--max-val", "100",
+          "--pretrain-steps", "60", "--finetune-steps", "5", "--study", "s"]
+
+
+@pytest.fixture(scope="module")
+def original_ms(tmp_path_factory):
+    """The user's model's predicted latency, as the refusal of a budget it already meets states it."""
+    runs = tmp_path_factory.mktemp("runs")
+    return runs, _refusal_ms(runs)
+
+
+def _refusal_ms(runs):
+    import contextlib
+    import io
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(["compress", "usernets:small_resnet", "--budget-ms", "1000", "--runs-dir", str(runs), *COMMON])
+    assert code == 2
+    lines = [line for line in err.getvalue().splitlines() if line.startswith("autoc: error:")]
+    assert len(lines) == 1 and "the original model already fits every budget" in lines[0], err.getvalue()
+    return float(re.search(r"\(([\d.]+) ms predicted", lines[0]).group(1))
+
+
+def test_compress_chooses_a_policy_per_budget_that_rebuilds_from_its_file_and_resumes(original_ms, capsys):
+    runs, ms = original_ms
+    budgets = [f"{0.5 * ms:.4f}", f"{0.8 * ms:.4f}"]
+    assert main(["compress", "usernets:small_resnet", "--budget-ms", *budgets, "--trials", "5",
+                 "--runs-dir", str(runs), *COMMON]) == 0
+    out = capsys.readouterr().out
+    assert "original model (trained here: no --weights given)" in out and "5 trials (5 this run" in out
+    run_dir = runs / "s"
+    files = 0
+    for budget in budgets:
+        assert f"budget {float(budget):g} ms: " in out
+        path = run_dir / f"best_policy-{float(budget):g}ms.json"
+        if not path.is_file():  # no trial of five fit this budget: the summary says so
+            assert f"budget {float(budget):g} ms: no trial fits yet" in out
+            continue
+        file, files = load_model_policy(path), files + 1
+        assert file.metrics["predicted_ms"] <= float(budget) and file.reference.model == "usernets:small_resnet"
+        model = load_model(file.reference.model, num_classes=file.reference.num_classes)
+        model.load_state_dict(torch.load(run_dir / "pretrained.pt", weights_only=True))
+        rebuilt = file.apply(model)
+        saved = torch.load(run_dir / f"compressed-{float(budget):g}ms.pt", weights_only=True)
+        rebuilt.load_state_dict(saved)  # strict: the rebuilt model has exactly the searched shapes
+        assert rebuilt(torch.randn(2, 3, 16, 16)).shape == (2, 10)
+        reported = re.search(rf"budget {float(budget):g} ms: .*\(ONNX ([\d.]+)\)", out).group(1)
+        assert _onnx_accuracy_without_autoc(run_dir / f"compressed-{float(budget):g}ms.onnx", runs) == reported
+    assert files >= 1  # the larger budget is met by some of five trials
+    assert main(["compress", str(run_dir), "--trials", "6"]) == 0  # resumed from its directory alone
+    assert "6 trials (1 this run" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["torchvision:resnet19", "--budget-ms", "1"], "torchvision has no classification model 'resnet19'"),
+    (["usernets:small_resnet", "--budget-ms", "0.000001"], "is below the most compressed policy's predicted"),
+    (["usernets:small_resnet", "--budget-ms", "1", "--device", "pixel9"], "a user's model is timed on this host"),
+])
+def test_bad_input_is_one_line_and_exit_2(original_ms, capsys, args, message):
+    runs, _ = original_ms
+    assert main(["compress", *args, "--runs-dir", str(runs), *COMMON]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("autoc: error:") and message in err[0], err
+
+
+def test_weights_of_another_model_name_the_first_mismatched_key(original_ms, tmp_path, capsys):
+    runs, _ = original_ms
+    torch.save(load_model("usernets:small_resnet", num_classes=4).state_dict(), tmp_path / "w.pt")
+    assert main(["compress", "usernets:small_resnet", "--weights", str(tmp_path / "w.pt"), "--budget-ms", "1",
+                 "--runs-dir", str(runs), *COMMON]) == 2
+    assert "'10.weight' has shape (4, 128), the model's is (10, 128)" in capsys.readouterr().err
+
+
+ONNX_CHECK = """
+import sys, numpy as np, onnxruntime as ort
+session = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
+x, y = np.load(sys.argv[2]), np.load(sys.argv[3])
+predicted = np.concatenate([session.run(None, {session.get_inputs()[0].name: x[i:i + 1]})[0] for i in range(len(x))])
+assert not any(name.startswith("autoc") for name in sys.modules)
+print(f"{(predicted.argmax(1) == y).mean():.3f}")
+"""
+
+
+def _onnx_accuracy_without_autoc(onnx_path, folder):
+    """The exported program's accuracy on the run's validation images, in a process without autoc."""
+    from autoc.data.datasets import load_dataset
+
+    data = load_dataset("digits", input_size=16, max_train=300, max_val=100, seed=0)
+    np.save(folder / "x.npy", data.val_x.numpy())
+    np.save(folder / "y.npy", data.val_y.numpy())
+    done = subprocess.run([sys.executable, "-c", ONNX_CHECK, str(onnx_path), str(folder / "x.npy"),
+                           str(folder / "y.npy")], capture_output=True, text=True, check=True)
+    return done.stdout.strip()
