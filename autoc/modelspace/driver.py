@@ -21,7 +21,7 @@ import torch
 from autoc.arch.policy import LayerPolicy
 from autoc.data.datasets import DatasetSplit, load_dataset
 from autoc.errors import BudgetError, DeviceError, ModelError, StorageError
-from autoc.files import write_atomic
+from autoc.files import save_torch_atomic, write_bytes_atomic, write_text_atomic
 from autoc.latency.measure import measure_onnx
 from autoc.modelspace.compress import ModelPolicy
 from autoc.modelspace.export import export_compressed, onnx_accuracy
@@ -186,7 +186,7 @@ def run_compress(options: CompressOptions, *, log: Callable[[str], None] = logge
         seconds.append(time.perf_counter() - began)
         trial.set_user_attr(SECONDS_ATTR, seconds[-1])
         study.tell(trial, value)
-        write_atomic(table_path, lambda f: f.write(json.dumps(ctx.table.to_dict()).encode()))
+        write_text_atomic(table_path, json.dumps(ctx.table.to_dict()))
         log(f"trial {trial.number}: {trial.user_attrs[LATENCY_ATTR]:.3f} ms predicted, accuracy "
             f"{trial.user_attrs.get(ACCURACY_ATTR, float('nan')):.3f} ({seconds[-1]:.1f} s)")
     chosen = tuple(_choose(study, ctx, b, original_ms=original_ms, original_accuracy=original_accuracy,
@@ -208,7 +208,7 @@ def _pretrained(model, data, options, run_dir, log):
     log(f"no weights given: training {options.model} {options.pretrain_steps} steps on {data.name} first")
     torch.manual_seed(options.seed)
     train(model, data.train_x, data.train_y, config=TrainConfig(steps=options.pretrain_steps, seed=options.seed))
-    write_atomic(path, lambda f: torch.save(model.state_dict(), f))
+    save_torch_atomic(path, model.state_dict())
     return model.eval()
 
 
@@ -292,7 +292,7 @@ def _choose(study, ctx: _Context, budget_ms: float, *, original_ms: float, origi
         steps=ctx.options.finetune_steps, lr=ctx.options.finetune_lr, seed=ctx.options.seed))
     suffix = f"-{budget_ms:g}ms" if several else ""
     weights_path = run_dir / f"compressed{suffix}.pt"
-    write_atomic(weights_path, lambda f: torch.save(estimate.model.state_dict(), f))
+    save_torch_atomic(weights_path, estimate.model.state_dict())
     options = ctx.options
     file = ModelPolicyFile(
         reference=ModelReference(model=options.model, num_classes=ctx.data.num_classes, input_size=options.input_size,
@@ -304,7 +304,7 @@ def _choose(study, ctx: _Context, budget_ms: float, *, original_ms: float, origi
     file.write(policy_path)
     program = export_compressed(estimate.model, calibration=ctx.data.train_x[:CALIBRATION_IMAGES].numpy())
     onnx_path = run_dir / f"compressed{suffix}.onnx"
-    write_atomic(onnx_path, lambda f: f.write(program))
+    write_bytes_atomic(onnx_path, program)
     measured = measure_onnx(program, input_shape=tuple(ctx.data.train_x[:1].shape), threads=options.threads,
                             warmup=NETWORK_WARMUP, repeats=NETWORK_REPEATS).figure_ms
     keep = dict(policy.keep)

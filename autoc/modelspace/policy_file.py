@@ -20,7 +20,7 @@ from torch import nn
 
 from autoc.arch.policy import CompressionPolicy
 from autoc.errors import PolicyError
-from autoc.files import write_atomic
+from autoc.files import write_text_atomic
 from autoc.modelspace.compress import ModelPolicy, compress
 
 SCHEMA = "autoc.model-policy/1"
@@ -66,7 +66,7 @@ class ModelPolicyFile:
 
     def write(self, path: Path) -> Path:
         text = json.dumps(self.to_dict(), indent=2) + "\n"
-        return write_atomic(Path(path), lambda f: f.write(text.encode()))
+        return write_text_atomic(Path(path), text)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "policy") -> "ModelPolicyFile":

@@ -25,7 +25,7 @@ def test_a_reference_without_a_source_says_how_to_write_one():
 
 @pytest.fixture
 def user_module(tmp_path, monkeypatch):
-    (tmp_path / "usernets.py").write_text(textwrap.dedent("""
+    (tmp_path / "user_factories.py").write_text(textwrap.dedent("""
         import torch
         def tiny(num_classes=3):
             return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.LazyLinear(num_classes))
@@ -43,18 +43,18 @@ def user_module(tmp_path, monkeypatch):
 
 
 def test_a_callable_reference_is_called_with_num_classes_when_it_takes_it(user_module):
-    model = load_model("usernets:tiny", num_classes=5)
+    model = load_model("user_factories:tiny", num_classes=5)
     assert model(torch.randn(1, 3, 8, 8)).shape == (1, 5)
-    assert load_model("usernets:fixed", num_classes=5)(torch.randn(1, 3, 2, 2)).shape == (1, 2)
+    assert load_model("user_factories:fixed", num_classes=5)(torch.randn(1, 3, 2, 2)).shape == (1, 2)
 
 
 @pytest.mark.parametrize("reference, message", [
     ("nosuchpackage.models:build", r"cannot import 'nosuchpackage.models' .*ModuleNotFoundError.*: install the package"),
     ("badimport:build", r"cannot import 'badimport' .*does_not_exist_anywhere"),
-    ("usernets:missing", r"'usernets' has no callable 'missing'"),
-    ("usernets:NOT_CALLABLE", r"'usernets' has no callable 'NOT_CALLABLE'"),
-    ("usernets:broken", r"calling usernets:broken\(\) failed \(ValueError: depth must be even\)"),
-    ("usernets:not_a_model", r"usernets:not_a_model\(\) returned dict, not a torch.nn.Module"),
+    ("user_factories:missing", r"'user_factories' has no callable 'missing'"),
+    ("user_factories:NOT_CALLABLE", r"'user_factories' has no callable 'NOT_CALLABLE'"),
+    ("user_factories:broken", r"calling user_factories:broken\(\) failed \(ValueError: depth must be even\)"),
+    ("user_factories:not_a_model", r"user_factories:not_a_model\(\) returned dict, not a torch.nn.Module"),
 ])
 def test_a_callable_that_cannot_build_a_model_is_named_with_the_cause(user_module, reference, message):
     with pytest.raises(ModelError, match=message):

@@ -1,0 +1,1 @@
+"""Benchmarks of autoc compress: a user's own model against uniform compression baselines."""

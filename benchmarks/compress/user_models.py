@@ -1,0 +1,178 @@
+"""`autoc compress` against uniform baselines on a user's trained torchvision model.
+
+The "user's model" is a torchvision network (num_classes=10) trained here by one fixed recipe on a
+CIFAR-10 slice (nothing is downloaded). The budgets are fractions of its measured fp32 latency on
+this host. Per budget, each method's model is fine-tuned by the same distillation recipe and step
+count from the original and scored on the held-out images; its latency is measured on its exported
+ONNX program:
+
+- autoc: the policy `autoc compress` chooses (keep ratio per channel group, fp32/int8 per conv);
+- uniform int8: every conv int8, nothing pruned (whatever its latency);
+- uniform L1: one keep ratio for every group, the largest whose predicted latency fits (and int8
+  everywhere where that fits a larger ratio);
+- Torch-Pruning global: global group-magnitude pruning, ratio raised until the measured latency fits.
+
+    python -m benchmarks.compress.user_models --model resnet18 --data ../shared/data/cifar10-jpeg.zip
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch_pruning as tp
+
+from autoc.arch.policy import LayerPolicy
+from autoc.data.datasets import load_dataset
+from autoc.latency.measure import measure_interleaved
+from autoc.modelspace import ModelPolicy, analyse, load_model
+from autoc.modelspace.driver import CompressOptions, run_compress
+from autoc.modelspace.estimate import estimate_policy, original_logits
+from autoc.modelspace.latency import LayerTable, model_layers, network_program, policy_layers
+from autoc.modelspace.policy_file import load_model_policy
+from autoc.onnx.export import export_onnx
+from autoc.training.loop import TrainConfig, accuracy, correct_predictions, recalibrate_batchnorm, train
+
+from benchmarks.common import config_key, record_result
+
+INT8 = LayerPolicy(precision="int8", weight_bits=8, act_bits=8)
+UNIFORM_GRID = tuple(round(0.05 * i, 2) for i in range(20, 1, -1))  # 1.0 down to 0.1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="resnet18", help="a torchvision classification model name")
+    parser.add_argument("--dataset", default="cifar10")
+    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[3] / "shared/data/cifar10-jpeg.zip")
+    parser.add_argument("--max-train", type=int, default=10000)
+    parser.add_argument("--max-val", type=int, default=1000)
+    parser.add_argument("--input-size", type=int, default=32)
+    parser.add_argument("--pretrain-steps", type=int, default=1500, help="the user's model's training recipe: steps")
+    parser.add_argument("--budgets", type=float, nargs="+", default=[0.6, 0.4, 0.25],
+                        help="budgets as fractions of the original's measured fp32 latency")
+    parser.add_argument("--trials", type=int, default=30)
+    parser.add_argument("--finetune-steps", type=int, default=40, help="per candidate, inside the search")
+    parser.add_argument("--final-steps", type=int, default=300, help="the same KD fine-tune for every method's model")
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--runs-dir", type=Path, default=Path("/tmp/autoc-bench-compress"))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    reference = f"torchvision:{args.model}"
+    data = load_dataset(args.dataset, data_dir=args.data, input_size=args.input_size, seed=0,
+                        max_train=args.max_train, max_val=args.max_val)
+    weights = _user_model(reference, data, args)
+    model = load_model(reference, num_classes=data.num_classes, weights=weights)
+    example = data.train_x[:1]
+    original_ms = _measured(model, [ModelPolicy.of()], example, args.threads)[0]
+    original_acc = accuracy(model, data.val_x, data.val_y)
+    print(f"{reference}: accuracy {original_acc:.3f}, {original_ms:.3f} ms fp32 on this host")
+    budgets = [round(f * original_ms, 4) for f in args.budgets]
+    logits = original_logits(model, data)
+    final = TrainConfig(steps=args.final_steps, lr=0.01)
+    rows = []
+    for seed in range(args.seeds):
+        start = time.perf_counter()
+        result = run_compress(CompressOptions(
+            model=reference, weights=weights, budgets_ms=tuple(budgets), dataset=args.dataset, data_dir=args.data,
+            input_size=args.input_size, max_train=args.max_train, max_val=args.max_val, trials=args.trials,
+            seed=seed, finetune_steps=args.finetune_steps, runs_dir=args.runs_dir, study=f"{args.model}-seed{seed}",
+            threads=args.threads))
+        search_s = time.perf_counter() - start
+        structure = analyse(model, example)
+        table = LayerTable.from_dict(__import__("json").loads((result.run_dir / "layer_latency.json").read_text()))
+        layers = model_layers(model, example)
+        for chosen in result.chosen:
+            policies = {"autoc": load_model_policy(chosen.policy_path).policy if chosen.policy_path else None,
+                        "uniform int8": ModelPolicy.of(layers=_all_int8(model, structure)),
+                        "uniform L1": _uniform(structure, layers, table, model, chosen.budget_ms)}
+            named = {k: v for k, v in policies.items() if v is not None}
+            measured = dict(zip(named, _measured(model, list(named.values()), example, args.threads)))
+            for method, policy in named.items():
+                tuned = estimate_policy(model, policy, data, config=final, teacher_logits=logits)
+                rows.append({"seed": seed, "budget_ms": chosen.budget_ms, "method": method,
+                             "accuracy": tuned.accuracy, "measured_ms": measured[method],
+                             "predicted_ms": table.predict_ms(policy_layers(layers, structure, policy))})
+            global_model, global_ms = _torch_pruning_global(model, example, chosen.budget_ms, args.threads)
+            recalibrate_batchnorm(global_model, data.train_x)
+            train(global_model, data.train_x, data.train_y, config=final, teacher_logits=logits)
+            rows.append({"seed": seed, "budget_ms": chosen.budget_ms, "method": "Torch-Pruning global",
+                         "accuracy": accuracy(global_model, data.val_x, data.val_y), "measured_ms": global_ms,
+                         "predicted_ms": None})
+            print(*(f"{r['method']}: {r['accuracy']:.3f} at {r['measured_ms']:.3f} ms" for r in rows[-4:]), sep="\n")
+        rows.append({"seed": seed, "search_seconds": search_s, "seconds_per_trial": result.seconds_per_trial})
+    figures = {}
+    for budget, fraction in zip(budgets, args.budgets):
+        for method in ("autoc", "uniform int8", "uniform L1", "Torch-Pruning global"):
+            found = [r for r in rows if r.get("budget_ms") == budget and r.get("method") == method]
+            if found:
+                figures[f"{fraction:g}x {method} accuracy"] = round(statistics.mean(r["accuracy"] for r in found), 4)
+                figures[f"{fraction:g}x {method} ms"] = round(statistics.mean(r["measured_ms"] for r in found), 4)
+    figures["original accuracy"], figures["original ms"] = round(original_acc, 4), round(original_ms, 4)
+    record_result("compress.user_models", config_key(args, extra=args.model),
+                  title=f"autoc compress vs uniform baselines on {args.model}", figures=figures, rows=rows)
+    return 0
+
+
+def _user_model(reference: str, data, args) -> Path:
+    """The user's trained model: one fixed recipe, cached."""
+    path = args.runs_dir / f"user-{args.model}-{data.fingerprint[:12]}-{args.pretrain_steps}.pt"
+    if not path.is_file():
+        torch.manual_seed(0)
+        model = load_model(reference, num_classes=data.num_classes)
+        train(model, data.train_x, data.train_y,
+              config=TrainConfig(steps=args.pretrain_steps, batch_size=64, lr=0.05, augment=True))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(model.state_dict(), path)
+    return path
+
+
+def _all_int8(model, structure) -> dict:
+    return {n: INT8 for n in structure.layers
+            if n not in structure.fixed and isinstance(model.get_submodule(n), torch.nn.Conv2d)}
+
+
+def _uniform(structure, layers, table, model, budget_ms):
+    """The largest single keep ratio whose predicted latency fits, fp32 or all-int8 (whichever keeps more)."""
+    best = None
+    for int8 in (False, True):
+        for ratio in UNIFORM_GRID:
+            policy = ModelPolicy.of(keep={g.name: ratio for g in structure.groups if ratio < 1.0},
+                                    layers=_all_int8(model, structure) if int8 else {})
+            shaped = policy_layers(layers, structure, policy)
+            table.measure(shaped)
+            if table.predict_ms(shaped) <= budget_ms:
+                if best is None or ratio > best[0]:
+                    best = (ratio, policy)
+                break
+    return best[1] if best else None
+
+
+def _measured(model, policies, example, threads) -> list[float]:
+    programs = [network_program(model, p, example_input=example) for p in policies]
+    return [m.figure_ms for m in measure_interleaved(programs, input_shapes=[tuple(example.shape)] * len(programs),
+                                                     threads=threads, warmup=5, repeats=40)]
+
+
+def _torch_pruning_global(model, example, budget_ms, threads):
+    """Torch-Pruning's global magnitude pruner, its ratio raised until the exported model fits."""
+    import copy
+
+    for ratio in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9):
+        pruned = copy.deepcopy(model)
+        classifier = [m for m in pruned.modules() if isinstance(m, torch.nn.Linear)][-1]
+        pruner = tp.pruner.MetaPruner(pruned, example, importance=tp.importance.GroupMagnitudeImportance(p=1),
+                                      pruning_ratio=ratio, global_pruning=True, ignored_layers=[classifier])
+        pruner.step()
+        program = export_onnx(pruned.eval(), input_shape=tuple(example.shape))
+        ms = measure_interleaved([program], input_shapes=[tuple(example.shape)], threads=threads, warmup=5,
+                                 repeats=40)[0].figure_ms
+        if ms <= budget_ms:
+            return pruned, ms
+    return pruned, ms
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
