@@ -32,7 +32,8 @@ from _bench import kendall_tau, machine_identity, spread_by_macs, write_json  # 
 
 from autoc.search.context import build_objective_context, load_inputs  # noqa: E402
 from autoc.search.objective import estimate_candidate_in  # noqa: E402
-from autoc.search.options import SearchOptions  # noqa: E402
+from autoc.search.options import SearchOptions, StorageOptions, WorkerOptions  # noqa: E402
+from autoc.supernet import SupernetConfig  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -47,7 +48,7 @@ def main() -> int:
     parser.add_argument("--max-val", type=int, default=None)
     parser.add_argument("--teacher-steps", type=int, default=defaults.teacher_steps)
     parser.add_argument("--finetune-steps", type=int, default=defaults.finetune_steps)
-    parser.add_argument("--supernet-steps", type=int, default=defaults.supernet_steps)
+    parser.add_argument("--supernet-steps", type=int, default=0, help="0: no supernet")
     parser.add_argument("--seeds", type=int, default=5, help="training seeds 0..N-1")
     parser.add_argument("--candidates", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0, help="data split and candidate draw")
@@ -59,9 +60,10 @@ def main() -> int:
 
     options = SearchOptions(budget_ms=1.0, space=args.space, dataset=args.dataset, data_dir=args.data,
                             max_train=args.max_train, max_val=args.max_val, teacher_steps=args.teacher_steps,
-                            finetune_steps=args.finetune_steps, supernet_steps=args.supernet_steps, seed=args.seed,
-                            runs_dir=args.runs_dir, study="estimate-seeds", cpus_per_worker=args.threads,
-                            progress=False)
+                            finetune_steps=args.finetune_steps, seed=args.seed, progress=False,
+                            supernet=SupernetConfig(steps=args.supernet_steps) if args.supernet_steps else None,
+                            storage=StorageOptions(runs_dir=args.runs_dir, study="estimate-seeds"),
+                            workers=WorkerOptions(cpus=args.threads))
     inputs = load_inputs(options)
     candidates = spread_by_macs(inputs.space, args.candidates, num_classes=inputs.data.num_classes, seed=args.seed)
     estimates: list[list[float]] = []  # [seed][candidate]
@@ -118,7 +120,8 @@ def write_result(args, *, options, inputs, candidates, estimates, seconds, conte
         "machine": machine_identity(),
         "label": args.label,
         "complete": final,
-        "options": {k: str(v) for k, v in vars(options).items()},
+        "options": {**{k: str(v) for k, v in vars(options).items()},
+                    "supernet_steps": str(options.supernet.steps if options.supernet else 0)},  # as results/ read it
         "dataset": inputs.data.name, "train_images": len(inputs.data.train_y), "val_images": len(inputs.data.val_y),
         "summary": summary,
         "contexts": contexts,
