@@ -56,7 +56,6 @@ def configure_logging() -> None:
         handler.setFormatter(_Lines("%(message)s"))
         logger.addHandler(handler)
     logger.setLevel(logging.INFO)
-    logger.propagate = False  # a root handler someone configured would print every line twice
 
 
 def main(argv: list[str] | None = None) -> int:
