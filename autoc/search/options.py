@@ -229,7 +229,7 @@ def _build(cls: type, values: Mapping[str, Any], *, prefix: str) -> Any:
             raise OptionError(f"unknown option {path!r}: use one of {', '.join(sorted(prefix + k for k in known))}",
                               fields=(path,))
         group = _GROUPS.get(key) if cls is SearchOptions else None
-        if group is not None and value is not None:
+        if group is not None and value is not None and not isinstance(value, group):
             kwargs[key] = _build(group, value, prefix=f"{path}.")
         else:
             kwargs[key] = _typed(path, value, hints[key])
