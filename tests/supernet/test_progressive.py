@@ -95,5 +95,5 @@ def test_search_and_cli_pass_the_progressive_recipe_on(tmp_path, capsys):
     assert supernet_config(options) == SupernetConfig(steps=10, progressive=True, final_phase_share=0.5, seed=3)
     code = main(["supernet", "train", "--dataset", "digits", "--steps", "8", "--progressive",
                  "--final-phase-share", "2", "--runs-dir", str(tmp_path), "--no-progress"])
-    assert code == 2 and "--final-phase-share 0.5" in capsys.readouterr().err
+    assert code == 2 and "set --final-phase-share to e.g. 0.5" in capsys.readouterr().err
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())

@@ -61,5 +61,5 @@ def test_search_and_cli_pass_the_sampling_on(tmp_path, capsys):
     assert len(list((tmp_path / "cache").iterdir())) == 1
     code = main(["supernet", "train", "--dataset", "digits", "--steps", "2", "--sampling", "spos",
                  "--runs-dir", str(tmp_path / "bad"), "--no-progress"])
-    assert code == 2 and "use one of sandwich, uniform" in capsys.readouterr().err
+    assert code == 2 and "set --sampling to one of sandwich, uniform" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
