@@ -92,7 +92,7 @@ def test_the_policy_file_carries_the_finalist_weights_and_accuracy(finished):
     data = load_inputs(options).data
     assert accuracy(model, data.val_x, data.val_y) == pytest.approx(result.best.accuracy, abs=1e-6)
     # export and report pick the same trial from the storage alone
-    assert open_stored_run(options.run_directory()).chosen(open_stored_run(options.runs_dir / "f").records()).number \
+    assert open_stored_run(options.run_directory()).chosen(open_stored_run(options.run_directory()).records()).number \
         == result.best.number
 
 
