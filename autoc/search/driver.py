@@ -307,10 +307,10 @@ def _record_options(study: optuna.Study, options: SearchOptions, *, replace_stor
     study.set_user_attr(
         RUN_OPTIONS_ATTR,
         {
-            **stored_record(options),  # lets `autoc search --resume` repeat the command; rewritten by each run
-            # how export and report reload the data split and find the caches and profiles
-            "data_dir": str(Path(options.data_dir).resolve()) if options.data_dir else None,
-            "runs_dir": str(options.storage.runs_dir.resolve()),
+            # how export and report reload the data split (dataset, data_dir, seed, max_train, max_val) and
+            # what lets `autoc search --resume` repeat the command; rewritten by each run
+            **stored_record(options),
+            "runs_dir": str(options.storage.runs_dir),  # where export and report find the caches and profiles
             "threads": worker_threads(options),  # estimates repeat bit for bit at one thread count
         },
     )
