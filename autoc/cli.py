@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import argparse
 import errno
+import logging
 import os
 import sys
 from typing import NoReturn
 
 from autoc.commands import register_all
+from autoc.commands._flags import with_flags
 from autoc.errors import AutocError, mask_passwords
 
 
@@ -26,12 +28,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a record comes (a test's capture, a redirected stream)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass  # StreamHandler's constructor sets it; the property always answers sys.stderr
+
+
+class _Lines(logging.Formatter):
+    """The library's INFO records as plain lines, as progress notes; warnings prefixed autoc:."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = super().format(record)
+        return message if record.levelno < logging.WARNING else f"autoc: {message}"
+
+
+def configure_logging() -> None:
+    """The library logs (autoc.* loggers); the command shows its INFO and above on stderr."""
+    logger = logging.getLogger("autoc")
+    if not any(isinstance(handler, _StderrHandler) for handler in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(_Lines("%(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    configure_logging()
+    flags = getattr(args, "option_flags", {})
     try:
         return args.handler(args)
     except AutocError as exc:
-        print(f"autoc: error: {mask_passwords(str(exc))}", file=sys.stderr)  # whatever message quotes a URL
+        message = with_flags(str(exc), exc.fields, flags)  # the library names fields; the user typed flags
+        print(f"autoc: error: {mask_passwords(message)}", file=sys.stderr)  # whatever message quotes a URL
         return exc.exit_code
     except BrokenPipeError:
         # `autoc show ... | head` closed the pipe: not an error of ours; keep stderr quiet
@@ -41,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         print("autoc: interrupted; completed work is stored, re-run the same command to resume", file=sys.stderr)
         return 130
     except Exception as exc:  # a library (Optuna, SQLAlchemy) raising over one of ours, or over a full disk
-        message = user_error_in_chain(exc)
+        message = user_error_in_chain(exc, flags=flags)
         if message is None:
             raise  # a bug: its traceback is what a report needs
         print(f"autoc: error: {mask_passwords(message)}", file=sys.stderr)
@@ -52,7 +87,7 @@ DISK_FULL = ("the disk is full, so the study could not be written; free some spa
              "to resume (completed trials are stored, the unfinished one is retried)")
 
 
-def user_error_in_chain(exc: BaseException) -> str | None:
+def user_error_in_chain(exc: BaseException, *, flags: dict[str, str] | None = None) -> str | None:
     """The one-line message of an AutocError, or of a full disk, in ``exc`` or the exceptions it
     was raised from or while handling: Optuna re-raises a trial's error as its own when it then
     cannot store the trial (e.g. "Should not reach." after a write to a full disk failed)."""
@@ -64,7 +99,7 @@ def user_error_in_chain(exc: BaseException) -> str | None:
             continue
         seen.add(id(current))
         if isinstance(current, AutocError):
-            return str(current)
+            return with_flags(str(current), current.fields, flags or {})
         if (isinstance(current, OSError) and current.errno == errno.ENOSPC) or "database or disk is full" in str(current):
             return DISK_FULL
         todo.extend(e for e in (current.__cause__, current.__context__) if e is not None)

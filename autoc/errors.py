@@ -5,9 +5,27 @@ import re
 
 
 class AutocError(Exception):
-    """Base of every error the CLI reports as one line with exit code 2."""
+    """Base of every error the CLI reports as one line with exit code 2.
+
+    ``fields``: the options (Python field or argument names, dotted inside a group) that the
+    message names; a command line rewrites them into its flags."""
 
     exit_code = 2
+
+    def __init__(self, message: str = "", *, fields: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.fields = tuple(fields)
+
+
+class OptionError(AutocError):
+    """An option (a field of an options value, a keyword argument) is invalid; the message names it."""
+
+    def within(self, group: str) -> "OptionError":
+        """The same error for the options group at field ``group``: its fields named ``group.field``."""
+        message = str(self)
+        for name in sorted(self.fields, key=len, reverse=True):
+            message = re.sub(rf"(?<![\w.]){re.escape(name)}(?![\w])", f"{group}.{name}", message)
+        return type(self)(message, fields=tuple(f"{group}.{name}" for name in self.fields))
 
 
 class SpaceError(AutocError):
@@ -23,7 +41,7 @@ class DataError(AutocError):
 
 
 class BudgetError(AutocError):
-    """A latency budget is invalid or cannot be met by the space."""
+    """A latency or energy budget cannot be met by the space."""
 
 
 class StorageError(AutocError):
@@ -39,7 +57,7 @@ class ModelError(AutocError):
 
 
 class ComputeError(AutocError):
-    """The device asked to run training on (--train-device) is unknown or not available here."""
+    """The device asked to run training on (train_device) is unknown or not available here."""
 
 
 def first_line(exc: BaseException) -> str:

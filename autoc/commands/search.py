@@ -1,84 +1,111 @@
-"""`autoc search`: architecture + compression policy search under a latency budget."""
+"""`autoc search`: architecture + compression policy search under a latency budget.
+
+Every option flag stores into its SearchOptions field (``dest`` is the field's dotted path, e.g.
+``workers.count`` for --workers) and is left out of the namespace when not given, so that a recipe
+file (--config) and the options stored with a study (--resume) can supply it; the defaults shown
+in --help are the dataclasses' own.
+"""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
+from autoc.commands._flags import given_options, option_flags
 from autoc.commands._numbers import amount, count
-
-# Options flags default to None so that, with --resume, a flag the user gave can be told from one
-# left out (which then comes from the stored study); otherwise SearchOptions supplies the default.
+from autoc.search.options import field_default as default
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("search", help="search architecture + compression policy under a latency budget")
-    p.add_argument("--budget-ms", type=amount("20"), default=None, help="latency budget per inference on the device, in ms (required unless --resume)")
-    p.add_argument("--budget-mj", type=amount("0.5"), default=None, help="energy budget per inference in mJ, estimated "
-                   "from the device profile's energy model (autoc latency predict shows it); optional")
-    p.add_argument("--space", default=None, help="search space name (search_spaces/NAME.yaml) or YAML path [mbv2-cifar]")
-    p.add_argument("--dataset", default=None, help="digits (bundled), cifar10 or imagefolder [digits]")
-    p.add_argument("--data-dir", default=None, help="dataset location for cifar10 / imagefolder")
-    p.add_argument("--device", default=None, help="device profile: host, or a calibrated profile name [host]")
-    p.add_argument("--storage", default=None, help="Optuna storage URL (default sqlite in runs/<study>/study.db); "
-                   "postgresql://user@host:5432/db for several machines")
-    p.add_argument("--study", default=None, help="study name; an existing one is resumed")
+    p.argument_default = argparse.SUPPRESS  # a flag left out is absent: the file, the stored study or the default rule
+
+    def add(flag: str, field: str, help: str, **kwargs: Any) -> None:
+        if kwargs.get("action") is None:
+            kwargs.setdefault("metavar", flag[2:].upper().replace("-", "_"))
+        p.add_argument(flag, dest=field, help=help, **kwargs)
+
+    add("--budget-ms", "budget_ms", "latency budget per inference on the device, in ms (required unless --resume, "
+        "or given in --config)", type=amount("20"))
+    add("--budget-mj", "budget_mj", "energy budget per inference in mJ, estimated from the device profile's energy "
+        "model (autoc latency predict shows it); optional", type=amount("0.5"))
+    add("--space", "space", f"search space name (search_spaces/NAME.yaml) or YAML path [{default('space')}]")
+    add("--dataset", "dataset", f"digits (bundled), cifar10 or imagefolder [{default('dataset')}]")
+    add("--data-dir", "data_dir", "dataset location for cifar10 / imagefolder")
+    add("--device", "device", f"device profile: host, or a calibrated profile name [{default('device')}]")
+    add("--storage", "storage.url", "Optuna storage URL (default sqlite in runs/<study>/study.db); "
+        "postgresql://user@host:5432/db for several machines")
+    add("--study", "storage.study", "study name; an existing one is resumed")
     p.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
                    help="continue the study in RUN_DIR (runs/<study>) with its stored options; flags given override")
-    p.add_argument("--trials", type=count(1, 30), default=None, help="total trials of the study, counted across resumes [30]")
-    p.add_argument("--timeout", type=amount("3600"), default=None, help="stop starting trials after this many seconds")
-    p.add_argument("--seed", type=count(0, 0), default=None, help="[0]")
-    p.add_argument("--sampler", default=None, help="tpe, nsga2, gp, ehvi or random [tpe]")
-    p.add_argument("--spread-start", action="store_true", default=None, help="TPE / NSGA-II start from candidates "
-                   "spread over the predicted-latency range within the budget, not from random ones")
-    p.add_argument("--runs-dir", type=Path, default=None, help="where studies, caches and profiles live [runs]")
-    p.add_argument("--finetune-steps", type=count(0, 20), default=None, help="KD fine-tuning steps per candidate [20]")
-    p.add_argument("--teacher-steps", type=count(1, 120), default=None, help="training steps of the largest network [120]")
-    p.add_argument("--supernet-steps", type=count(0, 600), default=None, help="train (or load from runs/cache) a weight-sharing "
-                   "supernet for this many sandwich-rule steps and let candidates inherit from it; 0 inherits from "
-                   "the briefly trained largest network [0]")
-    p.add_argument("--supernet-largest-steps", type=count(0, 100), default=None, help="supernet recipe, as `autoc supernet "
-                   "train --largest-steps`: train the largest network alone this many steps first [0]")
-    p.add_argument("--supernet-lr", type=amount("0.05"), default=None, help="supernet recipe: peak lr of the sandwich steps [0.05]")
-    p.add_argument("--supernet-random-subnets", type=count(0, 2), default=None,
-                   help="supernet recipe: random sub-networks per step beside the largest and smallest "
-                        "(with --supernet-sampling uniform: all of them) [2]")
-    p.add_argument("--supernet-augment", action="store_true", default=None,
-                   help="supernet recipe: random crop and flip (photos, not digits)")
-    p.add_argument("--supernet-sort-channels", action="store_true", default=None,
-                   help="supernet recipe: reorder channels by importance after the largest-only steps")
-    p.add_argument("--supernet-progressive", action="store_true", default=None,
-                   help="supernet recipe: progressive shrinking (kernel, then depth, expansion, width)")
-    p.add_argument("--supernet-sampling", default=None,
-                   help="supernet recipe: sandwich or uniform (random sub-networks only, SPOS) [sandwich]")
-    p.add_argument("--supernet-final-phase-share", type=amount("0.4"), default=None,
-                   help="supernet recipe: with --supernet-progressive, the all-elastic phase's share of the steps")
-    p.add_argument("--finalists", type=finalist_count, default=None, help="after the trials, train the K feasible "
-                   "candidates with the highest estimates from scratch and choose among them by that accuracy; 0: "
-                   "choose by the estimate; auto: the top estimate and the trials its validation images do not "
-                   "separate from it (at most 8) [0]")
-    p.add_argument("--finalist-steps", type=count(1, 300), default=None, help="training steps of each finalist [300]")
-    p.add_argument("--noise-trials", type=count(0, 4), default=None, help="after the trials, estimate the top K again "
-                   "with the next training seed (a second teacher or supernet, cached) to measure the estimate's seed "
-                   "noise, which the estimate-noise line and --finalists auto then count; 0: off [4]")
-    p.add_argument("--finalist-augment", action="store_true", default=None,
-                   help="finalists train with random crop and flip (photos, not digits)")
-    p.add_argument("--train-device", default=None, help="where training steps run (supernet, teacher, fine-tuning, "
-                   "finalists): cpu, cuda, cuda:N, or auto (a GPU when torch sees one); estimates, latency and "
-                   "export stay on the CPU [cpu]")
-    p.add_argument("--max-train", type=count(1, 2000), default=None, help="use at most this many training images")
-    p.add_argument("--max-val", type=count(1, 1000), default=None, help="use at most this many validation images")
-    p.add_argument("--workers", type=count(1, 2), default=1, help="trials at once; more than 1 runs them as Ray tasks [1]")
-    p.add_argument("--ray-address", default=None, help="run the workers on this Ray cluster (ray start --head prints "
-                   "it), instead of a local Ray instance")
-    p.add_argument("--cpus-per-worker", type=count(1, 2), default=None, help="CPUs (and torch threads) per worker "
-                   "[local: cores / workers; cluster: 1]")
-    p.add_argument("--gpus-per-worker", type=amount("0.5", zero=True), default=None, help="GPUs Ray reserves per worker, a fraction "
-                   "shares one [1 when --train-device is a GPU, else 0]")
-    p.add_argument("--heartbeat-interval", type=count(1, 10), default=10, help="seconds between a running trial's heartbeats [10]")
-    p.add_argument("--grace-period", type=count(1, 60), default=60, help="a trial silent this many seconds belongs to a dead "
-                   "worker: it is failed and re-run [60]")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.set_defaults(handler=run)
+    p.add_argument("--config", type=Path, default=None, metavar="RECIPE_YAML",
+                   help="read options from a YAML recipe file: SearchOptions field names, groups as mappings "
+                        "(e.g. supernet: {steps: 150}); flags given override it")
+    add("--trials", "trials", f"total trials of the study, counted across resumes [{default('trials')}]",
+        type=count(1, default("trials")))
+    add("--timeout", "timeout_s", "stop starting trials after this many seconds", type=amount("3600"))
+    add("--seed", "seed", f"[{default('seed')}]", type=count(0, default("seed")))
+    add("--sampler", "sampler", f"tpe, nsga2, gp, ehvi or random [{default('sampler')}]")
+    add("--spread-start", "spread_start", "TPE / NSGA-II start from candidates spread over the predicted-latency "
+        "range within the budget, not from random ones", action="store_true")
+    add("--runs-dir", "storage.runs_dir", f"where studies, caches and profiles live [{default('storage.runs_dir')}]",
+        type=Path)
+    add("--finetune-steps", "finetune_steps", f"KD fine-tuning steps per candidate [{default('finetune_steps')}]",
+        type=count(0, default("finetune_steps")))
+    add("--teacher-steps", "teacher_steps", f"training steps of the largest network [{default('teacher_steps')}]",
+        type=count(1, default("teacher_steps")))
+    add("--supernet-steps", "supernet.steps", "train (or load from runs/cache) a weight-sharing supernet for this "
+        "many sandwich-rule steps and let candidates inherit from it; 0 inherits from the briefly trained largest "
+        "network [0]", type=count(0, default("supernet.steps")))
+    add("--supernet-largest-steps", "supernet.largest_steps", "supernet recipe, as `autoc supernet train "
+        f"--largest-steps`: train the largest network alone this many steps first [{default('supernet.largest_steps')}]",
+        type=count(0, 100))
+    add("--supernet-lr", "supernet.lr", f"supernet recipe: peak lr of the sandwich steps [{default('supernet.lr')}]",
+        type=amount(str(default("supernet.lr"))))
+    add("--supernet-random-subnets", "supernet.random_subnets", "supernet recipe: random sub-networks per step beside "
+        "the largest and smallest (with --supernet-sampling uniform: all of them) "
+        f"[{default('supernet.random_subnets')}]", type=count(0, default("supernet.random_subnets")))
+    add("--supernet-augment", "supernet.augment", "supernet recipe: random crop and flip (photos, not digits)",
+        action="store_true")
+    add("--supernet-sort-channels", "supernet.sort_channels", "supernet recipe: reorder channels by importance after "
+        "the largest-only steps", action="store_true")
+    add("--supernet-progressive", "supernet.progressive", "supernet recipe: progressive shrinking (kernel, then "
+        "depth, expansion, width)", action="store_true")
+    add("--supernet-sampling", "supernet.sampling", "supernet recipe: sandwich or uniform (random sub-networks only, "
+        f"SPOS) [{default('supernet.sampling')}]")
+    add("--supernet-final-phase-share", "supernet.final_phase_share", "supernet recipe: with --supernet-progressive, "
+        "the all-elastic phase's share of the steps", type=amount("0.4"))
+    add("--finalists", "finalists.count", "after the trials, train the K feasible candidates with the highest "
+        "estimates from scratch and choose among them by that accuracy; 0: choose by the estimate; auto: the top "
+        "estimate and the trials its validation images do not separate from it (at most 8) "
+        f"[{default('finalists.count')}]", type=finalist_count)
+    add("--finalist-steps", "finalists.steps", f"training steps of each finalist [{default('finalists.steps')}]",
+        type=count(1, default("finalists.steps")))
+    add("--noise-trials", "finalists.noise_trials", "after the trials, estimate the top K again with the next "
+        "training seed (a second teacher or supernet, cached) to measure the estimate's seed noise, which the "
+        f"estimate-noise line and --finalists auto then count; 0: off [{default('finalists.noise_trials')}]",
+        type=count(0, default("finalists.noise_trials")))
+    add("--finalist-augment", "finalists.augment", "finalists train with random crop and flip (photos, not digits)",
+        action="store_true")
+    add("--train-device", "train_device", "where training steps run (supernet, teacher, fine-tuning, finalists): "
+        "cpu, cuda, cuda:N, or auto (a GPU when torch sees one); estimates, latency and export stay on the CPU "
+        f"[{default('train_device')}]")
+    add("--max-train", "max_train", "use at most this many training images", type=count(1, 2000))
+    add("--max-val", "max_val", "use at most this many validation images", type=count(1, 1000))
+    add("--workers", "workers.count", f"trials at once; more than 1 runs them as Ray tasks [{default('workers.count')}]",
+        type=count(1, 2))
+    add("--ray-address", "workers.ray_address", "run the workers on this Ray cluster (ray start --head prints it), "
+        "instead of a local Ray instance")
+    add("--cpus-per-worker", "workers.cpus", "CPUs (and torch threads) per worker [local: cores / workers; "
+        "cluster: 1]", type=count(1, 2))
+    add("--gpus-per-worker", "workers.gpus", "GPUs Ray reserves per worker, a fraction shares one [1 when "
+        "--train-device is a GPU, else 0]", type=amount("0.5", zero=True))
+    add("--heartbeat-interval", "workers.heartbeat_interval_s", "seconds between a running trial's heartbeats "
+        f"[{default('workers.heartbeat_interval_s')}]", type=count(1, default("workers.heartbeat_interval_s")))
+    add("--grace-period", "workers.grace_period_s", "a trial silent this many seconds belongs to a dead worker: it "
+        f"is failed and re-run [{default('workers.grace_period_s')}]", type=count(1, default("workers.grace_period_s")))
+    add("--no-progress", "progress", "no progress bars", action="store_false")
+    p.set_defaults(handler=run, option_flags=option_flags(p))
 
 
 def finalist_count(text: str) -> int | str:
@@ -94,31 +121,26 @@ def finalist_count(text: str) -> int | str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from autoc.errors import BudgetError
-    from autoc.search.driver import SearchOptions, print_summary, run_search
-    from autoc.search.resume import resume_options
+    from autoc.errors import OptionError
+    from autoc.search.driver import SearchOptions, run_search, summary_lines
+    from autoc.search.recipe_file import read_recipe
+    from autoc.search.resume import merge_options, resume_options
 
-    given = {
-        "budget_ms": args.budget_ms, "budget_mj": args.budget_mj, "space": args.space, "dataset": args.dataset, "data_dir": args.data_dir,
-        "device": args.device, "trials": args.trials, "timeout_s": args.timeout, "seed": args.seed,
-        "sampler": args.sampler, "spread_start": args.spread_start, "finetune_steps": args.finetune_steps, "teacher_steps": args.teacher_steps, "supernet_steps": args.supernet_steps,
-        "supernet_largest_steps": args.supernet_largest_steps, "supernet_lr": args.supernet_lr,
-        "supernet_random_subnets": args.supernet_random_subnets, "supernet_augment": args.supernet_augment,
-        "supernet_sort_channels": args.supernet_sort_channels, "supernet_progressive": args.supernet_progressive,
-        "supernet_final_phase_share": args.supernet_final_phase_share, "supernet_sampling": args.supernet_sampling,
-        "finalists": args.finalists, "finalist_steps": args.finalist_steps, "finalist_augment": args.finalist_augment,
-        "noise_trials": args.noise_trials, "max_train": args.max_train, "max_val": args.max_val, "workers": args.workers, "train_device": args.train_device,
-        "ray_address": args.ray_address, "cpus_per_worker": args.cpus_per_worker, "gpus_per_worker": args.gpus_per_worker,
-        "heartbeat_interval_s": args.heartbeat_interval, "grace_period_s": args.grace_period,
-        "runs_dir": args.runs_dir, "progress": not args.no_progress,
-    }
+    given = given_options(args)
+    supernet = given.get("supernet")
+    if supernet is not None and supernet.get("steps") == 0:
+        given["supernet"] = None  # --supernet-steps 0: no supernet, whatever else the recipe says
+    recipe = read_recipe(args.config) if args.config is not None else {}
+    wanted = merge_options(recipe, given)
     if args.resume is not None:
-        options = resume_options(args.resume, storage=args.storage, given=given, study=args.study)
+        storage = wanted.get("storage", {}).get("url")
+        study = wanted.get("storage", {}).get("study")
+        options = resume_options(args.resume, storage=storage, given=wanted, study=study)
     else:
-        if args.budget_ms is None:
-            raise BudgetError("--budget-ms is required (the latency budget in ms, e.g. --budget-ms 20), unless --resume RUN_DIR")
-        explicit = {key: value for key, value in given.items() if value is not None}
-        options = SearchOptions(**explicit, storage=args.storage, study=args.study)
+        if "budget_ms" not in wanted:
+            raise OptionError("--budget-ms is required (the latency budget in ms, e.g. --budget-ms 20), unless "
+                              "--resume RUN_DIR or a --config file gives budget_ms")
+        options = SearchOptions.from_dict(wanted)
     result = run_search(options)
-    print_summary(result, budget_ms=options.budget_ms)
+    print("\n".join(summary_lines(result, budget_ms=options.budget_ms)))
     return 0

@@ -4,7 +4,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from autoc.commands._flags import option_flags
 from autoc.commands._numbers import amount, count
+from autoc.supernet import SupernetConfig
+
+_RECIPE = SupernetConfig()  # the recipe's defaults, as --help shows them
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,13 +19,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--dataset", default="digits", help="digits (bundled), cifar10 or imagefolder")
     t.add_argument("--data-dir", default=None, help="dataset location for cifar10 / imagefolder")
     t.add_argument("--download", action="store_true", help="cifar10: fetch it into --data-dir if absent")
-    t.add_argument("--steps", type=int, default=None, help="sandwich-rule training steps (default 150)")
-    t.add_argument("--batch-size", type=int, default=None, help="images per step (default 32)")
+    t.add_argument("--steps", type=int, default=None, help=f"sandwich-rule training steps (default {_RECIPE.steps})")
+    t.add_argument("--batch-size", type=int, default=None, help=f"images per step (default {_RECIPE.batch_size})")
     t.add_argument("--random-subnets", type=int, default=None, help="random sub-networks per step beside the largest and smallest; with --sampling uniform, "
-                   "all of the step's sub-networks (default 2)")
+                   f"all of the step's sub-networks (default {_RECIPE.random_subnets})")
     t.add_argument("--largest-steps", type=int, default=None,
-                   help="first train the largest network alone for this many steps (default 0)")
-    t.add_argument("--lr", type=amount("0.05"), default=None, help="peak learning rate of the sandwich steps (default 0.05)")
+                   help=f"first train the largest network alone for this many steps (default {_RECIPE.largest_steps})")
+    t.add_argument("--lr", type=amount(str(_RECIPE.lr)), default=None,
+                   help=f"peak learning rate of the sandwich steps (default {_RECIPE.lr})")
     t.add_argument("--augment", action="store_true", help="random crop and horizontal flip (photos, not digits)")
     t.add_argument("--sort-channels", action="store_true",
                    help="after --largest-steps, reorder channels by importance so narrow sub-networks inherit "
@@ -32,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--final-phase-share", type=float, default=None,
                    help="with --progressive: the all-elastic phase's share of the steps (default: equal phases)")
     t.add_argument("--sampling", default=None, help="sandwich (largest, smallest and random sub-networks a step, "
-                   "distilled from the largest) or uniform (random sub-networks only, on the labels: SPOS) [sandwich]")
+                   f"distilled from the largest) or uniform (random sub-networks only, on the labels: SPOS) [{_RECIPE.sampling}]")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=count(1, 2), default=None,
                    help="torch threads for the training; part of the cache key, as CPU training repeats bit for bit "
@@ -45,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--train-device", default="cpu", help="where the training steps run: cpu, cuda, cuda:N, or auto "
                    "(a GPU when torch sees one); the cache is the same whichever trained it [cpu]")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
-    t.set_defaults(handler=run_train)
+    t.set_defaults(handler=run_train, option_flags=option_flags(t))
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -55,11 +60,11 @@ def run_train(args: argparse.Namespace) -> int:
     import torch
 
     from autoc.training.compute import training_device
-    from autoc.data.datasets import OptionNames, load_dataset
+    from autoc.data.datasets import load_dataset
     from autoc.evaluate.estimate import eval_subset
     from autoc.training.loop import accuracy
     from autoc.space import load_space
-    from autoc.supernet import SupernetConfig, open_supernet, smallest_candidate
+    from autoc.supernet import open_supernet, smallest_candidate
 
     overrides = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size),
                                    ("random_subnets", args.random_subnets), ("largest_steps", args.largest_steps),
@@ -73,8 +78,7 @@ def run_train(args: argparse.Namespace) -> int:
     device = training_device(args.train_device)  # before loading data: a missing GPU fails at once
     space = load_space(args.space)
     data = load_dataset(args.dataset, data_dir=args.data_dir, input_size=space.input_size, seed=args.seed,
-                        max_train=args.max_train, max_val=args.max_val, download=args.download,
-                        option_names=OptionNames(data_dir="--data-dir DIR", download="--download"))
+                        max_train=args.max_train, max_val=args.max_val, download=args.download)
     run = open_supernet(space, data, cache_dir=args.runs_dir / "cache", config=config,
                         progress=not args.no_progress, retrain=args.retrain, device=device)
     how = f"trained in {run.train_seconds:.0f} s on {device}" if run.trained_now else "loaded from the cache"

@@ -76,20 +76,6 @@ class DatasetSplit:
 
 
 @dataclass(frozen=True)
-class OptionNames:
-    """How the caller spells the data options in error messages: keyword arguments in Python,
-    flags on a command line; ``download`` is None where the caller offers no download."""
-
-    data_dir: str = "data_dir=DIR"
-    download: str | None = "download=True"
-
-
-PYTHON_OPTION_NAMES = OptionNames()
-# `autoc search` (and SearchOptions behind it, named after its flags): no download option.
-SEARCH_OPTION_NAMES = OptionNames(data_dir="--data-dir DIR", download=None)
-
-
-@dataclass(frozen=True)
 class _Options:
     input_size: int
     seed: int
@@ -98,7 +84,7 @@ class _Options:
     max_val: int | None
     download: bool = False
     max_selection: int | None = None
-    names: OptionNames = PYTHON_OPTION_NAMES
+    offer_download: bool = True
 
 
 @dataclass(frozen=True)
@@ -130,7 +116,7 @@ def load_dataset(
     max_val: int | None = None,
     max_selection: int | None = None,
     download: bool = False,
-    option_names: OptionNames = PYTHON_OPTION_NAMES,
+    offer_download: bool = True,
 ) -> DatasetSplit:
     """Load dataset ``name`` in memory, resized to ``input_size`` square and normalised.
 
@@ -141,8 +127,8 @@ def load_dataset(
     not there yet; without network access this fails with a DataError saying what to do.
     ``max_selection`` also keeps a seeded stratified subset of that many training-pool items
     *not* in the train subset as a selection split (``DatasetSplit.selection_as_val``); it
-    changes neither the train nor the validation items. ``option_names``: how error messages
-    name ``data_dir`` and ``download`` (a command line passes its flags).
+    changes neither the train nor the validation items. ``offer_download``: whether an
+    error may suggest ``download`` (False where the caller has no such option).
     """
     loader = _LOADERS.get(name) if isinstance(name, str) else None
     if loader is None:
@@ -155,7 +141,7 @@ def load_dataset(
         max_val=None if max_val is None else _positive_int("max_val", max_val, example=1000),
         download=bool(download),
         max_selection=None if max_selection is None else _positive_int("max_selection", max_selection, example=1000),
-        names=option_names,
+        offer_download=offer_download,
     )
     path = None if data_dir is None else Path(data_dir).expanduser()
     loaded = loader(path, options)
@@ -220,8 +206,8 @@ def _load_cifar10(path: Path | None, options: _Options) -> _Loaded:
     if options.download and path is not None and (not path.exists() or path.is_dir()):
         if find_pickle_folder(path) is None:
             download_cifar10(path)
-    fetch = f", or {options.names.download} to fetch it" if options.names.download else ""
-    path = _existing("cifar10", path, hint=_CIFAR_HINT + fetch, names=options.names)
+    fetch = ", or set download to fetch it" if options.offer_download else ""
+    path = _existing("cifar10", path, hint=_CIFAR_HINT + fetch, download=options.offer_download)
     if path.is_dir():
         pickles = find_pickle_folder(path)
         if pickles is not None:
@@ -259,7 +245,7 @@ _IMAGEFOLDER_HINT = f"pass a folder (or .zip) holding {layout_text(('train', 'va
 
 
 def _load_imagefolder(path: Path | None, options: _Options) -> _Loaded:
-    path = _existing("imagefolder", path, hint=_IMAGEFOLDER_HINT, names=options.names)
+    path = _existing("imagefolder", path, hint=_IMAGEFOLDER_HINT)
     with open_image_tree(path, splits=("train", "val"), what="imagefolder") as tree:
         return _from_tree(tree, options, splits=("train", "val"))
 
@@ -411,11 +397,12 @@ def _digest(train_ids: Iterable[object], val_ids: Iterable[object]) -> str:
     return sha.hexdigest()[:16]
 
 
-def _existing(name: str, path: Path | None, *, hint: str, names: OptionNames) -> Path:
+def _existing(name: str, path: Path | None, *, hint: str, download: bool = False) -> Path:
+    named = ("data_dir", "download") if download else ("data_dir",)
     if path is None:
-        raise DataError(f"{name} needs a data path ({names.data_dir}); {hint}")
+        raise DataError(f"{name} needs a data path (data_dir); {hint}", fields=named)
     if not path.exists():
-        raise DataError(f"{name}: data path {path} does not exist; {hint}")
+        raise DataError(f"{name}: data path {path} does not exist; {hint}", fields=named)
     return path
 
 

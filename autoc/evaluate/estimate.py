@@ -19,7 +19,7 @@ from autoc.candidate import Candidate
 from autoc.compress.quant import apply_quantization
 from autoc.compress.sparsity import apply_policy_sparsity
 from autoc.compress.transfer import inherit_weights, prune_to
-from autoc.errors import BudgetError
+from autoc.errors import OptionError
 from autoc.data.sampling import stratified_subset
 from autoc.training.loop import TrainConfig, correct_predictions, recalibrate_batchnorm, train
 
@@ -57,9 +57,10 @@ class EstimateConfig:
 
     def __post_init__(self) -> None:
         if self.finetune_steps < 0 or self.calibration_batches < 1 or (self.max_eval is not None and self.max_eval < 1):
-            raise BudgetError(
+            raise OptionError(
                 f"estimate needs finetune_steps >= 0, calibration_batches >= 1 and max_eval >= 1, got "
-                f"{self.finetune_steps}, {self.calibration_batches}, {self.max_eval}; use e.g. --finetune-steps 10"
+                f"{self.finetune_steps}, {self.calibration_batches}, {self.max_eval}: set finetune_steps to e.g. 10",
+                fields=("finetune_steps", "calibration_batches", "max_eval"),
             )
 
     def train_config(self) -> TrainConfig:

@@ -6,6 +6,7 @@ count (CPU training repeats bit for bit only at one thread count), written atomi
 from __future__ import annotations
 
 import hashlib
+import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,8 @@ from autoc.arch.netspec import build_netspec
 from autoc.data.datasets import DatasetSplit
 from autoc.files import save_torch_atomic
 from autoc.training.loop import TrainConfig, accuracy, train
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,7 @@ def load_or_train_teacher(
             model.load_state_dict(torch.load(cache_path, map_location="cpu", weights_only=True))
             return Teacher(model, accuracy(model, data.val_x, data.val_y), cache_path)
         except Exception:  # a truncated or stale cache is rebuilt, never trusted
-            print(f"autoc: teacher cache {cache_path} is unreadable; retraining it", file=sys.stderr)
+            logger.warning("teacher cache %s is unreadable; retraining it", cache_path)
     bar = tqdm(total=config.steps, desc="teacher", unit="step", file=sys.stderr, disable=not progress, dynamic_ncols=True)
 
     def on_step(step: int, loss: float) -> None:

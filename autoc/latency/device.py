@@ -2,7 +2,7 @@
 names are profiles under runs/devices/ (data, not code)."""
 from __future__ import annotations
 
-import sys
+import logging
 import time
 from pathlib import Path
 
@@ -13,6 +13,8 @@ from autoc.latency.calibrate import Network, calibrate_correction
 from autoc.latency.model import LatencyModel, LookupTableLatencyModel, open_host_model
 from autoc.latency.profile import HOST, load_profile
 from autoc.space import SearchSpace, sample_candidate
+
+logger = logging.getLogger(__name__)
 
 CALIBRATION_NETWORKS = 32  # the switch term needs >= 12; 16 -> 32 fit networks: 92.9% -> 94.8% within 10% offline
 CALIBRATION_HELD_OUT = 8
@@ -98,11 +100,8 @@ def calibrate_host(
     """Fit the whole-network correction on random networks of ``space``, validate on others."""
     start = time.perf_counter()
     if progress:
-        print(
-            f"autoc: calibrating the host latency profile ({model.profile_path}) on {networks} + {held_out} "
-            "random networks; done once",
-            file=sys.stderr,
-        )
+        logger.info("autoc: calibrating the host latency profile (%s) on %d + %d random networks; done once",
+                    model.profile_path, networks, held_out)
     sampled = sample_networks(space, networks + held_out, seed=seed)
     options = {} if repeats is None else {"repeats": repeats}
     profile = calibrate_correction(model, sampled[:networks], held_out=sampled[networks:], **options)
@@ -110,11 +109,10 @@ def calibrate_host(
         figures = profile.validation
         share = figures.get("within_10pct")
         units = "" if profile.in_context is None else f" on in-context unit times ({figures['in_context_units']} units)"
-        print(
+        logger.info(
             f"autoc: host profile ready in {time.perf_counter() - start:.0f} s: correction "
             f"{profile.correction.describe()}{units}; held-out within 10%: "
-            f"{'n/a' if share is None else f'{100 * share:.0f}%'} of {figures.get('n')}",
-            file=sys.stderr,
+            f"{'n/a' if share is None else f'{100 * share:.0f}%'} of {figures.get('n')}"
         )
 
 

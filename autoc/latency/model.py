@@ -200,7 +200,7 @@ class LookupTableLatencyModel:
                 f"measure these blocks on {self._profile.device!r} and import them into the profile, "
                 "or restrict the search space to blocks it has"
             )
-        log.info("measuring %d new latency unit(s) on this host", len(missing))
+        log.debug("measuring %d new latency unit(s) on this host", len(missing))
         measured = measure_units(missing, threads=self.threads)
         profile = self._profile.with_blocks(measured)
         self._profile = self._merged_with_disk(profile, keep_disk_correction=True)

@@ -6,12 +6,12 @@ only loads them. This is the one place that decides what a trial inherits its we
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
 from autoc.training.compute import training_device
-from autoc.data.datasets import SEARCH_OPTION_NAMES, DatasetSplit, load_dataset
+from autoc.data.datasets import DatasetSplit, load_dataset
 from autoc.evaluate.teacher import load_or_train_teacher, teacher_cache_path
 from autoc.training.loop import TrainConfig, accuracy, predict_logits
 from autoc.latency.device import open_latency_model
@@ -38,21 +38,17 @@ def load_inputs(options: SearchOptions) -> SearchInputs:
         seed=options.seed,
         max_train=options.max_train,
         max_val=options.max_val,
-        option_names=SEARCH_OPTION_NAMES,
+        offer_download=False,  # a search reads its data where it is
     )
     return SearchInputs(space=space, data=data)
 
 
-def supernet_config(options: SearchOptions, *, seed: int | None = None) -> SupernetConfig:
-    """The supernet recipe a search asks for (``seed``: None is the search's); the same options as
-    `autoc supernet train` give the same cache."""
-    return SupernetConfig(
-        steps=options.supernet_steps, batch_size=options.batch_size, seed=options.seed if seed is None else seed,
-        largest_steps=options.supernet_largest_steps, lr=options.supernet_lr,
-        random_subnets=options.supernet_random_subnets, augment=options.supernet_augment,
-        sort_channels=options.supernet_sort_channels, progressive=options.supernet_progressive,
-        final_phase_share=options.supernet_final_phase_share, sampling=options.supernet_sampling,
-    )
+def supernet_config(options: SearchOptions, *, seed: int | None = None) -> SupernetConfig | None:
+    """The supernet recipe a search asks for (``seed``: None is the search's; None without a
+    supernet); the same recipe given to `autoc supernet train` gives the same cache."""
+    if options.supernet is None or seed is None:
+        return options.supernet
+    return replace(options.supernet, seed=seed)
 
 
 def build_objective_context(
@@ -69,18 +65,19 @@ def build_objective_context(
     threads = threads or worker_threads(options)
     torch.set_num_threads(threads)
     device = training_device(options.train_device)  # resolved per process: each Ray worker has its own GPUs
-    latency = open_latency_model(options.device, runs_dir=options.runs_dir, space=space, progress=progress)
+    runs_dir = options.storage.runs_dir
+    latency = open_latency_model(options.device, runs_dir=runs_dir, space=space, progress=progress)
     teacher_config = TrainConfig(
         steps=options.teacher_steps, batch_size=options.batch_size, lr=0.05, alpha=0.0, seed=seed
     )
     cache = teacher_cache_path(
-        options.runs_dir / "cache", space_fingerprint=space.fingerprint(), data=data, config=teacher_config,
+        runs_dir / "cache", space_fingerprint=space.fingerprint(), data=data, config=teacher_config,
         threads=threads,
     )
     supernet = None
-    if options.supernet_steps > 0:
+    if options.supernet is not None:
         supernet = load_or_train_supernet(
-            space, data, cache_dir=options.runs_dir / "cache",
+            space, data, cache_dir=runs_dir / "cache",
             config=supernet_config(options, seed=seed),
             progress=progress,
             device=device,

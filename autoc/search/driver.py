@@ -1,10 +1,8 @@
 """`autoc search`: one direction, from options to a stored study and best_policy.json."""
 from __future__ import annotations
 
-import math
-
+import logging
 import shutil
-import sys
 import tempfile
 import time
 from contextlib import contextmanager
@@ -16,7 +14,7 @@ from typing import Iterator
 import optuna
 from optuna.trial import TrialState
 
-from autoc.errors import BudgetError, StorageError
+from autoc.errors import BudgetError, OptionError, StorageError
 from autoc.training.compute import training_device
 from autoc.evaluate.memory import check_largest_fits
 from autoc.files import check_can_write
@@ -25,20 +23,22 @@ from autoc.latency.device import open_latency_model, usable_as_file_name
 from autoc.latency.profile import HOST
 from autoc.search.context import build_objective_context, load_inputs, supernet_config
 from autoc.evaluate.recipe import scratch_recipe
-from autoc.search.finalists import AUTO, FinalistResult, chosen_finalist, finalist_picks, train_finalists
-from autoc.search.options import FINALIST_FIELDS, SUPERNET_RECIPE_FIELDS, SearchOptions, worker_threads
+from autoc.search.finalists import FinalistResult, chosen_finalist, finalist_picks, train_finalists
+from autoc.search.options import AUTO, SearchOptions, stored_record, worker_threads
 from autoc.search.progress import SearchProgress
 from autoc.search.results import TrialRecord, accuracy_text, best_record, completed_records, pareto_front
 from autoc.search.seed_noise import rerun_top_trials
 from autoc.search.separation import separation_text
-from autoc.search.samplers import SAMPLERS, make_sampler, startup_trials
+from autoc.search.samplers import make_sampler, startup_trials
 from autoc.search.startup import SPREAD_SAMPLERS, enqueue_start, spread_start
-from autoc.search.storage import (Heartbeat, default_storage_url, holds_a_study, open_storage, open_study,
+from autoc.search.storage import (default_storage_url, holds_a_study, open_storage, open_study,
                                   retry_failed_trials, sqlite_file)
 from autoc.search.worker import SURPLUS_ATTR, WorkerSpec, run_worker
 from autoc.space import SearchSpace
 
-__all__ = ["SearchOptions", "SearchResult", "run_search", "print_summary"]
+__all__ = ["SearchOptions", "SearchResult", "run_search", "summary_lines"]
+
+logger = logging.getLogger(__name__)
 
 DIRECTIONS = ["maximize", "minimize", "minimize"]  # accuracy, latency_ms, size_bytes
 RUN_OPTIONS_ATTR = "autoc_run_options"  # how the data was loaded; see _record_options
@@ -70,30 +70,31 @@ def run_search(options: SearchOptions) -> SearchResult:
     if training_device(options.train_device).type == "cpu":  # a GPU's memory is the GPU's to report
         check_largest_fits(space, num_classes=data.num_classes, batch_size=options.batch_size)  # the teacher
     # Absolute paths and a fixed study name: workers elsewhere must find the same run directory.
-    study_name = options.study or f"{space.name}-{datetime.now():%Y%m%d-%H%M%S}"
+    where = options.storage
+    study_name = where.study or f"{space.name}-{datetime.now():%Y%m%d-%H%M%S}"
     options = replace(
         options,
-        study=study_name,
-        runs_dir=Path(options.runs_dir).resolve(),
+        storage=replace(where, study=study_name, runs_dir=where.runs_dir.resolve(),
+                        run_dir=where.run_dir.resolve() if where.run_dir is not None else None),
         space=str(Path(options.space).resolve()) if Path(options.space).is_file() else options.space,
         data_dir=str(Path(options.data_dir).resolve()) if options.data_dir else None,
-        run_dir=Path(options.run_dir).resolve() if options.run_dir is not None else None,
     )
     run_dir = options.run_directory()
-    storage_url = options.storage or default_storage_url(run_dir)
+    runs_dir = options.storage.runs_dir
+    storage_url = options.storage.url or default_storage_url(run_dir)
     identity = {
         "space": f"{space.name}:{space.fingerprint()}",
         "dataset": data.fingerprint,
         "device": options.device,
         "budget_ms": repr(float(options.budget_ms)),
     }
-    if options.supernet_steps > 0:  # another weight source gives other accuracies: not the same study
-        identity["supernet_steps"] = str(options.supernet_steps)
+    if options.supernet is not None:  # another weight source gives other accuracies: not the same study
+        identity["supernet_steps"] = str(options.supernet.steps)
         identity["supernet_recipe"] = str(supernet_config(options))  # studies from before it lack it: not checked
     if options.budget_mj is not None:
         identity["budget_mj"] = repr(float(options.budget_mj))
     # Every check that can refuse the input comes before the run directory and the storage exist.
-    latency = open_latency_model(options.device, runs_dir=options.runs_dir, space=space, progress=options.progress)
+    latency = open_latency_model(options.device, runs_dir=runs_dir, space=space, progress=options.progress)
     _check_budgets_feasible(space, latency, options, num_classes=data.num_classes)
     with _removed_on_failure(run_dir=run_dir, storage_url=storage_url):
         _check_writable(run_dir)  # weights and the chosen policy go here whatever the storage
@@ -128,27 +129,28 @@ def run_search(options: SearchOptions) -> SearchResult:
     _record_options(study, options, replace_stored=True)  # e.g. the new --trials, once they ran
 
     records = completed_records(study, budget_ms=options.budget_ms)
-    log = _stderr_log if options.progress else _no_log
-    if rerun_top_trials(study, records, options=options, count=options.noise_trials, inputs=inputs, threads=threads,
-                        log=log):
+    log = logger.info if options.progress else _no_log
+    if rerun_top_trials(study, records, options=options, count=options.finalists.noise_trials, inputs=inputs,
+                        threads=threads, log=log):
         records = completed_records(study, budget_ms=options.budget_ms)
     best = best_record(records)
     finalists: dict[int, FinalistResult] = {}
-    picks = finalist_picks(records, options.finalists) if options.finalists and best is not None else []
-    if picks and (len(picks) > 1 or options.finalists != AUTO):  # auto with no tie: the estimate has chosen
+    wanted = options.finalists.count
+    picks = finalist_picks(records, wanted) if wanted and best is not None else []
+    if picks and (len(picks) > 1 or wanted != AUTO):  # auto with no tie: the estimate has chosen
         finalists = train_finalists(
             study, picks, data, config=scratch_recipe(
-                steps=options.finalist_steps, batch_size=options.batch_size, seed=options.seed,
-                augment=options.finalist_augment,
+                steps=options.finalists.steps, batch_size=options.batch_size, seed=options.seed,
+                augment=options.finalists.augment,
             ),
             weights_dir=run_dir / "finalists", log=log,
             device=ctx.train_device,  # resolved once, with the context
         )
         best = chosen_finalist(records, finalists) or best
     separation = separation_text(best, records, run_dir=run_dir) if best else None
-    if separation is None and options.finalists == AUTO and len(picks) == 1:
+    if separation is None and wanted == AUTO and len(picks) == 1:
         separation = ("estimate noise: no other feasible trial stores per-image results (made by an older autoc, or "
-                      "none there): --finalists auto had nothing to weigh and trained none; give --finalists K")
+                      "none there): finalists auto had nothing to weigh and trained none; give a count of finalists")
     trials_total = _count_finished(study)
     policy_path = _write_best(best, run_dir=run_dir, study=study_name, space=space, device=options.device) if best else None
     return SearchResult(
@@ -167,10 +169,6 @@ def run_search(options: SearchOptions) -> SearchResult:
     )
 
 
-def _stderr_log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 def _no_log(message: str) -> None:
     pass
 
@@ -178,18 +176,19 @@ def _no_log(message: str) -> None:
 def _run_workers(spec: WorkerSpec, *, options: SearchOptions, ctx, progress: SearchProgress) -> int:
     """One worker in this process (no Ray, nothing to start), or Ray tasks polled for progress.
     Returns how many trials they finished."""
-    if options.workers == 1 and options.ray_address is None:
+    workers = options.workers
+    if workers.count == 1 and workers.ray_address is None:
         return run_worker(spec, context=ctx, on_trial=progress).trials
     from autoc.search.ray_workers import run_ray_workers
 
-    cpus = options.cpus_per_worker or (1 if options.ray_address else worker_threads(options))
-    gpus = options.gpus_per_worker
+    cpus = workers.cpus or (1 if workers.ray_address else worker_threads(options))
+    gpus = workers.gpus
     if gpus is None:  # a worker training on a GPU gets one reserved (Ray then shows it only that one)
         gpus = 0.0 if ctx.train_device is None or ctx.train_device.type == "cpu" else 1.0
     reports = run_ray_workers(
         spec,
-        workers=options.workers,
-        address=options.ray_address,
+        workers=workers.count,
+        address=workers.ray_address,
         cpus_per_worker=cpus,
         gpus_per_worker=gpus,
         on_poll=lambda: progress.sync() >= options.trials,  # at a deadline, workers finish their trials
@@ -201,60 +200,29 @@ def _check_folders_writable(options: SearchOptions) -> None:
     """Before the data, the host calibration and the teacher: a search writes the caches, the host's
     profile (a named device's is only read) and its run directory, and minutes of work would be
     lost at the first write."""
-    for folder in ("cache", *(("devices",) if options.device == HOST else ())):
-        check_can_write(Path(options.runs_dir) / folder, fix="pass a writable --runs-dir (or make it writable); "
-                        "nothing was changed")
-    if options.study is not None:
-        run_dir = options.run_directory()
-        check_can_write(run_dir, what="run directory", fix=f"make it writable (e.g. chmod -R u+w {run_dir}) or pass "
-                        "another --runs-dir; nothing stored was changed")
+    fields = ("storage.runs_dir",)
+    try:
+        for folder in ("cache", *(("devices",) if options.device == HOST else ())):
+            check_can_write(options.storage.runs_dir / folder, fix="set a writable storage.runs_dir (or make it "
+                            "writable); nothing was changed")
+        if options.storage.study is not None:
+            run_dir = options.run_directory()
+            check_can_write(run_dir, what="run directory", fix=f"make it writable (e.g. chmod -R u+w {run_dir}) or "
+                            "set another storage.runs_dir; nothing stored was changed")
+    except StorageError as error:
+        raise StorageError(str(error), fields=fields) from None  # the fix names the option: say which
 
 
 def _check_options(options: SearchOptions) -> None:
-    if options.study is not None:
-        check_study_name(options.study)
+    """What the options cannot check themselves: the study name as a folder, the training device
+    and the Ray cluster on this machine; each value was checked when the options were made."""
+    if options.storage.study is not None:
+        check_study_name(options.storage.study)
     training_device(options.train_device)  # an unknown or absent GPU fails here, before a study is stored
-    # not > 0 also refuses nan; inf would be no budget at all (and no axis limit for the report's plots)
-    if options.budget_mj is not None and not (options.budget_mj > 0 and math.isfinite(options.budget_mj)):
-        raise BudgetError(f"--budget-mj must be a finite number > 0, got {options.budget_mj}; give the energy budget in mJ, e.g. --budget-mj 0.5")
-    if not (options.budget_ms > 0 and math.isfinite(options.budget_ms)):
-        raise BudgetError(f"--budget-ms must be a finite number > 0, got {options.budget_ms}; give the latency budget in ms, e.g. --budget-ms 20")
-    if options.timeout_s is not None and not (options.timeout_s > 0 and math.isfinite(options.timeout_s)):
-        raise BudgetError(f"--timeout must be a finite number of seconds > 0, got {options.timeout_s}; e.g. --timeout 3600, or leave it out")
-    counts = {"--teacher-steps": (options.teacher_steps, 1), "--finetune-steps": (options.finetune_steps, 0),
-              "--max-train": (options.max_train, 1), "--max-val": (options.max_val, 1), "--seed": (options.seed, 0)}
-    for flag, (value, minimum) in counts.items():
-        if value is not None and value < minimum:
-            raise BudgetError(f"{flag} must be a whole number >= {minimum}, got {value}")
-    if options.supernet_steps < 0:
-        raise BudgetError(f"--supernet-steps must be 0 (no supernet) or more, got {options.supernet_steps}")
-    if options.trials < 1:
-        raise BudgetError(f"--trials must be at least 1, got {options.trials}")
-    if options.sampler not in SAMPLERS:
-        raise BudgetError(f"--sampler {options.sampler!r} is unknown; use one of {', '.join(SAMPLERS)}")
-    if options.noise_trials < 0:
-        raise BudgetError(f"--noise-trials must be 0 (off) or more, got {options.noise_trials}; e.g. --noise-trials 4")
-    if options.finalists != AUTO and not (isinstance(options.finalists, int) and options.finalists >= 0) \
-            or options.finalist_steps < 1:
-        raise BudgetError(f"--finalists must be 0 or more (or auto) and --finalist-steps at least 1, got "
-                          f"{options.finalists} and {options.finalist_steps}; e.g. --finalists 3 --finalist-steps 300")
-    if options.workers < 1:
-        raise BudgetError(f"--workers must be at least 1, got {options.workers}")
-    if options.cpus_per_worker is not None and options.cpus_per_worker < 1:
-        raise BudgetError(f"--cpus-per-worker must be at least 1, got {options.cpus_per_worker}")
-    if options.gpus_per_worker is not None and not options.gpus_per_worker >= 0:
-        raise BudgetError(f"--gpus-per-worker must be 0 or more (a fraction shares a GPU), got {options.gpus_per_worker}")
-    Heartbeat(interval_s=options.heartbeat_interval_s, grace_s=options.grace_period_s)  # validates
-    if options.supernet_steps > 0:  # the recipe validates itself; before any storage or directory exists
-        try:
-            supernet_config(options)
-        except BudgetError as error:
-            raise BudgetError(f"supernet recipe (the --supernet-* options, named here as in "
-                              f"`autoc supernet train`): {error}") from None
-    if options.ray_address:  # fail in seconds, before any data is loaded or teacher trained
+    if options.workers.ray_address:  # fail in seconds, before any data is loaded or teacher trained
         from autoc.search.ray_workers import check_reachable
 
-        check_reachable(options.ray_address)
+        check_reachable(options.workers.ray_address)
 
 
 # autoc's own folders under the runs directory: a study of that name would mix into them.
@@ -264,11 +232,13 @@ RESERVED_STUDY_NAMES = ("cache", "devices")
 def check_study_name(name: str) -> str:
     """A study name becomes its run directory runs/<name>, as a device name becomes a file name."""
     if not usable_as_file_name(name):
-        raise StorageError(f"study name {name!r} is not usable as a run directory name; use letters, digits, "
-                           "'-', '_' or '.', no path separators and no leading '.' (e.g. --study mbv2-20ms)")
+        raise OptionError(f"study name {name!r} is not usable as a run directory name: set storage.study to letters, "
+                          "digits, '-', '_' or '.', no path separators and no leading '.' (e.g. mbv2-20ms)",
+                          fields=("storage.study",))
     if name in RESERVED_STUDY_NAMES:
-        raise StorageError(f"study name {name!r} is one of autoc's own folders under the runs directory "
-                           f"({', '.join(RESERVED_STUDY_NAMES)}); pick another --study name (e.g. {name}-study)")
+        raise OptionError(f"study name {name!r} is one of autoc's own folders under the runs directory "
+                          f"({', '.join(RESERVED_STUDY_NAMES)}): set storage.study to another name (e.g. {name}-study)",
+                          fields=("storage.study",))
     return name
 
 
@@ -295,7 +265,8 @@ def _check_writable(run_dir: Path) -> None:
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise StorageError(f"cannot create run directory {run_dir}: {exc.strerror}; pass a writable --runs-dir") from None
+        raise StorageError(f"cannot create run directory {run_dir}: {exc.strerror}; set a writable storage.runs_dir",
+                           fields=("storage.runs_dir",)) from None
     fix = f"make it writable (e.g. chmod -R u+w {run_dir}) and re-run; nothing stored was changed"
     try:
         tempfile.TemporaryFile(dir=run_dir).close()
@@ -316,7 +287,7 @@ def _check_budgets_feasible(space: SearchSpace, latency, options: SearchOptions,
     if cheapest_ms > options.budget_ms:
         raise BudgetError(
             f"no candidate of space {space.name!r} can meet {options.budget_ms:g} ms: the smallest predicted latency "
-            f"is {cheapest_ms:.3f} ms; raise --budget-ms to at least that, or use a smaller space"
+            f"is {cheapest_ms:.3f} ms; raise budget_ms to at least that, or use a smaller space", fields=("budget_ms",)
         )
     if options.budget_mj is None:
         return
@@ -324,7 +295,7 @@ def _check_budgets_feasible(space: SearchSpace, latency, options: SearchOptions,
     if cheapest_mj > options.budget_mj:
         raise BudgetError(
             f"no candidate of space {space.name!r} can meet {options.budget_mj:g} mJ: the smallest estimated energy "
-            f"is {cheapest_mj:.4f} mJ; raise --budget-mj to at least that, or leave it out"
+            f"is {cheapest_mj:.4f} mJ; raise budget_mj to at least that, or leave it out", fields=("budget_mj",)
         )
 
 
@@ -336,23 +307,10 @@ def _record_options(study: optuna.Study, options: SearchOptions, *, replace_stor
     study.set_user_attr(
         RUN_OPTIONS_ATTR,
         {
-            "dataset": options.dataset,
-            "data_dir": str(Path(options.data_dir).resolve()) if options.data_dir else None,
-            "seed": options.seed,
-            "max_train": options.max_train,
-            "max_val": options.max_val,
-            "space": options.space,
-            "runs_dir": str(Path(options.runs_dir).resolve()),
-            # the rest lets `autoc search --resume` repeat the command; rewritten by each run
-            "trials": options.trials,
-            "sampler": options.sampler,
-            "finetune_steps": options.finetune_steps,
-            "teacher_steps": options.teacher_steps,
-            "supernet_steps": options.supernet_steps,
-            **{name: getattr(options, name) for name in SUPERNET_RECIPE_FIELDS},
-            **{name: getattr(options, name) for name in FINALIST_FIELDS},
-            "batch_size": options.batch_size,
-            "device": options.device,
+            # how export and report reload the data split (dataset, data_dir, seed, max_train, max_val) and
+            # what lets `autoc search --resume` repeat the command; rewritten by each run
+            **stored_record(options),
+            "runs_dir": str(options.storage.runs_dir),  # where export and report find the caches and profiles
             "threads": worker_threads(options),  # estimates repeat bit for bit at one thread count
         },
     )
@@ -381,34 +339,27 @@ def _write_best(best: TrialRecord, *, run_dir: Path, study: str, space: SearchSp
     return write_policy(policy, run_dir / "best_policy.json")
 
 
-def print_summary(result: SearchResult, *, budget_ms: float, file=None) -> None:
-    file = file or sys.stdout  # looked up now: a default bound at import would keep a replaced (closed) stdout
-    print(
+def summary_lines(result: SearchResult, *, budget_ms: float) -> list[str]:
+    """The search's result as the CLI prints it: counts, the Pareto front, finalists, the choice."""
+    lines = [
         f"study {result.study}: {result.trials_total} trials ({result.trials_this_run} this run), "
         f"{result.feasible} trained within {budget_ms:g} ms; teacher accuracy {result.teacher_accuracy:.4f}; "
-        f"{result.wall_seconds:.0f} s",
-        file=file,
-    )
+        f"{result.wall_seconds:.0f} s"
+    ]
     if not result.pareto:
-        print("no feasible candidate was found; run more trials or raise --budget-ms", file=file)
-        return
-    print("Pareto front (accuracy, predicted latency, size):", file=file)
-    print(f"  {'trial':>5}  {'accuracy':>8}  {'latency_ms':>10}  {'size_kB':>8}  {'MMACs':>7}  {'params':>8}", file=file)
+        return lines + ["no feasible candidate was found; run more trials or raise the latency budget"]
+    lines.append("Pareto front (accuracy, predicted latency, size):")
+    lines.append(f"  {'trial':>5}  {'accuracy':>8}  {'latency_ms':>10}  {'size_kB':>8}  {'MMACs':>7}  {'params':>8}")
     for r in result.pareto:
-        print(
-            f"  {r.number:>5}  {r.accuracy:>8.4f}  {r.latency_ms:>10.3f}  {r.size_bytes / 1024:>8.1f}  "
-            f"{r.macs / 1e6:>7.2f}  {r.params:>8}",
-            file=file,
-        )
+        lines.append(f"  {r.number:>5}  {r.accuracy:>8.4f}  {r.latency_ms:>10.3f}  {r.size_bytes / 1024:>8.1f}  "
+                     f"{r.macs / 1e6:>7.2f}  {r.params:>8}")
     if result.finalists:
-        print("finalists (trained from scratch; accuracy on the validation split):", file=file)
+        lines.append("finalists (trained from scratch; accuracy on the validation split):")
         for number, finalist in sorted(result.finalists.items(), key=lambda item: -item[1].accuracy):
-            print(f"  trial {number:>5}  accuracy {finalist.accuracy:.4f}  ({finalist.seconds:.0f} s)", file=file)
+            lines.append(f"  trial {number:>5}  accuracy {finalist.accuracy:.4f}  ({finalist.seconds:.0f} s)")
     best = result.best
-    print(
-        f"chosen: trial {best.number}, {accuracy_text(best)}, {best.latency_ms:.3f} ms predicted, "
-        f"{best.size_bytes / 1024:.1f} kB -> {result.policy_path}",
-        file=file,
-    )
+    lines.append(f"chosen: trial {best.number}, {accuracy_text(best)}, {best.latency_ms:.3f} ms predicted, "
+                 f"{best.size_bytes / 1024:.1f} kB -> {result.policy_path}")
     if result.separation:
-        print(result.separation, file=file)
+        lines.append(result.separation)
+    return lines

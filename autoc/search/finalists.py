@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
@@ -28,11 +29,13 @@ from autoc.data.datasets import DatasetSplit
 from autoc.evaluate.recipe import train_from_scratch
 from autoc.training.loop import TrainConfig
 from autoc.search.objective import save_weights
+from autoc.search.options import AUTO
 from autoc.search.results import TrialRecord
 from autoc.search.separation import AUTO_FINALISTS, record_separations, tied
 
+logger = logging.getLogger(__name__)
+
 ATTR_PREFIX = "finalist:"
-AUTO = "auto"
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ def pick_finalists(records: list[TrialRecord], *, count: int) -> list[TrialRecor
 
 
 def tied_finalists(records: list[TrialRecord], *, cap: int = AUTO_FINALISTS) -> list[TrialRecord]:
-    """``--finalists auto``: the top estimate and the feasible trials it does not separate from by the
+    """``finalists.count="auto"``: the top estimate and the feasible trials it does not separate from by the
     validation images' and, where measured, the training seeds' noise (autoc.search.separation), closest
     first, at most ``cap`` in all. Just the top estimate when it leads every other beyond that noise, or
     when no per-image results are stored."""
@@ -74,7 +77,7 @@ def tied_finalists(records: list[TrialRecord], *, cap: int = AUTO_FINALISTS) -> 
 
 
 def finalist_picks(records: list[TrialRecord], finalists: int | str) -> list[TrialRecord]:
-    """The finalists ``--finalists`` names: a count of top estimates, or ``auto`` (``tied_finalists``)."""
+    """The finalists ``FinalistOptions.count`` names: a count of top estimates, or ``auto`` (``tied_finalists``)."""
     return tied_finalists(records) if finalists == AUTO else pick_finalists(records, count=int(finalists))
 
 
@@ -103,7 +106,7 @@ def train_finalists(
     *,
     config: TrainConfig,
     weights_dir: Path,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = logger.info,
     device: torch.device | None = None,
 ) -> dict[int, FinalistResult]:
     """Train every finalist the study has no result for (this recipe), store each result at once;

@@ -86,9 +86,9 @@ def _check_gpus(available: float, *, gpus_per_worker: float, address: str | None
     if available < gpus_per_worker:
         where = f"the Ray cluster at {address!r}" if address else "the local Ray instance"
         raise ComputeError(
-            f"each worker asks for {gpus_per_worker:g} GPU (--gpus-per-worker, or 1 with --train-device on a GPU) but "
-            f"{where} has {available:g}; start its nodes with their GPUs (ray start --num-gpus N), pass "
-            f"--gpus-per-worker 0, or train on the CPU (--train-device cpu)"
+            f"each worker asks for {gpus_per_worker:g} GPU (workers.gpus, or 1 with train_device on a GPU) but "
+            f"{where} has {available:g}; start its nodes with their GPUs (ray start --num-gpus N), set "
+            f"workers.gpus to 0, or train on the CPU (train_device cpu)", fields=("workers.gpus", "train_device")
         )
 
 

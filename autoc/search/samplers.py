@@ -1,20 +1,23 @@
-"""Optuna samplers by name, seeded per worker so parallel workers do not propose the same trials."""
+"""Optuna samplers by name, seeded per worker so parallel workers do not propose the same trials;
+or the sampler instance the options carry, used as given (each Ray worker gets its own copy)."""
 from __future__ import annotations
 
 import optuna
 
-from autoc.errors import BudgetError
+from autoc.errors import OptionError
 from autoc.latency.model import LatencyModel
 from autoc.search.ehvi import KnownLatencySampler
-from autoc.search.options import SearchOptions
+from autoc.search.options import SAMPLERS, SearchOptions
 from autoc.space import SearchSpace
 
-SAMPLERS = ("nsga2", "tpe", "gp", "ehvi", "random")
+__all__ = ["SAMPLERS", "make_sampler", "startup_trials", "worker_seed"]
 
 
 def make_sampler(options: SearchOptions, *, seed: int | None = None, space: SearchSpace | None = None,
                  latency: LatencyModel | None = None, num_classes: int | None = None) -> optuna.samplers.BaseSampler:
     """``space`` and ``latency`` are needed by ``ehvi`` only (it prices candidates before proposing them)."""
+    if isinstance(options.sampler, optuna.samplers.BaseSampler):
+        return options.sampler
     seed = options.seed if seed is None else seed
     if options.sampler == "ehvi":
         if space is None or latency is None:
@@ -30,7 +33,8 @@ def make_sampler(options: SearchOptions, *, seed: int | None = None, space: Sear
         return optuna.samplers.RandomSampler(seed=seed)
     if options.sampler == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=startup_trials(options))
-    raise BudgetError(f"--sampler {options.sampler!r} is unknown; use one of {', '.join(SAMPLERS)}")
+    raise OptionError(f"sampler {options.sampler!r} is unknown: set sampler to one of {', '.join(SAMPLERS)}",
+                      fields=("sampler",))
 
 
 def startup_trials(options: SearchOptions) -> int:

@@ -26,23 +26,12 @@ def default_storage_url(run_dir: Path) -> str:
 @dataclass(frozen=True)
 class Heartbeat:
     """A running trial records a heartbeat every ``interval_s``; one silent for ``grace_s`` belongs
-    to a dead worker: it is marked FAIL and its parameters are queued again (``max_retry`` times)."""
+    to a dead worker: it is marked FAIL and its parameters are queued again (``max_retry`` times).
+    The search takes both from its WorkerOptions, which check them."""
 
-    interval_s: int = 10
-    grace_s: int = 60
+    interval_s: int
+    grace_s: int
     max_retry: int = 3
-
-    def __post_init__(self) -> None:
-        if self.interval_s < 1 or self.grace_s < 1:
-            raise StorageError(
-                f"heartbeat interval and grace period must be whole seconds >= 1, got "
-                f"{self.interval_s} and {self.grace_s}; e.g. --heartbeat-interval 10 --grace-period 60"
-            )
-        if self.grace_s <= self.interval_s:
-            raise StorageError(
-                f"the grace period ({self.grace_s} s) must exceed the heartbeat interval ({self.interval_s} s), "
-                "or live trials would be taken for dead ones; use e.g. twice the interval or more"
-            )
 
 
 # Two processes opening one new database at once both create its tables; the loser sees these.

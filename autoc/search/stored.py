@@ -13,6 +13,7 @@ import optuna
 from autoc.errors import StorageError, mask_passwords
 from autoc.evaluate.recipe import scratch_recipe
 from autoc.search.finalists import chosen_finalist, stored_finalists
+from autoc.search.options import stored_to_dict
 from autoc.search.results import TrialRecord, best_record, completed_records
 from autoc.search.storage import IDENTITY_PREFIX, default_storage_url, open_storage
 
@@ -49,9 +50,10 @@ class StoredRun:
         """The record the search chose: its best finalist when it ran the finalist stage (with the
         stored recipe), else the most accurate feasible estimate."""
         options = self.run_options
-        if options.get("finalists"):
-            recipe = scratch_recipe(steps=int(options["finalist_steps"]), batch_size=int(options.get("batch_size", 32)),
-                                     seed=int(options.get("seed", 0)), augment=bool(options.get("finalist_augment")))
+        finalists = stored_to_dict(options).get("finalists") or {}
+        if finalists.get("count"):
+            recipe = scratch_recipe(steps=int(finalists["steps"]), batch_size=int(options.get("batch_size", 32)),
+                                     seed=int(options.get("seed", 0)), augment=bool(finalists.get("augment")))
             chosen = chosen_finalist(records, stored_finalists(self.study, config=recipe))
             if chosen is not None:
                 return chosen

@@ -60,9 +60,9 @@ def run_worker(spec: WorkerSpec, *, context: ObjectiveContext | None = None, on_
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
     options = spec.options
-    heartbeat = Heartbeat(interval_s=options.heartbeat_interval_s, grace_s=options.grace_period_s)
+    heartbeat = Heartbeat(interval_s=options.workers.heartbeat_interval_s, grace_s=options.workers.grace_period_s)
     storage = open_storage(spec.storage_url, heartbeat=heartbeat)
-    study = optuna.load_study(study_name=options.study, storage=storage)
+    study = optuna.load_study(study_name=options.storage.study, storage=storage)
     seed = worker_seed(options, worker_index=spec.index, trials_stored=len(study.get_trials(deepcopy=False)))
     ctx = context or build_objective_context(options, threads=spec.threads)
     study.sampler = make_sampler(options, seed=seed, space=ctx.space, latency=ctx.latency,

@@ -6,6 +6,7 @@ no half-written cache; an unreadable cache is retrained, never trusted.
 from __future__ import annotations
 
 import hashlib
+import logging
 import sys
 import time
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from autoc.space import SearchSpace
 from autoc.supernet.elastic import Supernet
 from autoc.supernet.subnets import skip_conv_slots
 from autoc.supernet.train import SupernetConfig, train_supernet
+
+logger = logging.getLogger(__name__)
 
 FORMAT = "autoc.supernet/1"
 
@@ -88,7 +91,7 @@ def open_supernet(
             supernet.eval()
             return SupernetRun(supernet, path, trained_now=False, train_seconds=0.0)
         except Exception as exc:  # a truncated or stale cache is rebuilt, never trusted
-            print(f"autoc: supernet cache {path} is unreadable ({exc}); retraining it", file=sys.stderr)
+            logger.warning("supernet cache %s is unreadable (%s); retraining it", path, exc)
             supernet = supernet_for_space(space, num_classes=data.num_classes, seed=config.seed)
     bar = tqdm(total=config.total_steps, desc="supernet", unit="step", file=sys.stderr, disable=not progress,
                dynamic_ncols=True)

@@ -33,7 +33,7 @@ from autoc.arch.netspec import NetSpec
 from autoc.compress.distill import distillation_loss
 from autoc.training.compute import trained_on
 from autoc.training.loop import crop_and_flip
-from autoc.errors import BudgetError
+from autoc.errors import OptionError
 from autoc.space import SearchSpace
 from autoc.supernet.channel_order import sort_channels_by_importance
 from autoc.supernet.elastic import Supernet
@@ -64,20 +64,21 @@ class SupernetConfig:
     sampling: str = "sandwich"  # or "uniform": random sub-networks only, on the labels (see the module doc)
 
     def __post_init__(self) -> None:
-        if self.steps < 1 or self.batch_size < 1 or self.random_subnets < 0 or self.largest_steps < 0:
-            raise BudgetError(
-                f"supernet training needs steps >= 1, batch_size >= 1, random_subnets >= 0 and largest_steps >= 0, "
-                f"got steps={self.steps}, batch_size={self.batch_size}, random_subnets={self.random_subnets}, "
-                f"largest_steps={self.largest_steps}; use e.g. --steps 150"
-            )
+        for name, minimum, example in (("steps", 1, 150), ("batch_size", 1, 32), ("random_subnets", 0, 2),
+                                       ("largest_steps", 0, 100)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise OptionError(f"{name} must be a whole number >= {minimum}, got {value!r}: set {name} to e.g. "
+                                  f"{example}", fields=(name,))
         if self.sampling not in SAMPLINGS:
-            raise BudgetError(f"supernet sampling {self.sampling!r} is unknown; use one of {', '.join(SAMPLINGS)}")
+            raise OptionError(f"sampling {self.sampling!r} is unknown: set sampling to one of {', '.join(SAMPLINGS)}",
+                              fields=("sampling",))
         if self.sampling == "uniform" and self.random_subnets < 1:
-            raise BudgetError("uniform supernet sampling trains random sub-networks only: give random_subnets >= 1 "
-                              "(e.g. --random-subnets 1)")
+            raise OptionError("uniform sampling trains random sub-networks only: set random_subnets >= 1 (e.g. 1)",
+                              fields=("random_subnets",))
         if self.final_phase_share is not None and not 0 < self.final_phase_share <= 1:
-            raise BudgetError(f"the final phase's share of the supernet steps must be in (0, 1], "
-                              f"got {self.final_phase_share}; use e.g. --final-phase-share 0.5")
+            raise OptionError(f"final_phase_share (the final phase's share of the steps) must be in (0, 1], got "
+                              f"{self.final_phase_share}: set final_phase_share to e.g. 0.5", fields=("final_phase_share",))
 
     @property
     def total_steps(self) -> int:

@@ -29,16 +29,17 @@ def training_device(name: str) -> torch.device:
     except RuntimeError:
         device = None
     if device is None or device.type not in ("cpu", "cuda"):
-        raise ComputeError(f"unknown training device {name!r}; use {TRAIN_DEVICE_CHOICES}, e.g. --train-device auto")
+        raise ComputeError(f"unknown training device {name!r}; use {TRAIN_DEVICE_CHOICES}, e.g. train_device auto",
+                           fields=("train_device",))
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise ComputeError(f"training device {name!r}: torch sees no CUDA GPU on this machine "
-                               f"(torch.cuda.is_available() is False); use --train-device cpu, or auto to take a "
-                               f"GPU only where there is one")
+                               f"(torch.cuda.is_available() is False); use train_device cpu, or auto to take a "
+                               f"GPU only where there is one", fields=("train_device",))
         count = torch.cuda.device_count()
         if device.index is not None and device.index >= count:
             raise ComputeError(f"training device {name!r}: this machine has {count} CUDA GPU(s), cuda:0 to "
-                               f"cuda:{count - 1}; use one of those or --train-device auto")
+                               f"cuda:{count - 1}; use one of those or train_device auto", fields=("train_device",))
     return device
 
 

@@ -28,7 +28,8 @@ from pathlib import Path
 from autoc.latency.validate import kendall_tau
 from autoc.search.context import build_objective_context, load_inputs
 from autoc.search.objective import estimate_candidate_in
-from autoc.search.options import SearchOptions
+from autoc.search.options import SearchOptions, StorageOptions, WorkerOptions
+from autoc.supernet import SupernetConfig
 
 from benchmarks.common import RESULTS, record_result, spread_by_macs
 
@@ -51,7 +52,7 @@ def main() -> int:
     parser.add_argument("--max-val", type=int, default=None)
     parser.add_argument("--teacher-steps", type=int, default=defaults.teacher_steps)
     parser.add_argument("--finetune-steps", type=int, default=defaults.finetune_steps)
-    parser.add_argument("--supernet-steps", type=int, default=defaults.supernet_steps)
+    parser.add_argument("--supernet-steps", type=int, default=0, help="0: no supernet")
     parser.add_argument("--seeds", type=int, default=5, help="training seeds 0..N-1")
     parser.add_argument("--candidates", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0, help="data split and candidate draw")
@@ -63,9 +64,10 @@ def main() -> int:
 
     options = SearchOptions(budget_ms=1.0, space=args.space, dataset=args.dataset, data_dir=args.data,
                             max_train=args.max_train, max_val=args.max_val, teacher_steps=args.teacher_steps,
-                            finetune_steps=args.finetune_steps, supernet_steps=args.supernet_steps, seed=args.seed,
-                            runs_dir=args.runs_dir, study="estimate-seeds", cpus_per_worker=args.threads,
-                            progress=False)
+                            finetune_steps=args.finetune_steps, seed=args.seed, progress=False,
+                            supernet=SupernetConfig(steps=args.supernet_steps) if args.supernet_steps else None,
+                            storage=StorageOptions(runs_dir=args.runs_dir, study="estimate-seeds"),
+                            workers=WorkerOptions(cpus=args.threads))
     inputs = load_inputs(options)
     candidates = spread_by_macs(inputs.space, args.candidates, num_classes=inputs.data.num_classes, seed=args.seed)
     estimates: list[list[float]] = []  # [seed][candidate]
@@ -114,7 +116,7 @@ def write_result(args, *, options, inputs, candidates, estimates, seconds, conte
               f"between candidates {summary['between_candidate_stdev_points']:.2f}; seed-to-seed tau "
               f"{summary['seed_tau_mean']:.3f} (min {summary['seed_tau_min']:.3f}); "
               f"{summary['seconds_per_candidate']:.2f} s per candidate")
-    recipe = (f"supernet {options.supernet_steps} steps" if options.supernet_steps
+    recipe = (f"supernet {options.supernet.steps} steps" if options.supernet is not None
               else f"teacher {options.teacher_steps} steps") + f", {options.finetune_steps} KD steps"
     record_result(
         "estimate.seeds", f"{args.dataset}{'-' + args.label if args.label else ''}",
@@ -128,7 +130,8 @@ def write_result(args, *, options, inputs, candidates, estimates, seconds, conte
                  "seconds per candidate": summary["seconds_per_candidate"]},
         goal="per-candidate spread <= 2 points and seed-to-seed tau >= 0.8 at <= 3 s per candidate (issue 30)",
         note=NOTE, results_dir=args.results_dir, complete=final, label=args.label,
-        options={k: str(v) for k, v in vars(options).items()}, dataset=inputs.data.name,
+        options={**{k: str(v) for k, v in vars(options).items()},
+                 "supernet_steps": str(options.supernet.steps if options.supernet else 0)}, dataset=inputs.data.name,
         train_images=len(inputs.data.train_y), val_images=len(inputs.data.val_y), summary=summary,
         contexts=contexts, estimates=estimates, candidates=[c.to_dict() for c in candidates])
 

@@ -23,13 +23,14 @@ from optuna.trial import TrialState
 
 from autoc.search.context import build_objective_context
 from autoc.search.driver import SearchOptions, run_search
+from autoc.search.options import StorageOptions, WorkerOptions
 from autoc.search.storage import default_storage_url, open_storage
 
 from benchmarks.common import record_result
 
 
 def trial_phase_hours(options: SearchOptions) -> tuple[int, float]:
-    study = optuna.load_study(study_name=options.study, storage=open_storage(default_storage_url(options.runs_dir / options.study)))
+    study = optuna.load_study(study_name=options.storage.study, storage=open_storage(default_storage_url(options.run_directory())))
     done = [t for t in study.trials if t.state == TrialState.COMPLETE]
     span = max(t.datetime_complete for t in done) - min(t.datetime_start for t in done)
     return len(done), span.total_seconds() / 3600
@@ -82,19 +83,24 @@ def main() -> None:
     args = parser.parse_args()
     runs = args.runs_dir or Path(tempfile.mkdtemp(prefix="autoc-scaling-")) / "runs"
     base = SearchOptions(
-        budget_ms=1000.0, space=args.space, runs_dir=runs.resolve(), trials=args.trials, finetune_steps=args.finetune_steps,
-        teacher_steps=20, max_train=300, max_val=150, progress=False, sampler="random", cpus_per_worker=args.cpus_per_worker,
+        budget_ms=1000.0, space=args.space, storage=StorageOptions(runs_dir=runs.resolve()), trials=args.trials,
+        finetune_steps=args.finetune_steps, teacher_steps=20, max_train=300, max_val=150, progress=False, sampler="random",
+        workers=WorkerOptions(cpus=args.cpus_per_worker),
     )
+
+    def study(name: str, workers: int = 1) -> SearchOptions:
+        return replace(base, storage=replace(base.storage, study=name), workers=replace(base.workers, count=workers))
+
     t = time.perf_counter()
-    build_objective_context(replace(base, study="warm"), progress=False)  # host profile + teacher, cached
+    build_objective_context(study("warm"), progress=False)  # host profile + teacher, cached
     context_first_s = time.perf_counter() - t
     t = time.perf_counter()
-    build_objective_context(replace(base, study="warm"))
+    build_objective_context(study("warm"))
     context_cached_s = time.perf_counter() - t
 
-    one = timed_search(replace(base, study="w1", workers=1))
-    two = timed_search(replace(base, study="w2", workers=2))
-    ray = ray_costs(replace(base, study="w2"), round_trips=20)
+    one = timed_search(study("w1"))
+    two = timed_search(study("w2", workers=2))
+    ray = ray_costs(study("w2"), round_trips=20)
 
     print(f"objective context: first build {context_first_s:.1f} s (calibration + teacher), from caches {context_cached_s:.2f} s")
     print(f"{'workers':>7}  {'trials':>6}  {'wall_s':>7}  {'trials/h (trial phase)':>22}  {'trials/h (wall)':>15}")

@@ -8,7 +8,7 @@ import torch
 
 from autoc.compress.quant import FakeQuant
 from autoc.compress.sparsity import measured_sparsity, with_sparsity
-from autoc.errors import BudgetError
+from autoc.errors import OptionError
 from autoc.data.datasets import load_dataset
 from autoc.evaluate.estimate import EstimateConfig, build_from_supernet, estimate_candidate, eval_subset
 from autoc.training.loop import TrainConfig, predict_logits, teacher_logits_of, train
@@ -84,5 +84,5 @@ def test_eval_subset_is_stratified_not_a_prefix():
 
 
 def test_bad_estimate_config():
-    with pytest.raises(BudgetError, match="finetune_steps"):
+    with pytest.raises(OptionError, match="finetune_steps"):
         EstimateConfig(finetune_steps=-1)

@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import optuna
@@ -22,7 +22,7 @@ import pytest
 from autoc.latency.blocks import network_units
 from autoc.latency.device import open_latency_model
 from autoc.search.context import build_objective_context
-from autoc.search.options import SearchOptions
+from autoc.search.options import SearchOptions, StorageOptions, WorkerOptions
 from autoc.errors import StorageError
 from autoc.search.storage import default_storage_url, open_storage
 from autoc.space import load_space, sample_candidate
@@ -40,11 +40,22 @@ compression: {keep_ratio: [0.5, 1.0], precision: [fp32, int8], weight_bits: [8, 
 """
 # Small but real: every trial of the tiny space fits 50 ms here and is fine-tuned. One torch
 # thread per worker: on a shared 2-core machine more threads than free cores is many times slower.
-TINY_SETTINGS = dict(budget_ms=50.0, finetune_steps=3, teacher_steps=5, max_train=200, max_val=100, progress=False,
-                     cpus_per_worker=1)
+TINY_SETTINGS = dict(budget_ms=50.0, finetune_steps=3, teacher_steps=5, max_train=200, max_val=100, progress=False)
 TINY_FLAGS = ["--budget-ms", "50", "--finetune-steps", "3", "--teacher-steps", "5", "--max-train", "200",
               "--max-val", "100", "--no-progress", "--cpus-per-worker", "1"]
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+def tiny_options(space: Path, runs_dir: Path, study: str, *, workers: int = 1, gpus: float | None = None,
+                 url: str | None = None, **fields) -> SearchOptions:
+    """The tiny search (TINY_SETTINGS, one thread a worker) of study ``study`` under ``runs_dir``."""
+    return SearchOptions(space=str(space), storage=StorageOptions(runs_dir=runs_dir, study=study, url=url),
+                         workers=WorkerOptions(count=workers, cpus=1, gpus=gpus), **{**TINY_SETTINGS, **fields})
+
+
+def named(options: SearchOptions, study: str, **fields) -> SearchOptions:
+    """``options`` for study ``study``, with ``fields`` changed."""
+    return replace(options, storage=replace(options.storage, study=study), **fields)
 
 
 @pytest.fixture(scope="session")
@@ -57,7 +68,7 @@ def tiny_space(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def warm_runs(tiny_space, tmp_path_factory) -> Path:
     runs = tmp_path_factory.mktemp("warm") / "runs"
-    build_objective_context(SearchOptions(space=str(tiny_space), runs_dir=runs, study="warm", **TINY_SETTINGS))
+    build_objective_context(tiny_options(tiny_space, runs, "warm"))
     return runs
 
 

@@ -10,7 +10,7 @@ import pytest
 from autoc.search.driver import SearchOptions, run_search
 from autoc.search.ehvi import KnownLatencySampler, accuracy_latency_front, expected_improvement
 from autoc.space import candidate_from_params, sample_candidate
-from conftest import TINY_SETTINGS, prior_priced
+from conftest import prior_priced, tiny_options
 
 
 def _hypervolume(points, reference_ms):
@@ -118,8 +118,7 @@ def test_it_finds_a_larger_hypervolume_than_random_search_at_equal_trials(tiny_l
 
 @pytest.mark.parametrize("sampler", ["ehvi", "gp"])
 def test_a_search_runs_with_each_model_based_sampler(tiny_space, runs_dir, sampler):
-    options = SearchOptions(space=str(tiny_space), runs_dir=runs_dir, study=sampler, trials=6, sampler=sampler,
-                            spread_start=True, **TINY_SETTINGS)
+    options = tiny_options(tiny_space, runs_dir, sampler, trials=6, sampler=sampler, spread_start=True)
     result = run_search(options)
     study = optuna.load_study(study_name=sampler, storage=f"sqlite:///{result.run_dir / 'study.db'}")
     trials = sorted(study.trials, key=lambda t: t.number)

@@ -11,13 +11,14 @@ import autoc
 from autoc.cli import main
 from autoc.training.loop import accuracy
 from autoc.search.context import load_inputs
-from autoc.search.driver import SearchOptions, run_search
+from autoc.search.options import FinalistOptions
+from autoc.search.driver import run_search
 from autoc.evaluate.recipe import scratch_recipe
 from autoc.search.finalists import ATTR_PREFIX, attr_name, pick_finalists, tied_finalists
 from autoc.search.results import TrialRecord
 from autoc.search.separation import encode_correct
 from autoc.search.stored import open_stored_run
-from conftest import TINY_FLAGS, TINY_SETTINGS
+from conftest import TINY_FLAGS, named, tiny_options
 
 
 def record(number, accuracy, *, latency=1.0, feasible=True, correct=None):
@@ -63,21 +64,20 @@ def finished(tiny_space, tmp_path_factory, warm_runs):
     runs = tmp_path_factory.mktemp("finalists") / "runs"
     for cache in ("devices", "cache"):
         shutil.copytree(warm_runs / cache, runs / cache)
-    options = SearchOptions(space=str(tiny_space), runs_dir=runs, study="f", trials=5, finalists=2, finalist_steps=30,
-                            **TINY_SETTINGS)
+    options = tiny_options(tiny_space, runs, "f", trials=5, finalists=FinalistOptions(count=2, steps=30))
     return options, run_search(options)
 
 
 def test_the_search_chooses_the_best_finalist_and_stores_every_result(finished):
     options, result = finished
     assert len(result.finalists) == 2
-    records = open_stored_run(options.runs_dir / "f").records()
+    records = open_stored_run(options.run_directory()).records()
     estimates = {r.number: r.accuracy for r in records}
     assert set(result.finalists) == {r.number for r in pick_finalists(records, count=2)}
     best = max(result.finalists.values(), key=lambda f: f.accuracy)
     assert result.best.number == best.trial
     assert result.best.accuracy == best.accuracy and result.best.estimate == estimates[best.trial]
-    study = open_stored_run(options.runs_dir / "f").study
+    study = open_stored_run(options.run_directory()).study
     stored = {k: v for k, v in study.user_attrs.items() if k.startswith(ATTR_PREFIX)}
     recipe = next(iter(result.finalists.values())).recipe
     assert set(stored) == {f"{ATTR_PREFIX}{n}:{recipe}" for n in result.finalists}
@@ -92,13 +92,13 @@ def test_the_policy_file_carries_the_finalist_weights_and_accuracy(finished):
     data = load_inputs(options).data
     assert accuracy(model, data.val_x, data.val_y) == pytest.approx(result.best.accuracy, abs=1e-6)
     # export and report pick the same trial from the storage alone
-    assert open_stored_run(options.runs_dir / "f").chosen(open_stored_run(options.runs_dir / "f").records()).number \
+    assert open_stored_run(options.run_directory()).chosen(open_stored_run(options.run_directory()).records()).number \
         == result.best.number
 
 
 def test_show_names_the_chosen_finalist_and_its_estimate(finished, capsys):
     options, result = finished
-    assert main(["show", str(options.runs_dir / "f")]) == 0
+    assert main(["show", str(options.run_directory())]) == 0
     out = capsys.readouterr().out
     best = result.best
     assert f"trial {best.number}, accuracy {best.accuracy:.4f} (finalist; estimate {best.estimate:.4f})" in out
@@ -112,7 +112,7 @@ def test_a_resumed_search_trains_no_finalist_twice(finished):
     assert again.finalists == result.finalists
     assert {n: os.stat(path).st_mtime_ns for n, path in weights.items()} == stamps
     # another recipe is another result: trained anew, the first ones kept
-    longer = run_search(replace(options, finalist_steps=31))
+    longer = run_search(replace(options, finalists=replace(options.finalists, steps=31)))
     assert set(longer.finalists) == set(result.finalists)
     assert all(longer.finalists[n].recipe != result.finalists[n].recipe for n in result.finalists)
     assert {n: os.stat(path).st_mtime_ns for n, path in weights.items()} == stamps
@@ -124,8 +124,8 @@ def test_a_resumed_search_trains_no_finalist_twice(finished):
 
 def test_a_finalist_whose_weights_are_gone_or_whose_entry_is_unreadable_is_trained_again(finished):
     options, result = finished
-    options = replace(options, finalist_steps=31)  # the recipe the resume test left stored
-    study = open_stored_run(options.runs_dir / "f").study
+    options = replace(options, finalists=replace(options.finalists, steps=31))  # the recipe the resume test left stored
+    study = open_stored_run(options.run_directory()).study
     first, second = sorted(n for n in result.finalists)
     recipe = scratch_recipe(steps=31, batch_size=options.batch_size, seed=options.seed, augment=False)
     entry = dict(study.user_attrs[attr_name(first, recipe)])
@@ -134,24 +134,24 @@ def test_a_finalist_whose_weights_are_gone_or_whose_entry_is_unreadable_is_train
     again = run_search(options)
     assert set(again.finalists) == {first, second}
     assert os.path.isfile(again.finalists[first].weights) and os.path.isfile(again.finalists[second].weights)
-    study = open_stored_run(options.runs_dir / "f").study  # both entries rewritten by the retraining
+    study = open_stored_run(options.run_directory()).study  # both entries rewritten by the retraining
     assert study.user_attrs[attr_name(second, recipe)]["trial"] == second
     assert study.user_attrs[attr_name(first, recipe)]["weights"] == entry["weights"]
 
 
 def test_auto_trains_exactly_the_trials_the_estimate_does_not_separate(finished):
     options, result = finished
-    records = open_stored_run(options.runs_dir / "f").records()
+    records = open_stored_run(options.run_directory()).records()
     expected = [r.number for r in tied_finalists(records)]
     assert len(expected) > 1, "the tiny study's estimates (100 images) should tie"
-    auto = run_search(replace(options, finalists="auto", finalist_steps=32))
+    auto = run_search(replace(options, finalists=FinalistOptions(count="auto", steps=32)))
     assert set(auto.finalists) == set(expected)
     assert auto.best.number == max(auto.finalists.values(), key=lambda f: f.accuracy).trial
 
 
 def test_auto_with_nothing_to_weigh_trains_none_and_says_so(finished):
     options, _ = finished
-    alone = run_search(replace(options, study="alone", trials=1, finalists="auto"))
+    alone = run_search(named(options, "alone", trials=1, finalists=replace(options.finalists, count="auto")))
     assert alone.finalists == {} and alone.best.estimate is None  # the estimate chose
     assert alone.separation.startswith("estimate noise: no other feasible trial stores per-image results")
 

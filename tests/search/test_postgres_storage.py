@@ -1,14 +1,13 @@
 """A real PostgreSQL server as the storage of a two-worker search (local Ray instance)."""
 from optuna.trial import TrialState
 
-from autoc.search.driver import SearchOptions, run_search
+from autoc.search.driver import run_search
 from autoc.search.worker import SURPLUS_ATTR, WORKER_ATTR
-from conftest import TINY_SETTINGS, load
+from conftest import load, tiny_options
 
 
 def test_two_workers_share_a_postgresql_study(postgres_url, tiny_space, runs_dir):
-    options = SearchOptions(space=str(tiny_space), runs_dir=runs_dir, study="pg", trials=4, workers=2,
-                            storage=postgres_url, **TINY_SETTINGS)
+    options = tiny_options(tiny_space, runs_dir, "pg", trials=4, workers=2, url=postgres_url)
     result = run_search(options)
     study = load(postgres_url, "pg")
     states = [t.state for t in study.trials]

@@ -7,16 +7,16 @@ import sys
 
 from optuna.trial import TrialState
 
-from autoc.search.driver import SearchOptions, run_search
+from autoc.search.driver import run_search
 from autoc.search.storage import default_storage_url
 from autoc.search.worker import SURPLUS_ATTR, WORKER_ATTR
-from conftest import TINY_FLAGS, TINY_SETTINGS, load, trials_so_far, wait_for
+from conftest import TINY_FLAGS, load, tiny_options, trials_so_far, wait_for
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 def test_four_local_workers_share_one_sqlite_file_without_lock_errors(tiny_space, runs_dir):
-    options = SearchOptions(space=str(tiny_space), runs_dir=runs_dir, study="w4", trials=8, workers=4, **TINY_SETTINGS)
+    options = tiny_options(tiny_space, runs_dir, "w4", trials=8, workers=4)
     result = run_search(options)  # a "database is locked" in any worker would raise here
     trials = load(default_storage_url(runs_dir / "w4"), "w4").trials
     assert result.trials_total == 8
@@ -103,8 +103,7 @@ def test_a_local_ray_instance_runs_tasks_at_normal_priority():
 def test_workers_asking_for_a_gpu_the_ray_instance_lacks_are_refused_not_queued_forever(tiny_space, runs_dir):
     from autoc.errors import ComputeError
 
-    options = SearchOptions(space=str(tiny_space), runs_dir=runs_dir, study="gpu", trials=2, workers=2,
-                            gpus_per_worker=0.5, **TINY_SETTINGS)
-    with pytest.raises(ComputeError, match=r"asks for 0.5 GPU .* has 0; .*--gpus-per-worker 0"):
+    options = tiny_options(tiny_space, runs_dir, "gpu", trials=2, workers=2, gpus=0.5)
+    with pytest.raises(ComputeError, match=r"asks for 0.5 GPU .* has 0; .*set workers.gpus to 0"):
         run_search(options)
     assert load(default_storage_url(runs_dir / "gpu"), "gpu").trials == []  # the study stays, ready to resume

@@ -9,21 +9,21 @@ import pytest
 import torch
 
 from autoc.evaluate.teacher import teacher_cache_path
-from autoc.search.driver import SearchOptions, run_search
+from autoc.search.driver import run_search
 from autoc.search.storage import default_storage_url
 from autoc.space import load_space
 from autoc.supernet import SupernetConfig, supernet_cache_path
-from conftest import TINY_SETTINGS
+from conftest import tiny_options
 
 # Long enough that the teacher and estimates are well above chance (equal values would then
 # prove nothing if every network scored 0.1).
-SETTINGS = {**TINY_SETTINGS, "teacher_steps": 40, "finetune_steps": 4, "max_train": 300, "trials": 4}
+SETTINGS = {"teacher_steps": 40, "finetune_steps": 4, "max_train": 300, "trials": 4}
 
 
 def _search(root: Path, *, space: Path, devices: Path, **overrides):
     runs = root / "runs"
     shutil.copytree(devices, runs / "devices")  # one device profile: only training could differ
-    options = SearchOptions(space=str(space), runs_dir=runs, study="same", **{**SETTINGS, **overrides})
+    options = tiny_options(space, runs, "same", **{**SETTINGS, **overrides})
     result = run_search(options)
     study = optuna.load_study(study_name="same", storage=default_storage_url(runs / "same"))
     return result, study
@@ -43,7 +43,7 @@ def _stored(study: optuna.Study) -> list[tuple]:
 @pytest.mark.parametrize("weight_source", ["teacher", "supernet"])
 def test_the_same_seed_repeats_a_search_bit_for_bit_from_fresh_run_directories(
         weight_source, tiny_space, warm_runs, tmp_path):
-    extra = {"supernet_steps": 10, "supernet_largest_steps": 30, "supernet_random_subnets": 1} if weight_source == "supernet" else {}
+    extra = {"supernet": SupernetConfig(steps=10, largest_steps=30, random_subnets=1)} if weight_source == "supernet" else {}
     first, study_a = _search(tmp_path / "a", space=tiny_space, devices=warm_runs / "devices", **extra)
     second, study_b = _search(tmp_path / "b", space=tiny_space, devices=warm_runs / "devices", **extra)
     assert first.teacher_accuracy == second.teacher_accuracy > 0.2  # chance is 0.1

@@ -1,5 +1,4 @@
 """A tiny real search: SQLite storage, host latency measured with ONNX Runtime, digits, KD fine-tune."""
-import io
 import json
 
 import optuna
@@ -9,11 +8,12 @@ import torch
 import autoc
 import autoc.search.stored
 from autoc.cli import main
-from autoc.search.driver import SearchOptions, print_summary, run_search
+from autoc.search.driver import run_search, summary_lines
 from autoc.search.results import CORRECT_ATTR, completed_records
 from autoc.search.separation import decode_correct, separation_text
 from autoc.search.storage import default_storage_url
-from conftest import TINY_SPACE
+from autoc.supernet import SupernetConfig
+from conftest import TINY_SPACE, named, tiny_options
 
 
 @pytest.fixture(scope="module")
@@ -22,10 +22,7 @@ def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("search")
     space = root / "tiny.yaml"
     space.write_text(TINY_SPACE)
-    options = SearchOptions(
-        budget_ms=50.0, space=str(space), runs_dir=root / "runs", study="t", trials=4,
-        finetune_steps=3, teacher_steps=5, max_train=200, max_val=100, progress=False, cpus_per_worker=1,
-    )
+    options = tiny_options(space, root / "runs", "t", trials=4)
     return options, run_search(options)
 
 
@@ -38,7 +35,7 @@ def test_search_stores_trials_and_writes_a_rebuildable_policy(tiny):
     assert data["schema"] == "autoc.policy/1" and data["trial"] == result.best.number
     assert set(data["metrics"]) == {"accuracy", "latency_ms", "size_bytes", "macs", "params"}
     rebuilt = autoc.load_policy(result.policy_path).build_model().eval()
-    state = torch.load(options.runs_dir / "t" / "best_weights.pt", weights_only=True)
+    state = torch.load(options.storage.runs_dir / "t" / "best_weights.pt", weights_only=True)
     assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {k: v.shape for k, v in state.items()}
     x = torch.randn(2, 3, 16, 16)
     again = autoc.load_policy(result.policy_path).build_model().eval()
@@ -47,7 +44,7 @@ def test_search_stores_trials_and_writes_a_rebuildable_policy(tiny):
 
 def test_each_trained_trial_stores_its_per_image_results_and_the_summary_weighs_them(tiny):
     options, result = tiny
-    study = optuna.load_study(study_name="t", storage=default_storage_url(options.runs_dir / "t"))
+    study = optuna.load_study(study_name="t", storage=default_storage_url(options.storage.runs_dir / "t"))
     trained = [t for t in study.trials if t.user_attrs.get("feasible")]
     assert len(trained) >= 2
     for trial in trained:
@@ -58,12 +55,10 @@ def test_each_trained_trial_stores_its_per_image_results_and_the_summary_weighs_
     # the top trials (here all four) estimated again with the next training seed: the seed noise is in the line
     assert study.user_attrs["estimate_rerun"]["training_seed"] == options.seed + 1
     assert sorted(r.number for r in records if r.rerun is not None) == sorted(t.number for t in trained)[:4]
-    assert len(list((options.runs_dir / "cache").glob("teacher-*.pt"))) == 2  # the second teacher, cached
-    assert result.separation == separation_text(result.best, records, run_dir=options.runs_dir / "t") is not None
+    assert len(list((options.storage.runs_dir / "cache").glob("teacher-*.pt"))) == 2  # the second teacher, cached
+    assert result.separation == separation_text(result.best, records, run_dir=options.storage.runs_dir / "t") is not None
     assert "training seeds" in result.separation and "not measured" not in result.separation
-    printed = io.StringIO()
-    print_summary(result, budget_ms=options.budget_ms, file=printed)
-    assert result.separation in printed.getvalue()
+    assert result.separation in summary_lines(result, budget_ms=options.budget_ms)
 
 
 def test_resume_counts_trials_across_runs(tiny):
@@ -87,7 +82,7 @@ def test_bad_input_exits_2_with_one_line(tiny, argv, message, capsys):
     options, _ = tiny
     space = ["--space", options.space] if "--space" not in argv else []
     try:
-        code = main(["search", *argv, *space, "--runs-dir", str(options.runs_dir), "--no-progress"])
+        code = main(["search", *argv, *space, "--runs-dir", str(options.storage.runs_dir), "--no-progress"])
     except SystemExit as exited:  # refused while parsing the arguments
         code = exited.code
     err = capsys.readouterr().err.strip()
@@ -99,16 +94,16 @@ def test_study_with_another_space_refuses_to_resume(tiny, tmp_path, capsys):
     options, _ = tiny
     other = tmp_path / "other.yaml"
     other.write_text(TINY_SPACE.replace("kernel: [3, 5]", "kernel: [3, 7]"))
-    before = (options.runs_dir / "t" / "study.db").read_bytes()
+    before = (options.storage.runs_dir / "t" / "study.db").read_bytes()
     code = main(["search", "--budget-ms", "50", "--space", str(other), "--study", "t",
-                 "--runs-dir", str(options.runs_dir), "--no-progress"])
+                 "--runs-dir", str(options.storage.runs_dir), "--no-progress"])
     assert code == 2 and "created with space" in capsys.readouterr().err
-    assert (options.runs_dir / "t" / "study.db").read_bytes() == before
+    assert (options.storage.runs_dir / "t" / "study.db").read_bytes() == before
 
 
 def test_resume_flag_repeats_the_stored_command_with_more_trials(tiny):
     options, _ = tiny
-    run_dir = options.runs_dir / "t"
+    run_dir = options.storage.runs_dir / "t"
     done = len(autoc.search.stored.open_stored_run(run_dir).records())
     assert main(["search", "--resume", str(run_dir), "--trials", str(done + 1), "--no-progress",
                  "--cpus-per-worker", "1"]) == 0
@@ -119,7 +114,7 @@ def test_resume_flag_repeats_the_stored_command_with_more_trials(tiny):
 
 def test_resume_with_other_data_refuses_and_leaves_the_study_alone(tiny, capsys):
     options, _ = tiny
-    db = options.runs_dir / "t" / "study.db"
+    db = options.storage.runs_dir / "t" / "study.db"
     before = db.read_bytes()
     code = main(["search", "--resume", str(db.parent), "--max-train", "150", "--no-progress"])
     assert code == 2 and "created with dataset" in capsys.readouterr().err
@@ -129,7 +124,7 @@ def test_resume_with_other_data_refuses_and_leaves_the_study_alone(tiny, capsys)
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--heartbeat-interval", "10", "--grace-period", "5"], "must exceed the heartbeat interval"),
+        (["--heartbeat-interval", "10", "--grace-period", "5"], "--grace-period (5) must exceed --heartbeat-interval (10)"),
         (["--workers", "0"], "argument --workers: takes a whole number >= 1"),
         (["--ray-address", "127.0.0.1:1", "--workers", "2"], "cannot connect to the Ray cluster"),
     ],
@@ -137,7 +132,7 @@ def test_resume_with_other_data_refuses_and_leaves_the_study_alone(tiny, capsys)
 def test_bad_worker_options_exit_2(tiny, argv, message, capsys):
     options, _ = tiny
     try:
-        code = main(["search", "--budget-ms", "50", "--space", options.space, "--runs-dir", str(options.runs_dir),
+        code = main(["search", "--budget-ms", "50", "--space", options.space, "--runs-dir", str(options.storage.runs_dir),
                      "--study", "t", "--no-progress", *argv])
     except SystemExit as exited:  # refused while parsing the arguments
         code = exited.code
@@ -153,14 +148,12 @@ def test_energy_budget_is_a_constraint_and_over_budget_candidates_are_not_traine
     from autoc.search.objective import ENERGY_CONSTRAINT
 
     options, result = tiny
-    study = autoc.search.stored.open_stored_run(options.runs_dir / "t").study
+    study = autoc.search.stored.open_stored_run(options.storage.runs_dir / "t").study
     energies = sorted(t.user_attrs["energy_mj"] for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)))
     assert energies and all(e > 0 for e in energies)
     budget = energies[len(energies) // 2]  # about half of what was sampled fits
-    from dataclasses import replace
-
-    energy_run = run_search(replace(options, study="energy", budget_mj=budget, trials=6))
-    stored = autoc.search.stored.open_stored_run(options.runs_dir / "energy")
+    energy_run = run_search(named(options, "energy", budget_mj=budget, trials=6))
+    stored = autoc.search.stored.open_stored_run(options.storage.runs_dir / "energy")
     assert stored.identity["budget_mj"] == repr(budget)
     trials = stored.study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     for trial in trials:
@@ -172,39 +165,37 @@ def test_energy_budget_is_a_constraint_and_over_budget_candidates_are_not_traine
     assert all(r.feasible is False or stored.study.trials[r.number].user_attrs["energy_mj"] <= budget
                for r in energy_run.pareto)
     code = main(["search", "--budget-ms", "50", "--budget-mj", "1e-9", "--space", options.space,
-                 "--runs-dir", str(options.runs_dir), "--study", "energy2", "--no-progress"])
+                 "--runs-dir", str(options.storage.runs_dir), "--study", "energy2", "--no-progress"])
     assert code == 2
 
 
 def test_search_with_a_supernet_trains_it_once_and_inherits_from_it(tiny):
     """--supernet-steps: the search trains the supernet when missing (cached under runs/cache),
     candidates are extracted from it, and a second search reuses the cache."""
-    from dataclasses import replace
-
     options, _ = tiny
-    cache = options.runs_dir / "cache"
+    cache = options.storage.runs_dir / "cache"
     before = set(cache.glob("supernet-*.pt"))
-    first = run_search(replace(options, study="sn", supernet_steps=2, trials=2))
+    first = run_search(named(options, "sn", supernet=SupernetConfig(steps=2), trials=2))
     made = set(cache.glob("supernet-*.pt")) - before
     assert len(made) == 2 and first.trials_total == 2  # the search's, and the next seed's for the seed noise
-    stored = autoc.search.stored.open_stored_run(options.runs_dir / "sn")
+    stored = autoc.search.stored.open_stored_run(options.storage.runs_dir / "sn")
     assert stored.identity["supernet_steps"] == "2"
     assert all(0.0 <= r.accuracy <= 1.0 for r in first.pareto) and first.best is not None
     mtimes = {path: path.stat().st_mtime_ns for path in made}
-    run_search(replace(options, study="sn", supernet_steps=2, trials=3))
+    run_search(named(options, "sn", supernet=SupernetConfig(steps=2), trials=3))
     assert {path: path.stat().st_mtime_ns for path in made} == mtimes  # loaded, not retrained
     assert set(cache.glob("supernet-*.pt")) - before == made
     # the weight source is part of the study's identity
     assert main(["search", "--budget-ms", "50", "--space", options.space, "--study", "sn", "--supernet-steps", "3",
-                 "--runs-dir", str(options.runs_dir), "--max-train", "200", "--max-val", "100", "--no-progress"]) == 2
+                 "--runs-dir", str(options.storage.runs_dir), "--max-train", "200", "--max-val", "100", "--no-progress"]) == 2
 
 
 def test_search_finds_the_supernet_that_autoc_supernet_train_made_with_its_recipe(tiny):
     """A supernet trained alone with a non-default recipe is the one a search given the same recipe
     inherits from (no second training); the recipe joins the study's identity and survives --resume."""
     options, _ = tiny
-    cache = options.runs_dir / "cache"
-    common = ["--space", options.space, "--runs-dir", str(options.runs_dir), "--max-train", "200", "--max-val", "100"]
+    cache = options.storage.runs_dir / "cache"
+    common = ["--space", options.space, "--runs-dir", str(options.storage.runs_dir), "--max-train", "200", "--max-val", "100"]
     before = set(cache.glob("supernet-*.pt"))
     assert main(["supernet", "train", *common, "--steps", "2", "--largest-steps", "1", "--lr", "0.02",
                  "--random-subnets", "1", "--no-progress"]) == 0
@@ -215,11 +206,11 @@ def test_search_finds_the_supernet_that_autoc_supernet_train_made_with_its_recip
     assert main(["search", "--budget-ms", "50", *common, "--study", "recipe", "--trials", "1", *recipe,
                  "--finetune-steps", "2", "--no-progress"]) == 0
     assert set(cache.glob("supernet-*.pt")) - before == trained  # inherited from it, nothing retrained
-    stored = autoc.search.stored.open_stored_run(options.runs_dir / "recipe")
+    stored = autoc.search.stored.open_stored_run(options.storage.runs_dir / "recipe")
     assert "largest_steps=1" in stored.identity["supernet_recipe"] and "lr=0.02" in stored.identity["supernet_recipe"]
-    assert main(["search", "--resume", str(options.runs_dir / "recipe"), "--trials", "2", "--no-progress"]) == 0
+    assert main(["search", "--resume", str(options.storage.runs_dir / "recipe"), "--trials", "2", "--no-progress"]) == 0
     assert set(cache.glob("supernet-*.pt")) - before == trained
-    assert len(autoc.search.stored.open_stored_run(options.runs_dir / "recipe").study.trials) == 2
+    assert len(autoc.search.stored.open_stored_run(options.storage.runs_dir / "recipe").study.trials) == 2
     # the same study with another recipe is another weight source: refused
     assert main(["search", "--budget-ms", "50", *common, "--study", "recipe", "--trials", "3",
                  "--supernet-steps", "2", "--no-progress"]) == 2

@@ -1,6 +1,4 @@
 """The search's start-up trials: spread over the predicted-latency range within the budget."""
-from dataclasses import replace
-
 import optuna
 import pytest
 
@@ -9,7 +7,7 @@ from autoc.search.driver import SearchOptions, run_search
 from autoc.search.samplers import startup_trials
 from autoc.search.startup import enqueue_start, spread_start
 from autoc.space import candidate_from_params, load_space, sample_candidate
-from conftest import TINY_SETTINGS
+from conftest import named, tiny_options
 
 
 def _latencies(space, latency, params_list):
@@ -67,8 +65,7 @@ def test_start_is_queued_only_in_a_study_without_trials():
 
 
 def test_search_runs_the_spread_start_first_on_request_and_starts_at_random_by_default(tiny_space, runs_dir):
-    options = SearchOptions(space=str(tiny_space), runs_dir=runs_dir, study="spread", trials=4, spread_start=True,
-                            **TINY_SETTINGS)
+    options = tiny_options(tiny_space, runs_dir, "spread", trials=4, spread_start=True)
     # the start as the search will price it: after its budget check (which measures the space's
     # cheapest candidates) and before its trials measure more units, which changes later prices
     latency = open_latency_model("host", runs_dir=runs_dir, space=load_space(tiny_space), progress=False)
@@ -81,7 +78,7 @@ def test_search_runs_the_spread_start_first_on_request_and_starts_at_random_by_d
     trials = sorted(study.trials, key=lambda t: t.number)
     assert [t.params for t in trials[: len(expected)]] == expected
     assert SearchOptions(budget_ms=1.0).spread_start is False
-    random_start = run_search(replace(options, study="random-start", spread_start=False))
+    random_start = run_search(named(options, "random-start", spread_start=False))
     study = optuna.load_study(study_name="random-start", storage=f"sqlite:///{random_start.run_dir / 'study.db'}")
     assert [t.params for t in sorted(study.trials, key=lambda t: t.number)[: len(expected)]] != expected
 

@@ -97,7 +97,7 @@ def test_a_renamed_run_directory_is_resumed_in_place(tiny_space, runs, capsys):
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--trials", "1"], "has already run 2 trials, more than --trials 1"),
+    (["--trials", "1"], "has already run 2, more than --trials 1: --trials is the study's total"),
     (["--finetune-steps", "-5"], "argument --finetune-steps: takes a whole number >= 0"),
     (["--budget-ms", "inf"], "argument --budget-ms: takes a finite number > 0"),
     (["--timeout", "0"], "argument --timeout: takes a finite number > 0"),

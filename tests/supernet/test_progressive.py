@@ -74,14 +74,14 @@ def test_progressive_is_part_of_the_cache_key_only_when_on():
 def test_final_phase_share_gives_the_all_elastic_phase_its_steps_and_is_checked():
     import pytest
 
-    from autoc.errors import BudgetError
+    from autoc.errors import OptionError
 
     phases = SupernetConfig(steps=1200, progressive=True, final_phase_share=0.5).phases()
     assert [steps for _, steps in phases] == [200, 200, 200, 600] and phases[-1][0] == ALL_DIMENSIONS
     assert "final_phase_share=0.5" in str(SupernetConfig(progressive=True, final_phase_share=0.5))
     assert "final_phase_share" not in str(SupernetConfig(progressive=True))
     for bad in (0.0, 1.5):
-        with pytest.raises(BudgetError, match="final phase's share"):
+        with pytest.raises(OptionError, match="final_phase_share .the final phase's share"):
             SupernetConfig(progressive=True, final_phase_share=bad)
 
 
@@ -90,9 +90,10 @@ def test_search_and_cli_pass_the_progressive_recipe_on(tmp_path, capsys):
     from autoc.search.context import supernet_config
     from autoc.search.options import SearchOptions
 
-    options = SearchOptions(budget_ms=1.0, supernet_steps=10, supernet_progressive=True, supernet_final_phase_share=0.5)
-    assert supernet_config(options) == SupernetConfig(steps=10, progressive=True, final_phase_share=0.5)
+    options = SearchOptions(budget_ms=1.0, seed=3,
+                            supernet=SupernetConfig(steps=10, progressive=True, final_phase_share=0.5))
+    assert supernet_config(options) == SupernetConfig(steps=10, progressive=True, final_phase_share=0.5, seed=3)
     code = main(["supernet", "train", "--dataset", "digits", "--steps", "8", "--progressive",
                  "--final-phase-share", "2", "--runs-dir", str(tmp_path), "--no-progress"])
-    assert code == 2 and "--final-phase-share 0.5" in capsys.readouterr().err
+    assert code == 2 and "set --final-phase-share to e.g. 0.5" in capsys.readouterr().err
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())

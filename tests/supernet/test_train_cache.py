@@ -67,11 +67,11 @@ def test_cli_trains_then_reuses(tiny_space, tmp_path, capsys):
 
 def test_cli_bad_input_exits_2(tmp_path, capsys):
     assert main(["supernet", "train", "--steps", "0", "--runs-dir", str(tmp_path)]) == 2
-    assert "--steps" in capsys.readouterr().err
+    assert "--steps must be a whole number >= 1, got 0: set --steps to e.g. 150" in capsys.readouterr().err
     assert main(["supernet", "train", "--dataset", "cifar10", "--data-dir", str(tmp_path / "absent"),
                  "--runs-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert "does not exist" in err and "--download to fetch it" in err and "download=True" not in err
+    assert "does not exist" in err and "set --download to fetch it" in err and "download=True" not in err
     assert not (tmp_path / "cache").exists()
 
 

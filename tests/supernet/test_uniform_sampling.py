@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from autoc.errors import BudgetError
+from autoc.errors import OptionError
 from autoc.training.loop import accuracy
 from autoc.supernet import SupernetConfig, largest_candidate, supernet_for_space, train_supernet
 from autoc.supernet.subnets import random_candidate
@@ -41,9 +41,9 @@ def test_uniform_sampling_has_its_own_cache_key_and_checks_its_options():
     assert str(SupernetConfig(steps=1200, largest_steps=1200, lr=0.02, augment=True, random_subnets=1)) == (
         "SupernetConfig(steps=1200, batch_size=32, lr=0.02, momentum=0.9, weight_decay=4e-05, random_subnets=1, "
         "temperature=1.0, alpha=0.5, seed=0, largest_steps=1200, largest_lr=0.05, augment=True)")
-    with pytest.raises(BudgetError, match="sampling 'spos' is unknown"):
+    with pytest.raises(OptionError, match="sampling 'spos' is unknown"):
         SupernetConfig(sampling="spos")
-    with pytest.raises(BudgetError, match="random_subnets >= 1"):
+    with pytest.raises(OptionError, match="set random_subnets >= 1"):
         SupernetConfig(sampling="uniform", random_subnets=0)
 
 
@@ -52,7 +52,7 @@ def test_search_and_cli_pass_the_sampling_on(tmp_path, capsys):
     from autoc.search.context import supernet_config
     from autoc.search.options import SearchOptions
 
-    options = SearchOptions(budget_ms=1.0, supernet_steps=10, supernet_sampling="uniform")
+    options = SearchOptions(budget_ms=1.0, supernet=SupernetConfig(steps=10, sampling="uniform"))
     assert supernet_config(options) == SupernetConfig(steps=10, sampling="uniform")
     code = main(["supernet", "train", "--dataset", "digits", "--steps", "2",
                  "--sampling", "uniform", "--random-subnets", "1", "--max-train", "64", "--max-val", "32",
@@ -61,5 +61,5 @@ def test_search_and_cli_pass_the_sampling_on(tmp_path, capsys):
     assert len(list((tmp_path / "cache").iterdir())) == 1
     code = main(["supernet", "train", "--dataset", "digits", "--steps", "2", "--sampling", "spos",
                  "--runs-dir", str(tmp_path / "bad"), "--no-progress"])
-    assert code == 2 and "use one of sandwich, uniform" in capsys.readouterr().err
+    assert code == 2 and "set --sampling to one of sandwich, uniform" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()

@@ -38,7 +38,7 @@ def test_an_unknown_device_names_the_choices(name):
 @pytest.mark.skipif(GPU, reason="this machine has a GPU")
 @pytest.mark.parametrize("name", ["cuda", "cuda:0", "cuda:3"])
 def test_a_gpu_this_machine_lacks_fails_with_the_fix(name):
-    with pytest.raises(ComputeError, match=r"torch sees no CUDA GPU.*--train-device cpu, or auto"):
+    with pytest.raises(ComputeError, match=r"torch sees no CUDA GPU.*train_device cpu, or auto"):
         training_device(name)
 
 
@@ -55,6 +55,7 @@ def test_the_commands_refuse_a_missing_gpu_before_writing_anything(tmp_path, cap
     assert main(["search", "--budget-ms", "20", "--train-device", "cuda", "--runs-dir", str(runs)]) == 2
     err = capsys.readouterr().err
     assert err.count("torch sees no CUDA GPU") == 2 and len(err.strip().splitlines()) == 2
+    assert err.count("use --train-device cpu, or auto") == 2  # the library's train_device, as each command spells it
     assert not runs.exists()
 
 
