@@ -6,6 +6,7 @@ import math
 from dataclasses import fields
 from pathlib import Path
 
+from autoc.commands._flags import option_flags
 from autoc.commands._numbers import amount, count
 
 
@@ -23,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", type=Path, default=None,
                    help="the model's state dict (nothing is downloaded; without it the model is first trained "
                         "--pretrain-steps on the data, and the summary says so)")
-    p.add_argument("--budget-ms", type=amount("20"), nargs="+", default=None,
+    p.add_argument("--budget-ms", dest="budgets_ms", type=amount("20"), nargs="+", default=None,
                    help="one or more latency budgets in ms: each gets the most accurate policy that fits it")
     p.add_argument("--dataset", default=_default("dataset"), help="digits (bundled), cifar10 or imagefolder")
     p.add_argument("--data-dir", type=Path, default=None, help="dataset location for cifar10 / imagefolder")
@@ -45,39 +46,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--study", default=None, help="study name (default: model and time); the same name resumes it")
     p.add_argument("--threads", type=count(1, 2), default=_default("threads"),
                    help="torch and ONNX Runtime threads [%(default)s]")
-    p.set_defaults(handler=run)
+    p.set_defaults(handler=run, option_flags=option_flags(p))
 
 
 def run(args: argparse.Namespace) -> int:
-    import logging
-    import sys
-
     from dataclasses import replace
 
-    from autoc.errors import BudgetError
+    from autoc.errors import OptionError
     from autoc.modelspace.driver import CompressOptions, run_compress, stored_options
 
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    logger = logging.getLogger("autoc.modelspace")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
     if Path(args.model).is_dir():  # resume: the stored options, more trials if asked
         options = stored_options(Path(args.model))
         options = replace(options, trials=args.trials or options.trials)
-    elif args.budget_ms is None:
-        raise BudgetError(f"no budget for {args.model}: give --budget-ms MS (several for several budgets)")
+    elif args.budgets_ms is None:
+        raise OptionError(f"no budget for {args.model}: give budgets_ms (several for several budgets)",
+                          fields=("budgets_ms",))
     else:
         options = CompressOptions(
-            model=args.model, weights=args.weights, budgets_ms=tuple(args.budget_ms), dataset=args.dataset,
+            model=args.model, weights=args.weights, budgets_ms=tuple(args.budgets_ms), dataset=args.dataset,
             data_dir=args.data_dir, input_size=args.input_size, max_train=args.max_train, max_val=args.max_val,
             device=args.device, trials=args.trials or _default("trials"), seed=args.seed,
             finetune_steps=args.finetune_steps, pretrain_steps=args.pretrain_steps,
             keep_choices=tuple(args.keep_choices), runs_dir=args.runs_dir, study=args.study, threads=args.threads)
-    try:
-        result = run_compress(options)
-    finally:
-        logger.removeHandler(handler)
+    result = run_compress(options)
     _print_summary(result)
     return 0
 

@@ -79,6 +79,8 @@ def open_device_model(device: str, *, runs_dir: Path, threads: int = 1) -> Looku
 def open_latency_model(
     device: str, *, runs_dir: Path, space: SearchSpace, progress: bool, threads: int = 1
 ) -> LatencyModel:
+    """The latency model of ``device``: a shipped or calibrated profile by name, or ``host`` (this
+    machine, measured on first use for ``space`` and cached under ``runs_dir/devices``)."""
     if device != HOST:
         return open_device_model(device, runs_dir=runs_dir, threads=threads)
     model = open_host_model(profile_path(device, runs_dir=runs_dir, threads=threads), threads=threads)

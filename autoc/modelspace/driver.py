@@ -20,7 +20,7 @@ import torch
 
 from autoc.arch.policy import LayerPolicy
 from autoc.data.datasets import DatasetSplit, load_dataset
-from autoc.errors import BudgetError, DeviceError, ModelError, StorageError
+from autoc.errors import BudgetError, DeviceError, ModelError, OptionError, StorageError
 from autoc.files import save_torch_atomic, write_bytes_atomic, write_text_atomic
 from autoc.latency.measure import measure_onnx
 from autoc.modelspace.compress import ModelPolicy
@@ -71,10 +71,11 @@ class CompressOptions:
     def __post_init__(self) -> None:
         if not self.budgets_ms or any(not (isinstance(b, (int, float)) and math.isfinite(b) and b > 0)
                                       for b in self.budgets_ms):
-            raise BudgetError(f"budgets_ms must be one or more positive numbers of ms, got {list(self.budgets_ms)}: "
-                              "give e.g. budgets_ms=(8.0, 12.0)")
+            raise OptionError(f"budgets_ms must be one or more positive numbers of ms, got {list(self.budgets_ms)}: "
+                              "give e.g. budgets_ms=(8.0, 12.0)", fields=("budgets_ms",))
         if not self.keep_choices or any(not 0 < k <= 1 for k in self.keep_choices):
-            raise BudgetError(f"keep_choices must lie in (0, 1], got {list(self.keep_choices)}: use e.g. (0.25, 0.5, 1.0)")
+            raise OptionError(f"keep_choices must lie in (0, 1], got {list(self.keep_choices)}: use e.g. "
+                              "(0.25, 0.5, 1.0)", fields=("keep_choices",))
 
     def to_dict(self) -> dict:
         """Plain data, stored with the study so `autoc compress runs/<study>` resumes with it."""
@@ -106,6 +107,8 @@ class Chosen:
 
 @dataclass(frozen=True)
 class CompressResult:
+    """What a compress run found: the original model's figures and the chosen policy per budget."""
+
     study: str
     run_dir: Path
     original_accuracy: float
@@ -135,6 +138,13 @@ class _Context:
 
 
 def run_compress(options: CompressOptions, *, log: Callable[[str], None] = logger.info) -> CompressResult:
+    """Search compression policies for the user's model ``options.model`` and choose one per
+    budget (see the module docstring); the same study name resumes it::
+
+        done = run_compress(CompressOptions(model="torchvision:resnet18", weights="r18.pt", budgets_ms=(0.6,)))
+        for chosen in done.chosen:
+            print(chosen.budget_ms, chosen.accuracy, chosen.measured_ms, chosen.policy_path)
+    """
     start = time.perf_counter()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if options.device != "host":

@@ -61,6 +61,13 @@ class SearchResult:
 
 
 def run_search(options: SearchOptions) -> SearchResult:
+    """Run (or resume) the search ``options`` describe and choose the best feasible trial::
+
+        result = run_search(SearchOptions(budget_ms=20, trials=10))
+        print(result.best, result.policy_path)   # runs/<study>/best_policy.json
+
+    Trials go to an Optuna study (SQLite in the run directory unless ``storage.url`` names
+    another); the same options and study name resume it."""
     start = time.perf_counter()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     _check_options(options)
