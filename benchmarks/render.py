@@ -1,6 +1,6 @@
 """Render the benchmarks' result records (benchmarks/results/*.json) as the results pages under docs/results/.
 
-One page per area (latency, estimates, search, scaling, export, robustness) and an index. Each
+One page per area (latency, estimates, search, scaling, export, robustness, compress) and an index. Each
 record is one figure set of one benchmark and dataset/configuration, with its machine, date and
 command; a re-run overwrites its record, so a page always shows the latest measurement.
 
@@ -30,6 +30,9 @@ PAGES = {
     "export": ("export.md", "Export parity",
                "The exported model against the search's own figures: accuracy and measured latency."),
     "robustness": ("robustness.md", "Robustness", "Bad inputs and faults across every command."),
+    "compress": ("compress.md", "Compressing a user's model",
+                 "`autoc compress` on a trained torchvision model against uniform int8, uniform L1 pruning and "
+                 "Torch-Pruning's global pruning at the same budgets, all fine-tuned by the same distillation recipe."),
 }
 
 

@@ -44,7 +44,7 @@ class EstimateConfig:
     no fine-tuning (a trained supernet's sub-networks need none to be ranked; each KD step of
     batch 32 costs 0.5-2 s here, so raise ``finetune_steps`` where time allows), evaluate on 1,000
     stratified held-out images (two 256-image estimates of the same networks rank them alike at
-    Kendall tau ~0.25, two 1,000-image ones at ~0.6: benchmarks/estimate_repeatability.py)."""
+    Kendall tau ~0.25, two 1,000-image ones at ~0.6: benchmarks.estimate.repeatability)."""
 
     finetune_steps: int = 0
     batch_size: int = 32

@@ -8,7 +8,7 @@ and ``measured = scale * unit_sum + intercept + ms_per_transition * transitions`
 on them, int8 units with a scale of their own where leave-one-out error supports one
 (transitions: fp32 <-> int8 switches between consecutive units; on this project's host
 they were the largest error left by scale and intercept alone, see
-benchmarks/latency_diagnose.py). Each network is timed in NETWORK_SESSIONS sessions.
+benchmarks.latency.diagnose). Each network is timed in NETWORK_SESSIONS sessions.
 Before that, each unit's table time is turned into its in-network time by a per-unit model
 learnt from the prefixes of the first PREFIX_NETWORKS fitting networks, timed in the same
 rounds (``autoc.latency.in_context``). Held-out networks, measured in the same rounds but
@@ -47,12 +47,12 @@ NETWORK_REPEATS = 60
 # Each network is timed in this many ORT sessions (created at random points among the
 # others, timed in the same rounds) and its figure is their mean. One session of a model
 # can run a few percent faster or slower than another for its whole life (memory placement;
-# benchmarks/latency_diagnose.py times every network in two: they differ by a median 1-2 %
+# benchmarks.latency.diagnose times every network in two: they differ by a median 1-2 %
 # at load 1); the mean is what a deployed model runs on average. On this project's host it
 # raised held-out Kendall tau from 0.888 to 0.903 (one dump, 40 fit + 100 held-out).
 NETWORK_SESSIONS = 2
 # Two sessions of one network differ by a median ~1% on a quiet machine here and ~6% at
-# load 3.4 (benchmarks/latency_diagnose.py); beyond this the measurement is called noisy.
+# load 3.4 (benchmarks.latency.diagnose); beyond this the measurement is called noisy.
 NOISY_SESSION_SPREAD = 0.03
 # Fitting networks whose prefixes are timed for the in-context unit model (autoc.latency.in_context):
 # each adds ~17 models to export and time; offline on two 40-network dumps, 16 did as well
@@ -295,7 +295,7 @@ def fit_calibration(
     """Fit the in-context unit model (when ``prefix_ms`` holds the prefix times of the first
     fitting networks) and the correction on the first ``fit`` networks; validate on the rest
     when ``held_out``, else on the fitting networks. Pure: calibration measures, this learns,
-    and benchmarks refit dumped measurements with it (benchmarks/latency_in_context.py).
+    and benchmarks refit dumped measurements with it (benchmarks.latency.in_context).
 
     ``unit_lists``: each network's measurable units; ``table``: unit times net of the empty
     graph; ``network_ms``: each network's measured time.

@@ -10,7 +10,7 @@ unit that ends the longer one costs *in context* (the head's: the whole network 
 longest prefix), hundreds of targets per calibration. A linear model of in-context time
 from the unit's isolated time and a few features is fitted on them and applied to every
 unit before the whole-network correction (``Correction``), which is then fitted on the
-in-context sums. Measured on this project's host (benchmarks/latency_in_context.py, two
+in-context sums. Measured on this project's host (benchmarks.latency.in_context, two
 dumps of 40 prefixed + 100 held-out networks): held-out Kendall tau 0.887 -> 0.909 and
 0.887 -> 0.907, MAPE 2.50 -> 2.20% and 2.80 -> 2.20%.
 """
@@ -43,7 +43,7 @@ FEATURES = (
     "stem",
     "residual",
     # A switch converts the tensor between the units (Q or DQ, a layout transpose or reorder): its cost
-    # grows with that tensor. Measured (benchmarks/latency_in_context.py, six dumps): +25 to +50 µs
+    # grows with that tensor. Measured (benchmarks.latency.in_context, six dumps): +25 to +50 µs
     # per 10^5 elements in every one, held-out MAPE lower in all six (mean 2.47 -> 2.36%).
     "switch_input_elements_1e5",
 )

@@ -20,7 +20,7 @@ over minutes and whose cores other jobs share):
    more often than a short one (a block, ~50 us), so the higher the percentile the more
    load inflates networks against their unit sums. The 10th percentile stays with the
    model's own time yet, unlike the minimum, does not reward one lucky run. Measured at
-   load 4-5 (benchmarks/latency_diagnose.py, two dumps of 180 networks each measured
+   load 4-5 (benchmarks.latency.diagnose, two dumps of 180 networks each measured
    twice): the two measurements of a network differ by a median 1.0-2.0 % at p10 against
    1.3-2.5 % at p20, and held-out predictions rank better (Kendall tau +0.01).
 """
@@ -56,7 +56,7 @@ class Measurement:
 
 def make_session(model: bytes, *, threads: int = 1, profile_prefix: str | None = None):
     """An ORT CPU session: ``threads`` intra-op threads, sequential, all graph optimisations;
-    with ``profile_prefix``, ORT's per-node profiler on (benchmarks/latency_profile.py)."""
+    with ``profile_prefix``, ORT's per-node profiler on (benchmarks.latency.profile)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -113,7 +113,7 @@ def measure_times(
     rng = np.random.default_rng(seed)
     # Sessions are created in a random order. Measured here, the same unit ran ~7% slower in
     # a session made among the first few hundred of a process than in a copy made after
-    # them, timed in the same rounds (benchmarks/latency_diagnose.py --creation-order);
+    # them, timed in the same rounds (benchmarks.latency.diagnose --creation-order);
     # created in list order, the fitting networks' units (first in a calibration batch)
     # took that bias into the correction. Shuffled, it is noise spread over all models.
     runs: list[_BoundRun | None] = [None] * len(models)
