@@ -55,10 +55,11 @@ _EXPORTS = {
 __all__ = ["__version__", "load_policy", *_EXPORTS]
 
 
-def load_policy(path):
+def load_policy(path, *, check_space: bool = True):
     """The policy file at ``path``: a ``PolicyFile`` (a searched network; ``.build()``-able and
-    exportable) or, for a file written by ``autoc compress``, a ``ModelPolicyFile`` whose
-    ``.apply(model)`` compresses the user's model as the search chose."""
+    exportable; ``check_space=False`` skips the installed-space check) or, for a file written by
+    ``autoc compress``, a ``ModelPolicyFile`` whose ``.apply(model)`` compresses the user's model
+    as the search chose."""
     import json
     from pathlib import Path
 
@@ -69,7 +70,7 @@ def load_policy(path):
         schema = json.loads(Path(path).read_text()).get("schema")
     except (OSError, ValueError, AttributeError):
         schema = None  # the search-policy reader reports what is wrong with the file
-    return load_model_policy(path) if schema == SCHEMA else load_search_policy(path)
+    return load_model_policy(path) if schema == SCHEMA else load_search_policy(path, check_space=check_space)
 
 
 def __getattr__(name):
