@@ -22,8 +22,10 @@ from autoc.arch.policy import CompressionPolicy
 from autoc.errors import PolicyError
 from autoc.files import write_text_atomic
 from autoc.modelspace.compress import ModelPolicy, compress
+from autoc.schemas import first_problem
 
 SCHEMA = "autoc.model-policy/1"
+MODEL_POLICY = "model_policy.schema.json"  # in autoc.schemas
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,9 @@ class ModelPolicyFile:
             found = data.get("schema") if isinstance(data, Mapping) else type(data).__name__
             raise PolicyError(f"{source} is not a {SCHEMA} file (schema {found!r}): pass a best_policy.json "
                               "written by autoc compress")
+        problem = first_problem(MODEL_POLICY, data)
+        if problem is not None:
+            raise PolicyError(f"{source}: {problem}: fix the field or write the file again with autoc compress")
         try:
             model = data["model"]
             reference = ModelReference(model=str(model["model"]), num_classes=int(model["num_classes"]),

@@ -93,3 +93,21 @@ def test_a_missing_or_corrupt_weights_file_says_how_to_save_one(tmp_path):
     torch.save([1, 2, 3], tmp_path / "list.pt")
     with pytest.raises(ModelError, match="holds no state dict"):
         load_weights(model, tmp_path / "list.pt")
+
+
+def test_a_policy_file_breaking_its_schema_names_the_field(tmp_path):
+    import json
+
+    from autoc.errors import PolicyError
+    from autoc.modelspace import ModelPolicy
+    from autoc.modelspace.policy_file import ModelPolicyFile, ModelReference, load_model_policy
+
+    path = tmp_path / "best_policy.json"
+    ModelPolicyFile(reference=ModelReference(model="torchvision:resnet18", num_classes=10, input_size=32),
+                    policy=ModelPolicy.of(keep={"conv1": 0.5}), device="host", budget_ms=1.0).write(path)
+    assert dict(load_model_policy(path).policy.keep) == {"conv1": 0.5}
+    data = json.loads(path.read_text())
+    data["keep"]["conv1"] = 1.5
+    path.write_text(json.dumps(data))
+    with pytest.raises(PolicyError, match=r"best_policy.json: field keep.conv1: 1.5 is greater than the maximum of 1: fix the field"):
+        load_model_policy(path)
