@@ -13,6 +13,7 @@ from autoc.search.resume import merge_options, resume_options
 from autoc.search.samplers import make_sampler
 from autoc.search.storage import IDENTITY_PREFIX, default_storage_url, open_storage
 from autoc.supernet import SupernetConfig
+from conftest import tiny_options  # at import: by the time a test runs, "conftest" may be another folder's
 
 
 @pytest.mark.parametrize("make, field", [
@@ -136,7 +137,6 @@ def test_a_sampler_object_is_used_as_given_and_stored_by_its_class_name(tmp_path
 
 def test_a_search_proposes_its_trials_with_the_sampler_object_given(tiny_space, runs_dir):
     from autoc.search.driver import run_search
-    from conftest import tiny_options
 
     CountingSampler.proposals = 0
     result = run_search(tiny_options(tiny_space, runs_dir, "obj", trials=1, sampler=CountingSampler(seed=1)))
