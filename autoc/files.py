@@ -173,4 +173,5 @@ def write_failure(path: Path, exc: OSError, *, fix: str | None = None) -> str:
 
 
 def write_text_atomic(path: Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically, as write_bytes_atomic does."""
     return write_bytes_atomic(path, text.encode("utf-8"))

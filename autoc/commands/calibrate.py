@@ -16,6 +16,7 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add `autoc calibrate` and its options."""
     p = sub.add_parser("calibrate", help="measure or import a device's latency profile", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", required=True, help="'host' (this machine) or a name for another device, e.g. raspi4")
@@ -41,6 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Build, import or update a device's latency profile, as the mode flags given ask."""
     from autoc.errors import DeviceError
     from autoc.latency.device import check_device_name, profile_path
     from autoc.latency.profile import HOST

@@ -14,6 +14,7 @@ FORMAT_HELP = (
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add `autoc export` and its options."""
     from autoc.export.formats import FORMATS
 
     p = sub.add_parser("export", help="export a trial of a search (default: the best) to a file")
@@ -29,6 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Export a trial of a stored search and print the files written (and the ONNX check)."""
     from autoc.export.exporter import ExportRequest, export_trial
     from autoc.export.onnx_candidate import format_check
 

@@ -9,6 +9,7 @@ from autoc.commands.show import add_study_arguments
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add `autoc report` and its options."""
     p = sub.add_parser("report", help="write an HTML report with plots of a stored study")
     add_study_arguments(p)
     p.add_argument("--out", type=Path, default=None, help="output directory (default runs/<study>/report)")
@@ -17,6 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Write the HTML report of a stored study and print where it is."""
     from autoc.errors import StorageError
     from autoc.report.build import write_report
     from autoc.search.stored import open_stored_run

@@ -5,6 +5,7 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add `autoc show` and its options."""
     p = sub.add_parser("show", help="summarise a study from its storage alone")
     add_study_arguments(p)
     p.set_defaults(handler=run)
@@ -18,6 +19,7 @@ def add_study_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Print the summary of a stored study."""
     from autoc.report.summary import format_summary, summarize
     from autoc.search.stored import open_stored_run
 

@@ -12,6 +12,7 @@ _RECIPE = SupernetConfig()  # the recipe's defaults, as --help shows them
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add `autoc supernet train` and its options."""
     p = sub.add_parser("supernet", help="weight-sharing supernet of a search space")
     actions = p.add_subparsers(dest="supernet_action", required=True)
     t = actions.add_parser("train", help="train the supernet of (space, dataset, seed) once; cached under runs/cache")
@@ -54,6 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    """Train (or load from the cache) a space's supernet and print its largest and smallest sub-networks'
+    accuracy."""
     import os
     from dataclasses import replace
 

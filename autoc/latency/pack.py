@@ -57,6 +57,8 @@ RESULT_COLUMNS = ("name", "kind", "ms")
 
 @dataclass(frozen=True)
 class PackSummary:
+    """A written calibration pack: its directory and how many units, networks and held-out networks it holds."""
+
     directory: Path
     units: int
     networks: int
@@ -127,6 +129,7 @@ def _write_model(root: Path, relative: str, onnx: bytes, *, name: str, kind: str
 
 
 def load_manifest(pack_dir: Path) -> dict[str, Any]:
+    """The manifest of the pack in ``pack_dir``; a missing or foreign one is a DeviceError."""
     path = pack_dir / MANIFEST
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))

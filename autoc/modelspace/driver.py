@@ -92,6 +92,8 @@ class CompressOptions:
 
 @dataclass(frozen=True)
 class Chosen:
+    """The policy chosen for one budget: its trial, accuracy, latency and the files written."""
+
     budget_ms: float
     trial: int | None  # None: the original model already fits
     accuracy: float
@@ -262,6 +264,7 @@ def _check_budgets(ctx: _Context, original_ms: float) -> None:
 
 
 def policy_of(trial: optuna.trial.BaseTrial, ctx: _Context) -> ModelPolicy:
+    """The compression policy ``trial`` suggests: a keep ratio per channel group, int8 or not per conv."""
     keep = {g.name: trial.suggest_categorical(f"keep:{g.name}", ctx.options.keep_choices) for g in ctx.structure.groups}
     int8 = {n: INT8 for n in ctx.convs if trial.suggest_categorical(f"int8:{n}", (False, True))}
     return ModelPolicy.of(keep={k: v for k, v in keep.items() if v < 1.0}, layers=int8)

@@ -21,6 +21,8 @@ PLOT_NAMES = ("pareto", "progress", "policy", "latency")
 
 @dataclass(frozen=True)
 class ReportFiles:
+    """What a report wrote: the page, its plot images, and notes on what it could not show."""
+
     page: Path
     images: tuple[Path, ...]
     notes: tuple[str, ...]  # what the page could not show, and why

@@ -33,6 +33,8 @@ AUTO_FINALISTS = 8  # `--finalists auto` trains the top estimate and at most thi
 
 @dataclass(frozen=True)
 class Separation:
+    """How far the chosen trial's accuracy leads another's on the shared images, with its standard error."""
+
     trial: int
     lead: float  # chosen accuracy − this trial's, on the shared images
     standard_error: float  # of that difference: paired over the images, and over training seeds where measured
@@ -114,6 +116,7 @@ def _in_errors(row: Separation) -> float:
 
 
 def tied(rows: Iterable[Separation]) -> list[Separation]:
+    """The rows whose lead is not significant: trials the estimate does not separate from the chosen one."""
     return [s for s in rows if not s.separated]
 
 

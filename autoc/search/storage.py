@@ -20,6 +20,7 @@ METRIC_NAMES = ("accuracy", "latency_ms", "size_bytes")  # the order of the driv
 
 
 def default_storage_url(run_dir: Path) -> str:
+    """The SQLite URL of the study database in ``run_dir``."""
     return f"sqlite:///{(run_dir / 'study.db').resolve()}"
 
 
@@ -149,6 +150,7 @@ def _check_not_damaged(path: Path) -> None:
 
 
 def damaged_message(path: Path, reason: str) -> str:
+    """The message for a damaged study database: how to recover it with sqlite3."""
     return (f"study database {path} is damaged ({reason}); nothing was written to it: recover what SQLite can "
             f"still read into a new file with: sqlite3 \"{path}\" \".recover\" | sqlite3 new.db, then pass "
             "--storage sqlite:///new.db (or restore a backup)")
@@ -216,6 +218,7 @@ def retry_failed_trials(study: optuna.Study, *, max_retry: int = Heartbeat.max_r
 
 
 def study_exists(storage: RDBStorage, name: str) -> bool:
+    """Whether ``storage`` holds a study named ``name``."""
     return any(s.study_name == name for s in storage.get_all_studies())
 
 

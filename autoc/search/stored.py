@@ -20,6 +20,8 @@ from autoc.search.storage import IDENTITY_PREFIX, default_storage_url, open_stor
 
 @dataclass(frozen=True)
 class StoredRun:
+    """An opened stored study with its run directory and the identity recorded at creation."""
+
     name: str
     run_dir: Path
     study: optuna.Study

@@ -44,6 +44,8 @@ SAMPLINGS = ("sandwich", "uniform")
 
 @dataclass(frozen=True)
 class SupernetConfig:
+    """The supernet training recipe; part of its cache key."""
+
     steps: int = 150
     batch_size: int = 32
     lr: float = 0.05
