@@ -44,7 +44,7 @@ SAMPLINGS = ("sandwich", "uniform")
 
 @dataclass(frozen=True)
 class SupernetConfig:
-    """The supernet training recipe; part of its cache key."""
+    """The supernet training recipe; its text (``str``) is part of the supernet cache key."""
 
     steps: int = 150
     batch_size: int = 32
