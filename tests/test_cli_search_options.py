@@ -92,6 +92,7 @@ def test_only_the_fields_an_error_names_become_flags():
     assert with_flags("the space's trials", (), flags) == "the space's trials"  # not named by the error: prose
     assert with_flags("the 'tiny-trials' study", ("trials",), flags) == "the 'tiny-trials' study"
     assert with_flags("set workers.count to 2", ("workers.count",), flags) == "set --workers to 2"
+    assert with_flags("runs/trials/x.db: set trials", ("trials",), flags) == "runs/trials/x.db: set --trials"
 
 
 def test_the_library_logs_and_the_command_shows_its_info_lines_on_stderr(capsys, searched):

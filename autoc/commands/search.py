@@ -106,7 +106,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add("--grace-period", "workers.grace_period_s", "a trial silent this many seconds belongs to a dead worker: it "
         f"is failed and re-run [{default('workers.grace_period_s')}]", type=count(1, default("workers.grace_period_s")))
     add("--no-progress", "progress", "no progress bars", action="store_false")
-    p.set_defaults(handler=run, option_flags=option_flags(p))
+    # the caches are in RUNS_DIR/cache: an error naming the supernet's cache_dir shows --runs-dir
+    p.set_defaults(handler=run, option_flags={**option_flags(p), "cache_dir": "--runs-dir"})
 
 
 def finalist_count(text: str) -> int | str:

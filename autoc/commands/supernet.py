@@ -51,7 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--train-device", default="cpu", help="where the training steps run: cpu, cuda, cuda:N, or auto "
                    "(a GPU when torch sees one); the cache is the same whichever trained it [cpu]")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
-    t.set_defaults(handler=run_train, option_flags=option_flags(t))
+    # the cache is RUNS_DIR/cache: an error naming open_supernet's cache_dir shows --runs-dir
+    t.set_defaults(handler=run_train, option_flags={**option_flags(t), "cache_dir": "--runs-dir"})
 
 
 def run_train(args: argparse.Namespace) -> int:

@@ -61,7 +61,7 @@ class ExportResult:
 def export_trial(request: ExportRequest) -> ExportResult:
     """Write a stored trial in ``request.format`` (the best feasible trial unless ``request.trial`` is given)."""
     if request.format not in FORMATS:
-        raise PolicyError(f"--format {request.format!r} is unknown; use one of {', '.join(FORMATS)}")
+        raise PolicyError(f"format {request.format!r} is unknown; use one of {', '.join(FORMATS)}", fields=("format",))
     run = open_stored_run(request.target, storage=request.storage, study=request.study)
     stored = open_trial(run, trial=request.trial)
     output = request.output or run.run_dir / "export" / f"trial-{stored.record.number}{FORMATS[request.format]}"

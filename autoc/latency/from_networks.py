@@ -286,11 +286,12 @@ def split_fit_held_out(
         )
     fit = max(MIN_FIT, int(0.8 * count)) if fit is None else fit
     if fit < MIN_FIT:
-        raise DeviceError(f"--fit {fit} is too few: fitting needs at least {MIN_FIT} networks; give --fit {MIN_FIT} or more")
+        raise DeviceError(f"fit {fit} is too few: fitting needs at least {MIN_FIT} networks; give fit {MIN_FIT} or more",
+                          fields=("fit",))
     if fit >= count:
         raise DeviceError(
-            f"--fit {fit} leaves none of the {count} networks in {source} held out to check the fit; "
-            f"give --fit at most {count - 1}"
+            f"fit {fit} leaves none of the {count} networks in {source} held out for validation; "
+            f"give fit at most {count - 1}", fields=("fit",)
         )
     order = np.random.default_rng(seed).permutation(count)
     return [networks[i] for i in order[:fit]], [networks[i] for i in order[fit:]]

@@ -185,7 +185,8 @@ def run_compress(options: CompressOptions, *, log: Callable[[str], None] = logge
                 "keep_choices": ",".join(map(str, options.keep_choices))}
     storage = open_storage(default_storage_url(run_dir))
     sampler = optuna.samplers.TPESampler(seed=options.seed)
-    study = open_study(storage=storage, name=study_name, identity=identity, sampler=sampler, directions=["maximize"])
+    study = open_study(storage=storage, name=study_name, identity=identity, sampler=sampler, directions=["maximize"],
+                       study_field="study")
     study.set_user_attr(OPTIONS_ATTR, {**options.to_dict(), "study": study_name,
                                        "runs_dir": str(Path(options.runs_dir).resolve())})
     done_before = _finished(study)
