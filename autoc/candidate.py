@@ -12,6 +12,8 @@ from autoc.errors import PolicyError
 
 @dataclass(frozen=True)
 class Candidate:
+    """An architecture with its compression policy: what a trial builds, estimates and exports."""
+
     arch: ArchConfig
     policy: CompressionPolicy
 

@@ -22,6 +22,7 @@ class OneLineErrorParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `autoc` parser with every subcommand of autoc.commands registered."""
     parser = OneLineErrorParser(prog="autoc", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     register_all(sub)
@@ -59,6 +60,11 @@ def configure_logging() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one `autoc` command and return its exit code; a user error prints one line naming the
+    user's flags (exit 2).
+
+        $ autoc search --budget-ms 20 --trials 30
+    """
     args = build_parser().parse_args(argv)
     configure_logging()
     flags = getattr(args, "option_flags", {})

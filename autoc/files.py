@@ -92,15 +92,18 @@ def claim_outputs(outputs: Mapping[Path, OutputKind], *, force: bool) -> None:
     only a file of the kind written there; each output's folder must be writable."""
     directories = [str(p) for p in outputs if p.is_dir()]
     if directories:
-        raise StorageError(f"{', '.join(directories)} is a directory; give a file path as --output")
+        raise StorageError(f"{', '.join(directories)} is a directory; give a file path as output", fields=("output",))
     for path in outputs:
-        check_can_write(path.parent, fix="give --output a path in a writable folder")
+        try:
+            check_can_write(path.parent, fix="give output a path in a writable folder")
+        except StorageError as error:
+            raise StorageError(str(error), fields=("output",)) from None
     check_replaceable(outputs)
     existing = [str(p) for p in outputs if p.exists()]
     if existing and not force:
         raise StorageError(
             f"{', '.join(existing)} already exist{'s' if len(existing) == 1 else ''}; "
-            "pass --force (force=True) to replace, or choose another --output"
+            "pass force to replace, or choose another output", fields=("force", "output")
         )
 
 
@@ -111,11 +114,11 @@ def check_replaceable(outputs: Mapping[Path, OutputKind]) -> None:
             continue
         stored = stored_data_kind(path)
         if stored is not None:
-            raise StorageError(f"{path} is {stored}, which no output replaces, not even with --force; "
-                               "choose another output path")
+            raise StorageError(f"{path} is {stored}, which no output replaces, not even with force; "
+                               "choose another output path", fields=("force",))
         if path.stat().st_size and not kind.looks_like(_head(path)):
-            raise StorageError(f"{path} is not a {kind.name}; --force replaces only a file of the kind written "
-                               "there, so choose another output path (or move that file away)")
+            raise StorageError(f"{path} is not a {kind.name}; force replaces only a file of the kind written "
+                               "there, so choose another output path (or move that file away)", fields=("force",))
 
 
 def check_can_write(directory: Path, *, fix: str, what: str = "directory") -> None:
@@ -135,10 +138,11 @@ def check_can_write(directory: Path, *, fix: str, what: str = "directory") -> No
                            f"{fix}") from None
 
 
-def write_bytes_atomic(path: Path, data: bytes, *, fix: str | None = None) -> Path:
+def write_bytes_atomic(path: Path, data: bytes, *, fix: str | None = None, fields: tuple[str, ...] = ()) -> Path:
     """Write via a temp file in the same folder and ``os.replace``: readers see the old file or the
     new one, and a failed write (a full disk, a read-only folder) leaves no temp file and is one
-    line, ending in ``fix`` when given. The one atomic writer of the package."""
+    line, ending in ``fix`` when given (``fields``: the options ``fix`` names). The one atomic writer
+    of the package."""
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -150,19 +154,19 @@ def write_bytes_atomic(path: Path, data: bytes, *, fix: str | None = None) -> Pa
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
         if isinstance(exc, OSError):
-            raise StorageError(write_failure(path, exc, fix=fix)) from None
+            raise StorageError(write_failure(path, exc, fix=fix), fields=fields) from None
         raise
     return path
 
 
-def save_torch_atomic(path: Path, obj: object, *, fix: str | None = None) -> Path:
+def save_torch_atomic(path: Path, obj: object, *, fix: str | None = None, fields: tuple[str, ...] = ()) -> Path:
     """``torch.save(obj)`` at ``path`` atomically; serialised in memory first because torch's zip
     writer reports a full disk obscurely."""
     import torch  # here, so the writers of text outputs never load it
 
     buffer = io.BytesIO()
     torch.save(obj, buffer)
-    return write_bytes_atomic(path, buffer.getvalue(), fix=fix)
+    return write_bytes_atomic(path, buffer.getvalue(), fix=fix, fields=fields)
 
 
 def write_failure(path: Path, exc: OSError, *, fix: str | None = None) -> str:
@@ -173,4 +177,5 @@ def write_failure(path: Path, exc: OSError, *, fix: str | None = None) -> str:
 
 
 def write_text_atomic(path: Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically, as write_bytes_atomic does."""
     return write_bytes_atomic(path, text.encode("utf-8"))

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import autoc.search.driver
-from autoc.cli import main
+from autoc.cli import build_parser, main
 from autoc.commands._flags import with_flags
 from autoc.search.driver import SearchResult
 from autoc.supernet import SupernetConfig
@@ -92,6 +92,7 @@ def test_only_the_fields_an_error_names_become_flags():
     assert with_flags("the space's trials", (), flags) == "the space's trials"  # not named by the error: prose
     assert with_flags("the 'tiny-trials' study", ("trials",), flags) == "the 'tiny-trials' study"
     assert with_flags("set workers.count to 2", ("workers.count",), flags) == "set --workers to 2"
+    assert with_flags("runs/trials/x.db: set trials", ("trials",), flags) == "runs/trials/x.db: set --trials"
 
 
 def test_the_library_logs_and_the_command_shows_its_info_lines_on_stderr(capsys, searched):
@@ -101,3 +102,18 @@ def test_the_library_logs_and_the_command_shows_its_info_lines_on_stderr(capsys,
     captured = capsys.readouterr()
     assert "estimate noise: a line\nautoc: supernet cache x is unreadable; retraining it\n" in captured.err
     assert "estimate noise" not in captured.out
+
+
+@pytest.mark.parametrize("argv, fields", [
+    (["show", "runs/x"], {"storage.url": "--storage", "storage.study": "--study"}),
+    (["report", "runs/x"], {"storage.url": "--storage", "storage.study": "--study", "out_dir": "--out",
+                            "force": "--force"}),
+    (["export", "runs/x"], {"storage.url": "--storage", "storage.study": "--study", "output": "--output",
+                            "force": "--force", "format": "--format"}),
+    (["calibrate", "--device", "pi"], {"pack_dir": "--pack", "fit": "--fit"}),
+    (["supernet", "train"], {"cache_dir": "--runs-dir"}),
+    (["search"], {"storage.url": "--storage", "storage.study": "--study", "cache_dir": "--runs-dir"}),
+])
+def test_each_command_shows_its_flag_for_the_fields_its_library_errors_name(argv, fields):
+    flags = build_parser().parse_args(argv).option_flags
+    assert {field: flags.get(field) for field in fields} == fields

@@ -6,7 +6,8 @@ import torch
 
 import autoc.files
 from autoc.errors import StorageError
-from autoc.files import save_torch_atomic, write_bytes_atomic
+from autoc.commands._flags import with_flags
+from autoc.files import HTML, claim_outputs, save_torch_atomic, write_bytes_atomic
 
 
 def _failing_replace(code):
@@ -29,9 +30,21 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp_file(tmp_path, monkeypat
 def test_a_given_fix_ends_the_line_of_a_failed_write(tmp_path, monkeypatch):
     monkeypatch.setattr(autoc.files.os, "replace", _failing_replace(errno.EACCES))
 
-    with pytest.raises(StorageError, match=r"a\.pt: simulated; pass a writable --runs-dir$"):
-        save_torch_atomic(tmp_path / "a.pt", {"w": torch.ones(2)}, fix="pass a writable --runs-dir")
+    with pytest.raises(StorageError, match=r"a\.pt: simulated; pass a writable cache_dir$") as raised:
+        save_torch_atomic(tmp_path / "a.pt", {"w": torch.ones(2)}, fix="pass a writable cache_dir",
+                          fields=("cache_dir",))
+    assert raised.value.fields == ("cache_dir",)  # the option the fix names, for a command to show as its flag
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_existing_output_names_the_arguments_and_a_command_shows_its_flags(tmp_path):
+    page = tmp_path / "output" / "report.html"
+    page.parent.mkdir()
+    page.write_text("<!DOCTYPE html><p>old")
+    with pytest.raises(StorageError, match="pass force to replace, or choose another output$") as raised:
+        claim_outputs({page: HTML}, force=False)
+    shown = with_flags(str(raised.value), raised.value.fields, {"force": "--force", "output": "--output"})
+    assert shown == f"{page} already exists; pass --force to replace, or choose another --output"  # path as it is
 
 
 def test_torch_objects_are_saved_into_missing_folders(tmp_path):

@@ -35,6 +35,8 @@ class ConvBNAct(nn.Module):
 
 
 class ChannelShuffle(nn.Module):
+    """Interleaves the channels of ``groups`` groups (ShuffleNet), so the next grouped conv sees every group."""
+
     def __init__(self, groups: int) -> None:
         super().__init__()
         self.groups = groups
@@ -67,6 +69,9 @@ class Block(nn.Module):
 
 
 class AutocNet(nn.Module):
+    """The network a NetSpec describes: stem, stages of blocks, optional head conv, global average pool
+    and a linear classifier."""
+
     def __init__(self, spec: NetSpec) -> None:
         super().__init__()
         self.spec = spec

@@ -21,6 +21,9 @@ CHANNEL_MULTIPLE = 8
 
 @dataclass(frozen=True)
 class ConvSpec:
+    """One conv of a network plan (BatchNorm after it, the activation when ``act``): its shape and the
+    channel groups of its input and output, which pruning keeps consistent."""
+
     name: str
     cin: int
     cout: int
@@ -62,6 +65,9 @@ class BlockSpec:
 
 @dataclass(frozen=True)
 class NetSpec:
+    """A whole network plan: stem, blocks, optional head and classifier; what the builder, the latency
+    models, the metrics and the exporters read."""
+
     input_size: int
     in_channels: int
     num_classes: int

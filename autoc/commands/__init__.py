@@ -12,6 +12,7 @@ import pkgutil
 
 
 def register_all(subparsers: argparse._SubParsersAction) -> None:
+    """Register every command module of this package (those not starting with _), in name order."""
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
             continue

@@ -35,7 +35,8 @@ def given_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def with_flags(message: str, fields: tuple[str, ...], flags: Mapping[str, str]) -> str:
-    """``message`` with each of ``fields`` that has a flag written as that flag."""
+    """``message`` with each of ``fields`` that has a flag written as that flag (not inside a word,
+    a dotted name or a path: a folder named like a field stays as it is)."""
     for field in sorted((f for f in fields if f in flags), key=len, reverse=True):
-        message = re.sub(rf"(?<![\w.\-]){re.escape(field)}(?![\w\-])", flags[field], message)
+        message = re.sub(rf"(?<![\w.\-/]){re.escape(field)}(?![\w\-/])", flags[field], message)
     return message

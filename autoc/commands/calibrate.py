@@ -14,8 +14,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from autoc.commands._flags import option_flags
+
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add `autoc calibrate` and its options."""
     p = sub.add_parser("calibrate", help="measure or import a device's latency profile", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", required=True, help="'host' (this machine) or a name for another device, e.g. raspi4")
@@ -32,15 +35,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--networks", type=int, default=None, help="networks the correction is fitted on (host: 32, pack: 24)")
     p.add_argument("--held-out", type=int, default=None, help="held-out networks for validation (host: 8, pack: 16)")
     p.add_argument("--repeats", type=int, default=None, help="timed rounds per model when measuring the host")
-    p.add_argument("--pack", type=Path, default=None, help="with --import: the pack directory (default: the CSV's)")
+    p.add_argument("--pack", dest="pack_dir", type=Path, default=None, help="with --import: the pack directory (default: the CSV's)")
     p.add_argument("--column", default=None, help="with --from-networks: the time column (default NAME_ms)")
     p.add_argument("--fit", type=int, default=None, help="with --from-networks: networks to fit on (default 80%%)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampled networks / fit split")
     p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="profiles live in RUNS_DIR/devices")
-    p.set_defaults(handler=run)
+    p.set_defaults(handler=run, option_flags=option_flags(p))
 
 
 def run(args: argparse.Namespace) -> int:
+    """Build, import or update a device's latency profile, as the mode flags given ask."""
     from autoc.errors import DeviceError
     from autoc.latency.device import check_device_name, profile_path
     from autoc.latency.profile import HOST
@@ -82,7 +86,7 @@ _OPTION_MODES = {
     "networks": ("--networks", ("host", "export_pack")),
     "held_out": ("--held-out", ("host", "export_pack")),
     "repeats": ("--repeats", ("host",)),
-    "pack": ("--pack", ("import_csv",)),
+    "pack_dir": ("--pack", ("import_csv",)),
     "column": ("--column", ("from_networks",)),
     "fit": ("--fit", ("from_networks",)),
 }
@@ -207,7 +211,7 @@ def _foreign_profile(args: argparse.Namespace):
     if args.import_csv is not None:
         from autoc.latency.pack import import_results
 
-        return import_results(args.import_csv, device=args.device, pack_dir=args.pack)
+        return import_results(args.import_csv, device=args.device, pack_dir=args.pack_dir)
     space = load_space(args.space)
     if args.ofa_lut is not None:
         from autoc.latency.ofa_lut import ofa_profile

@@ -17,6 +17,7 @@ def _default(name: str):
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add `autoc compress` and its options."""
     p = sub.add_parser("compress", help="prune and quantise your own model (torchvision or your code) into "
                                         "latency budgets on a device")
     p.add_argument("model", help="torchvision:NAME (e.g. torchvision:resnet18), package.module:callable "
@@ -50,6 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Compress a user model under each budget, or resume a stored compress study, and print the summary."""
     from dataclasses import replace
 
     from autoc.errors import OptionError

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from autoc.commands._flags import option_flags
 from autoc.commands._numbers import count
 
 FORMAT_HELP = (
@@ -14,21 +15,23 @@ FORMAT_HELP = (
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add `autoc export` and its options."""
     from autoc.export.formats import FORMATS
 
     p = sub.add_parser("export", help="export a trial of a search (default: the best) to a file")
     p.add_argument("run", type=Path, help="run directory of the search (runs/<study>), or the study name with --storage")
     p.add_argument("--trial", type=count(0, 3), default=None, help="trial number (default: best feasible trial)")
     p.add_argument("--format", default="policy", choices=list(FORMATS), help=FORMAT_HELP)
-    p.add_argument("--output", "-o", type=Path, default=None, help="output file (default runs/<study>/export/trial-N.<ext>)")
+    p.add_argument("-o", "--output", type=Path, default=None, help="output file (default runs/<study>/export/trial-N.<ext>)")
     p.add_argument("--force", action="store_true", help="replace output files that exist")
-    p.add_argument("--storage", default=None, help="Optuna storage URL when the study is not in runs/<study>/study.db")
-    p.add_argument("--study", default=None, help="study name in --storage (default: the run directory's name)")
+    p.add_argument("--storage", dest="storage.url", default=None, help="Optuna storage URL when the study is not in runs/<study>/study.db")
+    p.add_argument("--study", dest="storage.study", default=None, help="study name in --storage (default: the run directory's name)")
     p.add_argument("--no-check", action="store_true", help="onnx: skip the latency measurement and accuracy comparison")
-    p.set_defaults(handler=run)
+    p.set_defaults(handler=run, option_flags=option_flags(p))
 
 
 def run(args: argparse.Namespace) -> int:
+    """Export a trial of a stored search and print the files written (and the ONNX check)."""
     from autoc.export.exporter import ExportRequest, export_trial
     from autoc.export.onnx_candidate import format_check
 
@@ -39,8 +42,8 @@ def run(args: argparse.Namespace) -> int:
             trial=args.trial,
             output=args.output,
             force=args.force,
-            storage=args.storage,
-            study=args.study,
+            storage=getattr(args, "storage.url"),
+            study=getattr(args, "storage.study"),
             check=not args.no_check,
         )
     )

@@ -14,6 +14,7 @@ VALIDATE_SEED = 777  # never the calibration seed: these networks were not used 
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add `autoc latency validate` and `autoc latency predict`."""
     p = sub.add_parser("latency", help="validate a device profile or predict a policy's latency", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     actions = p.add_subparsers(dest="action", required=True)
@@ -68,6 +69,7 @@ def _check_measure(args: argparse.Namespace):
 
 
 def run_validate(args: argparse.Namespace) -> int:
+    """Print a device profile's held-out figures, and those of freshly measured networks with --measure."""
     from autoc.latency.device import open_device_model
     from autoc.latency.validate import format_figures
 
@@ -108,6 +110,7 @@ def _measure_fresh(args: argparse.Namespace, model, *, space, threads: int) -> d
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    """Print a policy file's predicted latency (and energy, breakdown) on a device."""
     from autoc.policy.file import load_policy
     from autoc.latency.device import open_device_model, profile_path
     from autoc.latency.model import open_host_model

@@ -17,6 +17,7 @@ from autoc.search.options import field_default as default
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add `autoc search`: each option flag stores into its SearchOptions field."""
     p = sub.add_parser("search", help="search architecture + compression policy under a latency budget")
     p.argument_default = argparse.SUPPRESS  # a flag left out is absent: the file, the stored study or the default rule
 
@@ -105,10 +106,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     add("--grace-period", "workers.grace_period_s", "a trial silent this many seconds belongs to a dead worker: it "
         f"is failed and re-run [{default('workers.grace_period_s')}]", type=count(1, default("workers.grace_period_s")))
     add("--no-progress", "progress", "no progress bars", action="store_false")
-    p.set_defaults(handler=run, option_flags=option_flags(p))
+    # the caches are in RUNS_DIR/cache: an error naming the supernet's cache_dir shows --runs-dir
+    p.set_defaults(handler=run, option_flags={**option_flags(p), "cache_dir": "--runs-dir"})
 
 
 def finalist_count(text: str) -> int | str:
+    """The --finalists value: a count >= 0 or the word auto."""
     if text == "auto":
         return text
     try:
@@ -121,6 +124,7 @@ def finalist_count(text: str) -> int | str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run (or resume) a search from the flags, a recipe file and the stored options, and print its summary."""
     from autoc.errors import OptionError
     from autoc.search.driver import SearchOptions, run_search, summary_lines
     from autoc.search.recipe_file import read_recipe

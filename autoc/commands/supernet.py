@@ -12,6 +12,7 @@ _RECIPE = SupernetConfig()  # the recipe's defaults, as --help shows them
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add `autoc supernet train` and its options."""
     p = sub.add_parser("supernet", help="weight-sharing supernet of a search space")
     actions = p.add_subparsers(dest="supernet_action", required=True)
     t = actions.add_parser("train", help="train the supernet of (space, dataset, seed) once; cached under runs/cache")
@@ -50,10 +51,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--train-device", default="cpu", help="where the training steps run: cpu, cuda, cuda:N, or auto "
                    "(a GPU when torch sees one); the cache is the same whichever trained it [cpu]")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
-    t.set_defaults(handler=run_train, option_flags=option_flags(t))
+    # the cache is RUNS_DIR/cache: an error naming open_supernet's cache_dir shows --runs-dir
+    t.set_defaults(handler=run_train, option_flags={**option_flags(t), "cache_dir": "--runs-dir"})
 
 
 def run_train(args: argparse.Namespace) -> int:
+    """Train (or load from the cache) a space's supernet and print its largest and smallest sub-networks'
+    accuracy."""
     import os
     from dataclasses import replace
 

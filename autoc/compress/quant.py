@@ -17,6 +17,9 @@ from autoc.arch.policy import CompressionPolicy
 
 
 class FakeQuant(nn.Module):
+    """A layer's quantiser: fake-quantises its input activations (range observed while training, or on
+    first use) and its weights (per channel) to the policy's bits."""
+
     def __init__(self, *, weight_bits: int, act_bits: int, momentum: float = 0.1) -> None:
         super().__init__()
         self.weight_bits = weight_bits

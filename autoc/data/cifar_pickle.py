@@ -31,6 +31,8 @@ _ALLOWED = {
 
 @dataclass(frozen=True)
 class CifarArrays:
+    """CIFAR-10 as read from the pickled batches: class names, training and test images and labels."""
+
     classes: tuple[str, ...]
     train_x: np.ndarray  # uint8 N x 3 x 32 x 32
     train_y: np.ndarray  # int64 N
@@ -47,6 +49,7 @@ def find_pickle_folder(path: Path) -> Path | None:
 
 
 def load_pickle_folder(folder: Path) -> CifarArrays:
+    """Read a ``cifar-10-batches-py`` folder; a missing batch file is a DataError naming it."""
     missing = [name for name in (*TRAIN_BATCHES, TEST_BATCH) if not (folder / name).is_file()]
     if missing:
         raise DataError(

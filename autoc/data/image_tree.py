@@ -37,6 +37,7 @@ class ImageTree:
 
 
 def layout_text(splits: tuple[str, ...]) -> str:
+    """The expected folder layout of ``splits``, as messages show it."""
     return " and ".join(f"{split}/<class>/<image>.jpg" for split in splits)
 
 

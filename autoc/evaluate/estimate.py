@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Estimate:
+    """A candidate's estimated accuracy on the validation split and the seconds it took."""
+
     accuracy: float
     seconds: float
     # Per validation image: was it classified right (bool, in the order evaluated). Lets two

@@ -48,6 +48,8 @@ def size_bytes(spec: NetSpec, policy: CompressionPolicy) -> int:
 
 
 def weight_storage_bits(weights: int, *, bits: int, sparsity: float) -> int:
+    """Bits to store ``weights`` weights of ``bits`` bits: dense, or the non-zero ones plus a one-bit
+    mask per weight when pruned to ``sparsity``, whichever is smaller."""
     dense = weights * bits
     if sparsity <= 0.0:
         return dense

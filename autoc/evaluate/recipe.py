@@ -26,6 +26,8 @@ from autoc.files import write_text_atomic
 
 @dataclass(frozen=True)
 class TrainedCandidate:
+    """A candidate trained from scratch: the model, its validation accuracy and the seconds it took."""
+
     model: AutocNet
     accuracy: float
     seconds: float
@@ -108,6 +110,7 @@ def reference_accuracy(candidate: Candidate, data: DatasetSplit, *, config: Trai
 
 
 def reference_key(candidate: Candidate, data: DatasetSplit, *, config: TrainConfig) -> str:
+    """Cache key of a reference run: a hash of the candidate, the training recipe and the data."""
     identity = {"format": REFERENCE_FORMAT, "candidate": candidate.to_dict(), "recipe": dataclasses.asdict(config),
                 "data": data.fingerprint}
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]

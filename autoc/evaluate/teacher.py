@@ -26,6 +26,8 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Teacher:
+    """The trained largest network candidates learn from, its validation accuracy and its cache file."""
+
     model: AutocNet
     val_accuracy: float
     path: Path
@@ -48,6 +50,8 @@ def load_or_train_teacher(
     progress: bool,
     device: torch.device | None = None,
 ) -> Teacher:
+    """The teacher of ``arch`` from ``cache_path``, or trained with ``config`` and cached there when the
+    file is missing or unreadable."""
     model = build_model(build_netspec(arch), seed=config.seed)
     if cache_path.is_file():
         try:

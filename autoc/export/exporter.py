@@ -37,6 +37,8 @@ OUTPUT_KINDS = {"policy": POLICY_JSON, "onnx": ONNX, "torchscript": TORCH, "stat
 
 @dataclass(frozen=True)
 class ExportRequest:
+    """What to export: which stored trial, in which format, to which file."""
+
     target: Path  # runs/<study>, or the study name with storage
     format: str = "policy"
     trial: int | None = None  # None: the best feasible trial
@@ -49,14 +51,17 @@ class ExportRequest:
 
 @dataclass(frozen=True)
 class ExportResult:
+    """The exported trial, the files written and, for ONNX, the latency and accuracy check."""
+
     trial: int
     paths: tuple[Path, ...]
     check: OnnxCheck | None = None
 
 
 def export_trial(request: ExportRequest) -> ExportResult:
+    """Write a stored trial in ``request.format`` (the best feasible trial unless ``request.trial`` is given)."""
     if request.format not in FORMATS:
-        raise PolicyError(f"--format {request.format!r} is unknown; use one of {', '.join(FORMATS)}")
+        raise PolicyError(f"format {request.format!r} is unknown; use one of {', '.join(FORMATS)}", fields=("format",))
     run = open_stored_run(request.target, storage=request.storage, study=request.study)
     stored = open_trial(run, trial=request.trial)
     output = request.output or run.run_dir / "export" / f"trial-{stored.record.number}{FORMATS[request.format]}"

@@ -21,6 +21,8 @@ OVERHEAD = "overhead"
 
 @dataclass(frozen=True)
 class LayerRow:
+    """One layer of a candidate as the CSV export lists it: shape, pruning, precision, MACs, predicted ms."""
+
     layer: str
     unit: str
     kind: str  # conv, depthwise, grouped, linear, or overhead
@@ -36,6 +38,7 @@ class LayerRow:
 
 
 def layer_rows(candidate: Candidate, latency: LatencyModel) -> list[LayerRow]:
+    """A row per conv of ``candidate`` (its unit's predicted ms shared by MACs), then the overhead row."""
     spec, full = candidate.netspec(), candidate.full_netspec()
     full_out = {c.name: c.cout for c in full.convs()}
     unit_ms = {name: ms for name, _, ms in latency.breakdown(spec, candidate.policy)}
@@ -84,6 +87,7 @@ def _conv_macs(conv: ConvSpec, out_resolution: int) -> int:
 
 
 def rows_to_csv(rows: list[LayerRow]) -> str:
+    """The rows as CSV text with a header of the LayerRow field names."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow([f.name for f in fields(LayerRow)])

@@ -22,6 +22,7 @@ CLASSIFIER = "classifier"
 
 
 def nni_config(candidate: Candidate) -> dict[str, Any]:
+    """The candidate's pruning and quantisation as NNI 3.x config lists, for the unpruned architecture."""
     return {
         "format": FORMAT,
         "applies_to": "unpruned architecture; module names are autoc layer names + '.conv' (Linear: 'classifier')",
@@ -31,6 +32,7 @@ def nni_config(candidate: Candidate) -> dict[str, Any]:
 
 
 def pruning_config_list(candidate: Candidate) -> list[dict[str, Any]]:
+    """NNI pruning entries: each pruned channel group's convs with their sparse ratio."""
     full, pruned = candidate.full_netspec(), candidate.netspec()
     kept = {c.out_group: c.cout for c in pruned.convs()}
     frozen = frozen_groups(full)
@@ -52,6 +54,7 @@ def pruning_config_list(candidate: Candidate) -> list[dict[str, Any]]:
 
 
 def quantization_config_list(candidate: Candidate) -> list[dict[str, Any]]:
+    """NNI quantisation entries: the int8 convs by weight bits, and the classifier when the head is int8."""
     by_bits: dict[int, list[str]] = {}
     for name in candidate.full_netspec().layer_names():
         layer = candidate.policy.get(name)

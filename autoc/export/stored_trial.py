@@ -15,6 +15,8 @@ from autoc.space import SearchSpace, load_space
 
 @dataclass(frozen=True)
 class StoredTrial:
+    """A trial of a stored run, ready to export: its record, the run's space and its policy."""
+
     run: StoredRun
     record: TrialRecord
     space: SearchSpace

@@ -117,6 +117,7 @@ def conv_token(conv: ConvSpec) -> str:
 
 
 def stem_unit(spec: NetSpec, policy: CompressionPolicy) -> Unit:
+    """The stem as a latency unit: its key names its shape and precision."""
     precision = policy.get(STEM).precision
     parts = ["stem", f"r{spec.input_size}", f"c{spec.stem.cin}", conv_token(spec.stem), spec.activation, precision]
     return Unit(
@@ -131,6 +132,7 @@ def stem_unit(spec: NetSpec, policy: CompressionPolicy) -> Unit:
 
 
 def block_unit(block: BlockSpec, policy: CompressionPolicy, *, activation: str) -> Unit:
+    """A block as a latency unit: its key names its shape and precision (identity blocks share one key)."""
     precision = block_precision(block, policy)
     if block.convs:
         kind = "ir" if any(c.depthwise for c in block.convs) else "conv"
@@ -154,6 +156,7 @@ def block_unit(block: BlockSpec, policy: CompressionPolicy, *, activation: str) 
 
 
 def head_unit(spec: NetSpec, policy: CompressionPolicy) -> Unit:
+    """The head (conv when there is one, pooling, classifier) as a latency unit."""
     precision = policy.get(HEAD).precision
     cin = spec.head.cin if spec.head is not None else spec.classifier_in
     parts = ["head", f"r{spec.head_resolution}", f"c{cin}"]

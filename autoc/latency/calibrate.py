@@ -364,6 +364,7 @@ def _host_features(units: Sequence[Unit], table: Mapping[str, float]) -> list[li
 
 
 def protocol(*, warmup: int, repeats: int, threads: int) -> str:
+    """How a calibration measured, in words, as recorded with the profile."""
     return (
         f"onnxruntime CPU, {threads} thread(s); {warmup} warm-up runs each; {repeats} rounds, every model once "
         f"per round in a fresh random order; runs beyond Q3 + {OUTLIER_IQR:g} IQR dropped; "

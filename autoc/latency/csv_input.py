@@ -16,12 +16,16 @@ from autoc.errors import DeviceError
 
 @dataclass(frozen=True)
 class CsvRow:
+    """One data row of a CSV file, with its line number for messages."""
+
     line: int  # 1-based line in the file
     values: dict[str, str]
 
 
 @dataclass(frozen=True)
 class CsvTable:
+    """A parsed CSV file (its ``# key: value`` comment lines in ``meta``) whose errors name file and line."""
+
     path: Path
     columns: tuple[str, ...]
     rows: tuple[CsvRow, ...]
@@ -64,6 +68,7 @@ def read_csv(path: str | Path, *, what: str) -> CsvTable:
 
 
 def parse_csv(text: str, *, path: Path, what: str) -> CsvTable:
+    """Parse ``text`` (read from ``path``, a ``what`` for messages): the header, then one value per column a row."""
     meta: dict[str, str] = {}
     lines = list(_numbered(text, meta))
     if not lines:

@@ -28,6 +28,7 @@ HOW_TO_CREATE = (
 
 
 def profile_path(device: str, *, runs_dir: Path, threads: int = 1) -> Path:
+    """Where ``device``'s profile lives under ``runs_dir`` (the host's per thread count)."""
     devices = runs_dir / "devices"
     return devices / (f"{HOST}-t{threads}.json" if device == HOST else f"{device}.json")
 

@@ -88,6 +88,7 @@ def layer_costs(spec: NetSpec) -> list[LayerCost]:
 
 
 def conv_cost(conv: ConvSpec, resolution: int) -> LayerCost:
+    """MACs, weights (with bias) and activations in + out of ``conv`` at input ``resolution``."""
     out_res = -(-resolution // conv.stride)
     weights = conv.cout * (conv.cin // conv.groups) * conv.kernel**2
     return LayerCost(

@@ -66,6 +66,8 @@ _DEFAULTS = {"precision": "fp32", "keep": 1.0}
 
 @dataclass(frozen=True)
 class MeasuredNetwork:
+    """A network of the input CSV: its name, the candidate it builds and its measured latency."""
+
     name: str
     candidate: Candidate
     latency_ms: float
@@ -150,6 +152,9 @@ def _number(text: str) -> float | None:
 
 @dataclass(frozen=True)
 class AdditiveFit:
+    """A fit of whole-network times as a sum of per-unit times plus an intercept and a cost per
+    precision transition; ``prior`` prices units the fitting networks did not contain."""
+
     blocks: dict[str, float]
     prior: UnitPrior
     intercept_ms: float
@@ -245,6 +250,7 @@ def networks_profile(
     column: str,
     created: str | None = None,
 ) -> DeviceProfile:
+    """The device profile of ``fit``, recording the source file, the column and the space it was fitted for."""
     identity = data_identity(
         f"whole-network times from {Path(source_file).name}, column {column}", created=created, precisions=fit.precisions
     )
@@ -280,11 +286,12 @@ def split_fit_held_out(
         )
     fit = max(MIN_FIT, int(0.8 * count)) if fit is None else fit
     if fit < MIN_FIT:
-        raise DeviceError(f"--fit {fit} is too few: fitting needs at least {MIN_FIT} networks; give --fit {MIN_FIT} or more")
+        raise DeviceError(f"fit {fit} is too few: fitting needs at least {MIN_FIT} networks; give fit {MIN_FIT} or more",
+                          fields=("fit",))
     if fit >= count:
         raise DeviceError(
-            f"--fit {fit} leaves none of the {count} networks in {source} held out to check the fit; "
-            f"give --fit at most {count - 1}"
+            f"fit {fit} leaves none of the {count} networks in {source} held out for validation; "
+            f"give fit at most {count - 1}", fields=("fit",)
         )
     order = np.random.default_rng(seed).permutation(count)
     return [networks[i] for i in order[:fit]], [networks[i] for i in order[fit:]]

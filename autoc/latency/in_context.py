@@ -88,6 +88,8 @@ class InContextModel:
 
 
 def unit_features(unit: Unit, *, isolated_ms: float, int8: bool, previous_int8: bool | None) -> list[float]:
+    """The features of the in-context model for ``unit``: its isolated time, precision and switch, sizes,
+    kind and residual."""
     channels, size = unit.input_shape[1], unit.input_shape[2]
     out_channels, out_size = channels, size
     for conv in unit.convs:

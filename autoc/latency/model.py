@@ -46,6 +46,8 @@ OVERHEAD = "overhead"
 
 @runtime_checkable
 class LatencyModel(Protocol):
+    """What autoc needs of a latency model: predicted ms, energy and a per-unit breakdown."""
+
     def predict(self, spec: NetSpec, policy: CompressionPolicy) -> float:
         """Predicted latency in ms."""
 

@@ -103,7 +103,7 @@ def ofa_profile(path: str | Path, *, device: str, space: SearchSpace, seed: int 
         raise DeviceError(
             f"{path} does not cover space {space.name!r}: {len(uncovered)} block shape(s) missing, e.g. {shown}; "
             "use a space whose blocks the table has (OFA tables cover MobileNetV3 shapes at 160-224 px), "
-            "or measure the device with a calibration pack (--export-pack)"
+            "or measure the device with a calibration pack (autoc calibrate --export-pack)"
         )
     return DeviceProfile(
         device=device,

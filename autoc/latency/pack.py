@@ -57,6 +57,8 @@ RESULT_COLUMNS = ("name", "kind", "ms")
 
 @dataclass(frozen=True)
 class PackSummary:
+    """A written calibration pack: its directory and how many units, networks and held-out networks it holds."""
+
     directory: Path
     units: int
     networks: int
@@ -127,12 +129,14 @@ def _write_model(root: Path, relative: str, onnx: bytes, *, name: str, kind: str
 
 
 def load_manifest(pack_dir: Path) -> dict[str, Any]:
+    """The manifest of the pack in ``pack_dir``; a missing or foreign one is a DeviceError."""
     path = pack_dir / MANIFEST
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DeviceError(
-            f"no {MANIFEST} in {pack_dir}; give --pack the directory 'autoc calibrate --export-pack' wrote"
+            f"no {MANIFEST} in {pack_dir}; give pack_dir the directory 'autoc calibrate --export-pack' wrote",
+            fields=("pack_dir",)
         ) from None
     except (OSError, ValueError) as exc:  # ValueError: invalid JSON or not UTF-8 text
         raise DeviceError(f"cannot read {path} ({exc}); export the pack again") from None
@@ -153,7 +157,7 @@ def import_results(
     if table.meta.get("pack", manifest["pack_id"]) != manifest["pack_id"]:
         raise DeviceError(
             f"{results} was measured from pack {table.meta['pack']!r}, but {pack / MANIFEST} is pack "
-            f"{manifest['pack_id']!r}; give --pack the directory the results came from"
+            f"{manifest['pack_id']!r}; give pack_dir the directory the results came from", fields=("pack_dir",)
         )
     kinds = {m["name"]: m["kind"] for m in manifest["models"]}
     figures: dict[str, float] = {}

@@ -229,6 +229,7 @@ def cpu_model() -> str:
 
 
 def host_identity(threads: int) -> DeviceIdentity:
+    """This machine's identity for a host profile: CPU, cores, ``threads``, runtime and library versions."""
     import onnxruntime
     import torch
 
@@ -264,6 +265,7 @@ def data_identity(
 
 
 def new_host_profile(threads: int) -> DeviceProfile:
+    """An empty host profile for ``threads`` threads, filled by calibration."""
     return DeviceProfile(device=HOST, identity=host_identity(threads))
 
 

@@ -92,6 +92,8 @@ class CompressOptions:
 
 @dataclass(frozen=True)
 class Chosen:
+    """The policy chosen for one budget: its trial, accuracy, latency and the files written."""
+
     budget_ms: float
     trial: int | None  # None: the original model already fits
     accuracy: float
@@ -183,7 +185,8 @@ def run_compress(options: CompressOptions, *, log: Callable[[str], None] = logge
                 "keep_choices": ",".join(map(str, options.keep_choices))}
     storage = open_storage(default_storage_url(run_dir))
     sampler = optuna.samplers.TPESampler(seed=options.seed)
-    study = open_study(storage=storage, name=study_name, identity=identity, sampler=sampler, directions=["maximize"])
+    study = open_study(storage=storage, name=study_name, identity=identity, sampler=sampler, directions=["maximize"],
+                       study_field="study")
     study.set_user_attr(OPTIONS_ATTR, {**options.to_dict(), "study": study_name,
                                        "runs_dir": str(Path(options.runs_dir).resolve())})
     done_before = _finished(study)
@@ -262,6 +265,7 @@ def _check_budgets(ctx: _Context, original_ms: float) -> None:
 
 
 def policy_of(trial: optuna.trial.BaseTrial, ctx: _Context) -> ModelPolicy:
+    """The compression policy ``trial`` suggests: a keep ratio per channel group, int8 or not per conv."""
     keep = {g.name: trial.suggest_categorical(f"keep:{g.name}", ctx.options.keep_choices) for g in ctx.structure.groups}
     int8 = {n: INT8 for n in ctx.convs if trial.suggest_categorical(f"int8:{n}", (False, True))}
     return ModelPolicy.of(keep={k: v for k, v in keep.items() if v < 1.0}, layers=int8)

@@ -13,6 +13,8 @@ from autoc.training.loop import TrainConfig, correct_predictions, predict_logits
 
 @dataclass(frozen=True)
 class PolicyEstimate:
+    """A compressed, fine-tuned model's validation accuracy and its per-image results."""
+
     accuracy: float
     correct: torch.Tensor  # bool per validation image: paired comparisons between policies
     model: nn.Module  # the compressed, fine-tuned model

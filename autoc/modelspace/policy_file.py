@@ -30,6 +30,8 @@ MODEL_POLICY = "model_policy.schema.json"  # in autoc.schemas
 
 @dataclass(frozen=True)
 class ModelReference:
+    """Which user model a policy file applies to: its reference, classes, input size and weights hash."""
+
     model: str
     num_classes: int
     input_size: int
@@ -38,6 +40,8 @@ class ModelReference:
 
 @dataclass(frozen=True)
 class ModelPolicyFile:
+    """A compress policy file: the model it applies to, the policy, its device and budget, the metrics."""
+
     reference: ModelReference
     policy: ModelPolicy
     device: str
@@ -98,6 +102,7 @@ class ModelPolicyFile:
 
 
 def load_model_policy(path: str | Path) -> ModelPolicyFile:
+    """Read a compress policy file; a missing or malformed one is a PolicyError."""
     path = Path(path)
     try:
         data = json.loads(path.read_text())

@@ -28,6 +28,8 @@ METRIC_KEYS = ("accuracy", "latency_ms", "size_bytes", "macs", "params")
 
 @dataclass(frozen=True)
 class PolicyFile:
+    """A search's policy file: the candidate, the space it came from, its metrics and where its weights are."""
+
     candidate: Candidate
     space: dict[str, Any]  # {"name", "fingerprint", optional "source"}: see space_reference
     metrics: dict[str, float]
@@ -75,6 +77,7 @@ class PolicyFile:
 
 
 def load_weights(model: AutocNet, path: Path) -> None:
+    """Load the state dict at ``path`` into ``model``; a missing, corrupt or mismatched file is a PolicyError."""
     if not path.is_file():
         raise PolicyError(f"weights file {path} does not exist; pass weights=None for an untrained model")
     try:
@@ -107,6 +110,7 @@ def space_reference(space) -> dict[str, str]:
 
 
 def policy_json(policy: PolicyFile) -> str:
+    """The policy file's JSON text."""
     return json.dumps(policy.to_dict(), indent=2) + "\n"
 
 
@@ -168,6 +172,7 @@ def valid_layer_names(candidate: Candidate) -> list[str]:
 
 
 def check_layer_names(candidate: Candidate, *, source: str) -> None:
+    """Check the policy has an entry for every layer of the architecture and none else."""
     valid = valid_layer_names(candidate)
     unknown = sorted(set(candidate.policy.to_dict()) - set(valid))
     if unknown:

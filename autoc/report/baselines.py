@@ -20,6 +20,8 @@ _FIELDS = {"name": str, "accuracy": float, "latency_ms": float, "size_bytes": in
 
 @dataclass(frozen=True)
 class Baseline:
+    """A reference network the report plots beside the search's trials."""
+
     name: str
     accuracy: float
     latency_ms: float

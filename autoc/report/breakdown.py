@@ -18,6 +18,8 @@ from autoc.latency.profile import load_profile
 
 @dataclass(frozen=True)
 class BlockTime:
+    """One row of a latency breakdown: a unit (or the correction), its precision and predicted ms."""
+
     name: str  # stem, stages.S.B, head, or overhead (the whole-network correction)
     precision: str  # fp32, int8, or '' for the correction and blockless units
     ms: float
@@ -25,6 +27,8 @@ class BlockTime:
 
 @dataclass(frozen=True)
 class LatencyBreakdown:
+    """The chosen candidate's predicted ms per unit from the device profile, or why it is unavailable."""
+
     profile: Path
     rows: tuple[BlockTime, ...] = ()
     unavailable: str | None = None  # why there are no rows, for the page
@@ -35,6 +39,7 @@ class LatencyBreakdown:
 
 
 def latency_breakdown(candidate: Candidate, *, device: str, runs_dir: Path) -> LatencyBreakdown:
+    """The breakdown of ``candidate`` on ``device`` from the profile under ``runs_dir``; never measures."""
     path = profile_path(device, runs_dir=runs_dir)
     if not path.is_file():
         return LatencyBreakdown(

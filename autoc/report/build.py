@@ -21,6 +21,8 @@ PLOT_NAMES = ("pareto", "progress", "policy", "latency")
 
 @dataclass(frozen=True)
 class ReportFiles:
+    """What a report wrote: the page, its plot images, and notes on what it could not show."""
+
     page: Path
     images: tuple[Path, ...]
     notes: tuple[str, ...]  # what the page could not show, and why
@@ -60,17 +62,20 @@ def write_report(run: StoredRun, *, out_dir: Path | None = None, force: bool = F
             (out / f"{stale}.png").unlink(missing_ok=True)
         page_path = write_bytes_atomic(out / PAGE, page.encode("utf-8"))  # last: its presence means a whole report
     except OSError as exc:
-        raise StorageError(f"cannot write the report to {out}: {exc.strerror}; pass a writable --out DIR") from None
+        raise StorageError(f"cannot write the report to {out}: {exc.strerror}; pass a writable out_dir",
+                           fields=("out_dir",)) from None
     return ReportFiles(page=page_path, images=images, notes=tuple(notes))
 
 
 def _check_target(out: Path, *, force: bool) -> None:
     if out.exists() and not out.is_dir():
-        raise StorageError(f"--out {out} is a file, not a directory; give a directory for the report")
+        raise StorageError(f"out_dir {out} is a file, not a directory; give a directory for the report",
+                           fields=("out_dir",))
     # the plots are replaced (or removed when stale) along with the page, so they are checked too
     check_replaceable({out / PAGE: HTML, **{out / f"{name}.png": PNG for name in PLOT_NAMES}})
     if (out / PAGE).exists() and not force:
-        raise StorageError(f"{out / PAGE} already exists; pass --force to replace it, or --out another directory")
+        raise StorageError(f"{out / PAGE} already exists; pass force to replace it, or another out_dir",
+                           fields=("force", "out_dir"))
 
 
 def _runs_dir(run: StoredRun) -> Path:

@@ -25,6 +25,8 @@ figcaption { font-size: 0.9em; color: #555; } .note { background: #fff4e5; paddi
 
 @dataclass(frozen=True)
 class Plot:
+    """A plot of the report: its name, caption and PNG image."""
+
     name: str  # file stem and element id: pareto, policy, latency, progress
     caption: str
     png: bytes
@@ -39,6 +41,7 @@ def render_page(
     baselines: Sequence[Baseline],
     notes: Sequence[str],
 ) -> str:
+    """The report's HTML page: overview, Pareto front, baselines, chosen model and progress."""
     by_name = {plot.name: plot for plot in plots}
     parts = [
         f"<h1>autoc report: study {escape(summary.name)}</h1>",

@@ -21,6 +21,7 @@ LOG_SPAN = 20  # latencies spanning more than this factor get a log axis
 
 
 def png_bytes(fig: Figure) -> bytes:
+    """``fig`` as PNG bytes."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
     return buf.getvalue()
@@ -41,6 +42,7 @@ def _best_so_far(records) -> list[float]:
 
 
 def pareto_png(summary: StudySummary, baselines: list[Baseline]) -> bytes:
+    """Accuracy against predicted latency of every completed trial, with the baselines and the budget."""
     fig = Figure(figsize=(8, 5.5))
     ax = fig.add_subplot()
     _draw_trials(ax, summary)
@@ -101,6 +103,7 @@ def _padded_xlim(ax, low: float, high: float) -> None:
 
 
 def progress_png(summary: StudySummary) -> bytes:
+    """Accuracy of the trials by trial number and over time."""
     fig = Figure(figsize=(11, 4.6))
     by_trial, by_time = fig.subplots(1, 2, sharey=True)
     _progress_panel(by_trial, [(r.number, r) for r in summary.records])
@@ -133,6 +136,7 @@ def _progress_panel(ax, points) -> None:
 
 
 def policy_png(candidate: Candidate, *, title: str) -> bytes:
+    """The candidate's keep ratio and weight bits per layer."""
     names = candidate.netspec().layer_names()
     layers = [candidate.policy.get(name) for name in names]
     fig = Figure(figsize=(max(8.0, 0.3 * len(names)), 6))
@@ -156,6 +160,7 @@ def policy_png(candidate: Candidate, *, title: str) -> bytes:
 
 
 def breakdown_png(breakdown: LatencyBreakdown, *, stored_ms: float, device: str) -> bytes:
+    """Predicted ms per unit of the chosen candidate, against the latency stored at search."""
     rows = breakdown.rows
     fig = Figure(figsize=(8, max(3.0, 0.32 * len(rows) + 1.2)))
     ax = fig.add_subplot()

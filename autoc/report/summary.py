@@ -22,6 +22,8 @@ STATE_ORDER = ("COMPLETE", "RUNNING", "WAITING", "PRUNED", "FAIL")
 
 @dataclass(frozen=True)
 class StudySummary:
+    """What `autoc show` and the report say about a stored study."""
+
     name: str
     run_dir: Path
     space: str
@@ -42,6 +44,7 @@ class StudySummary:
 
 
 def summarize(run: StoredRun) -> StudySummary:
+    """Summarise a stored run: trial states, completed trials, Pareto front, the chosen trial."""
     trials = run.study.get_trials(deepcopy=False)
     states = {name: 0 for name in STATE_ORDER}
     for trial in trials:

@@ -30,6 +30,7 @@ class SearchInputs:
 
 
 def load_inputs(options: SearchOptions) -> SearchInputs:
+    """The space and dataset ``options`` name, loaded."""
     space = load_space(options.space)
     data = load_dataset(
         options.dataset,

@@ -46,6 +46,8 @@ RUN_OPTIONS_ATTR = "autoc_run_options"  # how the data was loaded; see _record_o
 
 @dataclass(frozen=True)
 class SearchResult:
+    """What a search run returns: the study, the chosen trial and policy file, the front and the counts."""
+
     study: str
     run_dir: Path
     policy_path: Path | None

@@ -40,6 +40,8 @@ RIDGE = 1.0  # prior precision of the standardised feature weights
 
 @dataclass(frozen=True)
 class Priced:
+    """A candidate's params with its predicted latency and size features, known before it is trained."""
+
     params: dict[str, Any]
     identity: str  # the network and policy these params build (several params can build one)
     latency_ms: float

@@ -40,6 +40,8 @@ ATTR_PREFIX = "finalist:"
 
 @dataclass(frozen=True)
 class FinalistResult:
+    """A finalist trained from scratch: its accuracy, time, weights and recipe."""
+
     trial: int
     accuracy: float  # on the validation split, after the finalist recipe
     seconds: float

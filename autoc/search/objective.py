@@ -26,6 +26,8 @@ ENERGY_CONSTRAINT = "energy_over_budget_mj"
 
 @dataclass(frozen=True)
 class ObjectiveContext:
+    """Everything a trial's objective needs: space, data, latency model, teacher, recipe and budgets."""
+
     space: SearchSpace
     data: DatasetSplit
     latency: LatencyModel

@@ -107,6 +107,8 @@ class StorageOptions:
 
 @dataclass(frozen=True, kw_only=True)
 class SearchOptions:
+    """The options of run_search; invalid values raise OptionError naming the field."""
+
     budget_ms: float
     budget_mj: float | None = None  # optional energy budget per inference (estimated from the profile)
     space: str = "mbv2-cifar"

@@ -17,6 +17,8 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 class SearchProgress:
+    """A progress bar of the study's finished trials, feasible ones and best accuracy under budget."""
+
     def __init__(self, study: optuna.Study, *, total: int | None, budget_ms: float, enabled: bool) -> None:
         self.study = study
         self.budget_ms = budget_ms

@@ -15,6 +15,8 @@ RERUN_ATTR = "estimate_rerun"
 
 @dataclass(frozen=True)
 class TrialRecord:
+    """A completed trial as stored: accuracy, latency, size, candidate and weights."""
+
     number: int
     accuracy: float
     latency_ms: float
@@ -39,6 +41,7 @@ def accuracy_text(record: TrialRecord) -> str:
 
 
 def completed_records(study: optuna.Study, *, budget_ms: float) -> list[TrialRecord]:
+    """The study's completed trials as records (feasible: within ``budget_ms`` as well as stored so)."""
     reruns = rerun_estimates(study.user_attrs)
     records = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):

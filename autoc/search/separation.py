@@ -33,6 +33,8 @@ AUTO_FINALISTS = 8  # `--finalists auto` trains the top estimate and at most thi
 
 @dataclass(frozen=True)
 class Separation:
+    """How far the chosen trial's accuracy leads another's on the shared images, with its standard error."""
+
     trial: int
     lead: float  # chosen accuracy − this trial's, on the shared images
     standard_error: float  # of that difference: paired over the images, and over training seeds where measured
@@ -114,6 +116,7 @@ def _in_errors(row: Separation) -> float:
 
 
 def tied(rows: Iterable[Separation]) -> list[Separation]:
+    """The rows whose lead is not significant: trials the estimate does not separate from the chosen one."""
     return [s for s in rows if not s.separated]
 
 
@@ -154,8 +157,9 @@ def separation_text(best: TrialRecord, records: Iterable[TrialRecord], *, run_di
                 f"(closest: trial {closest.trial}, {100 * closest.lead:+.1f} ± {100 * closest.standard_error:.1f} "
                 f"points){unmeasured}")
     listed = ", ".join(str(s.trial) for s in ties[:8]) + (f" and {len(ties) - 8} more" if len(ties) > 8 else "")
+    # with the run directory: the command that does it (the line is shown by `autoc search` and `autoc show`)
     command = (f"autoc search --resume {run_dir} --finalists auto" if run_dir is not None
-               else "the finalist stage (--finalists auto)")
+               else "the finalist stage (finalists.count 'auto')")
     which = "them" if len(ties) < AUTO_FINALISTS else f"it and the {AUTO_FINALISTS - 1} closest"
     return (f"estimate noise: {len(ties)} of {len(rows)} other feasible trial(s) within {errors} of trial "
             f"{best.number} (trials {listed}): the estimate does not tell which is better{unmeasured}; "

@@ -17,9 +17,12 @@ from autoc.errors import StorageError, first_line, mask_passwords
 
 IDENTITY_PREFIX = "autoc."
 METRIC_NAMES = ("accuracy", "latency_ms", "size_bytes")  # the order of the driver's DIRECTIONS
+# The options (StorageOptions fields) this module's messages name; a command shows its flags instead.
+STORAGE_FIELDS = ("storage.url", "storage.study")
 
 
 def default_storage_url(run_dir: Path) -> str:
+    """The SQLite URL of the study database in ``run_dir``."""
     return f"sqlite:///{(run_dir / 'study.db').resolve()}"
 
 
@@ -73,7 +76,8 @@ def open_storage(url: str, *, heartbeat: Heartbeat | None = None, create: bool =
                 time.sleep(0.2 * (attempt + 1))  # another process is creating the tables: use them
                 continue
             break
-    raise StorageError(mask_passwords(_open_failure(url, database=database, reason=reason, chain=chain)))
+    raise StorageError(mask_passwords(_open_failure(url, database=database, reason=reason, chain=chain)),
+                       fields=STORAGE_FIELDS)
 
 
 def _open_failure(url: str, *, database: Path | None, reason: str, chain: str) -> str:
@@ -83,7 +87,7 @@ def _open_failure(url: str, *, database: Path | None, reason: str, chain: str) -
                 "and reachable, and that the driver is installed")
     if any(mark in chain for mark in _NOT_A_DATABASE):
         return _not_sqlite(database)
-    return f"cannot open SQLite storage {database}: {reason}; check the path and its permissions, or pass another --storage"
+    return f"cannot open SQLite storage {database}: {reason}; check the path and its permissions, or pass another storage.url"
 
 
 # What SQLite says of a file that is not a database, or one whose pages are damaged.
@@ -111,18 +115,19 @@ def _check_sqlite_file(path: Path, *, create: bool) -> None:
     exists = path.is_file() and path.stat().st_size > 0  # SQLite takes an empty file for a new database
     if not exists:
         if not create:
-            raise StorageError(f"no study storage at {path}; run autoc search first or pass the right --storage")
+            raise StorageError(f"no study storage at {path}; run autoc search first or pass the right storage.url",
+                               fields=STORAGE_FIELDS)
         if not path.parent.is_dir():
             raise StorageError(f"cannot create SQLite storage {path}: directory {path.parent} does not exist; "
-                               "create it or pass another --storage")
+                               "create it or pass another storage.url", fields=STORAGE_FIELDS)
         return
     with open(path, "rb") as file:
         if file.read(len(_SQLITE_HEADER)) != _SQLITE_HEADER:
-            raise StorageError(_not_sqlite(path))
+            raise StorageError(_not_sqlite(path), fields=STORAGE_FIELDS)
     _check_not_damaged(path)
     if not create and not _holds_optuna_tables(path):
         raise StorageError(f"{path} is an SQLite database but not an Optuna study storage (no studies table); "
-                           "pass the --storage of a search, or its run directory")
+                           "pass the storage.url of a search, or its run directory", fields=STORAGE_FIELDS)
 
 
 def _holds_optuna_tables(path: Path) -> bool:
@@ -131,8 +136,9 @@ def _holds_optuna_tables(path: Path) -> bool:
         return bool(_read_only(path, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'studies'"))
     except sqlite3.DatabaseError as exc:
         if any(mark in str(exc) for mark in _NOT_A_DATABASE):
-            raise StorageError(_not_sqlite(path)) from None
-        raise StorageError(f"cannot read SQLite storage {path}: {exc}; check its permissions, or pass another --storage") from None
+            raise StorageError(_not_sqlite(path), fields=STORAGE_FIELDS) from None
+        raise StorageError(f"cannot read SQLite storage {path}: {exc}; check its permissions, or pass another storage.url",
+                           fields=STORAGE_FIELDS) from None
 
 
 def _check_not_damaged(path: Path) -> None:
@@ -145,13 +151,15 @@ def _check_not_damaged(path: Path) -> None:
             return  # locked, or a journal to roll back first: Optuna's own connection deals with it
         problems = [str(exc)]
     if problems:
-        raise StorageError(damaged_message(path, " ".join(problems[0].split())[:160]))  # SQLite's is multi-line
+        raise StorageError(damaged_message(path, " ".join(problems[0].split())[:160]),  # SQLite's is multi-line
+                           fields=STORAGE_FIELDS)
 
 
 def damaged_message(path: Path, reason: str) -> str:
+    """The message for a damaged study database: how to recover it with sqlite3 (it names storage.url)."""
     return (f"study database {path} is damaged ({reason}); nothing was written to it: recover what SQLite can "
             f"still read into a new file with: sqlite3 \"{path}\" \".recover\" | sqlite3 new.db, then pass "
-            "--storage sqlite:///new.db (or restore a backup)")
+            "storage.url sqlite:///new.db (or restore a backup)")
 
 
 def holds_a_study(path: Path) -> bool:
@@ -170,7 +178,7 @@ def _read_only(path: Path, sql: str) -> list:
 
 def _not_sqlite(path: Path) -> str:
     return (f"{path} is not an SQLite database (or is damaged); nothing was written to it: restore it from a "
-            "backup, or choose another --storage or --study")
+            "backup, or choose another storage.url or storage.study")
 
 
 def _with_installed_driver(url: str) -> str:
@@ -216,6 +224,7 @@ def retry_failed_trials(study: optuna.Study, *, max_retry: int = Heartbeat.max_r
 
 
 def study_exists(storage: RDBStorage, name: str) -> bool:
+    """Whether ``storage`` holds a study named ``name``."""
     return any(s.study_name == name for s in storage.get_all_studies())
 
 
@@ -226,8 +235,10 @@ def open_study(
     identity: Mapping[str, str],
     sampler: optuna.samplers.BaseSampler,
     directions: list[str],
+    study_field: str = "storage.study",
 ) -> optuna.Study:
-    """Create the study, or resume it when its stored identity (space, dataset, device) matches."""
+    """Create the study, or resume it when its stored identity (space, dataset, device) matches.
+    ``study_field``: what the caller's options call the study name, for the refusal's message."""
     if not study_exists(storage, name):
         try:
             return _create_study(storage=storage, name=name, identity=identity, sampler=sampler, directions=directions)
@@ -239,7 +250,7 @@ def open_study(
         if key in stored and stored[key] != value:
             raise StorageError(
                 f"study {name!r} was created with {key} {stored[key]!r}, not {value!r}; "
-                f"resume it with the same {key}, or pick a new --study name"
+                f"resume it with the same {key}, or pick a new {study_field} name", fields=(study_field,)
             )
     return study
 

@@ -15,11 +15,13 @@ from autoc.evaluate.recipe import scratch_recipe
 from autoc.search.finalists import chosen_finalist, stored_finalists
 from autoc.search.options import stored_to_dict
 from autoc.search.results import TrialRecord, best_record, completed_records
-from autoc.search.storage import IDENTITY_PREFIX, default_storage_url, open_storage
+from autoc.search.storage import IDENTITY_PREFIX, STORAGE_FIELDS, default_storage_url, open_storage
 
 
 @dataclass(frozen=True)
 class StoredRun:
+    """An opened stored study with its run directory and the identity recorded at creation."""
+
     name: str
     run_dir: Path
     study: optuna.Study
@@ -62,7 +64,8 @@ class StoredRun:
 
 def open_stored_run(target: str | Path, *, storage: str | None = None, study: str | None = None) -> StoredRun:
     """`target` is a run directory (runs/<study>, holding study.db); with `storage` given it
-    may be just the study name (for PostgreSQL studies whose run directory is elsewhere)."""
+    may be just the study name (for PostgreSQL studies whose run directory is elsewhere).
+    Errors name ``storage`` and ``study`` as the search options do: storage.url, storage.study."""
     run_dir = Path(target)
     name = study or run_dir.name
     own_database = storage is None
@@ -71,7 +74,7 @@ def open_stored_run(target: str | Path, *, storage: str | None = None, study: st
         if not db.is_file():
             raise StorageError(
                 f"{run_dir} holds no study.db; give the run directory of a search (runs/<study>), "
-                "or --storage URL with the study name"
+                "or the study name and its storage.url", fields=STORAGE_FIELDS
             )
         storage = default_storage_url(run_dir)
     rdb = open_storage(storage, create=False)  # a read-only command must not create a storage

@@ -31,6 +31,8 @@ SURPLUS_ATTR = "surplus"  # user attribute of a trial begun when the target was 
 
 @dataclass(frozen=True)
 class WorkerSpec:
+    """What a worker runs: the options, the storage, the trial target, the deadline and its threads."""
+
     options: SearchOptions  # study, storage and runs_dir already resolved by the driver
     storage_url: str
     target: int  # finished trials the study must hold
@@ -43,6 +45,8 @@ class WorkerSpec:
 
 @dataclass(frozen=True)
 class WorkerReport:
+    """What a worker did: its label, the trials it finished and the seconds it ran."""
+
     label: str
     trials: int  # trials this worker finished
     seconds: float

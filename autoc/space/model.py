@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class StemSpace:
+    """The stem's choices: its widths and stride."""
+
     widths: tuple[int, ...]
     stride: int
 
@@ -71,6 +73,8 @@ class HeadSpace:
 
 @dataclass(frozen=True)
 class CompressionSpace:
+    """The per-layer compression choices: keep ratios, precisions and int8 weight bits."""
+
     keep_ratios: tuple[float, ...] = (1.0,)
     precisions: tuple[str, ...] = ("fp32",)
     weight_bits: tuple[int, ...] = (8,)  # for int8 layers; fp32 layers are always 32/32
@@ -85,6 +89,8 @@ class CompressionSpace:
 
 @dataclass(frozen=True)
 class SearchSpace:
+    """A validated search space: input, stem, stages, head and compression choices."""
+
     name: str
     input_size: int
     stem: StemSpace

@@ -21,6 +21,8 @@ Choice = int | float | str
 
 @dataclass(frozen=True)
 class Param:
+    """A search parameter: its name, kind, choices and stage."""
+
     name: str
     kind: Kind
     choices: tuple[Choice, ...]

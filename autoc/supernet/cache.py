@@ -108,5 +108,6 @@ def open_supernet(
         bar.close()
     seconds = time.perf_counter() - start
     supernet.eval()
-    save_torch_atomic(path, {"format": FORMAT, "state_dict": supernet.state_dict()}, fix="pass a writable --runs-dir")
+    save_torch_atomic(path, {"format": FORMAT, "state_dict": supernet.state_dict()}, fix="pass a writable cache_dir",
+                      fields=("cache_dir",))
     return SupernetRun(supernet, path, trained_now=True, train_seconds=seconds)

@@ -44,6 +44,8 @@ SAMPLINGS = ("sandwich", "uniform")
 
 @dataclass(frozen=True)
 class SupernetConfig:
+    """The supernet training recipe; its text (``str``) is part of the supernet cache key."""
+
     steps: int = 150
     batch_size: int = 32
     lr: float = 0.05

@@ -14,6 +14,8 @@ from autoc.training.compute import model_device, trained_on
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """A training recipe: steps, optimiser, distillation and augmentation."""
+
     steps: int
     batch_size: int = 32
     lr: float = 0.05
@@ -110,6 +112,7 @@ def crop_and_flip(images: torch.Tensor, *, generator: torch.Generator, padding: 
 
 @torch.inference_mode()
 def predict_logits(model: nn.Module, inputs: torch.Tensor, *, batch_size: int = 64) -> torch.Tensor:
+    """``model``'s logits for ``inputs`` in eval mode, in batches, as CPU tensors."""
     model.eval()
     device = model_device(model)  # logits come back as CPU tensors
     return torch.cat([model(inputs[i : i + batch_size].to(device)).cpu() for i in range(0, inputs.shape[0], batch_size)])
@@ -122,6 +125,7 @@ def correct_predictions(model: nn.Module, inputs: torch.Tensor, labels: torch.Te
 
 
 def accuracy(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 64) -> float:
+    """The share of ``inputs`` that ``model`` classifies as ``labels``."""
     return float(correct_predictions(model, inputs, labels, batch_size=batch_size).float().mean())
 
 

@@ -92,4 +92,4 @@ def test_a_report_never_replaces_stored_data_in_its_output_directory(runs, tmp_p
     _refused(capsys, ["report", str(runs / "t"), "--out", str(out), "--force"], expect="is an SQLite database")
     assert (out / "pareto.png").read_bytes() == before and not (out / "report.html").exists()
     _refused(capsys, ["report", str(runs / "t"), "--out", str(runs / "t" / "study.db"), "--force"],
-             expect="is a file, not a directory")
+             expect=f"--out {runs / 't' / 'study.db'} is a file, not a directory")

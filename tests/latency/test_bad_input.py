@@ -275,3 +275,12 @@ def test_calibrate_options_out_of_range_or_without_effect_are_refused(runs, tmp_
     err = refused(["calibrate", *argv], runs, capsys)
     assert match in err, err
     assert not (tmp_path / "pack").exists()
+
+
+def test_a_pack_directory_without_manifest_is_named_as_the_pack_flag(tmp_path, capsys):
+    runs, empty = tmp_path / "runs", tmp_path / "empty"
+    runs.mkdir()
+    empty.mkdir()
+    err = refused(["calibrate", "--device", "raspi", "--import", str(tmp_path / "RESULTS.csv"), "--pack", str(empty)],
+                  runs, capsys)
+    assert f"no {MANIFEST} in {empty}; give --pack the directory 'autoc calibrate --export-pack' wrote" in err

@@ -85,7 +85,7 @@ def test_bad_network_csv_names_file_and_line(tmp_path, fbnet_space, body, match)
 
 def test_fit_needs_enough_networks(fbnet_head, fbnet_space):
     networks = fn.read_networks(fbnet_head, space=fbnet_space, column="pixel3_ms")
-    with pytest.raises(DeviceError, match="--fit 500 leaves none of the 160 networks in the CSV held out"):
+    with pytest.raises(DeviceError, match="fit 500 leaves none of the 160 networks in the CSV held out"):
         fn.split_fit_held_out(networks, fit=500)
 
 

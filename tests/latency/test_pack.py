@@ -90,5 +90,6 @@ def test_bad_results_are_errors_naming_the_file(measured_pack, tmp_path, edit, m
 
 def test_import_without_manifest(tmp_path, measured_pack):
     path = rewrite(measured_pack, tmp_path, lambda ls: ls)
-    with pytest.raises(DeviceError, match=f"no {MANIFEST} in {tmp_path}"):
+    with pytest.raises(DeviceError, match=f"no {MANIFEST} in {tmp_path}; give pack_dir the directory") as err:
         import_results(path, device="raspi")
+    assert err.value.fields == ("pack_dir",)  # `autoc calibrate --import` shows it as --pack

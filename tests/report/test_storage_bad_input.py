@@ -71,3 +71,15 @@ def test_a_storage_urls_password_is_never_echoed(tmp_path, capsys, command, url)
     assert code == 2 and len(captured.err.strip().splitlines()) == 1
     assert "s3cretPW" not in captured.err + captured.out
     assert "u:***@" in captured.err or "malformed" in captured.err
+
+
+def test_called_from_python_the_storage_errors_name_the_option_fields(tmp_path):
+    from autoc.errors import StorageError
+    from autoc.search.stored import open_stored_run
+
+    path = tmp_path / "study.db"
+    with pytest.raises(StorageError) as raised:
+        open_stored_run("s", storage=f"sqlite:///{path}")
+    message = str(raised.value)
+    assert "pass the right storage.url" in message and "--" not in message
+    assert "storage.url" in raised.value.fields  # a command shows its flag for it (--storage)

@@ -95,7 +95,7 @@ def test_summary_line_names_the_tied_trials_and_the_finalist_stage():
     line = separation_text(records[0], records)
     assert line.startswith("estimate noise: 1 of 2 other feasible trial(s) within 1.96 paired standard errors "
                            "on its 1,000 validation images of trial 0 (trials 1)")
-    assert "training-seed noise not measured" in line and "the finalist stage (--finalists auto)" in line
+    assert "training-seed noise not measured" in line and "the finalist stage (finalists.count 'auto')" in line
     told = separation_text(records[0], records, run_dir=Path("runs/s"))
     assert told.endswith("autoc search --resume runs/s --finalists auto trains them fully and chooses")
 

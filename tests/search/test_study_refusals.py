@@ -158,3 +158,19 @@ def test_a_search_never_echoes_its_storage_password(tiny_space, runs, capsys):
     err = _refused(capsys, _search(tiny_space, runs, "--study", "pw", "--trials", "1",
                                    "--storage", "postgresql://u:s3cretPW@127.0.0.1:1/db"))
     assert "s3cretPW" not in err and "postgresql+psycopg2://u:***@127.0.0.1:1/db" in err
+
+
+def test_a_study_of_other_settings_is_refused_naming_the_callers_study_field(tmp_path):
+    from autoc.errors import StorageError
+    from autoc.search.storage import default_storage_url, open_storage, open_study
+
+    storage = open_storage(default_storage_url(tmp_path))
+    sampler = optuna.samplers.RandomSampler(seed=0)
+    open_study(storage=storage, name="s", identity={"space": "a"}, sampler=sampler, directions=["maximize"])
+    with pytest.raises(StorageError, match="or pick a new storage.study name$") as raised:
+        open_study(storage=storage, name="s", identity={"space": "b"}, sampler=sampler, directions=["maximize"])
+    assert raised.value.fields == ("storage.study",)
+    with pytest.raises(StorageError, match="or pick a new study name$") as raised:  # autoc compress's field
+        open_study(storage=storage, name="s", identity={"space": "b"}, sampler=sampler, directions=["maximize"],
+                   study_field="study")
+    assert raised.value.fields == ("study",)
