@@ -5,7 +5,9 @@ import argparse
 import errno
 import logging
 import os
+import signal
 import sys
+import threading
 from typing import NoReturn
 
 from autoc.commands import register_all
@@ -59,6 +61,16 @@ def configure_logging() -> None:
     logger.setLevel(logging.INFO)
 
 
+def _interrupt(signum, frame) -> None:
+    """Ctrl-C as KeyboardInterrupt, never lost: Python ignores an exception raised inside a weakref
+    callback or a __del__ ("Exception ignored in ..."), so one landing there is delivered again a
+    moment later instead of letting the search run on."""
+    if frame is not None and (frame.f_code.co_filename.endswith("weakref.py") or frame.f_code.co_name == "__del__"):
+        threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT)).start()
+        return
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one `autoc` command and return its exit code; a user error prints one line naming the
     user's flags (exit 2).
@@ -67,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     """
     args = build_parser().parse_args(argv)
     configure_logging()
+    if threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _interrupt)
     flags = getattr(args, "option_flags", {})
     try:
         return args.handler(args)

@@ -35,6 +35,7 @@ from autoc.modelspace.policy_file import load_model_policy
 from autoc.onnx.export import export_onnx
 from autoc.training.loop import TrainConfig, accuracy, correct_predictions, recalibrate_batchnorm, train
 
+from benchmarks import RESULTS
 from benchmarks.common import config_key, record_result
 
 INT8 = LayerPolicy(precision="int8", weight_bits=8, act_bits=8)
@@ -58,10 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs-dir", type=Path, default=Path("/tmp/autoc-bench-compress"))
+    parser.add_argument("--results-dir", type=Path, default=RESULTS, help="where the result record is written")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     reference = f"torchvision:{args.model}"
-    data = load_dataset(args.dataset, data_dir=args.data, input_size=args.input_size, seed=0,
+    data_dir = None if args.dataset == "digits" else args.data
+    data = load_dataset(args.dataset, data_dir=data_dir, input_size=args.input_size, seed=0,
                         max_train=args.max_train, max_val=args.max_val)
     weights = _user_model(reference, data, args)
     model = load_model(reference, num_classes=data.num_classes, weights=weights)
@@ -76,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     for seed in range(args.seeds):
         start = time.perf_counter()
         result = run_compress(CompressOptions(
-            model=reference, weights=weights, budgets_ms=tuple(budgets), dataset=args.dataset, data_dir=args.data,
+            model=reference, weights=weights, budgets_ms=tuple(budgets), dataset=args.dataset, data_dir=data_dir,
             input_size=args.input_size, max_train=args.max_train, max_val=args.max_val, trials=args.trials,
             seed=seed, finetune_steps=args.finetune_steps, runs_dir=args.runs_dir, study=f"{args.model}-seed{seed}",
             threads=args.threads))
@@ -87,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         for chosen in result.chosen:
             policies = {"autoc": load_model_policy(chosen.policy_path).policy if chosen.policy_path else None,
                         "uniform int8": ModelPolicy.of(layers=_all_int8(model, structure)),
-                        "uniform L1": _uniform(structure, layers, table, model, chosen.budget_ms)}
+                        "uniform L1": _uniform(structure, model, example, chosen.budget_ms, args.threads)}
             named = {k: v for k, v in policies.items() if v is not None}
             measured = dict(zip(named, _measured(model, list(named.values()), example, args.threads)))
             for method, policy in named.items():
@@ -101,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({"seed": seed, "budget_ms": chosen.budget_ms, "method": "Torch-Pruning global",
                          "accuracy": accuracy(global_model, data.val_x, data.val_y), "measured_ms": global_ms,
                          "predicted_ms": None})
-            print(*(f"{r['method']}: {r['accuracy']:.3f} at {r['measured_ms']:.3f} ms" for r in rows[-4:]), sep="\n")
+            print(f"budget {chosen.budget_ms:.3f} ms:", *(f"{r['method']}: {r['accuracy']:.3f} at {r['measured_ms']:.3f} ms"
+                                                          for r in rows if r.get("budget_ms") == chosen.budget_ms
+                                                          and r.get("seed") == seed), sep="\n  ")
         rows.append({"seed": seed, "search_seconds": search_s, "seconds_per_trial": result.seconds_per_trial})
     figures = {}
     for budget, fraction in zip(budgets, args.budgets):
@@ -112,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
                 figures[f"{fraction:g}x {method} ms"] = round(statistics.mean(r["measured_ms"] for r in found), 4)
     figures["original accuracy"], figures["original ms"] = round(original_acc, 4), round(original_ms, 4)
     record_result("compress.user_models", config_key(args, extra=args.model),
-                  title=f"autoc compress vs uniform baselines on {args.model}", figures=figures, rows=rows)
+                  title=f"autoc compress vs uniform baselines on {args.model}", figures=figures, rows=rows,
+                  results_dir=args.results_dir)
     return 0
 
 
@@ -134,18 +140,18 @@ def _all_int8(model, structure) -> dict:
             if n not in structure.fixed and isinstance(model.get_submodule(n), torch.nn.Conv2d)}
 
 
-def _uniform(structure, layers, table, model, budget_ms):
-    """The largest single keep ratio whose predicted latency fits, fp32 or all-int8 (whichever keeps more)."""
+def _uniform(structure, model, example, budget_ms, threads):
+    """The largest single keep ratio whose exported model measures within the budget, fp32 or
+    all-int8 (whichever keeps more channels)."""
     best = None
     for int8 in (False, True):
         for ratio in UNIFORM_GRID:
+            if best is not None and ratio <= best[0]:
+                break
             policy = ModelPolicy.of(keep={g.name: ratio for g in structure.groups if ratio < 1.0},
                                     layers=_all_int8(model, structure) if int8 else {})
-            shaped = policy_layers(layers, structure, policy)
-            table.measure(shaped)
-            if table.predict_ms(shaped) <= budget_ms:
-                if best is None or ratio > best[0]:
-                    best = (ratio, policy)
+            if _measured(model, [policy], example, threads)[0] <= budget_ms:
+                best = (ratio, policy)
                 break
     return best[1] if best else None
 

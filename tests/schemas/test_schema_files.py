@@ -15,8 +15,8 @@ from autoc.latency.profile import _LEGACY_PRIOR, PRIOR_FEATURES, SCHEMA, Correct
 SHIPPED = sorted(p.name for p in resources.files("autoc.schemas").iterdir() if p.name.endswith(".schema.json"))
 
 
-def test_both_file_formats_ship_a_schema():
-    assert SHIPPED == ["device_profile.schema.json", "policy.schema.json"]
+def test_every_file_format_ships_a_schema():
+    assert SHIPPED == ["device_profile.schema.json", "model_policy.schema.json", "policy.schema.json"]
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -77,3 +77,9 @@ def test_a_schema_error_is_one_line_naming_the_json_path(document, problem):
         valid[key] = {**valid[key], **value} if isinstance(value, dict) and valid[key] is not None else value
     found = schemas.first_problem(schemas.DEVICE_PROFILE, json.loads(json.dumps(valid)))
     assert found is not None and found.startswith(problem) and "\n" not in found, found
+
+
+def test_the_model_policy_schema_is_the_version_compress_writes():
+    from autoc.modelspace.policy_file import MODEL_POLICY, SCHEMA as MODEL_SCHEMA
+
+    assert schemas.load_schema(MODEL_POLICY)["$id"] == MODEL_SCHEMA
