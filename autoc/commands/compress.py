@@ -89,6 +89,9 @@ def _print_summary(result) -> None:
     for chosen in result.chosen:
         if chosen.trial is None and not math.isnan(chosen.accuracy):
             print(f"budget {chosen.budget_ms:g} ms: the original model fits ({chosen.predicted_ms:.3f} ms)")
+        elif chosen.below_floor:
+            print(f"budget {chosen.budget_ms:g} ms: below the most compressed policy's predicted "
+                  f"{result.floor_ms:.3f} ms (the floor); nothing can fit it")
         elif chosen.trial is None:
             print(f"budget {chosen.budget_ms:g} ms: no trial fits yet; run more trials (--trials) or raise the budget")
         else:

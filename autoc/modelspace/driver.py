@@ -105,6 +105,7 @@ class Chosen:
     mean_keep: float = 1.0
     onnx_path: Path | None = None
     onnx_accuracy: float | None = None  # the exported program's, in ONNX Runtime
+    below_floor: bool = False  # below the most compressed policy's predicted latency: nothing can fit
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,7 @@ class CompressResult:
     original_accuracy: float
     original_predicted_ms: float
     original_measured_ms: float
+    floor_ms: float  # the most compressed policy's predicted latency
     pretrained_here: bool
     unprunable: dict
     chosen: tuple[Chosen, ...]
@@ -178,7 +180,7 @@ def run_compress(options: CompressOptions, *, log: Callable[[str], None] = logge
     original_ms = table.predict_ms(policy_layers(ctx.layers, structure, original))
     original_measured = _measure(model, original, example, options.threads)
     original_accuracy = accuracy(model, data.val_x, data.val_y)
-    _check_budgets(ctx, original_ms)
+    floor_ms = _check_budgets(ctx, original_ms)
 
     identity = {"model": options.model, "weights": weights_digest(options.weights) if options.weights else "trained-here",
                 "dataset": data.fingerprint, "device": options.device,
@@ -203,10 +205,14 @@ def run_compress(options: CompressOptions, *, log: Callable[[str], None] = logge
         log(f"trial {trial.number}: {trial.user_attrs[LATENCY_ATTR]:.3f} ms predicted, accuracy "
             f"{trial.user_attrs.get(ACCURACY_ATTR, float('nan')):.3f} ({seconds[-1]:.1f} s)")
     chosen = tuple(_choose(study, ctx, b, original_ms=original_ms, original_accuracy=original_accuracy,
-                           run_dir=run_dir, several=len(options.budgets_ms) > 1) for b in options.budgets_ms)
+                           run_dir=run_dir, several=len(options.budgets_ms) > 1) if b >= floor_ms
+                   else Chosen(budget_ms=b, trial=None, accuracy=math.nan, predicted_ms=math.nan, measured_ms=None,
+                               policy_path=None, weights_path=None, below_floor=True)
+                   for b in options.budgets_ms)
     return CompressResult(
         study=study_name, run_dir=run_dir, original_accuracy=original_accuracy, original_predicted_ms=original_ms,
-        original_measured_ms=original_measured, pretrained_here=pretrained_here, unprunable=dict(structure.fixed),
+        original_measured_ms=original_measured, floor_ms=floor_ms, pretrained_here=pretrained_here,
+        unprunable=dict(structure.fixed),
         chosen=chosen, trials_total=_finished(study), trials_this_run=len(seconds),
         seconds_per_trial=sum(seconds) / len(seconds) if seconds else None, held_out_errors=errors,
         wall_seconds=time.perf_counter() - start)
@@ -251,17 +257,22 @@ def _most_compressed(ctx: _Context) -> ModelPolicy:
     return ModelPolicy.of(keep={g.name: low for g in ctx.structure.groups}, layers={n: INT8 for n in ctx.convs})
 
 
-def _check_budgets(ctx: _Context, original_ms: float) -> None:
+def _check_budgets(ctx: _Context, original_ms: float) -> float:
+    """The floor (the most compressed policy's predicted ms); refuses when no budget is above it
+    or the original already fits every budget. A budget below the floor among others is reported
+    in the result instead."""
     floor_layers = policy_layers(ctx.layers, ctx.structure, _most_compressed(ctx))
     ctx.table.measure(floor_layers, threads=ctx.options.threads)
     floor = ctx.table.predict_ms(floor_layers)
     low = min(ctx.options.budgets_ms)
-    if low < floor:
-        raise BudgetError(f"budget {low:g} ms is below the most compressed policy's predicted {floor:.3f} ms on "
-                          f"{ctx.options.device}: give budgets of at least {floor:.3f} ms, or smaller keep choices")
+    if max(ctx.options.budgets_ms) < floor:
+        raise BudgetError(f"budget {max(ctx.options.budgets_ms):g} ms is below the most compressed policy's predicted "
+                          f"{floor:.3f} ms on {ctx.options.device}: give budgets of at least {floor:.3f} ms, or "
+                          "smaller keep choices")
     if min(ctx.options.budgets_ms) >= original_ms:
         raise BudgetError(f"the original model already fits every budget ({original_ms:.3f} ms predicted <= "
                           f"{low:g} ms): nothing to compress for latency; give a budget below {original_ms:.3f} ms")
+    return floor
 
 
 def policy_of(trial: optuna.trial.BaseTrial, ctx: _Context) -> ModelPolicy:

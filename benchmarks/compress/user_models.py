@@ -107,7 +107,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"budget {chosen.budget_ms:.3f} ms:", *(f"{r['method']}: {r['accuracy']:.3f} at {r['measured_ms']:.3f} ms"
                                                           for r in rows if r.get("budget_ms") == chosen.budget_ms
                                                           and r.get("seed") == seed), sep="\n  ")
-        rows.append({"seed": seed, "search_seconds": search_s, "seconds_per_trial": result.seconds_per_trial})
+        rows.append({"seed": seed, "search_seconds": search_s, "seconds_per_trial": result.seconds_per_trial,
+                     "floor_ms": result.floor_ms, "held_out_errors": list(result.held_out_errors),
+                     "below_floor": [c.budget_ms for c in result.chosen if c.below_floor]})
     figures = {}
     for budget, fraction in zip(budgets, args.budgets):
         for method in ("autoc", "uniform int8", "uniform L1", "Torch-Pruning global"):
@@ -116,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
                 figures[f"{fraction:g}x {method} accuracy"] = round(statistics.mean(r["accuracy"] for r in found), 4)
                 figures[f"{fraction:g}x {method} ms"] = round(statistics.mean(r["measured_ms"] for r in found), 4)
     figures["original accuracy"], figures["original ms"] = round(original_acc, 4), round(original_ms, 4)
+    figures["floor ms (most compressed policy, predicted)"] = round(min(r["floor_ms"] for r in rows if "floor_ms" in r), 4)
     record_result("compress.user_models", config_key(args, extra=args.model),
                   title=f"autoc compress vs uniform baselines on {args.model}", figures=figures, rows=rows,
                   results_dir=args.results_dir)

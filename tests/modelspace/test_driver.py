@@ -37,14 +37,15 @@ def _refusal_ms(runs):
 
 def test_compress_chooses_a_policy_per_budget_that_rebuilds_from_its_file_and_resumes(original_ms, capsys):
     runs, ms = original_ms
-    budgets = [f"{0.5 * ms:.4f}", f"{0.8 * ms:.4f}"]
+    budgets = [f"{0.5 * ms:.4f}", f"{0.8 * ms:.4f}", "0.000001"]
     assert main(["compress", "usernets:small_resnet", "--budget-ms", *budgets, "--trials", "5",
                  "--runs-dir", str(runs), *COMMON]) == 0
     out = capsys.readouterr().out
     assert "original model (trained here: no --weights given)" in out and "5 trials (5 this run" in out
     run_dir = runs / "s"
     files = 0
-    for budget in budgets:
+    assert "budget 1e-06 ms: below the most compressed policy's predicted" in out  # among others: reported
+    for budget in budgets[:2]:
         assert f"budget {float(budget):g} ms: " in out
         path = run_dir / f"best_policy-{float(budget):g}ms.json"
         if not path.is_file():  # no trial of five fit this budget: the summary says so
@@ -67,7 +68,7 @@ def test_compress_chooses_a_policy_per_budget_that_rebuilds_from_its_file_and_re
 
 @pytest.mark.parametrize("args, message", [
     (["torchvision:resnet19", "--budget-ms", "1"], "torchvision has no classification model 'resnet19'"),
-    (["usernets:small_resnet", "--budget-ms", "0.000001"], "is below the most compressed policy's predicted"),
+    (["usernets:small_resnet", "--budget-ms", "0.000001", "0.000002"], "is below the most compressed policy's predicted"),
     (["usernets:small_resnet", "--budget-ms", "1", "--device", "pixel9"], "a user's model is timed on this host"),
 ])
 def test_bad_input_is_one_line_and_exit_2(original_ms, capsys, args, message):
