@@ -94,10 +94,12 @@ def main(argv: list[str] | None = None) -> int:
             named = {k: v for k, v in policies.items() if v is not None}
             measured = dict(zip(named, _measured(model, list(named.values()), example, args.threads)))
             for method, policy in named.items():
+                shaped = policy_layers(layers, structure, policy)
+                table.measure(shaped, threads=args.threads)
                 tuned = estimate_policy(model, policy, data, config=final, teacher_logits=logits)
                 rows.append({"seed": seed, "budget_ms": chosen.budget_ms, "method": method,
                              "accuracy": tuned.accuracy, "measured_ms": measured[method],
-                             "predicted_ms": table.predict_ms(policy_layers(layers, structure, policy))})
+                             "predicted_ms": table.predict_ms(shaped)})
             global_model, global_ms = _torch_pruning_global(model, example, chosen.budget_ms, args.threads)
             recalibrate_batchnorm(global_model, data.train_x)
             train(global_model, data.train_x, data.train_y, config=final, teacher_logits=logits)
