@@ -44,21 +44,38 @@ class _StderrHandler(logging.StreamHandler):
 
 
 class _Lines(logging.Formatter):
-    """The library's INFO records as plain lines, as progress notes; warnings prefixed autoc:."""
+    """The library's INFO records as plain lines, as progress notes; its warnings prefixed autoc:,
+    other libraries' warnings by their logger's name."""
 
     def format(self, record: logging.LogRecord) -> str:
         message = super().format(record)
-        return message if record.levelno < logging.WARNING else f"autoc: {message}"
+        if record.levelno < logging.WARNING:
+            return message
+        return f"autoc: {message}" if _ours(record) else f"{record.name}: {message}"
+
+
+def _ours(record: logging.LogRecord) -> bool:
+    return record.name == "autoc" or record.name.startswith("autoc.")
+
+
+def _shown(record: logging.LogRecord) -> bool:
+    """autoc's INFO and up; other libraries' warnings and up (what Python shows with no handler)."""
+    return _ours(record) or record.levelno >= logging.WARNING
 
 
 def configure_logging() -> None:
-    """The library logs (autoc.* loggers); the command shows its INFO and above on stderr."""
-    logger = logging.getLogger("autoc")
-    if not any(isinstance(handler, _StderrHandler) for handler in logger.handlers):
+    """The library logs (autoc.* loggers); the command shows its INFO and above on stderr.
+
+    The handler sits on the root logger: a dependency calling logging.basicConfig() on import
+    (ONNX Runtime's quantisation tools do) then adds no second handler, which printed every
+    line twice."""
+    logging.getLogger("autoc").setLevel(logging.INFO)
+    root = logging.getLogger()
+    if not any(isinstance(handler, _StderrHandler) for handler in root.handlers):
         handler = _StderrHandler()
         handler.setFormatter(_Lines("%(message)s"))
-        logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
+        handler.addFilter(_shown)
+        root.addHandler(handler)
 
 
 def _interrupt(signum, frame) -> None:
