@@ -14,11 +14,11 @@ from typing import Any, Iterable
 import jsonschema
 
 from autoc.errors import PolicyError
+from autoc.schemas import field_path as schema_field_path
 
 SCHEMA_ID = "autoc.policy/1"
 SCHEMA_FILE = "policy.schema.json"
 _VERSIONED = re.compile(r"^autoc\.policy/(\d+)$")
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 @lru_cache(maxsize=1)
@@ -64,16 +64,8 @@ def _check_version(found: Any, *, source: str) -> None:
 
 
 def field_path(path: Iterable[Any]) -> str:
-    """``policy["stages.0.0.dw"].keep_ratio``: dotted where a key is a plain name, bracketed otherwise."""
-    text = ""
-    for part in path:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        elif _IDENTIFIER.match(part):
-            text += f".{part}" if text else part
-        else:
-            text += f"[{json.dumps(part)}]"
-    return text or "(top level)"
+    """``policy["stages.0.0.dw"].keep_ratio``: dotted where a key is a plain name, bracketed (JSON quotes) otherwise."""
+    return schema_field_path(path, quote=json.dumps)
 
 
 def _describe(error: jsonschema.ValidationError) -> str:

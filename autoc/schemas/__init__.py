@@ -11,7 +11,7 @@ import json
 import re
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import jsonschema
 
@@ -52,8 +52,9 @@ def first_problem(name: str, data: Any) -> str | None:
     )
 
 
-def field_path(path: Iterable[Any]) -> str:
-    """``blocks['ir-x']``, ``validation.worst[0].error_pct``: dotted where a key is a plain name."""
+def field_path(path: Iterable[Any], *, quote: Callable[[str], str] = repr) -> str:
+    """``blocks['ir-x']``, ``validation.worst[0].error_pct``: dotted where a key is a plain name,
+    other keys bracketed as ``quote`` writes them (``json.dumps`` for JSON-style quotes)."""
     text = ""
     for part in path:
         if isinstance(part, int):
@@ -61,7 +62,7 @@ def field_path(path: Iterable[Any]) -> str:
         elif _IDENTIFIER.match(part):
             text += f".{part}" if text else part
         else:
-            text += f"[{part!r}]"
+            text += f"[{quote(part)}]"
     return text or "(top level)"
 
 
