@@ -192,6 +192,8 @@ def run_compress(options: CompressOptions, *, log: Callable[[str], None] = logge
     study.set_user_attr(OPTIONS_ATTR, {**options.to_dict(), "study": study_name,
                                        "runs_dir": str(Path(options.runs_dir).resolve())})
     done_before = _finished(study)
+    if not study.trials:
+        _enqueue_uniform(study, ctx)
     budget = max(options.budgets_ms)
     seconds: list[float] = []
     for _ in range(max(0, options.trials - done_before)):
@@ -273,6 +275,25 @@ def _check_budgets(ctx: _Context, original_ms: float) -> float:
         raise BudgetError(f"the original model already fits every budget ({original_ms:.3f} ms predicted <= "
                           f"{low:g} ms): nothing to compress for latency; give a budget below {original_ms:.3f} ms")
     return floor
+
+
+def _enqueue_uniform(study: optuna.Study, ctx: _Context) -> None:
+    """Start a new study from the uniform policies that fit the largest budget (one keep ratio for
+    every group, all fp32 or all int8), the most channels first: the chosen policy is then never
+    worse than the best uniform one the estimate sees, and the sampler learns from the start
+    which side of the budget each lies on."""
+    budget = max(ctx.options.budgets_ms)
+    uniform = []
+    for ratio in sorted(ctx.options.keep_choices, reverse=True):
+        for int8 in (True, False):
+            params = {**{f"keep:{g.name}": ratio for g in ctx.structure.groups},
+                      **{f"int8:{n}": int8 for n in ctx.convs}}
+            layers = policy_layers(ctx.layers, ctx.structure, policy_of(optuna.trial.FixedTrial(params), ctx))
+            ctx.table.measure(layers, threads=ctx.options.threads)
+            if ctx.table.predict_ms(layers) <= budget:
+                uniform.append(params)
+    for params in uniform[:max(1, ctx.options.trials // 3)]:
+        study.enqueue_trial(params)
 
 
 def policy_of(trial: optuna.trial.BaseTrial, ctx: _Context) -> ModelPolicy:

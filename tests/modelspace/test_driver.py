@@ -62,6 +62,12 @@ def test_compress_chooses_a_policy_per_budget_that_rebuilds_from_its_file_and_re
         reported = re.search(rf"budget {float(budget):g} ms: .*\(ONNX ([\d.]+)\)", out).group(1)
         assert _onnx_accuracy_without_autoc(run_dir / f"compressed-{float(budget):g}ms.onnx", runs) == reported
     assert files >= 1  # the larger budget is met by some of five trials
+    import optuna
+
+    first = optuna.load_study(study_name="s", storage=f"sqlite:///{run_dir / 'study.db'}").trials[0]
+    assert len({v for k, v in first.params.items() if k.startswith("keep:")}) == 1  # a uniform policy
+    assert len({v for k, v in first.params.items() if k.startswith("int8:")}) == 1
+    assert first.user_attrs["latency_ms"] <= max(map(float, budgets))  # that fits the largest budget
     assert main(["compress", str(run_dir), "--trials", "6"]) == 0  # resumed from its directory alone
     assert "6 trials (1 this run" in capsys.readouterr().out
 
