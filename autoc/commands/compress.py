@@ -71,11 +71,12 @@ def run(args: argparse.Namespace) -> int:
             finetune_steps=args.finetune_steps, pretrain_steps=args.pretrain_steps,
             keep_choices=tuple(args.keep_choices), runs_dir=args.runs_dir, study=args.study, threads=args.threads)
     result = run_compress(options)
-    _print_summary(result)
+    print_summary(result)
     return 0
 
 
-def _print_summary(result) -> None:
+def print_summary(result) -> None:
+    """The summary of a compress run, as `autoc compress` and `autoc show` print it."""
     origin = " (trained here: no --weights given)" if result.pretrained_here else ""
     print(f"study {result.study}: {result.trials_total} trials ({result.trials_this_run} this run"
           + (f", {result.seconds_per_trial:.1f} s per candidate" if result.seconds_per_trial else "") + ")")

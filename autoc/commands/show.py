@@ -23,9 +23,17 @@ def add_study_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the summary of a stored study."""
+    from pathlib import Path
+
+    from autoc.modelspace.driver import stored_result
     from autoc.report.summary import format_summary, summarize
     from autoc.search.stored import open_stored_run
 
+    if getattr(args, "storage.url") is None and (compressed := stored_result(Path(args.target))) is not None:
+        from autoc.commands.compress import print_summary
+
+        print_summary(compressed)  # a compress run: the summary its command printed
+        return 0
     stored = open_stored_run(args.target, storage=getattr(args, "storage.url"), study=getattr(args, "storage.study"))
     print(format_summary(summarize(stored)))
     return 0

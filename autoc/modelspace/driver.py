@@ -11,7 +11,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Callable
 
@@ -40,6 +40,7 @@ INT8 = LayerPolicy(precision="int8", weight_bits=8, act_bits=8)
 LATENCY_ATTR, ACCURACY_ATTR, SECONDS_ATTR = "latency_ms", "accuracy", "seconds"
 TABLE_FILE = "layer_latency.json"
 OPTIONS_ATTR = "compress_options"
+RESULT_ATTR = "compress_result"
 # Compressed variants timed whole to fit the table's correction, and held out to check it.
 FIT_VARIANTS, HELD_OUT_VARIANTS = 8, 4
 CALIBRATION_IMAGES = 64  # training images the int8 export's activation ranges come from
@@ -127,6 +128,32 @@ class CompressResult:
     held_out_errors: tuple[float, ...]
     wall_seconds: float
 
+    def to_dict(self) -> dict:
+        """Plain JSON data (paths as strings; NaN as null)."""
+        def plain(value):
+            if isinstance(value, Path):
+                return str(value)
+            if isinstance(value, float) and math.isnan(value):
+                return None
+            if isinstance(value, (list, tuple)):
+                return [plain(v) for v in value]
+            if isinstance(value, dict):
+                return {k: plain(v) for k, v in value.items()}
+            return value
+        return plain(asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "CompressResult":
+        def path(value):
+            return Path(value) if value is not None else None
+
+        chosen = tuple(Chosen(**{**c, "accuracy": math.nan if c["accuracy"] is None else c["accuracy"],
+                                 "predicted_ms": math.nan if c["predicted_ms"] is None else c["predicted_ms"],
+                                 "policy_path": path(c["policy_path"]), "weights_path": path(c["weights_path"]),
+                                 "onnx_path": path(c.get("onnx_path"))}) for c in data["chosen"])
+        return cls(**{**data, "run_dir": Path(data["run_dir"]), "chosen": chosen,
+                      "held_out_errors": tuple(data["held_out_errors"])})
+
 
 @dataclass
 class _Context:
@@ -211,13 +238,15 @@ def run_compress(options: CompressOptions, *, log: Callable[[str], None] = logge
                    else Chosen(budget_ms=b, trial=None, accuracy=math.nan, predicted_ms=math.nan, measured_ms=None,
                                policy_path=None, weights_path=None, below_floor=True)
                    for b in options.budgets_ms)
-    return CompressResult(
+    result = CompressResult(
         study=study_name, run_dir=run_dir, original_accuracy=original_accuracy, original_predicted_ms=original_ms,
         original_measured_ms=original_measured, floor_ms=floor_ms, pretrained_here=pretrained_here,
         unprunable=dict(structure.fixed),
         chosen=chosen, trials_total=_finished(study), trials_this_run=len(seconds),
         seconds_per_trial=sum(seconds) / len(seconds) if seconds else None, held_out_errors=errors,
         wall_seconds=time.perf_counter() - start)
+    study.set_user_attr(RESULT_ATTR, result.to_dict())  # what `autoc show runs/<study>` prints
+    return result
 
 
 def _pretrained(model, data, options, run_dir, log):
@@ -371,3 +400,13 @@ def stored_options(run_dir: Path) -> CompressOptions:
     if stored is None:
         raise StorageError(f"{run_dir} holds no autoc compress study (a search's? use autoc search --resume)")
     return replace(CompressOptions.from_dict(stored), study=studies[0].study_name, runs_dir=run_dir.resolve().parent)
+
+
+def stored_result(run_dir: Path) -> CompressResult | None:
+    """The result the last finished compress run stored with the study in ``run_dir``; None when
+    the directory holds a study of another kind or none has finished."""
+    if not (run_dir / "study.db").is_file():
+        return None
+    studies = open_storage(default_storage_url(run_dir), create=False).get_all_studies()
+    stored = studies[0].user_attrs.get(RESULT_ATTR) if len(studies) == 1 else None
+    return CompressResult.from_dict(stored) if stored else None

@@ -68,6 +68,8 @@ def test_compress_chooses_a_policy_per_budget_that_rebuilds_from_its_file_and_re
     assert len({v for k, v in first.params.items() if k.startswith("keep:")}) == 1  # a uniform policy
     assert len({v for k, v in first.params.items() if k.startswith("int8:")}) == 1
     assert first.user_attrs["latency_ms"] <= max(map(float, budgets))  # that fits the largest budget
+    assert main(["show", str(run_dir)]) == 0  # the stored summary, as the command printed it
+    assert capsys.readouterr().out == out
     assert main(["compress", str(run_dir), "--trials", "6"]) == 0  # resumed from its directory alone
     assert "6 trials (1 this run" in capsys.readouterr().out
 
