@@ -27,8 +27,8 @@ from autoc.modelspace.compress import ModelPolicy
 from autoc.modelspace.export import export_compressed, onnx_accuracy
 from autoc.modelspace.estimate import estimate_policy, original_logits
 from autoc.modelspace.groups import ModelStructure, analyse
-from autoc.modelspace.latency import (Layer, LayerTable, NETWORK_REPEATS, NETWORK_WARMUP, calibrate, model_layers,
-                                      network_program, policy_layers, random_policies)
+from autoc.modelspace.latency import (Layer, LayerTable, NETWORK_REPEATS, NETWORK_WARMUP, calibrate, measure_networks,
+                                      model_layers, policy_layers, random_policies)
 from autoc.modelspace.policy_file import ModelPolicyFile, ModelReference
 from autoc.modelspace.reference import load_model, weights_digest
 from autoc.search.storage import default_storage_url, open_storage, open_study
@@ -164,8 +164,8 @@ class _Context:
     table: LayerTable
     data: DatasetSplit
     teacher_logits: torch.Tensor
-    table_path: Path
-    convs: tuple[str, ...] = field(default=())
+    weights_sha256: str | None  # of options.weights; None: trained here
+    chosen: dict = field(default_factory=dict)  # trial number -> what _finish made of it, shared by budgets
 
 
 def run_compress(options: CompressOptions, *, log: Callable[[str], None] = logger.info) -> CompressResult:
@@ -199,17 +199,16 @@ def run_compress(options: CompressOptions, *, log: Callable[[str], None] = logge
     table_path = run_dir / TABLE_FILE
     table = LayerTable.from_dict(json.loads(table_path.read_text())) if table_path.is_file() else LayerTable({})
     ctx = _Context(options=options, model=model, structure=structure, layers=model_layers(model, example), table=table,
-                   data=data, teacher_logits=original_logits(model, data), table_path=table_path,
-                   convs=tuple(n for n in structure.layers if n not in structure.fixed and
-                               isinstance(model.get_submodule(n), torch.nn.Conv2d)))
+                   data=data, teacher_logits=original_logits(model, data),
+                   weights_sha256=weights_digest(options.weights) if options.weights else None)
     errors = _calibrate(ctx, log) if not table_path.is_file() else ()
     original = ModelPolicy.of()
     original_ms = table.predict_ms(policy_layers(ctx.layers, structure, original))
-    original_measured = _measure(model, original, example, options.threads)
+    [original_measured] = measure_networks(model, [original], example_input=example, threads=options.threads)
     original_accuracy = accuracy(model, data.val_x, data.val_y)
     floor_ms = _check_budgets(ctx, original_ms)
 
-    identity = {"model": options.model, "weights": weights_digest(options.weights) if options.weights else "trained-here",
+    identity = {"model": options.model, "weights": ctx.weights_sha256 or "trained-here",
                 "dataset": data.fingerprint, "device": options.device,
                 "keep_choices": ",".join(map(str, options.keep_choices))}
     storage = open_storage(default_storage_url(run_dir))
@@ -277,15 +276,10 @@ def _variants(ctx: _Context, count: int, *, seed: int) -> list[ModelPolicy]:
     return random_policies(ctx.structure, count, seed=seed, keep_choices=ctx.options.keep_choices)
 
 
-def _measure(model, policy, example, threads) -> float:
-    program = network_program(model, policy, example_input=example)
-    return measure_onnx(program, input_shape=tuple(example.shape), threads=threads, warmup=NETWORK_WARMUP,
-                        repeats=NETWORK_REPEATS).figure_ms
-
-
 def _most_compressed(ctx: _Context) -> ModelPolicy:
     low = min(ctx.options.keep_choices)
-    return ModelPolicy.of(keep={g.name: low for g in ctx.structure.groups}, layers={n: INT8 for n in ctx.convs})
+    return ModelPolicy.of(keep={g.name: low for g in ctx.structure.groups},
+                          layers={n: INT8 for n in ctx.structure.convs})
 
 
 def _check_budgets(ctx: _Context, original_ms: float) -> float:
@@ -295,12 +289,12 @@ def _check_budgets(ctx: _Context, original_ms: float) -> float:
     floor_layers = policy_layers(ctx.layers, ctx.structure, _most_compressed(ctx))
     ctx.table.measure(floor_layers, threads=ctx.options.threads)
     floor = ctx.table.predict_ms(floor_layers)
-    low = min(ctx.options.budgets_ms)
-    if max(ctx.options.budgets_ms) < floor:
-        raise BudgetError(f"budget {max(ctx.options.budgets_ms):g} ms is below the most compressed policy's predicted "
+    low, high = min(ctx.options.budgets_ms), max(ctx.options.budgets_ms)
+    if high < floor:
+        raise BudgetError(f"budget {high:g} ms is below the most compressed policy's predicted "
                           f"{floor:.3f} ms on {ctx.options.device}: give budgets of at least {floor:.3f} ms, or "
                           "smaller keep choices")
-    if min(ctx.options.budgets_ms) >= original_ms:
+    if low >= original_ms:
         raise BudgetError(f"the original model already fits every budget ({original_ms:.3f} ms predicted <= "
                           f"{low:g} ms): nothing to compress for latency; give a budget below {original_ms:.3f} ms")
     return floor
@@ -316,7 +310,7 @@ def _enqueue_uniform(study: optuna.Study, ctx: _Context) -> None:
     for ratio in sorted(ctx.options.keep_choices, reverse=True):
         for int8 in (True, False):
             params = {**{f"keep:{g.name}": ratio for g in ctx.structure.groups},
-                      **{f"int8:{n}": int8 for n in ctx.convs}}
+                      **{f"int8:{n}": int8 for n in ctx.structure.convs}}
             layers = policy_layers(ctx.layers, ctx.structure, policy_of(optuna.trial.FixedTrial(params), ctx))
             ctx.table.measure(layers, threads=ctx.options.threads)
             if ctx.table.predict_ms(layers) <= budget:
@@ -328,7 +322,7 @@ def _enqueue_uniform(study: optuna.Study, ctx: _Context) -> None:
 def policy_of(trial: optuna.trial.BaseTrial, ctx: _Context) -> ModelPolicy:
     """The compression policy ``trial`` suggests: a keep ratio per channel group, int8 or not per conv."""
     keep = {g.name: trial.suggest_categorical(f"keep:{g.name}", ctx.options.keep_choices) for g in ctx.structure.groups}
-    int8 = {n: INT8 for n in ctx.convs if trial.suggest_categorical(f"int8:{n}", (False, True))}
+    int8 = {n: INT8 for n in ctx.structure.convs if trial.suggest_categorical(f"int8:{n}", (False, True))}
     return ModelPolicy.of(keep={k: v for k, v in keep.items() if v < 1.0}, layers=int8)
 
 
@@ -362,51 +356,64 @@ def _choose(study, ctx: _Context, budget_ms: float, *, original_ms: float, origi
         return Chosen(budget_ms=budget_ms, trial=None, accuracy=float("nan"), predicted_ms=float("nan"),
                       measured_ms=None, policy_path=None, weights_path=None)
     best = max(fitting, key=lambda t: (t.user_attrs[ACCURACY_ATTR], -t.number))
-    policy = policy_of(optuna.trial.FixedTrial(best.params), ctx)
-    estimate = estimate_policy(ctx.model, policy, ctx.data, teacher_logits=ctx.teacher_logits, config=TrainConfig(
-        steps=ctx.options.finetune_steps, lr=ctx.options.finetune_lr, seed=ctx.options.seed))
+    if best.number not in ctx.chosen:  # budgets choosing the same trial share its fine-tune, export and timing
+        ctx.chosen[best.number] = _finish(best, ctx)
+    policy, estimate, program, measured, onnx_acc = ctx.chosen[best.number]
+    options = ctx.options
     suffix = f"-{budget_ms:g}ms" if several else ""
     weights_path = run_dir / f"compressed{suffix}.pt"
     save_torch_atomic(weights_path, estimate.model.state_dict())
-    options = ctx.options
     file = ModelPolicyFile(
         reference=ModelReference(model=options.model, num_classes=ctx.data.num_classes, input_size=options.input_size,
-                                 weights_sha256=weights_digest(options.weights) if options.weights else None),
+                                 weights_sha256=ctx.weights_sha256),
         policy=policy, device=options.device, budget_ms=budget_ms,
         metrics={"accuracy": estimate.accuracy, "predicted_ms": best.user_attrs[LATENCY_ATTR], "trial": best.number},
         mean=ctx.data.mean, std=ctx.data.std)
     policy_path = run_dir / f"best_policy{suffix}.json"
     file.write(policy_path)
-    program = export_compressed(estimate.model, calibration=ctx.data.train_x[:CALIBRATION_IMAGES].numpy())
     onnx_path = run_dir / f"compressed{suffix}.onnx"
     write_bytes_atomic(onnx_path, program)
-    measured = measure_onnx(program, input_shape=tuple(ctx.data.train_x[:1].shape), threads=options.threads,
-                            warmup=NETWORK_WARMUP, repeats=NETWORK_REPEATS).figure_ms
     keep = dict(policy.keep)
     return Chosen(budget_ms=budget_ms, trial=best.number, accuracy=estimate.accuracy,
                   predicted_ms=best.user_attrs[LATENCY_ATTR], measured_ms=measured, policy_path=policy_path,
-                  weights_path=weights_path, onnx_path=onnx_path,
-                  onnx_accuracy=onnx_accuracy(program, ctx.data.val_x, ctx.data.val_y), int8_layers=sum(1 for _, l in policy.layers.layers if l.quantized),
+                  weights_path=weights_path, onnx_path=onnx_path, onnx_accuracy=onnx_acc,
+                  int8_layers=sum(1 for _, layer in policy.layers.layers if layer.quantized),
                   mean_keep=sum(keep.get(g.name, 1.0) for g in ctx.structure.groups) / len(ctx.structure.groups))
+
+
+def _finish(trial: optuna.trial.FrozenTrial, ctx: _Context) -> tuple:
+    """A chosen trial's policy fine-tuned again (the same seed: the trial's estimate), exported, timed
+    and scored in ONNX Runtime: (policy, estimate, ONNX bytes, measured ms, ONNX accuracy)."""
+    policy = policy_of(optuna.trial.FixedTrial(trial.params), ctx)
+    estimate = estimate_policy(ctx.model, policy, ctx.data, teacher_logits=ctx.teacher_logits, config=TrainConfig(
+        steps=ctx.options.finetune_steps, lr=ctx.options.finetune_lr, seed=ctx.options.seed))
+    program = export_compressed(estimate.model, calibration=ctx.data.train_x[:CALIBRATION_IMAGES].numpy())
+    measured = measure_onnx(program, input_shape=tuple(ctx.data.train_x[:1].shape), threads=ctx.options.threads,
+                            warmup=NETWORK_WARMUP, repeats=NETWORK_REPEATS).figure_ms
+    return policy, estimate, program, measured, onnx_accuracy(program, ctx.data.val_x, ctx.data.val_y)
+
+
+def _stored(run_dir: Path, attr: str) -> tuple[str, dict | None]:
+    """(study name, the study attribute ``attr``) of the one study in ``run_dir``'s study.db;
+    ("", None) where there is no study.db or it holds other than one study."""
+    if not (run_dir / "study.db").is_file():
+        return "", None
+    studies = open_storage(default_storage_url(run_dir), create=False).get_all_studies()
+    return (studies[0].study_name, studies[0].user_attrs.get(attr)) if len(studies) == 1 else ("", None)
 
 
 def stored_options(run_dir: Path) -> CompressOptions:
     """The options a compress study in ``run_dir`` was run with (to resume it)."""
     if not (run_dir / "study.db").is_file():
         raise StorageError(f"{run_dir} holds no study.db: give the run directory of a compress run (runs/<study>)")
-    storage = open_storage(default_storage_url(run_dir), create=False)
-    studies = storage.get_all_studies()
-    stored = studies[0].user_attrs.get(OPTIONS_ATTR) if len(studies) == 1 else None
+    name, stored = _stored(run_dir, OPTIONS_ATTR)
     if stored is None:
         raise StorageError(f"{run_dir} holds no autoc compress study (a search's? use autoc search --resume)")
-    return replace(CompressOptions.from_dict(stored), study=studies[0].study_name, runs_dir=run_dir.resolve().parent)
+    return replace(CompressOptions.from_dict(stored), study=name, runs_dir=run_dir.resolve().parent)
 
 
 def stored_result(run_dir: Path) -> CompressResult | None:
     """The result the last finished compress run stored with the study in ``run_dir``; None when
     the directory holds a study of another kind or none has finished."""
-    if not (run_dir / "study.db").is_file():
-        return None
-    studies = open_storage(default_storage_url(run_dir), create=False).get_all_studies()
-    stored = studies[0].user_attrs.get(RESULT_ATTR) if len(studies) == 1 else None
+    _, stored = _stored(run_dir, RESULT_ATTR)
     return CompressResult.from_dict(stored) if stored else None

@@ -54,6 +54,7 @@ class ModelStructure:
     groups: tuple[ChannelGroup, ...]
     layers: tuple[str, ...]  # conv and linear layers in module order
     fixed: Mapping[str, str] = field(default_factory=dict)  # layer -> why its output channels stay
+    convs: tuple[str, ...] = ()  # the conv layers among ``layers`` not in ``fixed``: the ones offered int8
 
     def group(self, name: str) -> ChannelGroup:
         for group in self.groups:
@@ -71,10 +72,11 @@ def analyse(model: nn.Module, example_input: torch.Tensor) -> ModelStructure:
     named in ``fixed`` with the reason.
     """
     traced = trace(model, example_input)
-    order = traced.module_order()
-    groups = sorted((group for group, _ in traced.groups()), key=lambda g: order[g.name])
+    groups = tuple(group for group, _ in traced.sorted_groups())
     layers = tuple(name for name, module in model.named_modules() if isinstance(module, WEIGHT_LAYERS))
-    return ModelStructure(groups=tuple(groups), layers=layers, fixed=dict(traced.fixed))
+    convs = tuple(name for name in layers if name not in traced.fixed
+                  and isinstance(model.get_submodule(name), nn.Conv2d))
+    return ModelStructure(groups=groups, layers=layers, fixed=dict(traced.fixed), convs=convs)
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,11 @@ class Traced:
 
     def module_order(self) -> dict[str, int]:
         return {name: index for index, name in enumerate(dict.fromkeys(self.names.values()))}
+
+    def sorted_groups(self) -> list[tuple[ChannelGroup, object]]:
+        """Every prunable group with Torch-Pruning's group object, in the model's module order."""
+        order = self.module_order()
+        return sorted(self.groups(), key=lambda pair: order[pair[0].name])
 
     def groups(self) -> Iterator[tuple[ChannelGroup, object]]:
         """Each prunable group with Torch-Pruning's group object, in the graph's order. Lazy: a group

@@ -14,13 +14,12 @@ from collections import defaultdict
 from dataclasses import dataclass, replace
 from typing import Iterable, Mapping, Sequence
 
-import numpy as np
 import torch
 from torch import nn
 
 from autoc.latency.blocks import precision_transitions
 from autoc.latency.calibrate import fit_correction
-from autoc.latency.measure import Measurement, measure_interleaved
+from autoc.latency.measure import measure_interleaved
 from autoc.latency.profile import Correction
 from autoc.modelspace.compress import ModelPolicy
 from autoc.modelspace.groups import WEIGHT_LAYERS, ModelStructure
@@ -183,6 +182,15 @@ def network_program(model: nn.Module, policy: ModelPolicy, *, example_input: tor
     return export_onnx(pruned, input_shape=tuple(example_input[:1].shape), int8_layers=int8)
 
 
+def measure_networks(model: nn.Module, policies: Sequence[ModelPolicy], *, example_input: torch.Tensor,
+                     threads: int = 1, repeats: int = NETWORK_REPEATS) -> list[float]:
+    """Each policy's compressed network timed whole (``network_program``), interleaved: ms each."""
+    programs = [network_program(model, p, example_input=example_input) for p in policies]
+    shape = tuple(example_input[:1].shape)
+    return [m.figure_ms for m in measure_interleaved(programs, input_shapes=[shape] * len(programs), threads=threads,
+                                                     warmup=NETWORK_WARMUP, repeats=repeats)]
+
+
 @dataclass(frozen=True)
 class Calibrated:
     """A fitted table and how well it predicts networks it was not fitted on."""
@@ -201,11 +209,8 @@ def calibrate(model: nn.Module, structure: ModelStructure, policies: Sequence[Mo
     layers = model_layers(model, example_input)
     per_policy = [policy_layers(layers, structure, p) for p in (*policies, *held_out)]
     table.measure([layer for net in per_policy for layer in net], threads=threads)
-    programs = [network_program(model, p, example_input=example_input) for p in (*policies, *held_out)]
-    shape = tuple(example_input[:1].shape)
-    measured = [m.figure_ms for m in measure_interleaved(programs, input_shapes=[shape] * len(programs),
-                                                        threads=threads, warmup=NETWORK_WARMUP,
-                                                        repeats=network_repeats)]
+    measured = measure_networks(model, (*policies, *held_out), example_input=example_input, threads=threads,
+                                repeats=network_repeats)
     sums = [table.unit_sums(net) for net in per_policy]
     fit = len(policies)
     table.correction = fit_correction([s[0] for s in sums[:fit]], measured[:fit],

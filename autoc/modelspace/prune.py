@@ -16,7 +16,7 @@ import torch_pruning as tp
 from torch import nn
 
 from autoc.errors import PolicyError
-from autoc.modelspace.groups import analyse, trace
+from autoc.modelspace.groups import ModelStructure, trace
 
 # Scores one Torch-Pruning group: a 1-D tensor, one score per channel, higher = keep.
 Importance = Callable[[object], torch.Tensor]
@@ -41,10 +41,11 @@ def choose_channels(model: nn.Module, keep: Mapping[str, float], *, example_inpu
                     multiple: int = 1, importance: Importance = l1_importance) -> ChannelPlan:
     """The channels each group in ``keep`` (group name -> keep ratio) keeps: the most important
     ``round(ratio * channels)``, rounded to ``multiple``."""
-    structure = analyse(model, example_input)
-    counts = {name: structure.group(name).kept(ratio, multiple=multiple) for name, ratio in keep.items()}
+    pairs = trace(model, example_input).sorted_groups()
+    named = ModelStructure(groups=tuple(group for group, _ in pairs), layers=())
+    counts = {name: named.group(name).kept(ratio, multiple=multiple) for name, ratio in keep.items()}
     kept = {}
-    for group, tp_group in trace(model, example_input).groups():
+    for group, tp_group in pairs:
         count = counts.get(group.name)
         if count is None or count == group.channels:
             continue

@@ -17,6 +17,7 @@ ONNX program:
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 from pathlib import Path
@@ -30,10 +31,10 @@ from autoc.latency.measure import measure_interleaved
 from autoc.modelspace import ModelPolicy, analyse, load_model
 from autoc.modelspace.driver import CompressOptions, run_compress
 from autoc.modelspace.estimate import estimate_policy, original_logits
-from autoc.modelspace.latency import LayerTable, model_layers, network_program, policy_layers
+from autoc.modelspace.latency import LayerTable, measure_networks, model_layers, policy_layers
 from autoc.modelspace.policy_file import load_model_policy
 from autoc.onnx.export import export_onnx
-from autoc.training.loop import TrainConfig, accuracy, correct_predictions, recalibrate_batchnorm, train
+from autoc.training.loop import TrainConfig, accuracy, recalibrate_batchnorm, train
 
 from benchmarks import RESULTS
 from benchmarks.common import config_key, record_result
@@ -85,11 +86,11 @@ def main(argv: list[str] | None = None) -> int:
             threads=args.threads))
         search_s = time.perf_counter() - start
         structure = analyse(model, example)
-        table = LayerTable.from_dict(__import__("json").loads((result.run_dir / "layer_latency.json").read_text()))
+        table = LayerTable.from_dict(json.loads((result.run_dir / "layer_latency.json").read_text()))
         layers = model_layers(model, example)
         for chosen in result.chosen:
             policies = {"autoc": load_model_policy(chosen.policy_path).policy if chosen.policy_path else None,
-                        "uniform int8": ModelPolicy.of(layers=_all_int8(model, structure)),
+                        "uniform int8": ModelPolicy.of(layers=_all_int8(structure)),
                         "uniform L1": _uniform(structure, model, example, chosen.budget_ms, args.threads)}
             named = {k: v for k, v in policies.items() if v is not None}
             measured = dict(zip(named, _measured(model, list(named.values()), example, args.threads)))
@@ -140,9 +141,8 @@ def _user_model(reference: str, data, args) -> Path:
     return path
 
 
-def _all_int8(model, structure) -> dict:
-    return {n: INT8 for n in structure.layers
-            if n not in structure.fixed and isinstance(model.get_submodule(n), torch.nn.Conv2d)}
+def _all_int8(structure) -> dict:
+    return {n: INT8 for n in structure.convs}
 
 
 def _uniform(structure, model, example, budget_ms, threads):
@@ -154,7 +154,7 @@ def _uniform(structure, model, example, budget_ms, threads):
             if best is not None and ratio <= best[0]:
                 break
             policy = ModelPolicy.of(keep={g.name: ratio for g in structure.groups if ratio < 1.0},
-                                    layers=_all_int8(model, structure) if int8 else {})
+                                    layers=_all_int8(structure) if int8 else {})
             if _measured(model, [policy], example, threads)[0] <= budget_ms:
                 best = (ratio, policy)
                 break
@@ -162,9 +162,7 @@ def _uniform(structure, model, example, budget_ms, threads):
 
 
 def _measured(model, policies, example, threads) -> list[float]:
-    programs = [network_program(model, p, example_input=example) for p in policies]
-    return [m.figure_ms for m in measure_interleaved(programs, input_shapes=[tuple(example.shape)] * len(programs),
-                                                     threads=threads, warmup=5, repeats=40)]
+    return measure_networks(model, policies, example_input=example, threads=threads, repeats=40)
 
 
 def _torch_pruning_global(model, example, budget_ms, threads):
