@@ -24,6 +24,7 @@ from autoc.compress.quant import without_fake_quant
 from autoc.arch.netspec import HEAD, NetSpec
 from autoc.arch.policy import CompressionPolicy
 from autoc.errors import PolicyError
+from autoc.onnx.int8 import UINT8, check_int8_weights, host_int8_weights, store_weights_as_uint8
 
 # The classifier (and the pooling before it) runs at the precision of the head unit (HEAD).
 _HEAD_FOLLOWERS = ("", "classifier")
@@ -36,14 +37,17 @@ def export_onnx(
     input_shape: tuple[int, int, int, int],
     int8_layers: AbstractSet[str] = frozenset(),
     calibration: np.ndarray | None = None,
+    int8_weights: str | None = None,
     opset: int = 17,
 ) -> bytes:
     """Export ``model`` (eval mode) with input ``input`` and output ``logits``.
 
     ``int8_layers`` get ONNX Runtime static QDQ quantisation (per-channel symmetric int8
     weights, uint8 activations), calibrated on ``calibration`` (N, C, H, W) or, when None,
-    on random normal data; every other node stays fp32.
+    on random normal data; every other node stays fp32. ``int8_weights`` says how the
+    weights are stored (:mod:`autoc.onnx.int8`; None: the scheme for this host).
     """
+    scheme = check_int8_weights(int8_weights) if int8_weights is not None else host_int8_weights()
     fp32 = _export_fp32(model, input_shape=input_shape, opset=opset)
     if not int8_layers:
         return fp32.SerializeToString()
@@ -51,7 +55,7 @@ def export_onnx(
     if not nodes:  # an empty list would make the quantizer take every node
         return fp32.SerializeToString()
     _unshare_initializers(fp32)
-    return _quantize(fp32, nodes=nodes, input_shape=input_shape, calibration=calibration)
+    return _quantize(fp32, nodes=nodes, input_shape=input_shape, calibration=calibration, int8_weights=scheme)
 
 
 def _unshare_initializers(model: onnx.ModelProto) -> None:
@@ -239,6 +243,7 @@ def _quantize(
     nodes: list[str],
     input_shape: tuple[int, int, int, int],
     calibration: np.ndarray | None,
+    int8_weights: str,
 ) -> bytes:
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
@@ -258,6 +263,8 @@ def _quantize(
         )
         quantized = onnx.load(out)
     _drop_dangling_constants(quantized)
+    if int8_weights == UINT8:
+        store_weights_as_uint8(quantized)
     return quantized.SerializeToString()
 
 
