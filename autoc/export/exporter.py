@@ -119,7 +119,7 @@ def _torch_bytes(obj) -> bytes:
 def _onnx(stored: StoredTrial, *, check: bool, int8_weights: str | None) -> tuple[bytes, OnnxCheck | None]:
     candidate = stored.policy.candidate
     model = stored.build_model()
-    data = _reload_data(stored)
+    data = reload_data(stored)
     calibration = calibration_images(data.train_x) if data is not None else None
     scheme = int8_weights or device_int8_weights(stored)
     onnx_bytes = candidate_onnx(model, candidate, calibration=calibration, int8_weights=scheme)
@@ -156,7 +156,7 @@ def device_int8_weights(stored: StoredTrial) -> str:
     return host_int8_weights()
 
 
-def _reload_data(stored: StoredTrial):
+def reload_data(stored: StoredTrial):
     """The search's data split, as `autoc search` loaded it; None for studies that did not record it."""
     from autoc.data.datasets import load_dataset
 

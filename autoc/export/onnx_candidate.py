@@ -20,6 +20,7 @@ from autoc.onnx.export import export_onnx, policy_int8_layers
 from autoc.latency.calibrate import NETWORK_SESSIONS, NOISY_SESSION_SPREAD
 from autoc.latency.measure import Measurement, make_session, measure_interleaved
 from autoc.onnx.int8 import INT8
+from autoc.onnx.parity import accuracy_drift, latency_drift
 
 CALIBRATION_SAMPLES = 64
 LATENCY_WARMUP = 50
@@ -81,12 +82,6 @@ def onnx_accuracy(model_bytes: bytes, images: torch.Tensor, labels: torch.Tensor
     x = images.numpy().astype(np.float32)
     predictions = [int(np.argmax(session.run(None, {name: x[i : i + 1]})[0])) for i in range(len(x))]
     return float(np.mean(np.asarray(predictions) == labels.numpy()))
-
-
-# Beyond these the export is not the model the search scored (issue-level goals: the
-# estimate must survive the trip to the runtime).
-ACCURACY_DRIFT_POINTS = 1.0
-LATENCY_DRIFT = 0.10
 
 
 @dataclass(frozen=True)
@@ -161,23 +156,14 @@ class OnnxCheck:
     def drift(self) -> tuple[str, ...]:
         """One line per way the export is not the model the search scored (empty: it is)."""
         problems = []
-        gap = self.accuracy_gap_points
-        if gap is not None and abs(gap) > ACCURACY_DRIFT_POINTS:
-            problems.append(
-                f"the exported ONNX scores {gap:+.2f} points against the fake-quant model the search scored "
-                f"(limit {ACCURACY_DRIFT_POINTS:g} point; int8 weights stored as {self.int8_weights})"
-            )
-        if self.latency_comparable and abs(self.latency_error) > LATENCY_DRIFT:
-            noise = (
-                f"NOISY: its two sessions differ by {100 * self.measured.session_spread:.1f}%, measure again on a quieter machine"
-                if self.measured.noisy
-                else f"its two sessions agree within {100 * self.measured.session_spread:.1f}%"
-            )
-            problems.append(
-                f"the exported ONNX runs {self.measured.figure_ms:.3f} ms, {100 * self.latency_error:+.1f}% from the "
-                f"predicted {self.predicted_ms:.3f} ms (limit ±{100 * LATENCY_DRIFT:g}%; {noise})"
-            )
-        return tuple(problems)
+        if self.onnx_accuracy is not None and self.fake_quant_accuracy is not None:
+            problems.append(accuracy_drift(exported=self.onnx_accuracy, scored=self.fake_quant_accuracy,
+                                           what="the exported ONNX", detail=f"int8 weights stored as {self.int8_weights}"))
+        if self.latency_comparable:
+            problems.append(latency_drift(measured_ms=self.measured.figure_ms, predicted_ms=self.predicted_ms,
+                                          what="the exported ONNX", spread=self.measured.session_spread,
+                                          noisy=self.measured.noisy))
+        return tuple(p for p in problems if p is not None)
 
 
 def measure_exported(model_bytes: bytes, candidate: Candidate, *, threads: int = 1) -> LatencyCheck:
