@@ -20,7 +20,7 @@ import onnx
 import torch
 from torch import nn
 
-from autoc.compress.quant import without_fake_quant
+from autoc.compress.quant import FakeQuant, without_fake_quant
 from autoc.arch.netspec import HEAD, NetSpec
 from autoc.arch.policy import CompressionPolicy
 from autoc.errors import PolicyError
@@ -48,6 +48,7 @@ def export_onnx(
     weights are stored (:mod:`autoc.onnx.int8`; None: the scheme for this host).
     """
     scheme = check_int8_weights(int8_weights) if int8_weights is not None else host_int8_weights()
+    ranges = observed_input_ranges(model)
     fp32 = _export_fp32(model, input_shape=input_shape, opset=opset)
     if not int8_layers:
         return fp32.SerializeToString()
@@ -55,7 +56,33 @@ def export_onnx(
     if not nodes:  # an empty list would make the quantizer take every node
         return fp32.SerializeToString()
     _unshare_initializers(fp32)
-    return _quantize(fp32, nodes=nodes, input_shape=input_shape, calibration=calibration, int8_weights=scheme)
+    return _quantize(fp32, nodes=nodes, input_shape=input_shape, calibration=calibration, int8_weights=scheme,
+                     input_ranges=_conv_input_ranges(fp32, nodes=set(nodes), ranges=ranges))
+
+
+def observed_input_ranges(model: nn.Module) -> dict[str, tuple[float, float]]:
+    """Layer -> the (min, max) input range its fake quantiser observed while the search trained it.
+
+    The export quantises those inputs with these ranges rather than ranges calibrated anew, so
+    the int8 graph rounds each quantised layer's input exactly as the model the search scored did
+    (same formula: uint8, affine, the range widened to hold zero)."""
+    ranges = {}
+    for name, module in model.named_modules():
+        quant = getattr(module, "quant", None)
+        if isinstance(quant, FakeQuant) and bool(quant.observed):
+            ranges[name] = (float(quant.act_min), float(quant.act_max))
+    return ranges
+
+
+def _conv_input_ranges(
+    graph_model: onnx.ModelProto, *, nodes: AbstractSet[str], ranges: dict[str, tuple[float, float]]
+) -> dict[str, tuple[float, float]]:
+    """Tensor name -> range, for the input of every quantised conv node whose layer has an observed range."""
+    tensors = {}
+    for node in graph_model.graph.node:
+        if node.op_type == "Conv" and node.name in nodes and node_scope(node) in ranges:
+            tensors[node.input[0]] = ranges[node_scope(node)]
+    return tensors
 
 
 def _unshare_initializers(model: onnx.ModelProto) -> None:
@@ -244,6 +271,7 @@ def _quantize(
     input_shape: tuple[int, int, int, int],
     calibration: np.ndarray | None,
     int8_weights: str,
+    input_ranges: dict[str, tuple[float, float]],
 ) -> bytes:
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
@@ -259,7 +287,13 @@ def _quantize(
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             nodes_to_quantize=nodes,
-            extra_options={"WeightSymmetric": True, "ActivationSymmetric": False},
+            extra_options={
+                "WeightSymmetric": True,
+                "ActivationSymmetric": False,
+                "TensorQuantOverrides": {
+                    name: [{"rmin": np.float32(lo), "rmax": np.float32(hi)}] for name, (lo, hi) in input_ranges.items()
+                },
+            },
         )
         quantized = onnx.load(out)
     _drop_dangling_constants(quantized)

@@ -116,3 +116,37 @@ def test_export_onnx_stores_weights_as_the_host_scheme_by_default(model_and_laye
     assert weights and {w.data_type for w in weights} == {onnx.TensorProto.UINT8}
     with pytest.raises(ValueError, match="int8 weight scheme 'int4' is unknown"):
         export_onnx(model, input_shape=SHAPE, int8_layers=layers, int8_weights="int4")
+
+
+def test_quantised_inputs_take_the_ranges_the_fake_quantiser_observed_not_new_calibration(model_and_layers):
+    from autoc.arch.policy import CompressionPolicy, LayerPolicy
+    from autoc.compress.quant import apply_quantization
+    from autoc.onnx.export import node_scope
+
+    _, layers = model_and_layers
+    spec = build_netspec(tiny_arch())
+    torch.manual_seed(0)
+    int8 = LayerPolicy(precision="int8", weight_bits=8, act_bits=8)
+    model = apply_quantization(build_model(spec), CompressionPolicy.from_mapping({name: int8 for name in layers}))
+    model.train()
+    with torch.no_grad():  # the search's training observes each quantised input's range
+        for _ in range(3):
+            model(torch.randn(8, *SHAPE[1:]))
+    model.eval()
+    # Calibration data on another scale: ranges calibrated from it would differ.
+    calibration = 5 * np.random.default_rng(0).standard_normal((16, *SHAPE[1:]), dtype=np.float32)
+    graph = onnx.load_from_string(export_onnx(model, input_shape=SHAPE, int8_layers=layers, calibration=calibration)).graph
+    initializers = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    producers = {o: n for n in graph.node for o in n.output}
+    checked = 0
+    for node in graph.node:
+        if node.op_type != "Conv" or node_scope(node) not in layers:
+            continue
+        dq = producers[node.input[0]]  # DequantizeLinear of the conv's quantised input
+        q = producers[dq.input[0]]
+        fake = dict(model.named_modules())[node_scope(node)].quant
+        lo, hi = min(float(fake.act_min), 0.0), max(float(fake.act_max), 0.0)
+        assert float(initializers[q.input[1]]) == pytest.approx((hi - lo) / 255, rel=1e-6), node_scope(node)
+        assert int(initializers[q.input[2]]) == round(-lo / ((hi - lo) / 255))
+        checked += 1
+    assert checked == len(layers)
