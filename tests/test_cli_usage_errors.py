@@ -74,3 +74,15 @@ def test_a_count_or_duration_out_of_range_is_refused_while_parsing(capsys, tmp_p
     assert exited.value.code == 2 and len(err.strip().splitlines()) == 1
     assert f"argument {flag}: " in err and example in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_library_errors_name_the_flags_the_user_typed(tmp_path, capsys):
+    (tmp_path / "pack").mkdir()
+    assert main(["calibrate", "--device", "raspi4", "--export-pack", str(tmp_path / "pack"), "--space", "fbnet-cifar",
+                 "--runs-dir", str(tmp_path / "runs")]) == 2
+    assert "already exists; give --export-pack a new directory (nothing is overwritten)" in capsys.readouterr().err
+    networks = tmp_path / "nets.csv"
+    networks.write_text("a,b\n1,2\n")
+    assert main(["calibrate", "--device", "pixel3", "--from-networks", str(networks), "--space", "fbnet-cifar",
+                 "--runs-dir", str(tmp_path / "runs")]) == 2
+    assert capsys.readouterr().err.strip().endswith("missing columns ['pixel3_ms'] (has ['a', 'b']); choose --column from: a, b")

@@ -32,11 +32,13 @@ class CsvTable:
     meta: dict[str, str]
     header_line: int = 1
 
-    def require(self, columns: list[str], *, fix: str) -> None:
+    def require(self, columns: list[str], *, fix: str, fields: tuple[str, ...] = ()) -> None:
+        """A DeviceError naming the missing columns and ``fix`` (whose option names are ``fields``)."""
         missing = [c for c in columns if c not in self.columns]
         if missing:
             raise DeviceError(
-                f"{self.path} line {self.header_line}: missing column(s) {missing} (has {list(self.columns)}); {fix}"
+                f"{self.path} line {self.header_line}: missing columns {missing} (has {list(self.columns)}); {fix}",
+                fields=fields,
             )
 
     def error(self, row: CsvRow, message: str) -> DeviceError:

@@ -76,7 +76,8 @@ class MeasuredNetwork:
 def read_networks(path: str | Path, *, space: SearchSpace, column: str) -> list[MeasuredNetwork]:
     """Every row of the CSV as a candidate of ``space`` with its measured latency."""
     table = read_csv(path, what="whole-network latency CSV")
-    table.require([column], fix=f"name the time column with --column (one of: {', '.join(_time_columns(table))})")
+    table.require([column], fix=f"choose column from: {', '.join(_time_columns(table))}",
+                  fields=("column",))
     to_params = _column_mapping(table, space)
     networks = []
     for row in table.rows:

@@ -80,7 +80,8 @@ def export_pack(
 
     target = Path(directory)
     if target.exists():
-        raise DeviceError(f"{target} already exists; give --export-pack a new directory (nothing is overwritten)")
+        raise DeviceError(f"{target} already exists; give export_pack a new directory (nothing is overwritten)",
+                          fields=("export_pack",))
     if networks < 1 or held_out < 0:
         raise DeviceError(f"a pack needs >= 1 fitting network and >= 0 held-out ones, got {networks} and {held_out}")
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))

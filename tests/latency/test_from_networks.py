@@ -65,7 +65,7 @@ ROW = ",".join(["k3_e1"] * 22)
 @pytest.mark.parametrize(
     "body, match",
     [
-        (f"{ROW}\n", r"line 1: missing column\(s\) \['pixel2_ms'\]"),
+        (f"{ROW}\n", r"line 1: missing columns \['pixel2_ms'\]"),
         (HEADER + f"0,{ROW},fast\n", r"line 2: pixel2_ms = 'fast' is not a number"),
         (HEADER + f"0,{ROW},-3\n", r"line 2: pixel2_ms = '-3' is not a positive time"),
         (HEADER + f"0,{ROW},28\n1,{ROW.replace('k3_e1', 'k9_e9', 1)},30\n", r"line 3: .*outside space.*k9_e9"),

@@ -70,7 +70,7 @@ def rewrite(measured_pack, tmp_path, edit):
     "edit, match",
     [
         (lambda ls: [l if l.startswith("#") else ",".join(l.split(",")[:2]) + "\n" for l in ls],
-         r"line 12: missing column\(s\) \['ms'\]"),
+         r"line 12: missing columns \['ms'\]"),
         (lambda ls: ls[:-1] + [",".join([ls[-1].split(",")[0], ls[-1].split(",")[1], "slow", "1", "1", "1", "5\n"])],
          r"line \d+: ms = 'slow' is not a number"),
         (lambda ls: ls[:-1] + [",".join([ls[-1].split(",")[0], ls[-1].split(",")[1], "-0.5", "1", "1", "1", "5\n"])],
