@@ -17,6 +17,7 @@ from typing import AbstractSet, Iterator
 
 import numpy as np
 import onnx
+from onnx import numpy_helper
 import torch
 from torch import nn
 
@@ -26,8 +27,6 @@ from autoc.arch.policy import CompressionPolicy
 from autoc.errors import PolicyError
 from autoc.onnx.int8 import UINT8, check_int8_weights, host_int8_weights, store_weights_as_uint8
 
-# The classifier (and the pooling before it) runs at the precision of the head unit (HEAD).
-_HEAD_FOLLOWERS = ("", "classifier")
 CALIBRATION_SAMPLES = 8
 
 
@@ -48,7 +47,7 @@ def export_onnx(
     weights are stored (:mod:`autoc.onnx.int8`; None: the scheme for this host).
     """
     scheme = check_int8_weights(int8_weights) if int8_weights is not None else host_int8_weights()
-    ranges = observed_input_ranges(model)
+    seen = fake_quantisers(model)
     fp32 = _export_fp32(model, input_shape=input_shape, opset=opset)
     if not int8_layers:
         return fp32.SerializeToString()
@@ -57,32 +56,45 @@ def export_onnx(
         return fp32.SerializeToString()
     _unshare_initializers(fp32)
     return _quantize(fp32, nodes=nodes, input_shape=input_shape, calibration=calibration, int8_weights=scheme,
-                     input_ranges=_conv_input_ranges(fp32, nodes=set(nodes), ranges=ranges))
+                     overrides=_as_scored(fp32, nodes=set(nodes), seen=seen))
 
 
-def observed_input_ranges(model: nn.Module) -> dict[str, tuple[float, float]]:
-    """Layer -> the (min, max) input range its fake quantiser observed while the search trained it.
-
-    The export quantises those inputs with these ranges rather than ranges calibrated anew, so
-    the int8 graph rounds each quantised layer's input exactly as the model the search scored did
-    (same formula: uint8, affine, the range widened to hold zero)."""
-    ranges = {}
-    for name, module in model.named_modules():
-        quant = getattr(module, "quant", None)
-        if isinstance(quant, FakeQuant) and bool(quant.observed):
-            ranges[name] = (float(quant.act_min), float(quant.act_max))
-    return ranges
+def fake_quantisers(model: nn.Module) -> dict[str, FakeQuant]:
+    """Layer -> its fake quantiser, for the layers whose quantiser observed an input range while the
+    search trained them (a model built only to be timed has none)."""
+    return {
+        name: module.quant
+        for name, module in model.named_modules()
+        if isinstance(getattr(module, "quant", None), FakeQuant) and bool(module.quant.observed)
+    }
 
 
-def _conv_input_ranges(
-    graph_model: onnx.ModelProto, *, nodes: AbstractSet[str], ranges: dict[str, tuple[float, float]]
-) -> dict[str, tuple[float, float]]:
-    """Tensor name -> range, for the input of every quantised conv node whose layer has an observed range."""
-    tensors = {}
+def _as_scored(
+    graph_model: onnx.ModelProto, *, nodes: AbstractSet[str], seen: dict[str, FakeQuant]
+) -> dict[str, list[dict]]:
+    """ONNX Runtime tensor overrides that make each quantised conv compute what the fake-quantised
+    layer the search scored computed:
+
+    - its input takes the range the fake quantiser observed rather than one calibrated anew (same
+      formula: uint8, affine, the range widened to hold zero), so inputs round alike;
+    - weights of fewer than 8 bits, already on their bit width's grid, get per-channel scales that
+      divide that grid by an integer (a 4-bit step is 18 int8 steps), so int8 holds them exactly.
+    """
+    initializers = {init.name: init for init in graph_model.graph.initializer}
+    overrides: dict[str, list[dict]] = {}
     for node in graph_model.graph.node:
-        if node.op_type == "Conv" and node.name in nodes and node_scope(node) in ranges:
-            tensors[node.input[0]] = ranges[node_scope(node)]
-    return tensors
+        quant = seen.get(node_scope(node))
+        if node.op_type != "Conv" or node.name not in nodes or quant is None:
+            continue
+        overrides[node.input[0]] = [{"rmin": np.float32(quant.act_min), "rmax": np.float32(quant.act_max)}]
+        weight = initializers.get(node.input[1])
+        if quant.weight_bits < 8 and weight is not None:
+            qmax = 2 ** (quant.weight_bits - 1) - 1
+            steps = 127 // qmax  # int8 steps per low-bit step
+            absmax = np.abs(numpy_helper.to_array(weight)).reshape(weight.dims[0], -1).max(axis=1)
+            scales = np.where(absmax > 0, absmax / (qmax * steps), 1.0).astype(np.float32)
+            overrides[weight.name] = [{"axis": 0, "scale": scale, "zero_point": np.int8(0)} for scale in scales]
+    return overrides
 
 
 def _unshare_initializers(model: onnx.ModelProto) -> None:
@@ -191,7 +203,8 @@ def quantizable_nodes(
 
     A layer owns every node in its scope (conv, activation). Glue nodes outside any layer
     (residual Add, channel shuffle) go int8 when all the layers of their enclosing module
-    do; the pooling and classifier at the model's root follow ``head``.
+    do. The pooling and classifier at the model's root stay fp32, as the fake-quantised model
+    the search scores runs them (it quantises conv layers only).
     """
     unknown = int8_layers - conv_layers - {HEAD}
     if unknown:
@@ -213,8 +226,6 @@ def quantizable_nodes(
         owner = next((layer for layer in conv_layers if _within(scope, layer)), None)
         if owner is not None:
             quantize = owner in int8_layers
-        elif scope.split(".", 1)[0] in _HEAD_FOLLOWERS:
-            quantize = HEAD in int8_layers
         else:
             inside = {layer for layer in conv_layers if _within(layer, scope)}
             quantize = bool(inside) and inside <= int8_layers
@@ -271,7 +282,7 @@ def _quantize(
     input_shape: tuple[int, int, int, int],
     calibration: np.ndarray | None,
     int8_weights: str,
-    input_ranges: dict[str, tuple[float, float]],
+    overrides: dict[str, list[dict]],
 ) -> bytes:
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
@@ -290,9 +301,7 @@ def _quantize(
             extra_options={
                 "WeightSymmetric": True,
                 "ActivationSymmetric": False,
-                "TensorQuantOverrides": {
-                    name: [{"rmin": np.float32(lo), "rmax": np.float32(hi)}] for name, (lo, hi) in input_ranges.items()
-                },
+                "TensorQuantOverrides": overrides,
             },
         )
         quantized = onnx.load(out)

@@ -150,3 +150,34 @@ def test_quantised_inputs_take_the_ranges_the_fake_quantiser_observed_not_new_ca
         assert int(initializers[q.input[2]]) == round(-lo / ((hi - lo) / 255))
         checked += 1
     assert checked == len(layers)
+
+
+def test_weights_of_fewer_bits_are_held_exactly_by_int8_steps_that_divide_their_grid(model_and_layers):
+    from autoc.arch.policy import CompressionPolicy, LayerPolicy
+    from autoc.compress.quant import apply_quantization, quantize_weight
+    from autoc.onnx.export import node_scope
+
+    _, layers = model_and_layers
+    spec = build_netspec(tiny_arch())
+    torch.manual_seed(0)
+    bits = {"stages.1.0.expand": 4, "stages.1.0.dw": 6, "stages.1.0.project": 8}
+    policy = {name: LayerPolicy(precision="int8", weight_bits=b, act_bits=8) for name, b in bits.items()}
+    model = apply_quantization(build_model(spec), CompressionPolicy.from_mapping(policy))
+    model.train()
+    with torch.no_grad():
+        model(torch.randn(8, *SHAPE[1:]))
+        for name, b in bits.items():  # the weights on their grid, as the export's caller snaps them
+            conv = dict(model.named_modules())[name].conv
+            conv.weight.copy_(quantize_weight(conv.weight, bits=b))
+    model.eval()
+    graph = onnx.load_from_string(
+        export_onnx(model, input_shape=SHAPE, int8_layers=frozenset(bits), int8_weights="int8")).graph
+    initializers = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    producers = {o: n for n in graph.node for o in n.output}
+    for node in graph.node:
+        if node.op_type == "Conv" and node_scope(node) in bits:
+            q = initializers[producers[node.input[1]].input[0]].astype(np.int32)  # the int8 weights
+            qmax = 2 ** (bits[node_scope(node)] - 1) - 1
+            steps = 127 // qmax
+            assert np.all(q % steps == 0), node_scope(node)  # each low-bit level is a whole number of int8 steps
+            assert np.abs(q).max() == qmax * steps

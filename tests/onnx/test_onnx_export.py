@@ -101,12 +101,14 @@ def test_mixed_export_quantizes_only_the_asked_layers(net):
     assert not any(n.op_type == "DequantizeLinear" and n.output[0] in gemm.input for n in graph.node)
 
 
-def test_head_also_quantizes_the_classifier(net):
+def test_an_int8_head_quantizes_its_conv_and_leaves_the_classifier_fp32_as_the_scored_model_runs_it(net):
     _, model = net
     graph = onnx.load_from_string(export_onnx(model, input_shape=SHAPE, int8_layers={"head"})).graph
-    gemm = next(n for n in graph.node if n.op_type == "Gemm")
     dequantized = {n.output[0] for n in graph.node if n.op_type == "DequantizeLinear"}
-    assert set(gemm.input[:2]) <= dequantized
+    head = next(n for n in graph.node if n.op_type == "Conv" and node_scope(n) == "head")
+    assert set(head.input[:2]) <= dequantized
+    gemm = next(n for n in graph.node if n.op_type == "Gemm")
+    assert not set(gemm.input[1:]) & dequantized
 
 
 def test_policy_int8_layers():
