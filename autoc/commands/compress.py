@@ -77,9 +77,9 @@ def run(args: argparse.Namespace) -> int:
     result = run_compress(options)
     print_summary(result)
     drift = [problem for chosen in result.chosen for problem in chosen.drift()]
+    for problem in drift:  # shown even when allowed: the user should know what they accepted
+        print(f"autoc compress: {problem}", file=sys.stderr)
     if drift and not args.allow_drift:
-        for problem in drift:
-            print(f"autoc compress: {problem}", file=sys.stderr)
         print("autoc compress: the files are written but are not the models the search scored; "
               "pass --allow-drift to accept them", file=sys.stderr)
         return 1

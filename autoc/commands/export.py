@@ -58,9 +58,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"trial {result.trial} -> {', '.join(str(p) for p in result.paths)}")
     if result.check is not None:
         print(format_check(result.check))
+    for problem in result.drift:  # shown even when allowed: the user should know what they accepted
+        print(f"autoc export: {problem}", file=sys.stderr)
     if result.drift and not args.allow_drift:
-        for problem in result.drift:
-            print(f"autoc export: {problem}", file=sys.stderr)
         print(f"autoc export: {result.paths[0]} is written but is not the model the search scored; "
               "pass --allow-drift to accept it", file=sys.stderr)
         return 1

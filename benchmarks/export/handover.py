@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -141,7 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work or Path(tempfile.mkdtemp(prefix="autoc-handover-"))
     work.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    studies = [(search_study, d, {"fresh_profiles": work / "fresh-profile"}) for d in args.search]
+    fresh = work / "fresh-profile"
+    if fresh.exists():  # "measured now" means now: never a profile left by an earlier run
+        shutil.rmtree(fresh)
+    studies = [(search_study, d, {"fresh_profiles": fresh}) for d in args.search]
     studies += [(compress_study, d, {}) for d in args.compress]
     for measure, run_dir, extra in studies:
         key, figures, detail = measure(run_dir, work, **extra)
