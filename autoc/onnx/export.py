@@ -13,7 +13,7 @@ import logging
 import tempfile
 import warnings
 from pathlib import Path
-from typing import AbstractSet, Iterator
+from typing import AbstractSet, Iterator, Mapping
 
 import numpy as np
 import onnx
@@ -28,6 +28,8 @@ from autoc.errors import PolicyError
 # The classifier (and the pooling before it) runs at the precision of the head unit (HEAD).
 _HEAD_FOLLOWERS = ("", "classifier")
 CALIBRATION_SAMPLES = 8
+CALIBRATION_BATCH = 32  # images per calibration run: the input's batch dimension is dynamic
+BATCH_DIM = "batch"
 
 
 def export_onnx(
@@ -37,21 +39,30 @@ def export_onnx(
     int8_layers: AbstractSet[str] = frozenset(),
     calibration: np.ndarray | None = None,
     opset: int = 17,
+    metadata: Mapping[str, str] | None = None,
 ) -> bytes:
     """Export ``model`` (eval mode) with input ``input`` and output ``logits``.
 
-    ``int8_layers`` get ONNX Runtime static QDQ quantisation (per-channel symmetric int8
-    weights, uint8 activations), calibrated on ``calibration`` (N, C, H, W) or, when None,
-    on random normal data; every other node stays fp32.
+    Both have a dynamic batch dimension (``batch``); ``input_shape`` gives the traced shape
+    and the size of the rest. ``int8_layers`` get ONNX Runtime static QDQ quantisation
+    (per-channel symmetric int8 weights, uint8 activations), calibrated on ``calibration``
+    (N, C, H, W) or, when None, on random normal data; every other node stays fp32.
+    ``metadata`` goes into the model's ``metadata_props`` (e.g. the preprocessing).
     """
     fp32 = _export_fp32(model, input_shape=input_shape, opset=opset)
-    if not int8_layers:
-        return fp32.SerializeToString()
-    nodes = quantizable_nodes(fp32, conv_layers=_conv_layer_names(model), int8_layers=set(int8_layers))
+    nodes = quantizable_nodes(fp32, conv_layers=_conv_layer_names(model), int8_layers=set(int8_layers)) \
+        if int8_layers else []
     if not nodes:  # an empty list would make the quantizer take every node
-        return fp32.SerializeToString()
+        return _with_metadata(fp32, metadata).SerializeToString()
     _unshare_initializers(fp32)
-    return _quantize(fp32, nodes=nodes, input_shape=input_shape, calibration=calibration)
+    program = _quantize(fp32, nodes=nodes, input_shape=input_shape, calibration=calibration)
+    return _with_metadata(onnx.load_from_string(program), metadata).SerializeToString() if metadata else program
+
+
+def _with_metadata(model: onnx.ModelProto, metadata: Mapping[str, str] | None) -> onnx.ModelProto:
+    if metadata:
+        onnx.helper.set_model_props(model, {**{p.key: p.value for p in model.metadata_props}, **metadata})
+    return model
 
 
 def _unshare_initializers(model: onnx.ModelProto) -> None:
@@ -114,6 +125,8 @@ def _export_fp32(model: nn.Module, *, input_shape: tuple[int, int, int, int], op
                 dynamo=False,
                 input_names=["input"],
                 output_names=["logits"],
+                # batch 1 traced, any batch run: latency is still measured at the shape it is given
+                dynamic_axes={"input": {0: BATCH_DIM}, "logits": {0: BATCH_DIM}},
                 opset_version=opset,
                 do_constant_folding=True,  # folds BatchNorm into the conv weights
             )
@@ -193,11 +206,11 @@ def quantizable_nodes(
 
 
 class _ArrayReader:
-    """CalibrationDataReader over an (N, C, H, W) array, in batches of the export's batch size."""
+    """CalibrationDataReader over an (N, C, H, W) array, in batches of ``batch`` (a last smaller one included)."""
 
     def __init__(self, data: np.ndarray, batch: int) -> None:
         self._batches: Iterator[np.ndarray] = iter(
-            [data[i : i + batch] for i in range(0, len(data) - batch + 1, batch)]
+            [data[i : i + batch] for i in range(0, len(data), batch)]
         )
 
     def get_next(self) -> dict[str, np.ndarray] | None:
@@ -248,7 +261,7 @@ def _quantize(
         quantize_static(
             fp32,
             out,
-            _ArrayReader(data, input_shape[0]),
+            _ArrayReader(data, max(input_shape[0], CALIBRATION_BATCH)),
             quant_format=QuantFormat.QDQ,
             per_channel=True,
             activation_type=QuantType.QUInt8,

@@ -26,7 +26,7 @@ from autoc.arch.netspec import group_producers, frozen_groups
 from autoc.arch.policy import CompressionPolicy, LayerPolicy
 from autoc.candidate import Candidate
 from autoc.export.nni_config import nni_config
-from tests.helpers import tiny_arch
+from helpers import tiny_arch
 
 NNI_VERSION = "3.0"
 VENV = Path.home() / ".cache" / "autoc-test-nni-venv" / f"nni-{NNI_VERSION}"
