@@ -40,16 +40,18 @@ def export_onnx(
     calibration: np.ndarray | None = None,
     opset: int = 17,
     metadata: Mapping[str, str] | None = None,
+    dynamic_batch: bool = False,
 ) -> bytes:
-    """Export ``model`` (eval mode) with input ``input`` and output ``logits``.
+    """Export ``model`` (eval mode) with input ``input`` and output ``logits``, shaped ``input_shape``.
 
-    Both have a dynamic batch dimension (``batch``); ``input_shape`` gives the traced shape
-    and the size of the rest. ``int8_layers`` get ONNX Runtime static QDQ quantisation
-    (per-channel symmetric int8 weights, uint8 activations), calibrated on ``calibration``
-    (N, C, H, W) or, when None, on random normal data; every other node stays fp32.
+    ``dynamic_batch``: both get a symbolic batch dimension (``batch``) instead, for models handed
+    over (latency lookup tables keep the fixed shapes their profiles were measured with).
+    ``int8_layers`` get ONNX Runtime static QDQ quantisation (per-channel symmetric int8
+    weights, uint8 activations), calibrated on ``calibration`` (N, C, H, W) or, when None, on
+    random normal data; every other node stays fp32.
     ``metadata`` goes into the model's ``metadata_props`` (e.g. the preprocessing).
     """
-    fp32 = _export_fp32(model, input_shape=input_shape, opset=opset)
+    fp32 = _export_fp32(model, input_shape=input_shape, opset=opset, dynamic_batch=dynamic_batch)
     nodes = quantizable_nodes(fp32, conv_layers=_conv_layer_names(model), int8_layers=set(int8_layers)) \
         if int8_layers else []
     if not nodes:  # an empty list would make the quantizer take every node
@@ -108,7 +110,8 @@ def policy_int8_layers(spec: NetSpec, policy: CompressionPolicy) -> frozenset[st
     return frozenset(layers)
 
 
-def _export_fp32(model: nn.Module, *, input_shape: tuple[int, int, int, int], opset: int) -> onnx.ModelProto:
+def _export_fp32(model: nn.Module, *, input_shape: tuple[int, int, int, int], opset: int,
+                 dynamic_batch: bool = False) -> onnx.ModelProto:
     was_training = model.training
     model.eval()
     buffer = io.BytesIO()
@@ -125,8 +128,8 @@ def _export_fp32(model: nn.Module, *, input_shape: tuple[int, int, int, int], op
                 dynamo=False,
                 input_names=["input"],
                 output_names=["logits"],
-                # batch 1 traced, any batch run: latency is still measured at the shape it is given
-                dynamic_axes={"input": {0: BATCH_DIM}, "logits": {0: BATCH_DIM}},
+                # traced at input_shape, run at any batch (latency is measured at the shape it is given)
+                dynamic_axes={"input": {0: BATCH_DIM}, "logits": {0: BATCH_DIM}} if dynamic_batch else None,
                 opset_version=opset,
                 do_constant_folding=True,  # folds BatchNorm into the conv weights
             )
@@ -205,13 +208,20 @@ def quantizable_nodes(
     return selected
 
 
-class _ArrayReader:
-    """CalibrationDataReader over an (N, C, H, W) array, in batches of ``batch`` (a last smaller one included)."""
+def _has_dynamic_batch(model: onnx.ModelProto) -> bool:
+    return model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == BATCH_DIM
 
-    def __init__(self, data: np.ndarray, batch: int) -> None:
-        self._batches: Iterator[np.ndarray] = iter(
-            [data[i : i + batch] for i in range(0, len(data), batch)]
-        )
+
+class _ArrayReader:
+    """CalibrationDataReader over an (N, C, H, W) array: in batches of the export's batch size, or,
+    when the model's batch is dynamic, of CALIBRATION_BATCH (a last smaller one included; faster)."""
+
+    def __init__(self, data: np.ndarray, batch: int, *, dynamic: bool = False) -> None:
+        if dynamic:
+            starts, batch = range(0, len(data), CALIBRATION_BATCH), CALIBRATION_BATCH
+        else:
+            starts = range(0, len(data) - batch + 1, batch)
+        self._batches: Iterator[np.ndarray] = iter([data[i : i + batch] for i in starts])
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         batch = next(self._batches, None)
@@ -261,7 +271,7 @@ def _quantize(
         quantize_static(
             fp32,
             out,
-            _ArrayReader(data, max(input_shape[0], CALIBRATION_BATCH)),
+            _ArrayReader(data, input_shape[0], dynamic=_has_dynamic_batch(fp32)),
             quant_format=QuantFormat.QDQ,
             per_channel=True,
             activation_type=QuantType.QUInt8,
