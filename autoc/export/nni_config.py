@@ -78,9 +78,9 @@ def nni_sparse_ratio(channels: int, *, kept: int) -> float:
     """The sparse ratio closest to ``1 - kept / channels`` with which NNI keeps exactly ``kept``
     of ``channels`` output channels.
 
-    The plain quotient can land a hair below the integer after NNI multiplies it back (e.g.
-    ``7 * (1 - 3/7)``), and NNI truncates, which would keep one channel more; stepping to the
-    next float up fixes that. The value is written as JSON, whose repr round-trips exactly.
+    The plain quotient can land a hair below the integer after NNI multiplies it back
+    (``22 * (15 / 22)`` is 14.999999999999998), and NNI truncates, which would keep one
+    channel more; stepping to the next float up fixes that. The value is written as JSON, whose repr round-trips exactly.
     """
     if not 1 <= kept <= channels:
         raise ValueError(f"kept must lie in 1..{channels}, got {kept}")
