@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from dataclasses import fields
 from pathlib import Path
 
@@ -47,6 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--study", default=None, help="study name (default: model and time); the same name resumes it")
     p.add_argument("--threads", type=count(1, 2), default=_default("threads"),
                    help="torch and ONNX Runtime threads [%(default)s]")
+    p.add_argument("--allow-drift", action="store_true",
+                   help="exit 0 even when an exported program's accuracy is over 1 point or its latency over 10%% "
+                   "from what the search scored (the files are written either way)")
     p.set_defaults(handler=run, option_flags=option_flags(p))
 
 
@@ -72,6 +76,13 @@ def run(args: argparse.Namespace) -> int:
             keep_choices=tuple(args.keep_choices), runs_dir=args.runs_dir, study=args.study, threads=args.threads)
     result = run_compress(options)
     print_summary(result)
+    drift = [problem for chosen in result.chosen for problem in chosen.drift()]
+    if drift and not args.allow_drift:
+        for problem in drift:
+            print(f"autoc compress: {problem}", file=sys.stderr)
+        print("autoc compress: the files are written but are not the models the search scored; "
+              "pass --allow-drift to accept them", file=sys.stderr)
+        return 1
     return 0
 
 

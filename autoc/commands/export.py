@@ -3,6 +3,7 @@ a state dict, NNI config lists or a per-layer CSV."""
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from autoc.commands._flags import option_flags
@@ -27,6 +28,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--storage", dest="storage.url", default=None, help="Optuna storage URL when the study is not in runs/<study>/study.db")
     p.add_argument("--study", dest="storage.study", default=None, help="study name in --storage (default: the run directory's name)")
     p.add_argument("--no-check", action="store_true", help="onnx: skip the latency measurement and accuracy comparison")
+    p.add_argument("--allow-drift", action="store_true",
+                   help="onnx: exit 0 even when the export's accuracy is over 1 point or its host latency over 10%% "
+                   "from what the search scored (the file is written either way)")
+    p.add_argument("--int8-weights", choices=["int8", "uint8"], default=None,
+                   help="onnx: store int8 weights as int8, or as uint8 with zero point 128 (same values; for x86 CPUs "
+                   "without VNNI, whose int8 kernels saturate); default: as the device's latency profile was measured")
     p.set_defaults(handler=run, option_flags=option_flags(p))
 
 
@@ -45,9 +52,16 @@ def run(args: argparse.Namespace) -> int:
             storage=getattr(args, "storage.url"),
             study=getattr(args, "storage.study"),
             check=not args.no_check,
+            int8_weights=args.int8_weights,
         )
     )
     print(f"trial {result.trial} -> {', '.join(str(p) for p in result.paths)}")
     if result.check is not None:
         print(format_check(result.check))
+    if result.drift and not args.allow_drift:
+        for problem in result.drift:
+            print(f"autoc export: {problem}", file=sys.stderr)
+        print(f"autoc export: {result.paths[0]} is written but is not the model the search scored; "
+              "pass --allow-drift to accept it", file=sys.stderr)
+        return 1
     return 0

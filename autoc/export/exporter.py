@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from autoc.errors import PolicyError
+from autoc.errors import DeviceError, PolicyError
 from autoc.export.formats import FORMATS
 from autoc.export.layer_table import layer_rows, rows_to_csv
 from autoc.export.nni_config import nni_config
@@ -50,6 +50,7 @@ class ExportRequest:
     storage: str | None = None
     study: str | None = None
     check: bool = True  # onnx: measure latency and compare accuracy
+    int8_weights: str | None = None  # onnx: how int8 weights are stored; None: as the device's profile measured
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,11 @@ class ExportResult:
     trial: int
     paths: tuple[Path, ...]
     check: OnnxCheck | None = None
+
+    @property
+    def drift(self) -> tuple[str, ...]:
+        """How the written file departs from the model the search scored (empty: it does not)."""
+        return self.check.drift() if self.check is not None else ()
 
 
 def export_trial(request: ExportRequest) -> ExportResult:
@@ -73,7 +79,7 @@ def export_trial(request: ExportRequest) -> ExportResult:
     claim_outputs({output: OUTPUT_KINDS[request.format]}, force=request.force)
     check = None
     if request.format == "onnx":
-        data, check = _onnx(stored, check=request.check)
+        data, check = _onnx(stored, check=request.check, int8_weights=request.int8_weights)
     elif request.format == "torchscript":
         data = torchscript_bytes(stored.build_model(), stored.policy.candidate)
     elif request.format == "state-dict":
@@ -92,7 +98,7 @@ def _export_policy(stored: StoredTrial, output: Path, *, force: bool) -> ExportR
     claim_outputs({output: POLICY_JSON, weights: TORCH}, force=force)
     policy = replace(stored.policy, weights=weights.name)
     if policy.preprocessing is None:  # a study from before it was stored: the data says it again
-        data = _reload_data(stored)
+        data = reload_data(stored)
         policy = replace(policy, preprocessing=data.preprocessing if data is not None else None)
     write_bytes_atomic(weights, stored.weights_path.read_bytes())
     write_bytes_atomic(output, policy_json(policy).encode())
@@ -116,17 +122,19 @@ def _torch_bytes(obj) -> bytes:
     return buffer.getvalue()
 
 
-def _onnx(stored: StoredTrial, *, check: bool) -> tuple[bytes, OnnxCheck | None]:
+def _onnx(stored: StoredTrial, *, check: bool, int8_weights: str | None) -> tuple[bytes, OnnxCheck | None]:
     candidate = stored.policy.candidate
     model = stored.build_model()
-    data = _reload_data(stored)
+    data = reload_data(stored)
     calibration = calibration_images(data.train_x) if data is not None else None
+    scheme = int8_weights or device_int8_weights(stored)
     preprocessing = stored.policy.preprocessing or (data.preprocessing if data is not None else None)
     if preprocessing is None:
         logger.warning("study %r records neither its preprocessing nor how it loaded its data: the ONNX model's "
                        "metadata has no preprocessing (mean, std, input size); feed it as the search did",
                        stored.run.name)
-    onnx_bytes = candidate_onnx(model, candidate, calibration=calibration, preprocessing=preprocessing)
+    onnx_bytes = candidate_onnx(model, candidate, calibration=calibration, int8_weights=scheme,
+                                preprocessing=preprocessing)
     if not check:
         return onnx_bytes, None
     from autoc.training.loop import accuracy
@@ -139,10 +147,28 @@ def _onnx(stored: StoredTrial, *, check: bool) -> tuple[bytes, OnnxCheck | None]
         fake_quant_accuracy=accuracy(model, data.val_x, data.val_y) if data is not None else None,
         onnx_accuracy=onnx_accuracy(onnx_bytes, data.val_x, data.val_y) if data is not None else None,
         val_samples=int(data.val_x.shape[0]) if data is not None else 0,
+        int8_weights=scheme,
     )
 
 
-def _reload_data(stored: StoredTrial):
+def device_int8_weights(stored: StoredTrial) -> str:
+    """How the study's device stores int8 weights: as its profile was measured (so the export runs
+    the kernels the latency prediction timed), else as this host would."""
+    from autoc.latency.device import profile_path
+    from autoc.latency.profile import load_profile
+    from autoc.onnx.int8 import host_int8_weights
+
+    runs_dir = stored.run.run_options.get("runs_dir") or stored.run.run_dir.parent
+    path = profile_path(stored.run.device, runs_dir=Path(runs_dir))
+    if path.is_file():
+        try:
+            return load_profile(path).identity.int8_weights
+        except (OSError, DeviceError):  # unreadable: the check below still compares accuracy
+            pass
+    return host_int8_weights()
+
+
+def reload_data(stored: StoredTrial):
     """The search's data split, as `autoc search` loaded it; None for studies that did not record it."""
     from autoc.data.datasets import load_dataset
 

@@ -7,6 +7,7 @@ training images; all others stay fp32.
 from __future__ import annotations
 
 import copy
+import statistics
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +18,10 @@ from autoc.candidate import Candidate
 from autoc.data.preprocessing import Preprocessing
 from autoc.compress.quant import quantize_weight
 from autoc.onnx.export import export_onnx, policy_int8_layers
-from autoc.latency.measure import Measurement, make_session, measure_onnx
+from autoc.latency.calibrate import NETWORK_SESSIONS, NOISY_SESSION_SPREAD
+from autoc.latency.measure import Measurement, make_session, measure_interleaved
+from autoc.onnx.int8 import INT8
+from autoc.onnx.parity import accuracy_drift, latency_drift
 
 CALIBRATION_SAMPLES = 64
 LATENCY_WARMUP = 50
@@ -31,14 +35,16 @@ def input_shape(candidate: Candidate) -> tuple[int, int, int, int]:
     return (1, arch.in_channels, arch.input_size, arch.input_size)
 
 
-def candidate_onnx(model: AutocNet, candidate: Candidate, *, calibration: np.ndarray | None,
-                   preprocessing: Preprocessing | None = None) -> bytes:
+def candidate_onnx(
+    model: AutocNet, candidate: Candidate, *, calibration: np.ndarray | None, int8_weights: str | None = None,
+    preprocessing: Preprocessing | None = None,
+) -> bytes:
     """ONNX bytes of ``model`` (built from ``candidate``): fp32, QDQ int8 where the policy says,
     with ``preprocessing`` in its metadata (``Preprocessing.metadata``) when given.
 
     Weights of layers with fewer than 8 weight bits are first snapped to their bit width's
     grid (as the fake quantiser saw them), so the int8 graph holds the values the accuracy
-    estimate was measured with, stored in 8 bits.
+    estimate was measured with, stored in 8 bits (``int8_weights``: how, see autoc.onnx.int8).
     """
     spec = candidate.netspec()
     return export_onnx(
@@ -46,6 +52,7 @@ def candidate_onnx(model: AutocNet, candidate: Candidate, *, calibration: np.nda
         input_shape=input_shape(candidate),
         int8_layers=policy_int8_layers(spec, candidate.policy),
         calibration=calibration,
+        int8_weights=int8_weights,
         metadata=preprocessing.metadata() if preprocessing is not None else None,
         dynamic_batch=True,
     )
@@ -86,21 +93,66 @@ def onnx_accuracy(model_bytes: bytes, images: torch.Tensor, labels: torch.Tensor
 
 
 @dataclass(frozen=True)
+class LatencyCheck:
+    """The exported model timed as calibration times a network: two interleaved sessions, each
+    summarised by its latency figure (p10 of the kept runs); ``figure_ms`` is their mean."""
+
+    sessions: tuple[Measurement, ...]
+
+    @property
+    def figure_ms(self) -> float:
+        """Mean of the sessions' figures: what a profile's prediction stands for."""
+        return statistics.fmean(m.figure_ms for m in self.sessions)
+
+    @property
+    def session_spread(self) -> float:
+        """(slowest - fastest session) / mean: how far this one measurement can be trusted."""
+        figures = [m.figure_ms for m in self.sessions]
+        return (max(figures) - min(figures)) / statistics.fmean(figures)
+
+    @property
+    def noisy(self) -> bool:
+        """The sessions disagree beyond a quiet machine's (calibration's NOISY rule)."""
+        return self.session_spread > NOISY_SESSION_SPREAD
+
+    @property
+    def p10_ms(self) -> float:
+        """The fastest session's 10th percentile."""
+        return min(m.p10_ms for m in self.sessions)
+
+    @property
+    def p90_ms(self) -> float:
+        """The slowest session's 90th percentile."""
+        return max(m.p90_ms for m in self.sessions)
+
+    @property
+    def repeats(self) -> int:
+        """Timed runs over all sessions."""
+        return sum(m.repeats for m in self.sessions)
+
+
+@dataclass(frozen=True)
 class OnnxCheck:
     """The exported model against the search's estimates."""
 
     device: str
     predicted_ms: float  # for ``device``; comparable with ``measured`` only when it is the host
-    measured: Measurement  # on this host, 1 thread
+    measured: LatencyCheck  # on this host, 1 thread
     estimate_accuracy: float  # fake-quant accuracy the search stored
     fake_quant_accuracy: float | None  # the rebuilt model on the reloaded validation split
     onnx_accuracy: float | None
     val_samples: int
+    int8_weights: str = INT8  # how the export stores int8 weights (autoc.onnx.int8)
+
+    @property
+    def latency_comparable(self) -> bool:
+        """Whether the prediction is for this machine (a host profile), so the two can be compared."""
+        return self.device == "host"
 
     @property
     def latency_error(self) -> float:
         """measured / predicted - 1 (e.g. +0.05 = 5% slower than predicted)."""
-        return self.measured.median_ms / self.predicted_ms - 1.0
+        return self.measured.figure_ms / self.predicted_ms - 1.0
 
     @property
     def accuracy_gap_points(self) -> float | None:
@@ -109,20 +161,39 @@ class OnnxCheck:
             return None
         return 100.0 * (self.onnx_accuracy - self.fake_quant_accuracy)
 
+    def drift(self) -> tuple[str, ...]:
+        """One line per way the export is not the model the search scored (empty: it is)."""
+        problems = []
+        if self.onnx_accuracy is not None and self.fake_quant_accuracy is not None:
+            problems.append(accuracy_drift(exported=self.onnx_accuracy, scored=self.fake_quant_accuracy,
+                                           what="the exported ONNX", detail=f"int8 weights stored as {self.int8_weights}"))
+        if self.latency_comparable:
+            problems.append(latency_drift(measured_ms=self.measured.figure_ms, predicted_ms=self.predicted_ms,
+                                          what="the exported ONNX", spread=self.measured.session_spread,
+                                          noisy=self.measured.noisy))
+        return tuple(p for p in problems if p is not None)
 
-def measure_exported(model_bytes: bytes, candidate: Candidate, *, threads: int = 1) -> Measurement:
-    """Latency of an exported ONNX model of ``candidate`` in ONNX Runtime on this machine."""
-    return measure_onnx(
-        model_bytes, input_shape=input_shape(candidate), threads=threads, warmup=LATENCY_WARMUP, repeats=LATENCY_REPEATS
+
+def measure_exported(model_bytes: bytes, candidate: Candidate, *, threads: int = 1) -> LatencyCheck:
+    """Latency of an exported ONNX model of ``candidate`` in ONNX Runtime on this machine,
+    measured as calibration measures a network (two interleaved sessions)."""
+    sessions = measure_interleaved(
+        [model_bytes] * NETWORK_SESSIONS,
+        input_shapes=[input_shape(candidate)] * NETWORK_SESSIONS,
+        threads=threads,
+        warmup=LATENCY_WARMUP,
+        repeats=LATENCY_REPEATS,
     )
+    return LatencyCheck(sessions=tuple(sessions))
 
 
 def format_check(check: OnnxCheck) -> str:
     """A small table: predicted vs measured latency, fake-quant vs exported accuracy."""
-    host = check.device == "host"
+    host = check.latency_comparable
+    measured = check.measured
     lines = [
         f"{'figure':<34} {'search estimate':>16} {'exported ONNX':>14} {'difference':>11}",
-        f"{'latency, ms (median, 1 thread)':<34} {check.predicted_ms:>16.3f} {check.measured.median_ms:>14.3f} "
+        f"{'latency, ms (p10, 1 thread)':<34} {check.predicted_ms:>16.3f} {measured.figure_ms:>14.3f} "
         + (f"{100 * check.latency_error:>+10.1f}%" if host else f"{'n/a':>11}"),
     ]
     if check.fake_quant_accuracy is not None and check.onnx_accuracy is not None:
@@ -131,9 +202,12 @@ def format_check(check: OnnxCheck) -> str:
             f"{check.accuracy_gap_points:>+8.2f} pt"
         )
     notes = [
-        f"measured p10-p90 {check.measured.p10_ms:.3f}-{check.measured.p90_ms:.3f} ms over {check.measured.repeats} runs",
+        f"measured p10-p90 {measured.p10_ms:.3f}-{measured.p90_ms:.3f} ms over {measured.repeats} runs in "
+        f"{len(measured.sessions)} sessions, which differ by {100 * measured.session_spread:.1f}%"
+        + (" -- NOISY" if measured.noisy else ""),
         f"stored search estimate of accuracy {check.estimate_accuracy:.4f}"
         + (f", validation split {check.val_samples} images" if check.val_samples else ""),
+        f"int8 weights stored as {check.int8_weights} (autoc.onnx.int8)",
     ]
     if not host:
         notes.append(f"prediction is for device {check.device!r}; the measurement is this host's")

@@ -44,6 +44,7 @@ from autoc.latency.calibrate import export_network, fit_correction
 from autoc.latency.csv_input import read_csv
 from autoc.latency.measure import Measurement
 from autoc.latency.profile import DeviceIdentity, DeviceProfile
+from autoc.onnx.int8 import INT8, host_int8_weights
 from autoc.latency.validate import validation_figures
 from autoc.space import SearchSpace, sample_candidate
 
@@ -109,6 +110,7 @@ def export_pack(
             "device": device,
             "space": {"name": space.name, "fingerprint": space.fingerprint()},
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "int8_weights": host_int8_weights(),  # every model above was exported with it
             "models": models,
             "networks": entries,
         }
@@ -246,6 +248,7 @@ def _profile_from(
         torch="",
         precisions=("fp32", "int8"),
         created=meta.get("created") or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        int8_weights=manifest.get("int8_weights", INT8),
     )
     return DeviceProfile(
         device=device,

@@ -27,13 +27,14 @@ from autoc.errors import DeviceError
 from autoc.latency.blocks import DEPTHWISE_KERNELS
 from autoc.latency.energy import EnergyCoefficients
 from autoc.latency.in_context import InContextModel
+from autoc.onnx.int8 import INT8, host_int8_weights
 
 SCHEMA = "autoc.device/2"
 HOST = "host"
 RUNTIME = "onnxruntime"
 
 # Fields whose change makes cached measurements meaningless on this host.
-_MATCH_FIELDS = ("cpu_model", "logical_cores", "threads", "runtime", "runtime_version", "torch")
+_MATCH_FIELDS = ("cpu_model", "logical_cores", "threads", "runtime", "runtime_version", "torch", "int8_weights")
 
 
 class StaleSchemaError(DeviceError):
@@ -53,6 +54,9 @@ class DeviceIdentity:
     torch: str
     precisions: tuple[str, ...]
     created: str
+    # How int8 weights were stored in the measured graphs (autoc.onnx.int8): the kernels timed.
+    # Profiles written before the field measured int8.
+    int8_weights: str = INT8
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -243,6 +247,7 @@ def host_identity(threads: int) -> DeviceIdentity:
         torch=torch.__version__,
         precisions=("fp32", "int8"),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        int8_weights=host_int8_weights(),
     )
 
 
@@ -370,7 +375,7 @@ def _profile_from(data: Mapping[str, Any]) -> DeviceProfile:
 
 
 def _identity(data: Mapping[str, Any]) -> DeviceIdentity:
-    values = {f.name: data[f.name] for f in dataclass_fields(DeviceIdentity)}
+    values = {f.name: data[f.name] for f in dataclass_fields(DeviceIdentity) if f.name in data}
     # JSON Schema counts 4.0 as an integer
     counts = {k: int(values[k]) for k in ("logical_cores", "threads")}
     return DeviceIdentity(**values | counts | {"precisions": tuple(values["precisions"])})

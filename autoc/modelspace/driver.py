@@ -31,6 +31,7 @@ from autoc.modelspace.latency import (Layer, LayerTable, NETWORK_REPEATS, NETWOR
                                       model_layers, policy_layers, random_policies)
 from autoc.modelspace.policy_file import ModelPolicyFile, ModelReference
 from autoc.modelspace.reference import load_model, weights_digest
+from autoc.onnx.parity import accuracy_drift, latency_drift
 from autoc.search.storage import default_storage_url, open_storage, open_study
 from autoc.training.loop import TrainConfig, accuracy, train
 
@@ -107,6 +108,16 @@ class Chosen:
     onnx_path: Path | None = None
     onnx_accuracy: float | None = None  # the exported program's, in ONNX Runtime
     below_floor: bool = False  # below the most compressed policy's predicted latency: nothing can fit
+
+    def drift(self) -> tuple[str, ...]:
+        """One line per way the exported program is not the model the search scored (empty: it is)."""
+        what = f"budget {self.budget_ms:g} ms: {self.onnx_path.name if self.onnx_path else 'the export'}"
+        problems = []
+        if self.onnx_accuracy is not None and not math.isnan(self.accuracy):
+            problems.append(accuracy_drift(exported=self.onnx_accuracy, scored=self.accuracy, what=what))
+        if self.measured_ms is not None and self.trial is not None:
+            problems.append(latency_drift(measured_ms=self.measured_ms, predicted_ms=self.predicted_ms, what=what))
+        return tuple(p for p in problems if p is not None)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from autoc.compress.quant import without_fake_quant
 from autoc.arch.netspec import HEAD, NetSpec
 from autoc.arch.policy import CompressionPolicy
 from autoc.errors import PolicyError
+from autoc.onnx.int8 import UINT8, check_int8_weights, host_int8_weights, store_weights_as_uint8
 
 # The classifier (and the pooling before it) runs at the precision of the head unit (HEAD).
 _HEAD_FOLLOWERS = ("", "classifier")
@@ -38,6 +39,7 @@ def export_onnx(
     input_shape: tuple[int, int, int, int],
     int8_layers: AbstractSet[str] = frozenset(),
     calibration: np.ndarray | None = None,
+    int8_weights: str | None = None,
     opset: int = 17,
     metadata: Mapping[str, str] | None = None,
     dynamic_batch: bool = False,
@@ -48,16 +50,18 @@ def export_onnx(
     over (latency lookup tables keep the fixed shapes their profiles were measured with).
     ``int8_layers`` get ONNX Runtime static QDQ quantisation (per-channel symmetric int8
     weights, uint8 activations), calibrated on ``calibration`` (N, C, H, W) or, when None, on
-    random normal data; every other node stays fp32.
+    random normal data; every other node stays fp32. ``int8_weights`` says how the weights are
+    stored (:mod:`autoc.onnx.int8`; None: the scheme for this host).
     ``metadata`` goes into the model's ``metadata_props`` (e.g. the preprocessing).
     """
+    scheme = check_int8_weights(int8_weights) if int8_weights is not None else host_int8_weights()
     fp32 = _export_fp32(model, input_shape=input_shape, opset=opset, dynamic_batch=dynamic_batch)
     nodes = quantizable_nodes(fp32, conv_layers=_conv_layer_names(model), int8_layers=set(int8_layers)) \
         if int8_layers else []
     if not nodes:  # an empty list would make the quantizer take every node
         return _with_metadata(fp32, metadata).SerializeToString()
     _unshare_initializers(fp32)
-    program = _quantize(fp32, nodes=nodes, input_shape=input_shape, calibration=calibration)
+    program = _quantize(fp32, nodes=nodes, input_shape=input_shape, calibration=calibration, int8_weights=scheme)
     return _with_metadata(onnx.load_from_string(program), metadata).SerializeToString() if metadata else program
 
 
@@ -262,6 +266,7 @@ def _quantize(
     nodes: list[str],
     input_shape: tuple[int, int, int, int],
     calibration: np.ndarray | None,
+    int8_weights: str,
 ) -> bytes:
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
@@ -281,6 +286,8 @@ def _quantize(
         )
         quantized = onnx.load(out)
     _drop_dangling_constants(quantized)
+    if int8_weights == UINT8:
+        store_weights_as_uint8(quantized)
     return quantized.SerializeToString()
 
 

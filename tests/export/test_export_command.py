@@ -95,9 +95,11 @@ def test_onnx_is_pruned_int8_only_where_the_policy_says_and_prints_the_check(tin
     number, record = mixed_trial(tiny_run)
     candidate, model = trial_model(record)
     out = tmp_path / "m.onnx"
-    code, printed = export(tiny_run, "--trial", str(number), "--format", "onnx", "-o", str(out), capsys=capsys)
+    code, printed = export(tiny_run, "--trial", str(number), "--format", "onnx", "-o", str(out), "--allow-drift",
+                           capsys=capsys)
     assert code == 0
-    assert "latency, ms (median, 1 thread)" in printed.out and "accuracy, validation split" in printed.out
+    assert "latency, ms (p10, 1 thread)" in printed.out and "accuracy, validation split" in printed.out
+    assert "in 2 sessions, which differ by" in printed.out and "int8 weights stored as" in printed.out
 
     graph = onnx.load(out).graph
     producers = {o: n for n in graph.node for o in n.output}
@@ -195,3 +197,31 @@ def test_bad_trials_and_run_directories_exit_2(tiny_run, tmp_path, capsys):
     number = len(study.trials) - 1
     code, printed = export(copy, "--trial", str(number), capsys=capsys)
     assert code == 2 and f"trial {number} of study 't' was never trained" in printed.err
+
+
+def test_an_onnx_export_off_the_searchs_latency_says_so_and_exits_non_zero_unless_drift_is_allowed(
+    tiny_run, tmp_path, capsys
+):
+    import sqlite3
+
+    number, record = mixed_trial(tiny_run)
+    copy = tmp_path / "t"
+    shutil.copytree(tiny_run, copy)
+    # The study as if its profile had predicted a third of what the model runs in.
+    with sqlite3.connect(copy / "study.db") as db:
+        (trial_id,) = db.execute("SELECT trial_id FROM trials WHERE number = ?", (number,)).fetchone()
+        changed = db.execute(
+            "UPDATE trial_user_attributes SET value_json = ? WHERE trial_id = ? AND key = 'latency_ms'",
+            (json.dumps(record.latency_ms / 3), trial_id),
+        ).rowcount
+    assert changed == 1
+    out = tmp_path / "m.onnx"
+    code, printed = export(copy, "--trial", str(number), "--format", "onnx", "-o", str(out), capsys=capsys)
+    assert code == 1 and out.is_file()  # written, so it can be inspected
+    assert "from the predicted" in printed.err and "(limit ±10%;" in printed.err
+    assert printed.err.strip().splitlines()[-1] == (
+        f"autoc export: {out} is written but is not the model the search scored; pass --allow-drift to accept it"
+    )
+    code, printed = export(copy, "--trial", str(number), "--format", "onnx", "-o", str(out), "--force",
+                           "--allow-drift", capsys=capsys)
+    assert code == 0 and "from the predicted" not in printed.err

@@ -100,6 +100,18 @@ def test_profiles_written_before_newer_fields_still_load(tmp_path):
     assert profile.in_context.coefficients[10:] == (0.0,) * (len(FEATURES) - 10)
 
 
+def test_profiles_written_before_the_int8_weight_scheme_measured_int8_weights(tmp_path):
+    path = tmp_path / "old.json"
+    data = sample_profile().to_dict()
+    del data["identity"]["int8_weights"]
+    path.write_text(json.dumps(data))
+    assert load_profile(path).identity.int8_weights == "int8"
+    data["identity"]["int8_weights"] = "int4"
+    path.write_text(json.dumps(data))
+    with pytest.raises(DeviceError, match="int8_weights"):
+        load_profile(path)
+
+
 def test_an_invalid_field_is_one_line_naming_its_json_path_and_the_fix(tmp_path):
     path = tmp_path / "host.json"
     data = sample_profile().to_dict()
@@ -125,6 +137,9 @@ def test_matches_host():
     assert not matches_host(replace(profile, identity=replace(profile.identity, runtime_version="0.0.1")), 1)
     assert not matches_host(replace(profile, identity=replace(profile.identity, cpu_model="Other CPU")), 1)
     assert not matches_host(replace(profile, device="pixel7"), 1)
+    # measured with the other int8 kernels: not this host's numbers
+    other = "int8" if profile.identity.int8_weights == "uint8" else "uint8"
+    assert not matches_host(replace(profile, identity=replace(profile.identity, int8_weights=other)), 1)
     # the timestamp is a record, not a condition
     assert matches_host(replace(profile, identity=replace(profile.identity, created="2000-01-01T00:00:00+00:00")), 1)
 

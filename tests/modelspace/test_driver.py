@@ -13,8 +13,10 @@ from autoc.cli import main
 from autoc.modelspace import load_model
 from autoc.modelspace.policy_file import load_model_policy
 
+# --allow-drift: these runs test the search, not the table's accuracy on a loaded machine
+# (test_chosen_policies_that_drift_from_their_estimates_say_how tests the check).
 COMMON = ["--dataset", "digits", "--input-size", "16", "--max-train", "300", "--max-val", "100",
-          "--pretrain-steps", "60", "--finetune-steps", "5", "--study", "s"]
+          "--pretrain-steps", "60", "--finetune-steps", "5", "--study", "s", "--allow-drift"]
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +80,7 @@ def test_compress_chooses_a_policy_per_budget_that_rebuilds_from_its_file_and_re
     assert first.user_attrs["latency_ms"] <= max(map(float, budgets))  # that fits the largest budget
     assert main(["show", str(run_dir)]) == 0  # the stored summary, as the command printed it
     assert capsys.readouterr().out == out
-    assert main(["compress", str(run_dir), "--trials", "6"]) == 0  # resumed from its directory alone
+    assert main(["compress", str(run_dir), "--trials", "6", "--allow-drift"]) == 0  # resumed from its directory alone
     assert "6 trials (1 this run" in capsys.readouterr().out
 
 
@@ -122,3 +124,23 @@ def _onnx_accuracy_without_autoc(onnx_path, folder):
     done = subprocess.run([sys.executable, "-c", ONNX_CHECK, str(onnx_path), str(folder / "x.npy"),
                            str(folder / "y.npy")], capture_output=True, text=True, check=True)
     return done.stdout.strip()
+
+
+def test_chosen_policies_that_drift_from_their_estimates_say_how(tmp_path):
+    from autoc.modelspace.driver import Chosen
+
+    def chosen(**changes):
+        values = dict(budget_ms=2.0, trial=3, accuracy=0.80, predicted_ms=1.0, measured_ms=1.05,
+                      policy_path=tmp_path / "best_policy.json", weights_path=None,
+                      onnx_path=tmp_path / "compressed.onnx", onnx_accuracy=0.795)
+        return Chosen(**values | changes)
+
+    assert chosen().drift() == ()  # -0.5 point, +5%: the model the search scored
+    (accuracy,) = chosen(onnx_accuracy=0.77).drift()
+    assert accuracy.startswith("budget 2 ms: compressed.onnx scores -3.00 points against the fake-quant model")
+    (latency,) = chosen(measured_ms=1.3).drift()
+    assert latency.startswith("budget 2 ms: compressed.onnx runs 1.300 ms, +30.0% from the predicted 1.000 ms")
+    assert "(limit ±10%; one session: measure again to see its noise)" in latency
+    assert len(chosen(onnx_accuracy=0.9, measured_ms=0.5).drift()) == 2
+    # the original model kept for a budget: nothing was exported
+    assert chosen(trial=None, onnx_path=None, onnx_accuracy=None, measured_ms=None).drift() == ()

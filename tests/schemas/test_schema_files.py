@@ -1,7 +1,7 @@
 """The shipped JSON Schemas: valid documents, in step with the code that writes the files, and
 their errors told on one line."""
 import json
-from dataclasses import fields
+from dataclasses import MISSING, fields
 from importlib import resources
 
 import jsonschema
@@ -34,7 +34,9 @@ def test_the_device_profile_schema_is_the_version_the_loader_reads():
 
 def test_the_device_profile_schema_names_the_fields_the_code_reads():
     properties = schemas.load_schema(schemas.DEVICE_PROFILE)["properties"]
-    assert properties["identity"]["required"] == [f.name for f in fields(DeviceIdentity)]
+    identity = fields(DeviceIdentity)
+    assert properties["identity"]["required"] == [f.name for f in identity if f.default is MISSING]
+    assert list(properties["identity"]["properties"]) == [f.name for f in identity]  # the optional ones too
     assert list(properties["correction"]["properties"]) == [f.name for f in fields(Correction)]
     assert list(properties["energy"]["properties"]) == [f.name for f in fields(EnergyCoefficients)]
     assert tuple(properties["prior"]["else"]["properties"]) == PRIOR_FEATURES
@@ -73,7 +75,8 @@ def test_field_path_dots_plain_names_and_brackets_the_rest(path, text):
 def test_a_schema_error_is_one_line_naming_the_json_path(document, problem):
     valid = {"schema": SCHEMA, "device": "d", "source": "host", "space": {}, "blocks": {}, "correction": {},
              "prior": None, "energy": {}, "validation": {},
-             "identity": {f.name: [] if f.name == "precisions" else 0 if f.type == "int" else "" for f in fields(DeviceIdentity)}}
+             "identity": {f.name: [] if f.name == "precisions" else 0 if f.type == "int" else ""
+                          for f in fields(DeviceIdentity) if f.default is MISSING}}
     assert schemas.first_problem(schemas.DEVICE_PROFILE, valid) is None
     for key, value in document.items():
         valid[key] = {**valid[key], **value} if isinstance(value, dict) and valid[key] is not None else value
