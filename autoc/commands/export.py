@@ -10,7 +10,7 @@ from autoc.commands._flags import option_flags
 from autoc.commands._numbers import count
 
 FORMAT_HELP = (
-    "policy (autoc.policy/1 JSON + weights), onnx (int8 QDQ where the policy says; prints predicted vs measured "
+    "policy (autoc.policy/2 JSON + weights), onnx (int8 QDQ where the policy says; prints predicted vs measured "
     "latency and fake-quant vs ONNX accuracy), torchscript, state-dict, nni (NNI 3.x config lists), csv (per layer)"
 )
 

@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(v)
     v.set_defaults(handler=run_validate)
     q = actions.add_parser("predict", help="predicted latency (and energy estimate) of one policy JSON")
-    q.add_argument("policy", type=Path, help="a best_policy.json (schema autoc.policy/1)")
+    q.add_argument("policy", type=Path, help="a best_policy.json (schema autoc.policy/1 or /2)")
     q.add_argument("--breakdown", action="store_true", help="also print the time of every unit")
     _common(q)
     q.set_defaults(handler=run_predict)

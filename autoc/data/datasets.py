@@ -23,6 +23,7 @@ from autoc.errors import DataError
 from autoc.data.cifar_pickle import FOLDER as FOLDER_NAME, find_pickle_folder, load_pickle_folder
 from autoc.data.decode import decode_images
 from autoc.data.image_tree import ImageTree, layout_text, open_image_tree
+from autoc.data.preprocessing import RESIZE_METHOD, Preprocessing
 from autoc.data.sampling import stratified_split, stratified_subset
 
 DEFAULT_DATASET = "digits"
@@ -56,6 +57,8 @@ class DatasetSplit:
     selection_x: torch.Tensor | None = field(default=None, repr=False)
     selection_y: torch.Tensor | None = field(default=None, repr=False)
     selection_fingerprint: str = ""
+    # How a raw image becomes one of these tensors (mean and std included): what a deployed model needs.
+    preprocessing: Preprocessing | None = field(default=None, repr=False)
 
     @property
     def num_classes(self) -> int:
@@ -103,6 +106,10 @@ class _Loaded:
     selection_x: torch.Tensor | None = None
     selection_y: np.ndarray | None = None
     selection_digest: str = ""
+    # how the pixels were made from the source images (see autoc.data.preprocessing)
+    colour: str = "rgb"
+    pixel_max: float = 255.0
+    antialias: bool = True
 
 
 def load_dataset(
@@ -177,9 +184,11 @@ def _load_digits(path: Path | None, options: _Options) -> _Loaded:
     val_idx = val_idx[_cap(labels[val_idx], options.max_val, options, stream=_VAL_STREAM, what="max_val",
                            num_classes=len(classes))]
 
+    antialias = options.input_size < 8  # only when shrinking the 8x8 images
+
     def pixels(idx: np.ndarray) -> torch.Tensor:
-        grey = F.interpolate(images[torch.from_numpy(idx)], size=(options.input_size,) * 2, mode="bilinear",
-                             align_corners=False, antialias=options.input_size < 8)
+        grey = F.interpolate(images[torch.from_numpy(idx)], size=(options.input_size,) * 2, mode=RESIZE_METHOD,
+                             align_corners=False, antialias=antialias)
         return grey.expand(-1, 3, -1, -1).contiguous()
 
     return _Loaded(
@@ -189,6 +198,9 @@ def _load_digits(path: Path | None, options: _Options) -> _Loaded:
         val_x=pixels(val_idx),
         val_y=labels[val_idx],
         source="sklearn.datasets.load_digits",
+        colour="grey",
+        pixel_max=16.0,
+        antialias=antialias,
         selection=_digest(map(str, train_idx), map(str, val_idx)),
         train_selection=_digest(map(str, train_idx), ()),
         **({} if selection_idx is None else {"selection_x": pixels(selection_idx), "selection_y": labels[selection_idx],
@@ -297,7 +309,7 @@ def _from_pickles(folder: Path, options: _Options) -> _Loaded:
         images = torch.from_numpy(np.ascontiguousarray(x))
         if options.input_size == 32:
             return images
-        return F.interpolate(images, size=(options.input_size,) * 2, mode="bilinear", align_corners=False,
+        return F.interpolate(images, size=(options.input_size,) * 2, mode=RESIZE_METHOD, align_corners=False,
                              antialias=True)
 
     return _Loaded(
@@ -321,9 +333,14 @@ def _finish(name: str, loaded: _Loaded, options: _Options) -> DatasetSplit:
     train_x, val_x = _unit_float(loaded.train_x), _unit_float(loaded.val_x)
     selection_x = None if loaded.selection_x is None else _unit_float(loaded.selection_x)
     mean, std = _channel_stats(train_x)
+    preprocessing = Preprocessing(
+        input_size=options.input_size, channels=int(train_x.shape[1]), colour=loaded.colour,
+        pixel_max=loaded.pixel_max, antialias=loaded.antialias, mean=tuple(float(v) for v in mean),
+        std=tuple(float(v) for v in std), class_names=tuple(loaded.classes),
+    )
     for x in (train_x, val_x, selection_x):
         if x is not None:
-            x.sub_(mean.view(1, 3, 1, 1)).div_(std.view(1, 3, 1, 1))
+            preprocessing.normalise_(x)
     common = (name, loaded.source, f"{options.input_size}px", f"seed={options.seed}", f"train={len(loaded.train_y)}")
     fingerprint = "|".join((*common, f"val={len(loaded.val_y)}", loaded.selection))
     train_fingerprint = "|".join((*common, loaded.train_selection))
@@ -334,14 +351,15 @@ def _finish(name: str, loaded: _Loaded, options: _Options) -> DatasetSplit:
         train_y=torch.as_tensor(loaded.train_y, dtype=torch.int64),
         val_x=val_x,
         val_y=torch.as_tensor(loaded.val_y, dtype=torch.int64),
-        mean=tuple(float(v) for v in mean),
-        std=tuple(float(v) for v in std),
+        mean=preprocessing.mean,
+        std=preprocessing.std,
         fingerprint=fingerprint,
         train_fingerprint=train_fingerprint,
         selection_x=selection_x,
         selection_y=None if loaded.selection_y is None else torch.as_tensor(loaded.selection_y, dtype=torch.int64),
         selection_fingerprint="" if loaded.selection_y is None
         else f"selection={len(loaded.selection_y)}|{loaded.selection_digest}",
+        preprocessing=preprocessing,
     )
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from autoc.data.preprocessing import RESIZE_METHOD
 from autoc.errors import DataError, first_line
 
 
@@ -53,7 +54,7 @@ def fit_square(image: torch.Tensor, size: int) -> torch.Tensor:
     if min(height, width) != size:
         scale = size / min(height, width)
         new_size = (max(size, round(height * scale)), max(size, round(width * scale)))
-        image = F.interpolate(image.unsqueeze(0), size=new_size, mode="bilinear", align_corners=False,
+        image = F.interpolate(image.unsqueeze(0), size=new_size, mode=RESIZE_METHOD, align_corners=False,
                               antialias=True).squeeze(0)
         height, width = new_size
     top, left = (height - size) // 2, (width - size) // 2

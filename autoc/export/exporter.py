@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -30,6 +31,8 @@ from autoc.policy.file import policy_json
 from autoc.export.stored_trial import StoredTrial, open_trial
 from autoc.search.stored import open_stored_run
 
+
+logger = logging.getLogger(__name__)
 
 # What each format's file is: --force replaces only a file of that kind (autoc.files).
 OUTPUT_KINDS = {"policy": POLICY_JSON, "onnx": ONNX, "torchscript": TORCH, "state-dict": TORCH, "nni": JSON, "csv": CSV}
@@ -94,6 +97,9 @@ def _export_policy(stored: StoredTrial, output: Path, *, force: bool) -> ExportR
     weights = output.with_name(f"{base}.weights.pt")
     claim_outputs({output: POLICY_JSON, weights: TORCH}, force=force)
     policy = replace(stored.policy, weights=weights.name)
+    if policy.preprocessing is None:  # a study from before it was stored: the data says it again
+        data = reload_data(stored)
+        policy = replace(policy, preprocessing=data.preprocessing if data is not None else None)
     write_bytes_atomic(weights, stored.weights_path.read_bytes())
     write_bytes_atomic(output, policy_json(policy).encode())
     return ExportResult(trial=stored.record.number, paths=(output, weights))
@@ -122,7 +128,13 @@ def _onnx(stored: StoredTrial, *, check: bool, int8_weights: str | None) -> tupl
     data = reload_data(stored)
     calibration = calibration_images(data.train_x) if data is not None else None
     scheme = int8_weights or device_int8_weights(stored)
-    onnx_bytes = candidate_onnx(model, candidate, calibration=calibration, int8_weights=scheme)
+    preprocessing = stored.policy.preprocessing or (data.preprocessing if data is not None else None)
+    if preprocessing is None:
+        logger.warning("study %r records neither its preprocessing nor how it loaded its data: the ONNX model's "
+                       "metadata has no preprocessing (mean, std, input size); feed it as the search did",
+                       stored.run.name)
+    onnx_bytes = candidate_onnx(model, candidate, calibration=calibration, int8_weights=scheme,
+                                preprocessing=preprocessing)
     if not check:
         return onnx_bytes, None
     from autoc.training.loop import accuracy

@@ -15,6 +15,7 @@ import torch
 
 from autoc.arch.builder import AutocNet, ConvBNAct
 from autoc.candidate import Candidate
+from autoc.data.preprocessing import Preprocessing
 from autoc.compress.quant import quantize_weight
 from autoc.onnx.export import export_onnx, policy_int8_layers
 from autoc.latency.calibrate import NETWORK_SESSIONS, NOISY_SESSION_SPREAD
@@ -25,18 +26,21 @@ from autoc.onnx.parity import accuracy_drift, latency_drift
 CALIBRATION_SAMPLES = 64
 LATENCY_WARMUP = 50
 LATENCY_REPEATS = 400
+ACCURACY_BATCH = 64  # images per ONNX Runtime run when scoring (the input's batch dimension is dynamic)
 
 
 def input_shape(candidate: Candidate) -> tuple[int, int, int, int]:
-    """The candidate's input shape for one image: (1, channels, size, size)."""
+    """The candidate's input shape for one image: (1, channels, size, size); the exported batch is dynamic."""
     arch = candidate.arch
     return (1, arch.in_channels, arch.input_size, arch.input_size)
 
 
 def candidate_onnx(
-    model: AutocNet, candidate: Candidate, *, calibration: np.ndarray | None, int8_weights: str | None = None
+    model: AutocNet, candidate: Candidate, *, calibration: np.ndarray | None, int8_weights: str | None = None,
+    preprocessing: Preprocessing | None = None,
 ) -> bytes:
-    """ONNX bytes of ``model`` (built from ``candidate``): fp32, QDQ int8 where the policy says.
+    """ONNX bytes of ``model`` (built from ``candidate``): fp32, QDQ int8 where the policy says,
+    with ``preprocessing`` in its metadata (``Preprocessing.metadata``) when given.
 
     Weights of layers with fewer than 8 weight bits are first snapped to their bit width's
     grid (as the fake quantiser saw them), so the int8 graph holds the values the accuracy
@@ -49,6 +53,8 @@ def candidate_onnx(
         int8_layers=policy_int8_layers(spec, candidate.policy),
         calibration=calibration,
         int8_weights=int8_weights,
+        metadata=preprocessing.metadata() if preprocessing is not None else None,
+        dynamic_batch=True,
     )
 
 
@@ -75,13 +81,15 @@ def calibration_images(train_x: torch.Tensor, *, samples: int = CALIBRATION_SAMP
     return train_x[index].numpy().astype(np.float32)
 
 
-def onnx_accuracy(model_bytes: bytes, images: torch.Tensor, labels: torch.Tensor) -> float:
-    """Top-1 accuracy of an ONNX model run image by image (its input has batch size 1)."""
+def onnx_accuracy(model_bytes: bytes, images: torch.Tensor, labels: torch.Tensor, *,
+                  batch: int = ACCURACY_BATCH) -> float:
+    """Top-1 accuracy of an ONNX model, run ``batch`` images at a time."""
     session = make_session(model_bytes, threads=1)
     name = session.get_inputs()[0].name
     x = images.numpy().astype(np.float32)
-    predictions = [int(np.argmax(session.run(None, {name: x[i : i + 1]})[0])) for i in range(len(x))]
-    return float(np.mean(np.asarray(predictions) == labels.numpy()))
+    logits = [session.run(None, {name: x[i : i + batch]})[0] for i in range(0, len(x), batch)]
+    predictions = np.concatenate(logits).argmax(1) if logits else np.zeros(0, dtype=np.int64)
+    return float(np.mean(predictions == labels.numpy()))
 
 
 @dataclass(frozen=True)

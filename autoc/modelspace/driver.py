@@ -379,7 +379,7 @@ def _choose(study, ctx: _Context, budget_ms: float, *, original_ms: float, origi
                                  weights_sha256=ctx.weights_sha256),
         policy=policy, device=options.device, budget_ms=budget_ms,
         metrics={"accuracy": estimate.accuracy, "predicted_ms": best.user_attrs[LATENCY_ATTR], "trial": best.number},
-        mean=ctx.data.mean, std=ctx.data.std)
+        preprocessing=ctx.data.preprocessing)
     policy_path = run_dir / f"best_policy{suffix}.json"
     file.write(policy_path)
     onnx_path = run_dir / f"compressed{suffix}.onnx"
@@ -398,7 +398,8 @@ def _finish(trial: optuna.trial.FrozenTrial, ctx: _Context) -> tuple:
     policy = policy_of(optuna.trial.FixedTrial(trial.params), ctx)
     estimate = estimate_policy(ctx.model, policy, ctx.data, teacher_logits=ctx.teacher_logits, config=TrainConfig(
         steps=ctx.options.finetune_steps, lr=ctx.options.finetune_lr, seed=ctx.options.seed))
-    program = export_compressed(estimate.model, calibration=ctx.data.train_x[:CALIBRATION_IMAGES].numpy())
+    program = export_compressed(estimate.model, calibration=ctx.data.train_x[:CALIBRATION_IMAGES].numpy(),
+                                preprocessing=ctx.data.preprocessing)
     measured = measure_onnx(program, input_shape=tuple(ctx.data.train_x[:1].shape), threads=ctx.options.threads,
                             warmup=NETWORK_WARMUP, repeats=NETWORK_REPEATS).figure_ms
     return policy, estimate, program, measured, onnx_accuracy(program, ctx.data.val_x, ctx.data.val_y)

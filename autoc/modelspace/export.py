@@ -8,6 +8,7 @@ from typing import Iterator
 import numpy as np
 from torch import nn
 
+from autoc.data.preprocessing import Preprocessing
 from autoc.modelspace.compress import QuantizedConv2d, QuantizedLinear
 from autoc.onnx.export import export_onnx
 
@@ -28,16 +29,19 @@ def plain_layers(model: nn.Module) -> Iterator[list[str]]:
             module.__class__ = QuantizedConv2d if isinstance(module, nn.Conv2d) else QuantizedLinear
 
 
-def export_compressed(model: nn.Module, *, calibration: np.ndarray) -> bytes:
+def export_compressed(model: nn.Module, *, calibration: np.ndarray,
+                      preprocessing: Preprocessing | None = None) -> bytes:
     """ONNX bytes of a model made by ``autoc.modelspace.compress`` (fine-tuned or not), for inputs
-    shaped like ``calibration``'s images."""
+    shaped like ``calibration``'s images (any batch), with ``preprocessing`` in its metadata."""
     with plain_layers(model) as int8:
         return export_onnx(model.eval(), input_shape=(1, *calibration.shape[1:]), int8_layers=frozenset(int8),
-                           calibration=calibration)
+                           calibration=calibration,
+                           metadata=preprocessing.metadata() if preprocessing is not None else None,
+                           dynamic_batch=True)
 
 
-def onnx_accuracy(program: bytes, inputs, labels, *, batch: int = 1) -> float:
-    """Top-1 accuracy of an ONNX program in ONNX Runtime (one image at a time: the export's batch)."""
+def onnx_accuracy(program: bytes, inputs, labels, *, batch: int = 64) -> float:
+    """Top-1 accuracy of an ONNX program in ONNX Runtime, ``batch`` images per run (the batch is dynamic)."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(program, providers=["CPUExecutionProvider"])

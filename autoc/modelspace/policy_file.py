@@ -1,8 +1,10 @@
 """The chosen policy of a compressed user model, as a file other tools and later sessions read.
 
-``autoc.model-policy/1``: the model reference (how to build it, its classes and input size, the
+``autoc.model-policy/2``: the model reference (how to build it, its classes and input size, the
 sha256 of the weights searched on), the keep ratio per channel group and the precision per layer
-(module paths), the preprocessing, and what the search measured. ``apply`` compresses a model
+(module paths), the preprocessing (``autoc.data.preprocessing``: resize, pixel scale, mean/std,
+class names; ``/1`` files held only input size, mean and std, and still load), and what the
+search measured. ``apply`` compresses a model
 built from the same reference exactly as the search did::
 
     model = load_model(file.reference.model, num_classes=file.reference.num_classes, weights="w.pt")
@@ -19,12 +21,14 @@ import torch
 from torch import nn
 
 from autoc.arch.policy import CompressionPolicy
-from autoc.errors import PolicyError
+from autoc.data.preprocessing import Preprocessing
+from autoc.errors import DataError, PolicyError
 from autoc.files import write_text_atomic
 from autoc.modelspace.compress import ModelPolicy, compress
 from autoc.schemas import first_problem
 
-SCHEMA = "autoc.model-policy/1"
+SCHEMA = "autoc.model-policy/2"  # what autoc writes
+READABLE = ("autoc.model-policy/1", SCHEMA)
 MODEL_POLICY = "model_policy.schema.json"  # in autoc.schemas
 
 
@@ -47,8 +51,18 @@ class ModelPolicyFile:
     device: str
     budget_ms: float
     metrics: Mapping[str, Any] = field(default_factory=dict)
-    mean: tuple[float, ...] = ()
-    std: tuple[float, ...] = ()
+    # None: not recorded; from a /1 file, the input size, mean and std it held (other fields default)
+    preprocessing: Preprocessing | None = None
+
+    @property
+    def mean(self) -> tuple[float, ...]:
+        """Per-channel mean of the inputs (empty when not recorded)."""
+        return self.preprocessing.mean if self.preprocessing is not None else ()
+
+    @property
+    def std(self) -> tuple[float, ...]:
+        """Per-channel std of the inputs (empty when not recorded)."""
+        return self.preprocessing.std if self.preprocessing is not None else ()
 
     def example_input(self) -> torch.Tensor:
         return torch.zeros(1, 3, self.reference.input_size, self.reference.input_size)
@@ -58,12 +72,14 @@ class ModelPolicyFile:
         return compress(model, self.policy, example_input=self.example_input())
 
     def to_dict(self) -> dict[str, Any]:
+        """The file's JSON form."""
+        pre = self.preprocessing.to_dict() if self.preprocessing is not None else {"input_size": self.reference.input_size}
         return {
             "schema": SCHEMA,
             "model": vars(self.reference).copy(),
             "device": self.device,
             "budget_ms": self.budget_ms,
-            "preprocessing": {"input_size": self.reference.input_size, "mean": list(self.mean), "std": list(self.std)},
+            "preprocessing": pre,
             "keep": dict(self.policy.keep),
             "channel_multiple": self.policy.multiple,
             "layers": self.policy.layers.to_dict(),
@@ -76,7 +92,7 @@ class ModelPolicyFile:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "policy") -> "ModelPolicyFile":
-        if not isinstance(data, Mapping) or data.get("schema") != SCHEMA:
+        if not isinstance(data, Mapping) or data.get("schema") not in READABLE:
             found = data.get("schema") if isinstance(data, Mapping) else type(data).__name__
             raise PolicyError(f"{source} is not a {SCHEMA} file (schema {found!r}): pass a best_policy.json "
                               "written by autoc compress")
@@ -93,10 +109,11 @@ class ModelPolicyFile:
                                  layers=CompressionPolicy.from_dict(data["layers"]),
                                  multiple=int(data.get("channel_multiple", 1)))
             pre = data.get("preprocessing", {})
+            preprocessing = Preprocessing.from_dict(pre) if pre.get("mean") else None
             return cls(reference=reference, policy=policy, device=str(data["device"]),
                        budget_ms=float(data["budget_ms"]), metrics=dict(data.get("metrics", {})),
-                       mean=tuple(pre.get("mean", ())), std=tuple(pre.get("std", ())))
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                       preprocessing=preprocessing)
+        except (KeyError, TypeError, ValueError, AttributeError, DataError) as exc:
             raise PolicyError(f"{source} is damaged ({type(exc).__name__}: {exc}): write it again with autoc "
                               "compress") from None
 

@@ -13,7 +13,7 @@ import logging
 import tempfile
 import warnings
 from pathlib import Path
-from typing import AbstractSet, Iterator
+from typing import AbstractSet, Iterator, Mapping
 
 import numpy as np
 import onnx
@@ -28,6 +28,8 @@ from autoc.errors import PolicyError
 from autoc.onnx.int8 import UINT8, check_int8_weights, host_int8_weights, store_weights_as_uint8
 
 CALIBRATION_SAMPLES = 8
+CALIBRATION_BATCH = 32  # images per calibration run: the input's batch dimension is dynamic
+BATCH_DIM = "batch"
 
 
 def export_onnx(
@@ -38,25 +40,36 @@ def export_onnx(
     calibration: np.ndarray | None = None,
     int8_weights: str | None = None,
     opset: int = 17,
+    metadata: Mapping[str, str] | None = None,
+    dynamic_batch: bool = False,
 ) -> bytes:
-    """Export ``model`` (eval mode) with input ``input`` and output ``logits``.
+    """Export ``model`` (eval mode) with input ``input`` and output ``logits``, shaped ``input_shape``.
 
+    ``dynamic_batch``: both get a symbolic batch dimension (``batch``) instead, for models handed
+    over (latency lookup tables keep the fixed shapes their profiles were measured with).
     ``int8_layers`` get ONNX Runtime static QDQ quantisation (per-channel symmetric int8
-    weights, uint8 activations), calibrated on ``calibration`` (N, C, H, W) or, when None,
-    on random normal data; every other node stays fp32. ``int8_weights`` says how the
-    weights are stored (:mod:`autoc.onnx.int8`; None: the scheme for this host).
+    weights, uint8 activations), calibrated on ``calibration`` (N, C, H, W) or, when None, on
+    random normal data; every other node stays fp32. ``int8_weights`` says how the weights are
+    stored (:mod:`autoc.onnx.int8`; None: the scheme for this host).
+    ``metadata`` goes into the model's ``metadata_props`` (e.g. the preprocessing).
     """
     scheme = check_int8_weights(int8_weights) if int8_weights is not None else host_int8_weights()
     seen = fake_quantisers(model)
-    fp32 = _export_fp32(model, input_shape=input_shape, opset=opset)
-    if not int8_layers:
-        return fp32.SerializeToString()
-    nodes = quantizable_nodes(fp32, conv_layers=_conv_layer_names(model), int8_layers=set(int8_layers))
+    fp32 = _export_fp32(model, input_shape=input_shape, opset=opset, dynamic_batch=dynamic_batch)
+    nodes = quantizable_nodes(fp32, conv_layers=_conv_layer_names(model), int8_layers=set(int8_layers)) \
+        if int8_layers else []
     if not nodes:  # an empty list would make the quantizer take every node
-        return fp32.SerializeToString()
+        return _with_metadata(fp32, metadata).SerializeToString()
     _unshare_initializers(fp32)
-    return _quantize(fp32, nodes=nodes, input_shape=input_shape, calibration=calibration, int8_weights=scheme,
-                     overrides=_as_scored(fp32, nodes=set(nodes), seen=seen))
+    program = _quantize(fp32, nodes=nodes, input_shape=input_shape, calibration=calibration, int8_weights=scheme,
+                        overrides=_as_scored(fp32, nodes=set(nodes), seen=seen))
+    return _with_metadata(onnx.load_from_string(program), metadata).SerializeToString() if metadata else program
+
+
+def _with_metadata(model: onnx.ModelProto, metadata: Mapping[str, str] | None) -> onnx.ModelProto:
+    if metadata:
+        onnx.helper.set_model_props(model, {**{p.key: p.value for p in model.metadata_props}, **metadata})
+    return model
 
 
 def fake_quantisers(model: nn.Module) -> dict[str, FakeQuant]:
@@ -140,7 +153,8 @@ def policy_int8_layers(spec: NetSpec, policy: CompressionPolicy) -> frozenset[st
     return frozenset(layers)
 
 
-def _export_fp32(model: nn.Module, *, input_shape: tuple[int, int, int, int], opset: int) -> onnx.ModelProto:
+def _export_fp32(model: nn.Module, *, input_shape: tuple[int, int, int, int], opset: int,
+                 dynamic_batch: bool = False) -> onnx.ModelProto:
     was_training = model.training
     model.eval()
     buffer = io.BytesIO()
@@ -157,6 +171,8 @@ def _export_fp32(model: nn.Module, *, input_shape: tuple[int, int, int, int], op
                 dynamo=False,
                 input_names=["input"],
                 output_names=["logits"],
+                # traced at input_shape, run at any batch (latency is measured at the shape it is given)
+                dynamic_axes={"input": {0: BATCH_DIM}, "logits": {0: BATCH_DIM}} if dynamic_batch else None,
                 opset_version=opset,
                 do_constant_folding=True,  # folds BatchNorm into the conv weights
             )
@@ -234,13 +250,20 @@ def quantizable_nodes(
     return selected
 
 
-class _ArrayReader:
-    """CalibrationDataReader over an (N, C, H, W) array, in batches of the export's batch size."""
+def _has_dynamic_batch(model: onnx.ModelProto) -> bool:
+    return model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == BATCH_DIM
 
-    def __init__(self, data: np.ndarray, batch: int) -> None:
-        self._batches: Iterator[np.ndarray] = iter(
-            [data[i : i + batch] for i in range(0, len(data) - batch + 1, batch)]
-        )
+
+class _ArrayReader:
+    """CalibrationDataReader over an (N, C, H, W) array: in batches of the export's batch size, or,
+    when the model's batch is dynamic, of CALIBRATION_BATCH (a last smaller one included; faster)."""
+
+    def __init__(self, data: np.ndarray, batch: int, *, dynamic: bool = False) -> None:
+        if dynamic:
+            starts, batch = range(0, len(data), CALIBRATION_BATCH), CALIBRATION_BATCH
+        else:
+            starts = range(0, len(data) - batch + 1, batch)
+        self._batches: Iterator[np.ndarray] = iter([data[i : i + batch] for i in starts])
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         batch = next(self._batches, None)
@@ -292,7 +315,7 @@ def _quantize(
         quantize_static(
             fp32,
             out,
-            _ArrayReader(data, input_shape[0]),
+            _ArrayReader(data, input_shape[0], dynamic=_has_dynamic_batch(fp32)),
             quant_format=QuantFormat.QDQ,
             per_channel=True,
             activation_type=QuantType.QUInt8,

@@ -1,4 +1,7 @@
-"""Policy files (schema ``autoc.policy/1``): everything needed to rebuild a found model.
+"""Policy files (schema ``autoc.policy/2``): everything needed to rebuild a found model and feed it.
+
+``/2`` adds the preprocessing (input size, resize, mean/std, class names) to ``/1``, whose
+files still load (with ``preprocessing`` None).
 
 Loading checks, in order: JSON syntax, the schema version, the JSON Schema shipped with
 autoc (field names, types, ranges), the layer names against the architecture, the
@@ -18,7 +21,8 @@ from autoc.arch.builder import AutocNet, build_model
 from autoc.arch.netspec import HEAD, NetSpec
 from autoc.candidate import Candidate
 from autoc.compress.quant import apply_quantization
-from autoc.errors import PolicyError, SpaceError, first_line
+from autoc.data.preprocessing import Preprocessing
+from autoc.errors import DataError, PolicyError, SpaceError, first_line
 from autoc.files import write_text_atomic
 from autoc.policy.schema import SCHEMA_ID, validate_policy_document
 
@@ -38,6 +42,8 @@ class PolicyFile:
     trial: int
     weights: str | None = None  # path relative to the policy file
     path: Path | None = field(default=None, compare=False)
+    # how raw images become the model's input; None for /1 files and studies that did not record it
+    preprocessing: Preprocessing | None = None
 
     def netspec(self) -> NetSpec:
         """The pruned network plan the model is built from."""
@@ -73,6 +79,8 @@ class PolicyFile:
         }
         if self.weights is not None:
             data["weights"] = self.weights
+        if self.preprocessing is not None:
+            data["preprocessing"] = self.preprocessing.to_dict()
         return data
 
 
@@ -136,6 +144,16 @@ def load_policy(path: str | Path, *, check_space: bool = True) -> PolicyFile:
         raise PolicyError(f"{path}: field policy: {exc}") from None
     if check_space:
         check_in_space(candidate, check_space_installed(data["space"], source=str(path)), source=str(path))
+    preprocessing = None
+    if "preprocessing" in data:
+        try:
+            preprocessing = Preprocessing.from_dict(data["preprocessing"])
+        except DataError as exc:
+            raise PolicyError(f"{path}: field preprocessing: {exc}") from None
+        if preprocessing.input_size != candidate.arch.input_size:
+            raise PolicyError(f"{path}: field preprocessing.input_size: {preprocessing.input_size} differs from the "
+                              f"architecture's input_size {candidate.arch.input_size}; re-export the trial with "
+                              "autoc export")
     return PolicyFile(
         candidate=candidate,
         space=dict(data["space"]),
@@ -145,6 +163,7 @@ def load_policy(path: str | Path, *, check_space: bool = True) -> PolicyFile:
         trial=data["trial"],
         weights=data.get("weights"),
         path=path,
+        preprocessing=preprocessing,
     )
 
 

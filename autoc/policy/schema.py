@@ -16,19 +16,21 @@ import jsonschema
 from autoc.errors import PolicyError
 from autoc.schemas import field_path as schema_field_path
 
-SCHEMA_ID = "autoc.policy/1"
+SCHEMA_ID = "autoc.policy/2"  # what autoc writes
+# what it reads: /1 is /2 without preprocessing
+READABLE = ("autoc.policy/1", SCHEMA_ID)
 SCHEMA_FILE = "policy.schema.json"
 _VERSIONED = re.compile(r"^autoc\.policy/(\d+)$")
 
 
 @lru_cache(maxsize=1)
 def policy_schema() -> dict[str, Any]:
-    """The JSON Schema document of ``autoc.policy/1``."""
+    """The JSON Schema document of ``autoc.policy/2`` (which also admits ``autoc.policy/1``)."""
     return json.loads(resources.files("autoc.schemas").joinpath(SCHEMA_FILE).read_text(encoding="utf-8"))
 
 
 def validate_policy_document(data: Any, *, source: str) -> None:
-    """Raise PolicyError naming the field when ``data`` is not an ``autoc.policy/1`` document.
+    """Raise PolicyError naming the field when ``data`` is not an ``autoc.policy/1`` or ``/2`` document.
 
     The schema version is checked first, on its own: a file of another version would
     otherwise fail on whatever field changed, which hides the real cause.
@@ -36,6 +38,9 @@ def validate_policy_document(data: Any, *, source: str) -> None:
     if not isinstance(data, dict):
         raise PolicyError(f"{source}: a policy file holds a JSON object, found {type(data).__name__}")
     _check_version(data.get("schema"), source=source)
+    if data["schema"] == READABLE[0] and "preprocessing" in data:  # the schema says so too, less readably
+        raise PolicyError(f"{source}: field preprocessing: schema {READABLE[0]!r} has no preprocessing; "
+                          f"set schema to {SCHEMA_ID!r} or drop the field")
     validator = jsonschema.Draft202012Validator(policy_schema())
     errors = sorted(validator.iter_errors(data), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
     if not errors:
@@ -49,7 +54,7 @@ def validate_policy_document(data: Any, *, source: str) -> None:
 
 
 def _check_version(found: Any, *, source: str) -> None:
-    if found == SCHEMA_ID:
+    if found in READABLE:
         return
     if found is None:
         raise PolicyError(f"{source}: no 'schema' field; an autoc policy file starts with \"schema\": \"{SCHEMA_ID}\"")
@@ -57,7 +62,7 @@ def _check_version(found: Any, *, source: str) -> None:
     if match:
         raise PolicyError(
             f"{source}: schema {found!r} is another version of the policy format; this autoc reads "
-            f"{SCHEMA_ID!r}: export the policy again with this autoc version (autoc export), "
+            f"{' and '.join(map(repr, READABLE))}: export the policy again with this autoc version (autoc export), "
             "or load it with the autoc version that wrote it"
         )
     raise PolicyError(f"{source}: schema {found!r} is not an autoc policy schema; expected {SCHEMA_ID!r}")

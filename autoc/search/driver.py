@@ -14,6 +14,7 @@ from typing import Iterator
 import optuna
 from optuna.trial import TrialState
 
+from autoc.data.preprocessing import Preprocessing
 from autoc.errors import BudgetError, OptionError, StorageError
 from autoc.training.compute import training_device
 from autoc.evaluate.memory import check_largest_fits
@@ -31,6 +32,7 @@ from autoc.search.seed_noise import rerun_top_trials
 from autoc.search.separation import separation_text
 from autoc.search.samplers import make_sampler, startup_trials
 from autoc.search.startup import SPREAD_SAMPLERS, enqueue_start, spread_start
+from autoc.search.stored import PREPROCESSING_ATTR
 from autoc.search.storage import (default_storage_url, holds_a_study, open_storage, open_study,
                                   retry_failed_trials, sqlite_file)
 from autoc.search.worker import SURPLUS_ATTR, WorkerSpec, run_worker
@@ -113,6 +115,8 @@ def run_search(options: SearchOptions) -> SearchResult:
             directions=DIRECTIONS,
         )
     _record_options(study, options, replace_stored=False)
+    if data.preprocessing is not None:
+        study.set_user_attr(PREPROCESSING_ATTR, data.preprocessing.to_dict())
     retry_failed_trials(study, skip_attr=SURPLUS_ATTR)  # e.g. a Ctrl-C'd trial, as the heartbeat retries a killed one
     if options.spread_start and options.sampler in SPREAD_SAMPLERS:
         enqueue_start(study, spread_start(space, latency, count=startup_trials(options), budget_ms=options.budget_ms,
@@ -161,7 +165,8 @@ def run_search(options: SearchOptions) -> SearchResult:
         separation = ("estimate noise: no other feasible trial stores per-image results (made by an older autoc, or "
                       "none there): finalists auto had nothing to weigh and trained none; give a count of finalists")
     trials_total = _count_finished(study)
-    policy_path = _write_best(best, run_dir=run_dir, study=study_name, space=space, device=options.device) if best else None
+    policy_path = _write_best(best, run_dir=run_dir, study=study_name, space=space, device=options.device,
+                              preprocessing=data.preprocessing) if best else None
     return SearchResult(
         study=study_name,
         run_dir=run_dir,
@@ -329,7 +334,8 @@ def _count_finished(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
 
 
-def _write_best(best: TrialRecord, *, run_dir: Path, study: str, space: SearchSpace, device: str) -> Path:
+def _write_best(best: TrialRecord, *, run_dir: Path, study: str, space: SearchSpace, device: str,
+                preprocessing: Preprocessing | None) -> Path:
     from autoc.candidate import Candidate
 
     weights_name = None
@@ -344,6 +350,7 @@ def _write_best(best: TrialRecord, *, run_dir: Path, study: str, space: SearchSp
         study=study,
         trial=best.number,
         weights=weights_name,
+        preprocessing=preprocessing,
     )
     return write_policy(policy, run_dir / "best_policy.json")
 

@@ -10,12 +10,15 @@ from pathlib import Path
 
 import optuna
 
+from autoc.data.preprocessing import Preprocessing
 from autoc.errors import StorageError, mask_passwords
 from autoc.evaluate.recipe import scratch_recipe
 from autoc.search.finalists import chosen_finalist, stored_finalists
 from autoc.search.options import stored_to_dict
 from autoc.search.results import TrialRecord, best_record, completed_records
 from autoc.search.storage import IDENTITY_PREFIX, STORAGE_FIELDS, default_storage_url, open_storage
+
+PREPROCESSING_ATTR = "autoc_preprocessing"  # how raw images become inputs; written by the search driver
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,12 @@ class StoredRun:
         """How `autoc search` loaded the data (dataset, data_dir, seed, max_train, max_val,
         space, runs_dir); empty for studies written before this was recorded."""
         return dict(self.study.user_attrs.get("autoc_run_options", {}))
+
+    @property
+    def preprocessing(self) -> Preprocessing | None:
+        """How the search made its inputs from raw images; None for studies written before this was recorded."""
+        stored = self.study.user_attrs.get(PREPROCESSING_ATTR)
+        return None if stored is None else Preprocessing.from_dict(stored)
 
     def records(self) -> list[TrialRecord]:
         return completed_records(self.study, budget_ms=self.budget_ms)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import json
 import pickle
 import zipfile
 from pathlib import Path
@@ -498,3 +499,36 @@ def test_a_single_class_imagefolder_is_refused_by_the_search_in_one_line(tmp_pat
     assert code == 2 and len(err.splitlines()) == 1, err
     assert "has only one class (apple)" in err and "at least two class folders" in err
     assert not (tmp_path / "runs").exists()
+
+
+# --- preprocessing ---------------------------------------------------------------------------
+
+
+def test_digits_record_the_preprocessing_their_pixels_went_through(digits: DatasetSplit) -> None:
+    pre = digits.preprocessing
+    assert (pre.input_size, pre.channels, pre.colour, pre.pixel_max) == (digits.input_size, 3, "grey", 16.0)
+    assert pre.mean == digits.mean and pre.std == digits.std and pre.class_names == digits.classes
+    raw = torch.from_numpy(load_digits().images[:5]).float().unsqueeze(1).expand(-1, 3, -1, -1)
+    made = torch.nn.functional.interpolate(raw, size=(pre.input_size,) * 2, mode="bilinear", align_corners=False,
+                                           antialias=pre.antialias) / pre.pixel_max
+    made = pre.normalise_(made)  # applied as recorded, raw digits land among the split's own images
+    pool = torch.cat([digits.train_x, digits.val_x]).flatten(1)
+    nearest = torch.cdist(made.flatten(1), pool, compute_mode="donot_use_mm_for_euclid_dist").min(1).values
+    assert float(nearest.max()) < 1e-4
+
+
+def test_imagefolder_records_folder_names_as_class_names(tmp_path: Path) -> None:
+    split = load_dataset("imagefolder", data_dir=write_imagefolder(tmp_path / "shapes"), input_size=12)
+    pre = split.preprocessing
+    assert pre.class_names == split.classes and (pre.colour, pre.pixel_max, pre.antialias) == ("rgb", 255.0, True)
+
+
+def test_preprocessing_round_trips_through_its_json_form(digits: DatasetSplit) -> None:
+    from autoc.data.preprocessing import Preprocessing
+
+    pre = digits.preprocessing
+    assert Preprocessing.from_dict(json.loads(json.dumps(pre.to_dict()))) == pre
+    with pytest.raises(DataError, match="one mean and std per channel"):
+        Preprocessing.from_dict({**pre.to_dict(), "mean": [0.1]})
+    with pytest.raises(DataError, match="malformed .*KeyError.*write it again with autoc export"):
+        Preprocessing.from_dict({"input_size": 8})

@@ -1,9 +1,11 @@
 """`autoc compress` end to end on a user's model (built by the user's own code), and its refusals."""
+import json
 import re
 import subprocess
 import sys
 
 import numpy as np
+import onnx
 import pytest
 import torch
 
@@ -55,6 +57,12 @@ def test_compress_chooses_a_policy_per_budget_that_rebuilds_from_its_file_and_re
             continue
         file, files = load_model_policy(path), files + 1
         assert file.metrics["predicted_ms"] <= float(budget) and file.reference.model == "usernets:small_resnet"
+        pre = file.preprocessing  # the data path's own, in the file and in the ONNX program
+        assert pre.class_names == tuple("0123456789") and (pre.input_size, pre.colour, pre.pixel_max) == (16, "grey", 16)
+        program = onnx.load(run_dir / f"compressed-{float(budget):g}ms.onnx")
+        meta = {p.key: p.value for p in program.metadata_props}
+        assert json.loads(meta["autoc.preprocessing"]) == pre.to_dict()
+        assert program.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
         model = load_model(file.reference.model, num_classes=file.reference.num_classes)
         model.load_state_dict(torch.load(run_dir / "pretrained.pt", weights_only=True))
         rebuilt = file.apply(model)

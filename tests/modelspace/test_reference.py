@@ -111,3 +111,21 @@ def test_a_policy_file_breaking_its_schema_names_the_field(tmp_path):
     path.write_text(json.dumps(data))
     with pytest.raises(PolicyError, match=r"best_policy.json: field keep.conv1: 1.5 is greater than the maximum of 1: fix the field"):
         load_model_policy(path)
+
+
+def test_a_version_1_policy_file_still_loads_with_its_mean_and_std(tmp_path):
+    import json
+
+    from autoc.modelspace import ModelPolicy
+    from autoc.modelspace.policy_file import ModelPolicyFile, ModelReference, load_model_policy
+
+    path = tmp_path / "best_policy.json"
+    ModelPolicyFile(reference=ModelReference(model="torchvision:resnet18", num_classes=10, input_size=32),
+                    policy=ModelPolicy.of(keep={"conv1": 0.5}), device="host", budget_ms=1.0).write(path)
+    data = json.loads(path.read_text())
+    assert data["schema"] == "autoc.model-policy/2"
+    data.update(schema="autoc.model-policy/1", preprocessing={"input_size": 32, "mean": [0.5] * 3, "std": [0.25] * 3})
+    path.write_text(json.dumps(data))
+    loaded = load_model_policy(path)
+    assert (loaded.mean, loaded.std, loaded.preprocessing.input_size) == ((0.5,) * 3, (0.25,) * 3, 32)
+    assert dict(loaded.policy.keep) == {"conv1": 0.5}

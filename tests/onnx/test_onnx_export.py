@@ -138,3 +138,23 @@ def test_int8_convs_of_an_untrained_model_all_fuse_to_qlinearconv(tmp_path):
     ops = [n.op_type for n in onnx.load(tmp_path / "optimized.onnx").graph.node]
     assert ops.count("QLinearConv") == len(spec.layer_names())
     assert not {"Conv", "FusedConv"} & set(ops)
+
+
+def test_dynamic_batch_export_runs_any_batch_like_image_by_image(net):
+    spec, model = net
+    policy = CompressionPolicy.from_mapping({name: INT8 for name in spec.layer_names()})
+    x = inputs(37, seed=5)  # more than one calibration batch, the last one partial
+    for int8 in (frozenset(), policy_int8_layers(spec, policy)):
+        program = export_onnx(model, input_shape=SHAPE, int8_layers=int8, calibration=x, dynamic_batch=True)
+        graph = onnx.load_from_string(program).graph
+        assert graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+        assert graph.output[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+        session = ort.InferenceSession(program, providers=["CPUExecutionProvider"])
+        np.testing.assert_allclose(session.run(None, {"input": x})[0], run(program, x), rtol=1e-4, atol=1e-4)
+
+
+def test_export_keeps_a_fixed_batch_unless_asked_and_writes_the_metadata_given(net):
+    _, model = net
+    program = onnx.load_from_string(export_onnx(model, input_shape=SHAPE, metadata={"mean": "[0.5]", "k": "v"}))
+    assert program.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 1  # latency tables measure this shape
+    assert {p.key: p.value for p in program.metadata_props} == {"mean": "[0.5]", "k": "v"}

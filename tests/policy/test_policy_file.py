@@ -7,12 +7,15 @@ import torch
 import autoc
 from autoc.arch.builder import build_model
 from autoc.compress.quant import apply_quantization
+from autoc.data.preprocessing import Preprocessing
 from autoc.errors import PolicyError
 from autoc.policy.file import PolicyFile, space_reference, write_policy
 from autoc.policy.schema import field_path, policy_schema
 from autoc.space import load_space
 from helpers import tiny_candidate
 
+PREPROCESSING = Preprocessing(input_size=16, colour="grey", pixel_max=16.0, antialias=False,
+                              mean=(0.3, 0.3, 0.3), std=(0.4, 0.4, 0.4), class_names=tuple("0123456789"))
 METRICS = {"accuracy": 0.5, "latency_ms": 1.25, "size_bytes": 1000, "macs": 20000, "params": 3000}
 # A space holding the tiny candidate (tests/helpers.py): a policy file's candidate must be in its space.
 TINY_ARCH_SPACE = """
@@ -40,7 +43,7 @@ def policy_path(tmp_path):
     space_file.write_text(TINY_ARCH_SPACE)
     policy = PolicyFile(
         candidate=candidate, space=space_reference(load_space(space_file)), metrics=METRICS,
-        device="host", study="s", trial=3, weights="w.pt",
+        device="host", study="s", trial=3, weights="w.pt", preprocessing=PREPROCESSING,
     )
     return write_policy(policy, tmp_path / "best_policy.json"), model
 
@@ -68,13 +71,54 @@ def test_written_file_validates_against_the_shipped_schema(policy_path):
 
     path, _ = policy_path
     jsonschema.Draft202012Validator(policy_schema()).validate(json.loads(path.read_text()))
-    assert policy_schema()["properties"]["schema"]["const"] == "autoc.policy/1"
+    assert policy_schema()["properties"]["schema"]["enum"] == ["autoc.policy/1", "autoc.policy/2"]
+    assert json.loads(path.read_text())["schema"] == "autoc.policy/2"
+
+
+def test_preprocessing_round_trips_through_the_file(policy_path):
+    path, _ = policy_path
+    loaded = autoc.load_policy(path)
+    assert loaded.preprocessing == PREPROCESSING
+    assert json.loads(path.read_text())["preprocessing"]["resize"] == {
+        "method": "bilinear", "size": 16, "fit": "shorter-side-then-centre-crop", "antialias": False,
+        "align_corners": False}
+
+
+def test_version_1_file_still_loads_without_preprocessing(policy_path):
+    path, model = policy_path
+
+    def to_version_1(data):
+        data["schema"] = "autoc.policy/1"
+        del data["preprocessing"]
+
+    loaded = autoc.load_policy(edited(path, to_version_1))
+    assert loaded.preprocessing is None
+    x = torch.randn(2, 3, 16, 16)
+    torch.testing.assert_close(loaded.build_model()(x), model(x), rtol=0, atol=0)
+
+
+def test_version_1_file_with_preprocessing_is_refused(policy_path):
+    path, _ = policy_path
+    with pytest.raises(PolicyError, match="schema 'autoc.policy/1' has no preprocessing; set schema to 'autoc.policy/2'"):
+        autoc.load_policy(edited(path, lambda data: data.update(schema="autoc.policy/1")))
+
+
+def test_preprocessing_of_another_input_size_is_refused(policy_path):
+    path, _ = policy_path
+    with pytest.raises(PolicyError, match=r"preprocessing.input_size: 32 differs .* input_size 16; re-export"):
+        autoc.load_policy(edited(path, lambda data: data["preprocessing"].update(input_size=32)))
+
+
+def test_preprocessing_with_a_mean_per_wrong_channel_count_is_refused(policy_path):
+    path, _ = policy_path
+    with pytest.raises(PolicyError, match="field preprocessing: .*one mean and std per channel"):
+        autoc.load_policy(edited(path, lambda data: data["preprocessing"].update(mean=[0.1, 0.2])))
 
 
 @pytest.mark.parametrize(
     "change, message",
     [
-        (lambda d: d.update(schema="autoc.policy/2"), "another version of the policy format"),
+        (lambda d: d.update(schema="autoc.policy/3"), "another version of the policy format"),
         (lambda d: d.pop("schema"), "no 'schema' field"),
         (lambda d: d.pop("metrics"), "'metrics' is a required property"),
         (lambda d: d["policy"]["stem"].update(keep_ratio=0), r'field policy.stem.keep_ratio: 0 is less than or equal to the minimum of 0'),

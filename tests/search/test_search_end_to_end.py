@@ -32,7 +32,8 @@ def test_search_stores_trials_and_writes_a_rebuildable_policy(tiny):
     assert result.best is not None and result.policy_path.is_file()
     assert all(r.latency_ms <= options.budget_ms for r in result.pareto)
     data = json.loads(result.policy_path.read_text())
-    assert data["schema"] == "autoc.policy/1" and data["trial"] == result.best.number
+    assert data["schema"] == "autoc.policy/2" and data["trial"] == result.best.number
+    assert data["preprocessing"]["input_size"] == 16 and len(data["preprocessing"]["mean"]) == 3
     assert set(data["metrics"]) == {"accuracy", "latency_ms", "size_bytes", "macs", "params"}
     rebuilt = autoc.load_policy(result.policy_path).build_model().eval()
     state = torch.load(options.storage.runs_dir / "t" / "best_weights.pt", weights_only=True)
