@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 import tempfile
 import time
 from contextlib import contextmanager
@@ -17,7 +16,7 @@ from optuna.trial import TrialState
 from autoc.errors import BudgetError, OptionError, StorageError
 from autoc.training.compute import training_device
 from autoc.evaluate.memory import check_largest_fits
-from autoc.files import check_can_write
+from autoc.files import check_can_write, write_bytes_atomic
 from autoc.policy.file import PolicyFile, record_metrics, space_reference, write_policy
 from autoc.latency.device import open_latency_model, usable_as_file_name
 from autoc.latency.profile import HOST
@@ -335,7 +334,7 @@ def _write_best(best: TrialRecord, *, run_dir: Path, study: str, space: SearchSp
     weights_name = None
     if best.weights and Path(best.weights).is_file():
         weights_name = "best_weights.pt"
-        shutil.copyfile(best.weights, run_dir / weights_name)
+        write_bytes_atomic(run_dir / weights_name, Path(best.weights).read_bytes())
     policy = PolicyFile(
         candidate=Candidate.from_dict(best.candidate),
         space=space_reference(space),
