@@ -151,5 +151,4 @@ def _reload_data(stored: StoredTrial):
 def _latency_model(stored: StoredTrial):
     from autoc.latency.device import open_latency_model
 
-    runs_dir = stored.run.run_options.get("runs_dir") or stored.run.run_dir.parent
-    return open_latency_model(stored.run.device, runs_dir=Path(runs_dir), space=stored.space, progress=False)
+    return open_latency_model(stored.run.device, runs_dir=stored.run.runs_dir, space=stored.space, progress=False)

@@ -15,6 +15,8 @@ from autoc.evaluate.recipe import scratch_recipe
 from autoc.search.finalists import chosen_finalist, stored_finalists
 from autoc.search.options import stored_to_dict
 from autoc.search.results import TrialRecord, best_record, completed_records
+from autoc.run_paths import resolve_runs_dir, resolve_stored
+from autoc.space.loader import SUFFIXES
 from autoc.search.storage import IDENTITY_PREFIX, STORAGE_FIELDS, default_storage_url, open_storage
 
 
@@ -45,8 +47,24 @@ class StoredRun:
         space, runs_dir); empty for studies written before this was recorded."""
         return dict(self.study.user_attrs.get("autoc_run_options", {}))
 
+    @property
+    def runs_dir(self) -> Path:
+        """Where the search's shared device profiles and caches are now: the runs dir recorded
+        (relative to the run directory), else the run directory's parent."""
+        return resolve_runs_dir(self.run_options.get("runs_dir"), run_dir=self.run_dir)
+
+    @property
+    def space_option(self) -> str:
+        """The space the search was run in, as ``load_space`` reads it: a shipped space's name, or
+        the path of the space file (the copy in the run directory, for studies that keep one)."""
+        given = str(self.run_options.get("space") or self.space_name)
+        if Path(given).suffix in SUFFIXES or "/" in given or "\\" in given:
+            return str(resolve_stored(given, run_dir=self.run_dir))
+        return given
+
     def records(self) -> list[TrialRecord]:
-        return completed_records(self.study, budget_ms=self.budget_ms)
+        """The study's completed trials; their weights are the paths in the run directory as it is now."""
+        return completed_records(self.study, budget_ms=self.budget_ms, run_dir=self.run_dir)
 
     def chosen(self, records: list[TrialRecord]) -> TrialRecord | None:
         """The record the search chose: its best finalist when it ran the finalist stage (with the
@@ -56,7 +74,7 @@ class StoredRun:
         if finalists.get("count"):
             recipe = scratch_recipe(steps=int(finalists["steps"]), batch_size=int(options.get("batch_size", 32)),
                                      seed=int(options.get("seed", 0)), augment=bool(finalists.get("augment")))
-            chosen = chosen_finalist(records, stored_finalists(self.study, config=recipe))
+            chosen = chosen_finalist(records, stored_finalists(self.study, config=recipe, run_dir=self.run_dir))
             if chosen is not None:
                 return chosen
         return best_record(records)
