@@ -90,3 +90,16 @@ def test_a_copied_run_directory_exports_reports_shows_and_resumes_with_the_origi
     assert "4 trials (1 this run)" in out and str(run / "best_policy.json") in out
     assert json.loads((run / "best_policy.json").read_text())["study"] == "t"
     assert not original.exists()  # nothing was written where the run was
+
+
+def test_a_study_in_a_server_storage_opened_by_name_finds_its_run_directory(tmp_path, monkeypatch, capsys):
+    (tmp_path / "tiny-moved.yaml").write_text(SPACE)
+    url = f"sqlite:///{tmp_path / 'server.db'}"  # stands for a PostgreSQL storage: not in the run directory
+    assert main(["search", "--budget-ms", "50", "--space", str(tmp_path / "tiny-moved.yaml"), "--storage", url,
+                 "--runs-dir", str(tmp_path / "runs"), "--study", "s", "--trials", "2", *SMALL]) == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # the name "s" is no directory here
+    capsys.readouterr()
+    assert main(["export", "s", "--storage", url, "--format", "state-dict"]) == 0, capsys.readouterr().err
+    assert list((tmp_path / "runs" / "s" / "export").glob("trial-*.state_dict.pt"))

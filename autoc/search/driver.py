@@ -327,9 +327,16 @@ def _record_options(study: optuna.Study, options: SearchOptions, *, replace_stor
             "space": stored_path(options.space, run_dir=run_dir) if Path(options.space).is_absolute() else options.space,
             # where export and report find the caches and profiles: ".." when the runs dir holds the run
             "runs_dir": stored_runs_dir(options.storage.runs_dir, run_dir=run_dir),
+            # a study in a server storage is opened by name, not from its run directory: where that is
+            **({"run_dir": str(run_dir)} if _elsewhere(options.storage.url, run_dir=run_dir) else {}),
             "threads": worker_threads(options),  # estimates repeat bit for bit at one thread count
         },
     )
+
+
+def _elsewhere(url: str | None, *, run_dir: Path) -> bool:
+    """Whether the storage ``url`` is other than the run directory's own study.db."""
+    return url is not None and sqlite_file(url) not in (run_dir / "study.db", (run_dir / "study.db").resolve())
 
 
 def _space_in_run(options: SearchOptions, *, run_dir: Path) -> SearchOptions:

@@ -105,4 +105,7 @@ def open_stored_run(target: str | Path, *, storage: str | None = None, study: st
     identity = {k[len(IDENTITY_PREFIX):]: str(v) for k, v in loaded.user_attrs.items() if k.startswith(IDENTITY_PREFIX)}
     if "budget_ms" not in identity or "space" not in identity:
         raise StorageError(f"study {name!r} in {mask_passwords(storage)} was not created by autoc search (no autoc.* identity attributes)")
+    recorded = loaded.user_attrs.get("autoc_run_options", {}).get("run_dir")
+    if not own_database and recorded and not run_dir.is_dir():
+        run_dir = Path(recorded)  # opened by name from a server storage: the run directory the search used
     return StoredRun(name=name, run_dir=run_dir, study=loaded, identity=identity)
