@@ -103,3 +103,29 @@ def test_a_study_in_a_server_storage_opened_by_name_finds_its_run_directory(tmp_
     capsys.readouterr()
     assert main(["export", "s", "--storage", url, "--format", "state-dict"]) == 0, capsys.readouterr().err
     assert list((tmp_path / "runs" / "s" / "export").glob("trial-*.state_dict.pt"))
+
+
+def test_an_older_study_with_absolute_paths_moved_exports_and_reports_from_its_new_place(tmp_path, capsys):
+    (tmp_path / "tiny-moved.yaml").write_text(SPACE)
+    original = tmp_path / "original" / "runs"
+    assert main(["search", "--budget-ms", "50", "--space", str(tmp_path / "tiny-moved.yaml"),
+                 "--runs-dir", str(original), "--study", "old", "--trials", "2", *SMALL]) == 0
+    run = original / "old"
+    with sqlite3.connect(run / "study.db") as connection:  # as an earlier autoc stored them: absolute
+        connection.execute("UPDATE trial_user_attributes SET value_json = '\"' || ? || substr(value_json, 2) "
+                           "WHERE key = 'weights'", (str(run) + "/",))
+        options = json.loads(connection.execute("SELECT value_json FROM study_user_attributes "
+                                                "WHERE key = 'autoc_run_options'").fetchone()[0])
+        options.update(runs_dir=str(original), space=str(tmp_path / "tiny-moved.yaml"))
+        connection.execute("UPDATE study_user_attributes SET value_json = ? WHERE key = 'autoc_run_options'",
+                           (json.dumps(options),))
+    assert f'"{run}/weights/trial-' in _stored_text(run / "study.db")
+    moved = tmp_path / "moved"
+    shutil.copytree(original, moved)
+    shutil.rmtree(tmp_path / "original")
+    capsys.readouterr()
+
+    assert main(["export", str(moved / "old"), "--format", "state-dict"]) == 0, capsys.readouterr().err
+    assert main(["report", str(moved / "old")]) == 0
+    assert (moved / "old" / "report" / "latency.png").is_file()  # the runs dir found as the run's parent
+
