@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+import secrets
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,9 +147,11 @@ def write_bytes_atomic(path: Path, data: bytes, *, fix: str | None = None, field
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".tmp")
+        fd, tmp = _new_temp_file(path)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())  # on disk before it replaces the old file: a crash leaves one whole
         os.replace(tmp, path)
     except BaseException as exc:
         if tmp is not None:
@@ -157,6 +160,32 @@ def write_bytes_atomic(path: Path, data: bytes, *, fix: str | None = None, field
             raise StorageError(write_failure(path, exc, fix=fix), fields=fields) from None
         raise
     return path
+
+
+def _new_temp_file(path: Path) -> tuple[int, str]:
+    """A new temp file beside ``path``, opened for writing with mode 0666 less the umask as any
+    new file gets: mkstemp's 0600 would survive the rename, hiding outputs from the user's group."""
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}-{secrets.token_hex(6)}.tmp"
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), str(tmp)
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temp file name", str(path.parent))
+
+
+def make_temp_dir(parent: Path, *, prefix: str) -> Path:
+    """A new, empty directory in ``parent`` (created if missing) with mode 0777 less the umask, as
+    any new directory gets (mkdtemp's 0700 would survive its rename into place)."""
+    parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(100):
+        directory = parent / f"{prefix}{secrets.token_hex(6)}"
+        try:
+            directory.mkdir(mode=0o777)
+            return directory
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temp directory name", str(parent))
 
 
 def save_torch_atomic(path: Path, obj: object, *, fix: str | None = None, fields: tuple[str, ...] = ()) -> Path:

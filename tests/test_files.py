@@ -1,5 +1,7 @@
 """autoc.files: the one atomic writer; a failed write leaves the old file, no temp file, one line."""
 import errno
+import os
+import stat
 
 import pytest
 import torch
@@ -51,3 +53,18 @@ def test_torch_objects_are_saved_into_missing_folders(tmp_path):
     path = save_torch_atomic(tmp_path / "cache" / "w.pt", {"w": torch.ones(2)})
 
     assert torch.equal(torch.load(path)["w"], torch.ones(2))
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_written_files_get_the_mode_the_umask_gives_a_new_file(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        text = autoc.files.write_text_atomic(tmp_path / "best_policy.json", "{}")
+        weights = save_torch_atomic(tmp_path / "w.pt", {"w": torch.ones(1)})
+        replaced = write_bytes_atomic(text, b"{ }")  # replacing a file gives the same mode
+        folder = autoc.files.make_temp_dir(tmp_path / "packs", prefix=".pack.")
+    finally:
+        os.umask(old)
+    for path in (text, weights, replaced):
+        assert stat.S_IMODE(path.stat().st_mode) == mode, path
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o777 & ~umask

@@ -158,8 +158,7 @@ def device_int8_weights(stored: StoredTrial) -> str:
     from autoc.latency.profile import load_profile
     from autoc.onnx.int8 import host_int8_weights
 
-    runs_dir = stored.run.run_options.get("runs_dir") or stored.run.run_dir.parent
-    path = profile_path(stored.run.device, runs_dir=Path(runs_dir))
+    path = profile_path(stored.run.device, runs_dir=stored.run.runs_dir)
     if path.is_file():
         try:
             return load_profile(path).identity.int8_weights
@@ -188,5 +187,4 @@ def reload_data(stored: StoredTrial):
 def _latency_model(stored: StoredTrial):
     from autoc.latency.device import open_latency_model
 
-    runs_dir = stored.run.run_options.get("runs_dir") or stored.run.run_dir.parent
-    return open_latency_model(stored.run.device, runs_dir=Path(runs_dir), space=stored.space, progress=False)
+    return open_latency_model(stored.run.device, runs_dir=stored.run.runs_dir, space=stored.space, progress=False)

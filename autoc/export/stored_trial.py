@@ -43,8 +43,8 @@ def open_trial(run: StoredRun, *, trial: int | None) -> StoredTrial:
         )
     if not Path(record.weights).is_file():
         raise PolicyError(
-            f"weights of trial {record.number} ({record.weights}) are missing; the run directory was moved or "
-            "cleaned: restore it, or export another --trial"
+            f"weights of trial {record.number} ({record.weights}) are missing from run directory {run.run_dir}: "
+            "restore them from a backup of the run directory, or export another --trial"
         )
     space = run_space(run)
     candidate = Candidate.from_dict(record.candidate)
@@ -85,7 +85,7 @@ def _trained(records: list[TrialRecord]) -> list[int]:
 
 def run_space(run: StoredRun) -> SearchSpace:
     """The search space of the study, checked against the fingerprint stored at its creation."""
-    given = run.run_options.get("space") or run.space_name
+    given = run.space_option
     try:
         space = load_space(given)
     except SpaceError as exc:

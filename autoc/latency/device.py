@@ -6,13 +6,12 @@ import logging
 import time
 from pathlib import Path
 
-import optuna
 
 from autoc.errors import DeviceError
 from autoc.latency.calibrate import Network, calibrate_correction
 from autoc.latency.model import LatencyModel, LookupTableLatencyModel, open_host_model
 from autoc.latency.profile import HOST, load_profile
-from autoc.space import SearchSpace, sample_candidate
+from autoc.space import SearchSpace, random_sampling_study, sample_candidate
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +120,7 @@ def calibrate_host(
 
 def sample_networks(space: SearchSpace, count: int, *, seed: int) -> list[Network]:
     """Random (NetSpec, policy) pairs of ``space``: an in-memory study with a seeded random sampler."""
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    study = random_sampling_study(seed=seed)
     networks = []
     for _ in range(count):
         candidate = sample_candidate(space, study.ask())

@@ -25,7 +25,7 @@ import yaml
 from autoc.errors import AutocError, DeviceError
 from autoc.latency.blocks import network_units
 from autoc.latency.profile import DeviceProfile, data_identity
-from autoc.space import SearchSpace, sample_candidate
+from autoc.space import SearchSpace, random_sampling_study, sample_candidate
 
 ACTIVATIONS = ("relu", "relu6")
 _SHAPE = r"(\d+)x(\d+)x(\d+)"
@@ -118,9 +118,7 @@ def ofa_profile(path: str | Path, *, device: str, space: SearchSpace, seed: int 
 
 def uncovered_units(table: dict[str, float], space: SearchSpace, *, seed: int) -> list[tuple[str, str]]:
     """(unit name, key) of fp32 units the space's smallest and sampled networks need and ``table`` lacks."""
-    import optuna
-
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    study = random_sampling_study(seed=seed)
     candidates = list(space.minimal_candidates()) + [sample_candidate(space, study.ask()) for _ in range(COVERAGE_SAMPLES)]
     missing: dict[str, str] = {}
     for candidate in candidates:

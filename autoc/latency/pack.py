@@ -30,7 +30,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import resources
@@ -38,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from autoc.candidate import Candidate
+from autoc.files import make_temp_dir
 from autoc.errors import AutocError, DeviceError
 from autoc.latency.blocks import EMPTY, input_shape, measurable_units, precision_transitions, unit_batch, unit_times
 from autoc.latency.calibrate import export_network, fit_correction
@@ -46,7 +46,7 @@ from autoc.latency.measure import Measurement
 from autoc.latency.profile import DeviceIdentity, DeviceProfile
 from autoc.onnx.int8 import INT8, host_int8_weights
 from autoc.latency.validate import validation_figures
-from autoc.space import SearchSpace, sample_candidate
+from autoc.space import SearchSpace, random_sampling_study, sample_candidate
 
 log = logging.getLogger("autoc.latency")
 
@@ -76,20 +76,18 @@ def export_pack(
     seed: int = 0,
 ) -> PackSummary:
     """Write the pack to ``directory``, which must not exist yet (nothing is overwritten)."""
-    import optuna
-
     target = Path(directory)
     if target.exists():
         raise DeviceError(f"{target} already exists; give export_pack a new directory (nothing is overwritten)",
                           fields=("export_pack",))
     if networks < 1 or held_out < 0:
         raise DeviceError(f"a pack needs >= 1 fitting network and >= 0 held-out ones, got {networks} and {held_out}")
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    study = random_sampling_study(seed=seed)
     candidates = [sample_candidate(space, study.ask()) for _ in range(networks + held_out)]
     unit_lists = [measurable_units(c.netspec(), c.policy) for c in candidates]
     batch = unit_batch(u for units in unit_lists for u in units)
 
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent if target.parent.exists() else None))
+    staging = make_temp_dir(target.parent, prefix=f".{target.name}.")  # the pack's own mode: umask's, not mkdtemp's 0700
     try:
         (staging / "models").mkdir()
         models: list[dict[str, Any]] = []
@@ -118,7 +116,6 @@ def export_pack(
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
         runner = resources.files("autoc.latency").joinpath("pack_runner.py.txt").read_text(encoding="utf-8")
         (staging / RUNNER).write_text(runner, encoding="utf-8")
-        target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import platform
-import tempfile
 from dataclasses import asdict, dataclass, field, fields as dataclass_fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,6 +23,7 @@ from scipy.optimize import nnls
 
 from autoc import schemas
 from autoc.errors import DeviceError
+from autoc.files import write_text_atomic
 from autoc.latency.blocks import DEPTHWISE_KERNELS
 from autoc.latency.energy import EnergyCoefficients
 from autoc.latency.in_context import InContextModel
@@ -293,21 +293,8 @@ def matches_host(profile: DeviceProfile, threads: int) -> bool:
 
 
 def save_profile(profile: DeviceProfile, path: str | os.PathLike[str]) -> None:
-    """Write ``profile`` atomically: temp file in the same directory, then os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(profile.to_dict(), f, indent=1)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    """Write ``profile`` atomically (autoc.files: temp file in the same directory, then os.replace)."""
+    write_text_atomic(Path(path), json.dumps(profile.to_dict(), indent=1) + "\n")
 
 
 def load_profile(path: str | os.PathLike[str]) -> DeviceProfile:

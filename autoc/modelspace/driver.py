@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -32,6 +33,7 @@ from autoc.modelspace.latency import (Layer, LayerTable, NETWORK_REPEATS, NETWOR
 from autoc.modelspace.policy_file import ModelPolicyFile, ModelReference
 from autoc.modelspace.reference import load_model, weights_digest
 from autoc.onnx.parity import accuracy_drift, latency_drift
+from autoc.run_paths import resolve_stored, stored_path, stored_runs_dir
 from autoc.search.storage import default_storage_url, open_storage, open_study
 from autoc.training.loop import TrainConfig, accuracy, train
 
@@ -69,6 +71,7 @@ class CompressOptions:
     runs_dir: Path = Path("runs")
     study: str | None = None
     threads: int = 1  # torch and ONNX Runtime threads
+    run_dir: Path | None = None  # the study's run directory when it is not runs_dir/study (a renamed one, resumed)
 
     def __post_init__(self) -> None:
         if not self.budgets_ms or any(not (isinstance(b, (int, float)) and math.isfinite(b) and b > 0)
@@ -86,7 +89,7 @@ class CompressOptions:
 
     @classmethod
     def from_dict(cls, data: dict) -> "CompressOptions":
-        paths = {"weights", "data_dir", "runs_dir"}
+        paths = {"weights", "data_dir", "runs_dir", "run_dir"}
         tuples = {"budgets_ms", "keep_choices"}
         return cls(**{k: (Path(v) if k in paths and v is not None else tuple(v) if k in tuples else v)
                       for k, v in data.items() if k in {f.name for f in fields(cls)}})
@@ -197,7 +200,7 @@ def run_compress(options: CompressOptions, *, log: Callable[[str], None] = logge
                         max_train=options.max_train, max_val=options.max_val)
     model = load_model(options.model, num_classes=data.num_classes, weights=options.weights)
     study_name = options.study or f"{options.model.replace(':', '-').replace('.', '-')}-{time.strftime('%Y%m%d-%H%M%S')}"
-    run_dir = (Path(options.runs_dir) / study_name).resolve()
+    run_dir = Path(options.run_dir or Path(options.runs_dir) / study_name).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     pretrained_here = options.weights is None
     if pretrained_here:
@@ -226,8 +229,7 @@ def run_compress(options: CompressOptions, *, log: Callable[[str], None] = logge
     sampler = optuna.samplers.TPESampler(seed=options.seed)
     study = open_study(storage=storage, name=study_name, identity=identity, sampler=sampler, directions=["maximize"],
                        study_field="study")
-    study.set_user_attr(OPTIONS_ATTR, {**options.to_dict(), "study": study_name,
-                                       "runs_dir": str(Path(options.runs_dir).resolve())})
+    study.set_user_attr(OPTIONS_ATTR, _stored_options(options, study=study_name, run_dir=run_dir))
     done_before = _finished(study)
     if not study.trials:
         _enqueue_uniform(study, ctx)
@@ -255,8 +257,36 @@ def run_compress(options: CompressOptions, *, log: Callable[[str], None] = logge
         chosen=chosen, trials_total=_finished(study), trials_this_run=len(seconds),
         seconds_per_trial=sum(seconds) / len(seconds) if seconds else None, held_out_errors=errors,
         wall_seconds=time.perf_counter() - start)
-    study.set_user_attr(RESULT_ATTR, result.to_dict())  # what `autoc show runs/<study>` prints
+    study.set_user_attr(RESULT_ATTR, _relative_paths(result.to_dict(), run_dir=run_dir))  # what `autoc show` prints
     return result
+
+
+def _stored_options(options: CompressOptions, *, study: str, run_dir: Path) -> dict:
+    """The options as stored to resume: the user's weights and data as absolute paths (they are the
+    user's, wherever the run directory goes), the runs dir relative to the run directory."""
+    stored = {**options.to_dict(), "study": study, "runs_dir": stored_runs_dir(options.runs_dir, run_dir=run_dir)}
+    stored.pop("run_dir")  # where the run directory is: wherever it is resumed from
+    for key in ("weights", "data_dir"):
+        if stored[key] is not None:
+            stored[key] = os.path.abspath(stored[key])
+    return stored
+
+
+_RESULT_PATHS = ("policy_path", "weights_path", "onnx_path")
+
+
+def _relative_paths(result: dict, *, run_dir: Path) -> dict:
+    """A result's files relative to its run directory: a copied or moved run shows its own."""
+    return {**result, "run_dir": ".", "chosen": [
+        {**c, **{key: stored_path(c[key], run_dir=run_dir) for key in _RESULT_PATHS if c.get(key) is not None}}
+        for c in result["chosen"]]}
+
+
+def _resolved_paths(result: dict, *, run_dir: Path) -> dict:
+    """The stored result's files where they are now, in ``run_dir`` (absolute in older studies)."""
+    return {**result, "run_dir": str(Path(run_dir).absolute()), "chosen": [
+        {**c, **{key: str(resolve_stored(c[key], run_dir=run_dir)) for key in _RESULT_PATHS if c.get(key) is not None}}
+        for c in result["chosen"]]}
 
 
 def _pretrained(model, data, options, run_dir, log):
@@ -421,11 +451,13 @@ def stored_options(run_dir: Path) -> CompressOptions:
     name, stored = _stored(run_dir, OPTIONS_ATTR)
     if stored is None:
         raise StorageError(f"{run_dir} holds no autoc compress study (a search's? use autoc search --resume)")
-    return replace(CompressOptions.from_dict(stored), study=name, runs_dir=run_dir.resolve().parent)
+    run_dir = run_dir.resolve()
+    return replace(CompressOptions.from_dict(stored), study=name, runs_dir=run_dir.parent,
+                   run_dir=run_dir if run_dir.name != name else None)  # a renamed directory resumes in place
 
 
 def stored_result(run_dir: Path) -> CompressResult | None:
     """The result the last finished compress run stored with the study in ``run_dir``; None when
     the directory holds a study of another kind or none has finished."""
     _, stored = _stored(run_dir, RESULT_ATTR)
-    return CompressResult.from_dict(stored) if stored else None
+    return CompressResult.from_dict(_resolved_paths(stored, run_dir=run_dir)) if stored else None

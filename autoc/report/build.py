@@ -47,7 +47,7 @@ def write_report(run: StoredRun, *, out_dir: Path | None = None, force: bool = F
     if chosen is not None:
         plots.append(Plot("policy", f"Per-layer policy of trial {summary.best.number}: keep ratio and weight bits.",
                           policy_png(chosen, title=f"trial {summary.best.number}: per-layer compression policy")))
-        breakdown = latency_breakdown(chosen, device=summary.device, runs_dir=_runs_dir(run))
+        breakdown = latency_breakdown(chosen, device=summary.device, runs_dir=run.runs_dir)
         if breakdown.unavailable:
             notes.append(f"No latency breakdown: {breakdown.unavailable}")
         else:
@@ -78,7 +78,3 @@ def _check_target(out: Path, *, force: bool) -> None:
                            fields=("force", "out_dir"))
 
 
-def _runs_dir(run: StoredRun) -> Path:
-    """Where the search kept its device profiles: recorded by the search, else the run's parent."""
-    recorded = run.run_options.get("runs_dir")
-    return Path(recorded) if recorded else run.run_dir.parent

@@ -43,6 +43,11 @@ def _best_so_far(records) -> list[float]:
 
 def pareto_png(summary: StudySummary, baselines: list[Baseline]) -> bytes:
     """Accuracy against predicted latency of every completed trial, with the baselines and the budget."""
+    return png_bytes(pareto_figure(summary, baselines))
+
+
+def pareto_figure(summary: StudySummary, baselines: list[Baseline]) -> Figure:
+    """The figure ``pareto_png`` draws (its axes hold every point drawn)."""
     fig = Figure(figsize=(8, 5.5))
     ax = fig.add_subplot()
     _draw_trials(ax, summary)
@@ -54,12 +59,14 @@ def pareto_png(summary: StudySummary, baselines: list[Baseline]) -> bytes:
     ax.axvline(summary.budget_ms, c=OVER, ls="--", lw=1.2, label=f"budget {summary.budget_ms:g} ms")
     latencies = [r.latency_ms for r in summary.records] + [b.latency_ms for b in baselines] + [summary.budget_ms]
     _latency_axis(ax, min(latencies), max(latencies))
+    _accuracy_axis([ax], [r.accuracy for r in summary.records if r.feasible or r.accuracy > 0]
+                   + [b.accuracy for b in baselines] + ([summary.best.accuracy] if summary.best else []))
     ax.set_xlabel(f"predicted latency on {summary.device} (ms)")
     ax.set_ylabel("accuracy (short KD fine-tune, validation split)")
     ax.set_title(f"{summary.name}: accuracy vs latency ({len(summary.records)} completed trials)")
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8)
-    return png_bytes(fig)
+    return fig
 
 
 def _draw_trials(ax, summary: StudySummary) -> None:
@@ -85,7 +92,29 @@ def _draw_trials(ax, summary: StudySummary) -> None:
         # Over-budget trials are never trained (accuracy 0): a rug on the x axis keeps the y range readable.
         rug = blended_transform_factory(ax.transData, ax.transAxes)
         ax.scatter(untrained, [0.03] * len(untrained), marker="|", s=120, c=OVER, transform=rug,
-                   label=f"over budget, not trained ({len(untrained)})")
+                   label=f"over budget, not trained: {_trials(len(untrained))}")
+
+
+def _trials(count: int) -> str:
+    return f"{count} trial{'s' if count != 1 else ''}"
+
+
+# Where the lowest and highest accuracy sit, as shares of the axis height: the bottom kept for the
+# rug of over-budget trials (drawn in axes coordinates, below every point), the top for a marker's size.
+LOWEST_AT, HIGHEST_AT = 0.12, 0.9
+
+
+def _accuracy_axis(axes, accuracies) -> None:
+    """Accuracy limits that hold every plotted point whole, above the rug: autoscaling leaves the
+    extreme markers half outside (or under the rug) and ignores the rug altogether."""
+    values = [a for a in accuracies if not math.isnan(a)]
+    if not values:
+        return
+    low, high = min(values), max(values)
+    span = (high - low) or 0.05 * abs(high) or 0.1
+    total = span / (HIGHEST_AT - LOWEST_AT)
+    for ax in axes:
+        ax.set_ylim(low - LOWEST_AT * total, low + (1 - LOWEST_AT) * total)
 
 
 def _latency_axis(ax, low: float, high: float) -> None:
@@ -98,12 +127,18 @@ def _latency_axis(ax, low: float, high: float) -> None:
 
 
 def _padded_xlim(ax, low: float, high: float) -> None:
+    # not clamped at 0: trial 0 (or the first minute) at the very edge showed only half its marker
     pad = 0.05 * (high - low) or 0.05 * abs(high) or 1.0
-    ax.set_xlim(max(0.0, low - pad), high + pad)
+    ax.set_xlim(low - pad, high + pad)
 
 
 def progress_png(summary: StudySummary) -> bytes:
     """Accuracy of the trials by trial number and over time."""
+    return png_bytes(progress_figure(summary))
+
+
+def progress_figure(summary: StudySummary) -> Figure:
+    """The figure ``progress_png`` draws (its axes hold every point drawn)."""
     fig = Figure(figsize=(11, 4.6))
     by_trial, by_time = fig.subplots(1, 2, sharey=True)
     _progress_panel(by_trial, [(r.number, r) for r in summary.records])
@@ -114,10 +149,11 @@ def progress_png(summary: StudySummary) -> bytes:
     _progress_panel(by_time, sorted(timed, key=lambda pair: pair[0]))
     by_time.set_xlabel("minutes since the first trial started")
     by_time.set_title("search progress over time")
+    _accuracy_axis([by_trial, by_time], [r.accuracy for r in summary.records if r.feasible])
     handles, labels = by_trial.get_legend_handles_labels()
     if handles:
         fig.legend(handles, labels, loc="lower center", ncol=len(handles), fontsize=8, bbox_to_anchor=(0.5, -0.04))
-    return png_bytes(fig)
+    return fig
 
 
 def _progress_panel(ax, points) -> None:
@@ -127,7 +163,8 @@ def _progress_panel(ax, points) -> None:
     ax.scatter([x for x, _ in feasible], [r.accuracy for _, r in feasible], s=18, c=FEASIBLE, label="feasible trial")
     if over:
         rug = blended_transform_factory(ax.transData, ax.transAxes)
-        ax.scatter(over, [0.03] * len(over), marker="x", c=OVER, transform=rug, label="over budget (not trained)")
+        ax.scatter(over, [0.03] * len(over), marker="x", c=OVER, transform=rug,
+                   label=f"over budget, not trained: {_trials(len(over))}")
     ax.step([x for x, _ in points], _best_so_far([r for _, r in points]), where="post", c=FRONT,
             label="best feasible so far")
     if points:  # the rug takes no part in autoscaling

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 import tempfile
 import time
 from contextlib import contextmanager
@@ -18,7 +17,7 @@ from autoc.data.preprocessing import Preprocessing
 from autoc.errors import BudgetError, OptionError, StorageError
 from autoc.training.compute import training_device
 from autoc.evaluate.memory import check_largest_fits
-from autoc.files import check_can_write
+from autoc.files import check_can_write, write_bytes_atomic
 from autoc.policy.file import PolicyFile, record_metrics, space_reference, write_policy
 from autoc.latency.device import open_latency_model, usable_as_file_name
 from autoc.latency.profile import HOST
@@ -36,13 +35,16 @@ from autoc.search.stored import PREPROCESSING_ATTR
 from autoc.search.storage import (default_storage_url, holds_a_study, open_storage, open_study,
                                   retry_failed_trials, sqlite_file)
 from autoc.search.worker import SURPLUS_ATTR, WorkerSpec, run_worker
-from autoc.space import SearchSpace
+from autoc.run_paths import stored_path, stored_runs_dir
+from autoc.space import SearchSpace, resolve_space
+from autoc.space.loader import shipped_dir
 
 __all__ = ["SearchOptions", "SearchResult", "run_search", "summary_lines"]
 
 logger = logging.getLogger(__name__)
 
 DIRECTIONS = ["maximize", "minimize", "minimize"]  # accuracy, latency_ms, size_bytes
+SPACE_COPY = "space.yaml"  # the run directory's copy of a space file of the user's
 RUN_OPTIONS_ATTR = "autoc_run_options"  # how the data was loaded; see _record_options
 
 
@@ -114,6 +116,7 @@ def run_search(options: SearchOptions) -> SearchResult:
             storage=open_storage(storage_url), name=study_name, identity=identity, sampler=sampler,
             directions=DIRECTIONS,
         )
+    options = _space_in_run(options, run_dir=run_dir)
     _record_options(study, options, replace_stored=False)
     if data.preprocessing is not None:
         study.set_user_attr(PREPROCESSING_ATTR, data.preprocessing.to_dict())
@@ -141,11 +144,11 @@ def run_search(options: SearchOptions) -> SearchResult:
         progress.close()
     _record_options(study, options, replace_stored=True)  # e.g. the new --trials, once they ran
 
-    records = completed_records(study, budget_ms=options.budget_ms)
+    records = completed_records(study, budget_ms=options.budget_ms, run_dir=run_dir)
     log = logger.info if options.progress else _no_log
     if rerun_top_trials(study, records, options=options, count=options.finalists.noise_trials, inputs=inputs,
                         threads=threads, log=log):
-        records = completed_records(study, budget_ms=options.budget_ms)
+        records = completed_records(study, budget_ms=options.budget_ms, run_dir=run_dir)
     best = best_record(records)
     finalists: dict[int, FinalistResult] = {}
     wanted = options.finalists.count
@@ -318,16 +321,40 @@ def _record_options(study: optuna.Study, options: SearchOptions, *, replace_stor
     can reload the same split from the storage alone, and resume can repeat the command."""
     if RUN_OPTIONS_ATTR in study.user_attrs and not replace_stored:
         return
+    run_dir = options.run_directory()
     study.set_user_attr(
         RUN_OPTIONS_ATTR,
         {
             # how export and report reload the data split (dataset, data_dir, seed, max_train, max_val) and
             # what lets `autoc search --resume` repeat the command; rewritten by each run
             **stored_record(options),
-            "runs_dir": str(options.storage.runs_dir),  # where export and report find the caches and profiles
+            # paths relative to the run directory, so that a copied or moved run reads its own files
+            "space": stored_path(options.space, run_dir=run_dir) if Path(options.space).is_absolute() else options.space,
+            # where export and report find the caches and profiles: ".." when the runs dir holds the run
+            "runs_dir": stored_runs_dir(options.storage.runs_dir, run_dir=run_dir),
+            # a study in a server storage is opened by name, not from its run directory: where that is
+            **({"run_dir": str(run_dir)} if _elsewhere(options.storage.url, run_dir=run_dir) else {}),
             "threads": worker_threads(options),  # estimates repeat bit for bit at one thread count
         },
     )
+
+
+def _elsewhere(url: str | None, *, run_dir: Path) -> bool:
+    """Whether the storage ``url`` is other than the run directory's own study.db."""
+    return url is not None and sqlite_file(url) not in (run_dir / "study.db", (run_dir / "study.db").resolve())
+
+
+def _space_in_run(options: SearchOptions, *, run_dir: Path) -> SearchOptions:
+    """A space from a file of the user's (a path, or a name found in ./search_spaces) is copied into
+    the run directory as space.yaml and the search reads that copy, so that export, report and
+    resume find it wherever the run directory is copied or moved; a shipped space stays a name."""
+    source = resolve_space(options.space)
+    if source.resolve().parent == shipped_dir().resolve():
+        return options
+    copy = run_dir / SPACE_COPY
+    if not copy.exists() or not copy.samefile(source):
+        write_bytes_atomic(copy, source.read_bytes())
+    return replace(options, space=str(copy))
 
 
 def _count_finished(study: optuna.Study) -> int:
@@ -341,7 +368,7 @@ def _write_best(best: TrialRecord, *, run_dir: Path, study: str, space: SearchSp
     weights_name = None
     if best.weights and Path(best.weights).is_file():
         weights_name = "best_weights.pt"
-        shutil.copyfile(best.weights, run_dir / weights_name)
+        write_bytes_atomic(run_dir / weights_name, Path(best.weights).read_bytes())
     policy = PolicyFile(
         candidate=Candidate.from_dict(best.candidate),
         space=space_reference(space),

@@ -27,6 +27,7 @@ import torch
 from autoc.candidate import Candidate
 from autoc.data.datasets import DatasetSplit
 from autoc.evaluate.recipe import train_from_scratch
+from autoc.run_paths import resolve_stored, stored_path
 from autoc.training.loop import TrainConfig
 from autoc.search.objective import save_weights
 from autoc.search.options import AUTO
@@ -83,17 +84,18 @@ def finalist_picks(records: list[TrialRecord], finalists: int | str) -> list[Tri
     return tied_finalists(records) if finalists == AUTO else pick_finalists(records, count=int(finalists))
 
 
-def stored_finalists(study: optuna.Study, *, config: TrainConfig) -> dict[int, FinalistResult]:
-    """Finalist results of this recipe stored in ``study``, by trial number. An entry that does not
-    read as one (written by hand, or by another version), or whose weights are gone, is left out:
-    that finalist is trained again."""
+def stored_finalists(study: optuna.Study, *, config: TrainConfig, run_dir: Path) -> dict[int, FinalistResult]:
+    """Finalist results of this recipe stored in ``study``, by trial number, their weights found in
+    ``run_dir`` as it is now. An entry that does not read as one (written by hand, or by another
+    version), or whose weights are gone, is left out: that finalist is trained again."""
     key = recipe_key(config)
     results = {}
     for name, value in study.user_attrs.items():
         if name.startswith(ATTR_PREFIX) and isinstance(value, Mapping) and value.get("recipe") == key:
             try:
                 result = FinalistResult(trial=int(value["trial"]), accuracy=float(value["accuracy"]),
-                                        seconds=float(value["seconds"]), weights=str(value["weights"]), recipe=key)
+                                        seconds=float(value["seconds"]), recipe=key,
+                                        weights=str(resolve_stored(str(value["weights"]), run_dir=run_dir)))
             except (KeyError, TypeError, ValueError):
                 continue
             if Path(result.weights).is_file():
@@ -107,13 +109,14 @@ def train_finalists(
     data: DatasetSplit,
     *,
     config: TrainConfig,
-    weights_dir: Path,
+    weights_dir: Path,  # <run directory>/finalists
     log: Callable[[str], None] = logger.info,
     device: torch.device | None = None,
 ) -> dict[int, FinalistResult]:
     """Train every finalist the study has no result for (this recipe), store each result at once;
     return the results of all ``finalists``."""
-    done = stored_finalists(study, config=config)
+    run_dir = weights_dir.parent
+    done = stored_finalists(study, config=config, run_dir=run_dir)
     todo = [r for r in finalists if r.number not in done]
     if done and todo:
         log(f"finalists: {len(finalists) - len(todo)} of {len(finalists)} already trained (stored in the study)")
@@ -127,7 +130,9 @@ def train_finalists(
         weights = save_weights(trained.model, weights_dir / f"trial-{record.number}-{recipe_key(config)}.pt")
         result = FinalistResult(trial=record.number, accuracy=trained.accuracy, seconds=round(trained.seconds, 1),
                                 weights=str(weights), recipe=recipe_key(config))
-        study.set_user_attr(attr_name(record.number, config), dataclasses.asdict(result))
+        # stored relative to the run directory, so that a copied or moved run finds its own weights
+        study.set_user_attr(attr_name(record.number, config),
+                            {**dataclasses.asdict(result), "weights": stored_path(weights, run_dir=run_dir)})
         done[record.number] = result
         log(f"  trial {record.number}: accuracy {trained.accuracy:.4f} after {trained.seconds:.0f} s")
     return {r.number: done[r.number] for r in finalists}

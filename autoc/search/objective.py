@@ -15,6 +15,7 @@ from autoc.evaluate.metrics import params_and_macs, size_bytes
 from autoc.training.loop import TrainConfig
 from autoc.files import save_torch_atomic
 from autoc.latency.model import LatencyModel
+from autoc.run_paths import stored_path
 from autoc.search.results import CORRECT_ATTR
 from autoc.search.separation import encode_correct
 from autoc.space import SearchSpace, sample_candidate
@@ -70,7 +71,8 @@ def run_trial(trial: optuna.trial.Trial, ctx: ObjectiveContext) -> tuple[float, 
     trial.set_user_attr("macs", macs)
     trial.set_user_attr("estimate_seconds", estimate.seconds)
     trial.set_user_attr("threads", torch.get_num_threads())  # the estimate repeats bit for bit at this count
-    trial.set_user_attr("weights", str(weights))
+    # relative to the run directory (weights_dir's parent): a copied or moved run reads its own weights
+    trial.set_user_attr("weights", stored_path(weights, run_dir=ctx.weights_dir.parent))
     trial.set_user_attr(CORRECT_ATTR, encode_correct(estimate.correct))
     trial.set_user_attr("feasible", True)
     return estimate.accuracy, latency, float(size)

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.trial import TrialState
+
+from autoc.run_paths import resolve_stored
 
 CORRECT_ATTR = "val_correct"  # a trial's per-image estimate results, read by autoc.search.separation
 # Study attribute: the top trials estimated again with another training seed (autoc.search.seed_noise):
@@ -40,8 +43,9 @@ def accuracy_text(record: TrialRecord) -> str:
     return text if record.estimate is None else f"{text} (finalist; estimate {record.estimate:.4f})"
 
 
-def completed_records(study: optuna.Study, *, budget_ms: float) -> list[TrialRecord]:
-    """The study's completed trials as records (feasible: within ``budget_ms`` as well as stored so)."""
+def completed_records(study: optuna.Study, *, budget_ms: float, run_dir: Path | None = None) -> list[TrialRecord]:
+    """The study's completed trials as records (feasible: within ``budget_ms`` as well as stored so);
+    with ``run_dir``, weights are the paths of the stored ones in that run directory as it is now."""
     reruns = rerun_estimates(study.user_attrs)
     records = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
@@ -59,12 +63,18 @@ def completed_records(study: optuna.Study, *, budget_ms: float) -> list[TrialRec
                 macs=int(attrs.get("macs", 0)),
                 feasible=bool(attrs.get("feasible", False)) and latency <= budget_ms,
                 candidate=attrs["candidate"],
-                weights=attrs.get("weights"),
+                weights=_weights(attrs.get("weights"), run_dir=run_dir),
                 correct=attrs.get(CORRECT_ATTR),
                 rerun=reruns.get(trial.number),
             )
         )
     return records
+
+
+def _weights(stored: str | None, *, run_dir: Path | None) -> str | None:
+    if not stored or run_dir is None:
+        return stored
+    return str(resolve_stored(stored, run_dir=run_dir))
 
 
 def rerun_estimates(study_attrs: dict[str, Any]) -> dict[int, float]:

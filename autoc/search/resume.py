@@ -28,6 +28,8 @@ def resume_options(run_dir: str | Path, *, given: Mapping[str, Any], storage: st
             f"repeat the original search with storage.study {stored.name} instead", fields=("storage.study",)
         )
     values = stored_to_dict(recorded)
+    if "space" in values:
+        values["space"] = stored.space_option  # a space file as it is now: the run directory's copy
     if "budget_mj" in stored.identity:
         values["budget_mj"] = float(stored.identity["budget_mj"])
     values["budget_ms"] = stored.budget_ms

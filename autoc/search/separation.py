@@ -162,5 +162,5 @@ def separation_text(best: TrialRecord, records: Iterable[TrialRecord], *, run_di
                else "the finalist stage (finalists.count 'auto')")
     which = "them" if len(ties) < AUTO_FINALISTS else f"it and the {AUTO_FINALISTS - 1} closest"
     return (f"estimate noise: {len(ties)} of {len(rows)} other feasible trial(s) within {errors} of trial "
-            f"{best.number} (trials {listed}): the estimate does not tell which is better{unmeasured}; "
+            f"{best.number} (trial{'s' if len(ties) > 1 else ''} {listed}): the estimate does not tell which is better{unmeasured}; "
             f"{command} trains {which} fully and chooses")

@@ -19,7 +19,7 @@ import optuna
 
 from autoc.latency.blocks import network_units
 from autoc.latency.model import LatencyModel, LookupTableLatencyModel
-from autoc.space import SearchSpace, sample_candidate
+from autoc.space import SearchSpace, random_sampling_study, sample_candidate
 
 POOL = 500  # random candidates whose latency is predicted (~0.1 s in all)
 SPREAD_SAMPLERS = ("tpe", "nsga2", "gp", "ehvi")
@@ -40,7 +40,7 @@ def spread_start(
     predicted latency over ``pool`` random ones (fewer when fewer are feasible)."""
     if count < 1:
         return []
-    sampler_study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    sampler_study = random_sampling_study(seed=seed)
     trials = [sampler_study.ask() for _ in range(pool)]
     candidates = [sample_candidate(space, trial, num_classes=num_classes) for trial in trials]
     specs = [(c.netspec(), c.policy) for c in candidates]

@@ -16,6 +16,8 @@ from autoc.evaluate.recipe import scratch_recipe
 from autoc.search.finalists import chosen_finalist, stored_finalists
 from autoc.search.options import stored_to_dict
 from autoc.search.results import TrialRecord, best_record, completed_records
+from autoc.run_paths import resolve_runs_dir, resolve_stored
+from autoc.space.loader import SUFFIXES
 from autoc.search.storage import IDENTITY_PREFIX, STORAGE_FIELDS, default_storage_url, open_storage
 
 PREPROCESSING_ATTR = "autoc_preprocessing"  # how raw images become inputs; written by the search driver
@@ -54,8 +56,24 @@ class StoredRun:
         stored = self.study.user_attrs.get(PREPROCESSING_ATTR)
         return None if stored is None else Preprocessing.from_dict(stored)
 
+    @property
+    def runs_dir(self) -> Path:
+        """Where the search's shared device profiles and caches are now: the runs dir recorded
+        (relative to the run directory), else the run directory's parent."""
+        return resolve_runs_dir(self.run_options.get("runs_dir"), run_dir=self.run_dir)
+
+    @property
+    def space_option(self) -> str:
+        """The space the search was run in, as ``load_space`` reads it: a shipped space's name, or
+        the path of the space file (the copy in the run directory, for studies that keep one)."""
+        given = str(self.run_options.get("space") or self.space_name)
+        if Path(given).suffix in SUFFIXES or "/" in given or "\\" in given:
+            return str(resolve_stored(given, run_dir=self.run_dir))
+        return given
+
     def records(self) -> list[TrialRecord]:
-        return completed_records(self.study, budget_ms=self.budget_ms)
+        """The study's completed trials; their weights are the paths in the run directory as it is now."""
+        return completed_records(self.study, budget_ms=self.budget_ms, run_dir=self.run_dir)
 
     def chosen(self, records: list[TrialRecord]) -> TrialRecord | None:
         """The record the search chose: its best finalist when it ran the finalist stage (with the
@@ -65,7 +83,7 @@ class StoredRun:
         if finalists.get("count"):
             recipe = scratch_recipe(steps=int(finalists["steps"]), batch_size=int(options.get("batch_size", 32)),
                                      seed=int(options.get("seed", 0)), augment=bool(finalists.get("augment")))
-            chosen = chosen_finalist(records, stored_finalists(self.study, config=recipe))
+            chosen = chosen_finalist(records, stored_finalists(self.study, config=recipe, run_dir=self.run_dir))
             if chosen is not None:
                 return chosen
         return best_record(records)
@@ -96,4 +114,7 @@ def open_stored_run(target: str | Path, *, storage: str | None = None, study: st
     identity = {k[len(IDENTITY_PREFIX):]: str(v) for k, v in loaded.user_attrs.items() if k.startswith(IDENTITY_PREFIX)}
     if "budget_ms" not in identity or "space" not in identity:
         raise StorageError(f"study {name!r} in {mask_passwords(storage)} was not created by autoc search (no autoc.* identity attributes)")
+    recorded = loaded.user_attrs.get("autoc_run_options", {}).get("run_dir")
+    if not own_database and recorded and not run_dir.is_dir():
+        run_dir = Path(recorded)  # opened by name from a server storage: the run directory the search used
     return StoredRun(name=name, run_dir=run_dir, study=loaded, identity=identity)

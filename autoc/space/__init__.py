@@ -40,7 +40,7 @@ BlockOp names, e.g. ``k5_e6``.
 from autoc.space.loader import available_spaces, load_space, resolve_space
 from autoc.space.model import CompressionSpace, HeadSpace, SearchSpace, StageSpace, StemSpace
 from autoc.space.params import Param, parameter_plan, search_distributions
-from autoc.space.sample import candidate_from_params, sample_candidate
+from autoc.space.sample import candidate_from_params, random_sampling_study, sample_candidate
 from autoc.space.validate import parse_space
 
 __all__ = [
@@ -55,6 +55,7 @@ __all__ = [
     "load_space",
     "parameter_plan",
     "parse_space",
+    "random_sampling_study",
     "resolve_space",
     "sample_candidate",
     "search_distributions",

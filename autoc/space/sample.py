@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+import optuna
 from optuna.trial import BaseTrial
 
 from autoc.candidate import Candidate
@@ -10,6 +11,18 @@ from autoc.errors import SpaceError
 from autoc.space.assemble import assemble
 from autoc.space.model import SearchSpace
 from autoc.space.params import parameter_plan
+
+
+def random_sampling_study(*, seed: int) -> optuna.Study:
+    """An in-memory study with a seeded random sampler, to draw candidates from (``study.ask()``).
+    Optuna announces every new study at INFO ("A new study created in memory ..."): news to nobody
+    here, so it is silenced while this one is created."""
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(max(verbosity, optuna.logging.WARNING))
+    try:
+        return optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    finally:
+        optuna.logging.set_verbosity(verbosity)
 
 
 def sample_candidate(space: SearchSpace, trial: BaseTrial, *, num_classes: int | None = None) -> Candidate:

@@ -1,4 +1,6 @@
 import json
+import os
+import stat
 import subprocess
 import sys
 
@@ -52,6 +54,13 @@ def test_runner_csv_format(measured_pack):
     assert kinds == {"unit", "network", "empty"}
 
 
+def test_the_pack_and_its_results_get_the_modes_the_umask_gives(measured_pack):
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert stat.S_IMODE((measured_pack / "RESULTS.csv").stat().st_mode) == 0o666 & ~umask
+    assert stat.S_IMODE(measured_pack.stat().st_mode) == 0o777 & ~umask
+
+
 def test_export_never_overwrites(measured_pack, tiny_space):
     before = (measured_pack / MANIFEST).read_text()
     with pytest.raises(DeviceError, match="already exists"):
@@ -93,3 +102,15 @@ def test_import_without_manifest(tmp_path, measured_pack):
     with pytest.raises(DeviceError, match=f"no {MANIFEST} in {tmp_path}; give pack_dir the directory") as err:
         import_results(path, device="raspi")
     assert err.value.fields == ("pack_dir",)  # `autoc calibrate --import` shows it as --pack
+
+
+def test_exporting_a_pack_shows_no_optuna_study_line(tmp_path, tiny_space):
+    directory = tmp_path / "pack"
+    done = subprocess.run(
+        [sys.executable, "-m", "autoc.cli", "calibrate", "--device", "raspi", "--export-pack", str(directory),
+         "--space", str(tiny_space.source), "--networks", "4", "--held-out", "0", "--runs-dir", str(tmp_path / "runs")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (directory / MANIFEST).is_file()
+    assert "study created" not in done.stderr and "optuna" not in done.stderr.lower(), done.stderr

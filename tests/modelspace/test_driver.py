@@ -1,6 +1,7 @@
 """`autoc compress` end to end on a user's model (built by the user's own code), and its refusals."""
 import json
 import re
+import shutil
 import subprocess
 import sys
 
@@ -82,6 +83,23 @@ def test_compress_chooses_a_policy_per_budget_that_rebuilds_from_its_file_and_re
     assert capsys.readouterr().out == out
     assert main(["compress", str(run_dir), "--trials", "6", "--allow-drift"]) == 0  # resumed from its directory alone
     assert "6 trials (1 this run" in capsys.readouterr().out
+
+
+def test_a_compress_run_directory_moved_and_renamed_shows_and_resumes_on_its_own(original_ms, tmp_path, capsys):
+    runs, ms = original_ms
+    assert main(["compress", "usernets:small_resnet", "--budget-ms", f"{0.8 * ms:.4f}", "--trials", "2",
+                 "--runs-dir", str(runs), *COMMON[:-1], "moving"]) == 0
+    capsys.readouterr()
+    moved = tmp_path / "elsewhere" / "renamed"
+    shutil.copytree(runs / "moving", moved)
+    shutil.rmtree(runs / "moving")
+
+    assert main(["show", str(moved)]) == 0
+    shown = capsys.readouterr().out
+    assert str(runs / "moving") not in shown and "elsewhere/renamed/" in shown  # its files, where they are now
+    assert main(["compress", str(moved), "--trials", "3"]) == 0
+    assert "3 trials (1 this run" in capsys.readouterr().out
+    assert not (runs / "moving").exists() and not (tmp_path / "elsewhere" / "moving").exists()  # resumed in place
 
 
 @pytest.mark.parametrize("args, message", [

@@ -121,6 +121,6 @@ def test_show_names_the_trials_the_estimate_does_not_separate_from_the_best(stor
     line = next(line for line in out.splitlines() if line.startswith("estimate noise:"))
     assert f"on its {hits[best.number].size:,} validation images" in line
     if ties:  # the fixture's accuracies spread over a few points: some trials tie, some do not
-        named = line.split("(trials ")[1].split(")")[0]
+        named = line.split(" (trial")[1].lstrip("s ").split(")")[0]
         assert sorted(int(n) for n in named.split(", ")) == sorted(ties)
     assert 0 < len(ties) < len(hits) - 1, "the fixture should hold both tied and separated trials"

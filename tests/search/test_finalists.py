@@ -129,7 +129,8 @@ def test_a_finalist_whose_weights_are_gone_or_whose_entry_is_unreadable_is_train
     first, second = sorted(n for n in result.finalists)
     recipe = scratch_recipe(steps=31, batch_size=options.batch_size, seed=options.seed, augment=False)
     entry = dict(study.user_attrs[attr_name(first, recipe)])
-    os.remove(entry["weights"])
+    assert entry["weights"].startswith("finalists/")  # relative to the run directory
+    os.remove(options.run_directory() / entry["weights"])
     study.set_user_attr(attr_name(second, recipe), {"recipe": entry["recipe"], "trial": "not a number"})
     again = run_search(options)
     assert set(again.finalists) == {first, second}

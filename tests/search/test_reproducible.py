@@ -29,11 +29,11 @@ def _search(root: Path, *, space: Path, devices: Path, **overrides):
     return result, study
 
 
-def _stored(study: optuna.Study) -> list[tuple]:
+def _stored(study: optuna.Study, run_dir: Path) -> list[tuple]:
     def weights(path: str | None) -> str | None:  # the tensors' bytes (the file's zip records a temp name)
         if not path:
             return None
-        state = torch.load(path, weights_only=True)
+        state = torch.load(run_dir / path, weights_only=True)  # stored relative to the run directory
         return hashlib.sha256(b"".join(k.encode() + v.numpy().tobytes() for k, v in state.items())).hexdigest()
 
     return [(t.number, t.params, t.values, t.user_attrs.get("val_correct"), weights(t.user_attrs.get("weights")),
@@ -47,7 +47,7 @@ def test_the_same_seed_repeats_a_search_bit_for_bit_from_fresh_run_directories(
     first, study_a = _search(tmp_path / "a", space=tiny_space, devices=warm_runs / "devices", **extra)
     second, study_b = _search(tmp_path / "b", space=tiny_space, devices=warm_runs / "devices", **extra)
     assert first.teacher_accuracy == second.teacher_accuracy > 0.2  # chance is 0.1
-    stored_a, stored_b = _stored(study_a), _stored(study_b)
+    stored_a, stored_b = _stored(study_a, first.run_dir), _stored(study_b, second.run_dir)
     assert len(stored_a) == 4 and all(row[3] and row[4] for row in stored_a)  # every trial trained and stored
     assert stored_a == stored_b
     assert max(row[2][0] for row in stored_a) > 0.2
@@ -59,7 +59,8 @@ def test_the_same_seed_repeats_a_search_bit_for_bit_from_fresh_run_directories(
 def test_a_search_at_another_seed_trains_another_teacher_and_estimates(tiny_space, warm_runs, tmp_path):
     first, study_a = _search(tmp_path / "a", space=tiny_space, devices=warm_runs / "devices", trials=2)
     other, study_b = _search(tmp_path / "b", space=tiny_space, devices=warm_runs / "devices", trials=2, seed=1)
-    assert first.teacher_accuracy != other.teacher_accuracy or _stored(study_a) != _stored(study_b)
+    assert first.teacher_accuracy != other.teacher_accuracy or (
+        _stored(study_a, first.run_dir) != _stored(study_b, other.run_dir))
     assert {p.name for p in (tmp_path / "a/runs/cache").glob("teacher-*")} != {
         p.name for p in (tmp_path / "b/runs/cache").glob("teacher-*")}
 

@@ -94,7 +94,7 @@ def test_summary_line_names_the_tied_trials_and_the_finalist_stage():
     assert 0 <= lead <= Z_95 * error  # the draw above makes trial 1 a tie
     line = separation_text(records[0], records)
     assert line.startswith("estimate noise: 1 of 2 other feasible trial(s) within 1.96 paired standard errors "
-                           "on its 1,000 validation images of trial 0 (trials 1)")
+                           "on its 1,000 validation images of trial 0 (trial 1)")
     assert "training-seed noise not measured" in line and "the finalist stage (finalists.count 'auto')" in line
     told = separation_text(records[0], records, run_dir=Path("runs/s"))
     assert told.endswith("autoc search --resume runs/s --finalists auto trains them fully and chooses")
@@ -132,7 +132,7 @@ def test_a_lead_the_images_separate_is_a_tie_once_the_estimate_moves_more_betwee
     line = separation_text(shaky[0], shaky)
     assert line.startswith("estimate noise: 1 of 1 other feasible trial(s) within 1.96 standard errors (its 1,000 "
                            "validation images, and training seeds: ±10.6 points per estimate, from 2 trials estimated "
-                           "twice) of trial 0 (trials 1)")  # sqrt((0.15² + 0.15²) / 4)
+                           "twice) of trial 0 (trial 1)")  # sqrt((0.15² + 0.15²) / 4)
     assert "not measured" not in line
     assert [r.number for r in tied_finalists(shaky)] == [0, 1]
     assert [r.number for r in tied_finalists(steady)] == [0]
