@@ -68,11 +68,10 @@ def _units(spec: NetSpec) -> list[tuple[str, list[tuple[ConvSpec | None, int]]]]
 
 def _row(candidate: Candidate, conv: ConvSpec | None, *, unit: str, macs: int, full_out: dict[str, int], ms: float) -> LayerRow:
     spec = candidate.netspec()
-    if conv is None:  # the classifier runs at the head's precision and is never pruned
-        layer = candidate.policy.get(HEAD)
+    if conv is None:  # the classifier runs fp32 (as the fake-quantised model does) and is never pruned
         return LayerRow(
             CLASSIFIER, unit, "linear", spec.classifier_in, spec.num_classes, spec.num_classes, 1.0,
-            layer.precision, layer.weight_bits, layer.act_bits, macs, ms,
+            "fp32", 32, 32, macs, ms,
         )
     layer = candidate.policy.get(conv.name)
     kind = "depthwise" if conv.depthwise else "grouped" if conv.grouped else "conv"

@@ -21,18 +21,17 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from autoc.arch.netspec import HEAD, frozen_groups, group_producers
+from autoc.arch.netspec import frozen_groups, group_producers
 from autoc.candidate import Candidate
 
 FORMAT = "nni.compression/3"
-CLASSIFIER = "classifier"
 
 
 def nni_config(candidate: Candidate) -> dict[str, Any]:
     """The candidate's pruning and quantisation as NNI 3.x config lists, for the unpruned architecture."""
     return {
         "format": FORMAT,
-        "applies_to": "unpruned architecture; module names are autoc layer names + '.conv' (Linear: 'classifier')",
+        "applies_to": "unpruned architecture; module names are autoc layer names + '.conv'",
         "pruning": pruning_config_list(candidate),
         "quantization": quantization_config_list(candidate),
     }
@@ -92,17 +91,14 @@ def nni_sparse_ratio(channels: int, *, kept: int) -> float:
 
 
 def quantization_config_list(candidate: Candidate) -> list[dict[str, Any]]:
-    """NNI quantisation entries: the int8 convs by weight bits, and the classifier when the head is int8."""
+    """NNI quantisation entries: the int8 convs by weight bits (the classifier stays fp32, as autoc's
+    fake-quantised model and its int8 export run it)."""
     by_bits: dict[int, list[str]] = {}
     for name in candidate.full_netspec().layer_names():
         layer = candidate.policy.get(name)
         if layer.precision == "int8":
             by_bits.setdefault(layer.weight_bits, []).append(f"{name}.conv")
-    entries = [_quant_entry(names, op_type="Conv2d", bits=bits) for bits, names in sorted(by_bits.items())]
-    head = candidate.policy.get(HEAD)
-    if head.precision == "int8":  # the classifier runs at the head's precision
-        entries.append(_quant_entry([CLASSIFIER], op_type="Linear", bits=8))
-    return entries
+    return [_quant_entry(names, op_type="Conv2d", bits=bits) for bits, names in sorted(by_bits.items())]
 
 
 def _quant_entry(names: list[str], *, op_type: str, bits: int) -> dict[str, Any]:

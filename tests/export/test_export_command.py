@@ -157,12 +157,10 @@ def test_nni_config_lists_match_the_policy(tiny_run, tmp_path):
             layer = op.removesuffix(".conv")
             assert round(full[layer] * (1 - entry["sparse_ratio"])) == pruned[layer]
     assert {op for e in config["pruning"] for op in e["op_names"]} == {f"{n}.conv" for n in full if pruned[n] < full[n]}
-    quantized = {op for e in config["quantization"] for op in e["op_names"] if op.endswith(".conv")}
-    assert quantized == {f"{n}.conv" for n in full if candidate.policy.get(n).precision == "int8"}
+    quantized = {op for e in config["quantization"] for op in e["op_names"]}
+    assert quantized == {f"{n}.conv" for n in full if candidate.policy.get(n).precision == "int8"}  # no classifier
     for entry in config["quantization"]:
         bits = {candidate.policy.get(op.removesuffix(".conv")).weight_bits for op in entry["op_names"]}
-        if entry["op_names"] == ["classifier"]:  # follows the head, 8-bit
-            bits = {8} if candidate.policy.get("head").precision == "int8" else set()
         assert {entry["target_settings"]["weight"]["quant_dtype"]} == {f"int{b}" for b in bits}
 
 
