@@ -80,7 +80,8 @@ def test_a_copied_run_directory_exports_reports_shows_and_resumes_with_the_origi
         assert main(["export", str(run), "--format", name, "--no-check"]) == 0, capsys.readouterr().err
     exported = sorted(p.name for p in (run / "export").iterdir())
     assert len(exported) == len(FORMATS) + 1  # the policy's weights beside it
-    assert main(["export", str(run), "--format", "onnx", "-o", str(tmp_path / "checked.onnx")]) == 0  # timed too
+    assert main(["export", str(run), "--format", "onnx", "-o", str(tmp_path / "checked.onnx"),
+                 "--allow-drift"]) == 0  # timed too; a loaded machine may drift, which is not under test here
     assert main(["show", str(run)]) == 0
     assert main(["report", str(run)]) == 0
     assert (run / "report" / "latency.png").is_file()  # the shared profile found in the copy

@@ -17,7 +17,7 @@ from autoc.modelspace.policy_file import load_model_policy
 # --allow-drift: these runs test the search, not the table's accuracy on a loaded machine
 # (test_chosen_policies_that_drift_from_their_estimates_say_how tests the check).
 COMMON = ["--dataset", "digits", "--input-size", "16", "--max-train", "300", "--max-val", "100",
-          "--pretrain-steps", "60", "--finetune-steps", "5", "--study", "s", "--allow-drift"]
+          "--pretrain-steps", "60", "--finetune-steps", "5", "--allow-drift", "--study", "s"]
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +97,7 @@ def test_a_compress_run_directory_moved_and_renamed_shows_and_resumes_on_its_own
     assert main(["show", str(moved)]) == 0
     shown = capsys.readouterr().out
     assert str(runs / "moving") not in shown and "elsewhere/renamed/" in shown  # its files, where they are now
-    assert main(["compress", str(moved), "--trials", "3"]) == 0
+    assert main(["compress", str(moved), "--trials", "3", "--allow-drift"]) == 0
     assert "3 trials (1 this run" in capsys.readouterr().out
     assert not (runs / "moving").exists() and not (tmp_path / "elsewhere" / "moving").exists()  # resumed in place
 
