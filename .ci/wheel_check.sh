@@ -22,7 +22,8 @@ import sys, zipfile
 names = set(zipfile.ZipFile(sys.argv[1]).namelist())
 needed = ["autoc/space/spaces/mbv2-cifar.yaml", "autoc/space/spaces/fbnet-cifar.yaml",
           "autoc/schemas/device_profile.schema.json", "autoc/schemas/policy.schema.json",
-          "autoc/latency/pack_runner.py.txt"]
+          "autoc/latency/pack_runner.py.txt", "autoc/latency/profiles/pixel2.json",
+          "autoc/latency/profiles/pixel3.json", "autoc/latency/profiles/raspi4.json"]
 missing = [n for n in needed if n not in names]
 sys.exit(f"wheel check: the wheel lacks {missing}; add them to [tool.setuptools.package-data]" if missing else 0)
 EOF

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from autoc.commands._flags import option_flags
@@ -117,15 +116,17 @@ def _check_option_scope(args: argparse.Namespace) -> None:
 def _set_energy(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from autoc.latency.device import open_device_model
+    from autoc.latency.device import open_device_model, profile_path
     from autoc.latency.energy import EnergyCoefficients
     from autoc.latency.profile import save_profile
 
     values = _energy_values(args.set_energy)
     model = open_device_model(args.device, runs_dir=args.runs_dir, threads=args.threads)
     energy = EnergyCoefficients.from_dict({**model.profile.energy.to_dict(), **values})
-    save_profile(replace(model.profile, energy=energy), model.profile_path)
-    print(f"wrote {model.profile_path}: energy {energy.to_dict()}")
+    # always the user's file: a shipped profile is package data, and this copy then replaces it
+    path = profile_path(args.device, runs_dir=args.runs_dir, threads=args.threads)
+    save_profile(replace(model.profile, energy=energy), path)
+    print(f"wrote {path}: energy {energy.to_dict()}")
     return 0
 
 
@@ -203,9 +204,6 @@ def _export_pack(args: argparse.Namespace) -> int:
 
 
 def _foreign_profile(args: argparse.Namespace):
-    from dataclasses import replace
-
-    from autoc.latency.model import LookupTableLatencyModel
     from autoc.space import load_space
 
     if args.import_csv is not None:
@@ -217,19 +215,7 @@ def _foreign_profile(args: argparse.Namespace):
         from autoc.latency.ofa_lut import ofa_profile
 
         return ofa_profile(args.ofa_lut, device=args.device, space=space, seed=args.seed)
-    from autoc.latency import from_networks as fn
+    from autoc.latency.from_networks import profile_from_csv
 
-    column = args.column or f"{args.device}_ms"
-    networks = fn.read_networks(args.from_networks, space=space, column=column)
-    fit, held_out = fn.split_fit_held_out(networks, fit=args.fit, seed=args.seed, source=str(args.from_networks))
-    print(f"fitting on {len(fit)} networks, validating on {len(held_out)}", file=sys.stderr)
-    profile = fn.networks_profile(
-        device=args.device,
-        fit=fn.fit_additive(fit),
-        space=space,
-        source_file=str(args.from_networks),
-        column=column,
-    )
-    model = LookupTableLatencyModel(profile, profile_path=None, measure_missing=False)
-    validation = fn.validate_on(model, held_out) | {"in_sample": False, "fit_networks": len(fit)}
-    return replace(profile, validation=validation)
+    return profile_from_csv(args.from_networks, device=args.device, space=space, column=args.column, fit=args.fit,
+                            seed=args.seed)

@@ -1,5 +1,6 @@
 """Device name -> latency model. ``host`` is measured here on first use and cached; other
-names are profiles under runs/devices/ (data, not code)."""
+names are profiles (data, not code): the user's calibrated one under runs/devices/ first, else
+one shipped with autoc (``autoc.latency.shipped``)."""
 from __future__ import annotations
 
 import logging
@@ -12,6 +13,7 @@ from autoc.errors import DeviceError
 from autoc.latency.calibrate import Network, calibrate_correction
 from autoc.latency.model import LatencyModel, LookupTableLatencyModel, open_host_model
 from autoc.latency.profile import HOST, load_profile
+from autoc.latency.shipped import shipped_devices, shipped_path
 from autoc.space import SearchSpace, sample_candidate
 
 logger = logging.getLogger(__name__)
@@ -33,10 +35,27 @@ def profile_path(device: str, *, runs_dir: Path, threads: int = 1) -> Path:
     return devices / (f"{HOST}-t{threads}.json" if device == HOST else f"{device}.json")
 
 
+def calibrated_devices(runs_dir: Path) -> list[str]:
+    """Names of the profiles calibrated under ``runs_dir/devices`` (host profiles aside), sorted."""
+    return sorted(p.stem for p in (runs_dir / "devices").glob("*.json") if not p.stem.startswith(f"{HOST}-"))
+
+
 def known_devices(runs_dir: Path) -> list[str]:
-    """``host`` and every named profile under ``runs_dir/devices``."""
-    named = sorted(p.stem for p in (runs_dir / "devices").glob("*.json") if not p.stem.startswith(f"{HOST}-"))
-    return [HOST, *named]
+    """``host``, every named profile under ``runs_dir/devices`` and every shipped one."""
+    return [HOST, *sorted({*calibrated_devices(runs_dir), *shipped_devices()})]
+
+
+CALIBRATED, SHIPPED = "calibrated", "shipped"
+
+
+def find_profile(device: str, *, runs_dir: Path, threads: int = 1) -> tuple[Path, str] | None:
+    """Where ``device``'s profile is and which kind it is: the user's calibrated one under
+    ``runs_dir`` first, then the one shipped with autoc; None when neither exists."""
+    path = profile_path(device, runs_dir=runs_dir, threads=threads)
+    if path.is_file():
+        return path, CALIBRATED
+    shipped = None if device == HOST else shipped_path(device)
+    return (shipped, SHIPPED) if shipped is not None else None
 
 
 def usable_as_file_name(name: str) -> bool:
@@ -60,14 +79,21 @@ def open_device_model(device: str, *, runs_dir: Path, threads: int = 1) -> Looku
     """The model of an existing profile (``host`` included) that never measures; DeviceError if none."""
     if device != HOST:
         check_device_name(device)
-    path = profile_path(device, runs_dir=runs_dir, threads=threads)
-    if not path.is_file():
+    found = find_profile(device, runs_dir=runs_dir, threads=threads)
+    if found is None:
+        path = profile_path(device, runs_dir=runs_dir, threads=threads)
         raise DeviceError(
-            f"unknown device {device!r}: no profile at {path}; known devices: "
+            f"unknown device {device!r}: no profile at {path} and none shipped; known devices: "
             f"{', '.join(known_devices(runs_dir))}; {HOW_TO_CREATE}"
             + (f" (host: 'autoc calibrate --device host --threads {threads}')" if device == HOST else "")
         )
+    path, kind = found
     profile = load_profile(path)
+    if kind == SHIPPED:
+        logger.info("autoc: device %s: the profile shipped with autoc (%s); a profile you calibrate as %s "
+                    "replaces it", device, _describe(profile), profile_path(device, runs_dir=runs_dir))
+    else:
+        logger.info("autoc: device %s: calibrated profile %s", device, path)
     if profile.device != device:
         # a copied or renamed file would silently stand for another device
         raise DeviceError(
@@ -75,6 +101,13 @@ def open_device_model(device: str, *, runs_dir: Path, threads: int = 1) -> Looku
             f"rename the file to {profile.device}.json if it is that device's, or recalibrate {device!r}"
         )
     return LookupTableLatencyModel(profile, profile_path=path, measure_missing=False, threads=profile.identity.threads)
+
+
+def _describe(profile) -> str:
+    figures = profile.validation
+    share, source = figures.get("within_10pct"), figures.get("source_file") or profile.source
+    held = f", {100 * share:.0f}% of {figures.get('n')} held-out networks within 10%" if share is not None else ""
+    return f"fitted from {source}{held}"
 
 
 def open_latency_model(
