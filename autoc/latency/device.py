@@ -46,6 +46,7 @@ def known_devices(runs_dir: Path) -> list[str]:
 
 
 CALIBRATED, SHIPPED = "calibrated", "shipped"
+_announced: set[tuple[str, str]] = set()  # (device, profile file) whose kind this process has logged: once is enough
 
 
 def find_profile(device: str, *, runs_dir: Path, threads: int = 1) -> tuple[Path, str] | None:
@@ -89,11 +90,13 @@ def open_device_model(device: str, *, runs_dir: Path, threads: int = 1) -> Looku
         )
     path, kind = found
     profile = load_profile(path)
-    if kind == SHIPPED:
-        logger.info("autoc: device %s: the profile shipped with autoc (%s); a profile you calibrate as %s "
-                    "replaces it", device, _describe(profile), profile_path(device, runs_dir=runs_dir))
-    else:
-        logger.info("autoc: device %s: calibrated profile %s", device, path)
+    if (device, str(path)) not in _announced:
+        _announced.add((device, str(path)))
+        if kind == SHIPPED:
+            logger.info("autoc: device %s: the profile shipped with autoc (%s); a profile you calibrate as %s "
+                        "replaces it", device, _describe(profile), profile_path(device, runs_dir=runs_dir))
+        else:
+            logger.info("autoc: device %s: calibrated profile %s", device, path)
     if profile.device != device:
         # a copied or renamed file would silently stand for another device
         raise DeviceError(

@@ -12,7 +12,9 @@ from autoc.latency.device import find_profile, known_devices, open_device_model
 from autoc.latency.profile import load_profile, save_profile
 from autoc.latency.shipped import SHIPPED, shipped_devices, shipped_path
 from autoc.space import load_space
-from conftest import FBNET_CSV
+from latency_nets import SHARED_DATA
+
+FBNET_CSV = SHARED_DATA / "fbnet_latency_pixel3_raspi4_pixel2.csv.gz"
 
 DEVICES = ("pixel2", "pixel3", "raspi4")
 
@@ -36,7 +38,15 @@ def test_a_shipped_profile_names_its_source_fit_size_and_held_out_figures(device
     assert 0 < figures["within_10pct"] <= 1 and figures["kendall_tau"] > 0.5
 
 
-def test_a_shipped_device_opens_by_name_from_an_empty_runs_directory(tmp_path, caplog):
+@pytest.fixture
+def fresh_log(monkeypatch):
+    """Which profile a device resolves to is logged once a process: forget what was logged."""
+    from autoc.latency import device
+
+    monkeypatch.setattr(device, "_announced", set())
+
+
+def test_a_shipped_device_opens_by_name_from_an_empty_runs_directory(tmp_path, caplog, fresh_log):
     with caplog.at_level(logging.INFO, logger="autoc.latency"):
         model = open_device_model("pixel3", runs_dir=tmp_path)
     assert model.profile.device == "pixel3" and "shipped with autoc" in caplog.text
@@ -45,7 +55,7 @@ def test_a_shipped_device_opens_by_name_from_an_empty_runs_directory(tmp_path, c
     assert not (tmp_path / "devices").exists()  # opening one writes nothing
 
 
-def test_a_calibrated_profile_of_the_same_name_comes_before_the_shipped_one(tmp_path, caplog):
+def test_a_calibrated_profile_of_the_same_name_comes_before_the_shipped_one(tmp_path, caplog, fresh_log):
     from dataclasses import replace
 
     shipped = load_profile(shipped_path("pixel3"))
