@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
@@ -12,7 +13,7 @@ import optuna
 from autoc.errors import DeviceError
 from autoc.latency.calibrate import Network, calibrate_correction
 from autoc.latency.model import LatencyModel, LookupTableLatencyModel, open_host_model
-from autoc.latency.profile import HOST, load_profile
+from autoc.latency.profile import HOST, DeviceProfile, load_profile
 from autoc.latency.shipped import shipped_devices, shipped_path
 from autoc.space import SearchSpace, sample_candidate
 
@@ -104,6 +105,49 @@ def open_device_model(device: str, *, runs_dir: Path, threads: int = 1) -> Looku
             f"rename the file to {profile.device}.json if it is that device's, or recalibrate {device!r}"
         )
     return LookupTableLatencyModel(profile, profile_path=path, measure_missing=False, threads=profile.identity.threads)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProfileEntry:
+    """One profile file as ``autoc devices`` lists it: the name a search takes, shipped or
+    calibrated, the file, and the profile (None, with ``problem``, where it does not load)."""
+
+    name: str
+    kind: str
+    path: Path
+    profile: DeviceProfile | None = None
+    problem: str | None = None
+    replaced: bool = False  # a shipped profile that a calibrated one of the same name replaces
+    threads: int | None = None  # host profiles: the --threads they serve
+
+
+def list_profiles(runs_dir: Path) -> list[ProfileEntry]:
+    """Every profile a search can name: those calibrated under ``runs_dir/devices`` (host ones by
+    thread count), then the shipped ones; none is measured or written."""
+    entries = []
+    for path in sorted((runs_dir / "devices").glob("*.json")):
+        threads = _host_threads(path.stem)
+        if threads is None and not usable_as_file_name(path.stem):
+            continue
+        entries.append(_entry(HOST if threads else path.stem, CALIBRATED, path, threads=threads))
+    calibrated = {e.name for e in entries}
+    for name in shipped_devices():
+        entries.append(_entry(name, SHIPPED, shipped_path(name), replaced=name in calibrated))
+    return entries
+
+
+def _host_threads(stem: str) -> int | None:
+    """N of a host profile's name host-tN, else None."""
+    prefix = f"{HOST}-t"
+    digits = stem[len(prefix):] if stem.startswith(prefix) else ""
+    return int(digits) if digits.isdigit() and int(digits) > 0 else None
+
+
+def _entry(name: str, kind: str, path: Path, **fields) -> ProfileEntry:
+    try:
+        return ProfileEntry(name=name, kind=kind, path=path, profile=load_profile(path), **fields)
+    except DeviceError as exc:  # one damaged file must not hide the others
+        return ProfileEntry(name=name, kind=kind, path=path, problem=str(exc), **fields)
 
 
 def _describe(profile) -> str:
