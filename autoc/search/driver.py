@@ -59,6 +59,7 @@ class SearchResult:
     feasible: int
     teacher_accuracy: float
     wall_seconds: float
+    over_budget: int = 0  # completed trials predicted over a budget: priced, never trained
     finalists: dict[int, FinalistResult] = field(default_factory=dict)  # by trial number; empty without the stage
     separation: str | None = None  # which trials the estimate does not separate from the chosen one
 
@@ -178,6 +179,7 @@ def run_search(options: SearchOptions) -> SearchResult:
         trials_total=trials_total,
         trials_this_run=ran_here,
         feasible=sum(r.feasible for r in records),
+        over_budget=sum(not r.feasible for r in records),
         teacher_accuracy=ctx.teacher_accuracy,
         wall_seconds=time.perf_counter() - start,
         finalists=finalists,
@@ -362,7 +364,7 @@ def summary_lines(result: SearchResult, *, budget_ms: float) -> list[str]:
     """The search's result as the CLI prints it: counts, the Pareto front, finalists, the choice."""
     lines = [
         f"study {result.study}: {result.trials_total} trials ({result.trials_this_run} this run), "
-        f"{result.feasible} trained within {budget_ms:g} ms; teacher accuracy {result.teacher_accuracy:.4f}; "
+        f"{result.feasible} trained within {budget_ms:g} ms, {result.over_budget} over budget (not trained); teacher accuracy {result.teacher_accuracy:.4f}; "
         f"{result.wall_seconds:.0f} s"
     ]
     if not result.pareto:
