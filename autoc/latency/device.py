@@ -127,8 +127,8 @@ def list_profiles(runs_dir: Path) -> list[ProfileEntry]:
     entries = []
     for path in sorted((runs_dir / "devices").glob("*.json")):
         threads = _host_threads(path.stem)
-        if threads is None and not usable_as_file_name(path.stem):
-            continue
+        if threads is None and (not usable_as_file_name(path.stem) or path.stem.startswith(f"{HOST}-")):
+            continue  # no device name a search takes
         entries.append(_entry(HOST if threads else path.stem, CALIBRATED, path, threads=threads))
     calibrated = {e.name for e in entries}
     for name in shipped_devices():
