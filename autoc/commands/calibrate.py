@@ -14,6 +14,7 @@ import argparse
 from pathlib import Path
 
 from autoc.commands._flags import option_flags
+from autoc.search.options import field_default as search_default
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,7 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     mode.add_argument("--set-energy", nargs="+", metavar="KEY=VALUE",
                       help="energy coefficients of an existing profile (fp32_pj_per_mac, int8_pj_per_mac, "
                       "pj_per_weight_byte, pj_per_activation_byte, static_mw)")
-    p.add_argument("--space", default="mbv2-cifar", help="search space name or YAML path (default mbv2-cifar)")
+    p.add_argument("--space", default=search_default("space"),
+                   help=f"search space name or YAML path (default {search_default('space')}, as autoc search's)")
     p.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads when measuring the host (default 1)")
     p.add_argument("--networks", type=int, default=None, help="networks the correction is fitted on (host: 32, pack: 24)")
     p.add_argument("--held-out", type=int, default=None, help="held-out networks for validation (host: 8, pack: 16)")
