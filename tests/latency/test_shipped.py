@@ -67,6 +67,18 @@ def test_a_calibrated_profile_of_the_same_name_comes_before_the_shipped_one(tmp_
     assert find_profile("pixel3", runs_dir=tmp_path) == (tmp_path / "devices" / "pixel3.json", "calibrated")
 
 
+def test_setting_a_shipped_profiles_energy_writes_the_users_copy_and_leaves_the_package_alone(tmp_path, capsys):
+    from autoc.cli import main
+
+    before = shipped_path("raspi4").read_bytes()
+    runs = tmp_path / "runs"
+    assert main(["calibrate", "--device", "raspi4", "--set-energy", "static_mw=900", "--runs-dir", str(runs)]) == 0
+    assert shipped_path("raspi4").read_bytes() == before
+    mine = load_profile(runs / "devices" / "raspi4.json")
+    assert mine.energy.static_mw == 900 and mine.blocks == load_profile(shipped_path("raspi4")).blocks
+    assert find_profile("raspi4", runs_dir=runs)[1] == "calibrated"  # the copy now comes first
+
+
 def test_an_unknown_device_lists_the_shipped_ones_in_its_error(tmp_path):
     with pytest.raises(DeviceError, match=r"unknown device 'pixel9'.*none shipped.*pixel2.*pixel3.*raspi4"):
         open_device_model("pixel9", runs_dir=tmp_path)

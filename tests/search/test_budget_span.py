@@ -37,3 +37,20 @@ def test_the_main_commands_budget_falls_within_the_default_space_on_the_default_
     span = latency_span(space, latency, num_classes=10)
     assert span.fastest_ms < 20 < span.slowest_ms  # `autoc search --budget-ms 20` binds, with nothing to calibrate
     assert not (tmp_path / "devices").exists()
+
+
+def test_on_the_default_target_a_20_ms_budget_leaves_sampled_candidates_over_it_untrained_and_counted(tmp_path, capsys):
+    from autoc.search.stored import open_stored_run
+
+    runs = tmp_path / "runs"
+    code = main(["search", "--budget-ms", "20", "--trials", "4", "--teacher-steps", "2", "--finetune-steps", "1",
+                 "--max-train", "64", "--max-val", "32", "--noise-trials", "0", "--cpus-per-worker", "1",
+                 "--runs-dir", str(runs), "--study", "binds", "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 0
+    records = open_stored_run(runs / "binds").records()
+    over = [r for r in records if r.latency_ms > 20]
+    assert over and all(not r.feasible and r.weights is None for r in over)  # priced, never trained
+    assert f"4 trials (4 this run), {4 - len(over)} trained within 20 ms, {len(over)} over budget (not trained)" in out
+    chosen = [line for line in out.splitlines() if line.startswith("chosen:")]
+    assert chosen and float(chosen[0].split(", ")[2].split(" ms")[0]) <= 20
