@@ -11,10 +11,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from autoc.commands._flags import option_flags
+from autoc.search.options import field_default as search_default
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,7 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     mode.add_argument("--set-energy", nargs="+", metavar="KEY=VALUE",
                       help="energy coefficients of an existing profile (fp32_pj_per_mac, int8_pj_per_mac, "
                       "pj_per_weight_byte, pj_per_activation_byte, static_mw)")
-    p.add_argument("--space", default="mbv2-cifar", help="search space name or YAML path (default mbv2-cifar)")
+    p.add_argument("--space", default=search_default("space"),
+                   help=f"search space name or YAML path (default {search_default('space')}, as autoc search's)")
     p.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads when measuring the host (default 1)")
     p.add_argument("--networks", type=int, default=None, help="networks the correction is fitted on (host: 32, pack: 24)")
     p.add_argument("--held-out", type=int, default=None, help="held-out networks for validation (host: 8, pack: 16)")
@@ -117,15 +118,17 @@ def _check_option_scope(args: argparse.Namespace) -> None:
 def _set_energy(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from autoc.latency.device import open_device_model
+    from autoc.latency.device import open_device_model, profile_path
     from autoc.latency.energy import EnergyCoefficients
     from autoc.latency.profile import save_profile
 
     values = _energy_values(args.set_energy)
     model = open_device_model(args.device, runs_dir=args.runs_dir, threads=args.threads)
     energy = EnergyCoefficients.from_dict({**model.profile.energy.to_dict(), **values})
-    save_profile(replace(model.profile, energy=energy), model.profile_path)
-    print(f"wrote {model.profile_path}: energy {energy.to_dict()}")
+    # always the user's file: a shipped profile is package data, and this copy then replaces it
+    path = profile_path(args.device, runs_dir=args.runs_dir, threads=args.threads)
+    save_profile(replace(model.profile, energy=energy), path)
+    print(f"wrote {path}: energy {energy.to_dict()}")
     return 0
 
 
@@ -203,9 +206,6 @@ def _export_pack(args: argparse.Namespace) -> int:
 
 
 def _foreign_profile(args: argparse.Namespace):
-    from dataclasses import replace
-
-    from autoc.latency.model import LookupTableLatencyModel
     from autoc.space import load_space
 
     if args.import_csv is not None:
@@ -217,19 +217,7 @@ def _foreign_profile(args: argparse.Namespace):
         from autoc.latency.ofa_lut import ofa_profile
 
         return ofa_profile(args.ofa_lut, device=args.device, space=space, seed=args.seed)
-    from autoc.latency import from_networks as fn
+    from autoc.latency.from_networks import profile_from_csv
 
-    column = args.column or f"{args.device}_ms"
-    networks = fn.read_networks(args.from_networks, space=space, column=column)
-    fit, held_out = fn.split_fit_held_out(networks, fit=args.fit, seed=args.seed, source=str(args.from_networks))
-    print(f"fitting on {len(fit)} networks, validating on {len(held_out)}", file=sys.stderr)
-    profile = fn.networks_profile(
-        device=args.device,
-        fit=fn.fit_additive(fit),
-        space=space,
-        source_file=str(args.from_networks),
-        column=column,
-    )
-    model = LookupTableLatencyModel(profile, profile_path=None, measure_missing=False)
-    validation = fn.validate_on(model, held_out) | {"in_sample": False, "fit_networks": len(fit)}
-    return replace(profile, validation=validation)
+    return profile_from_csv(args.from_networks, device=args.device, space=space, column=args.column, fit=args.fit,
+                            seed=args.seed)

@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     actions = p.add_subparsers(dest="action", required=True)
     v = actions.add_parser("validate", help="share within +-10%%, MAPE, Kendall tau and worst cases on held-out networks")
     v.add_argument("--measure", type=int, default=None, help="host only: also measure this many fresh networks now")
-    v.add_argument("--space", default=None, help="space of the fresh networks (default: the profile's, else mbv2-cifar)")
+    v.add_argument("--space", default=None, help="space of the fresh networks (default: the profile's, else autoc search's)")
     _common(v)
     v.set_defaults(handler=run_validate)
     q = actions.add_parser("predict", help="predicted latency (and energy estimate) of one policy JSON")
@@ -99,9 +99,10 @@ def _measure_fresh(args: argparse.Namespace, model, *, space, threads: int) -> d
     from autoc.latency.device import sample_networks
     from autoc.latency.model import open_host_model
     from autoc.latency.validate import validation_figures
+    from autoc.search.options import field_default
     from autoc.space import load_space
 
-    space = space or load_space(model.profile.space.get("name") or "mbv2-cifar")
+    space = space or load_space(model.profile.space.get("name") or field_default("space"))
     networks = sample_networks(space, args.measure, seed=VALIDATE_SEED)
     host = open_host_model(model.profile_path, threads=threads)  # measures units it lacks
     predicted = [host.predict(spec, policy) for spec, policy in networks]

@@ -33,7 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add("--space", "space", f"search space name (search_spaces/NAME.yaml) or YAML path [{default('space')}]")
     add("--dataset", "dataset", f"digits (bundled), cifar10 or imagefolder [{default('dataset')}]")
     add("--data-dir", "data_dir", "dataset location for cifar10 / imagefolder")
-    add("--device", "device", f"device profile: host, or a calibrated profile name [{default('device')}]")
+    add("--device", "device", f"device profile: host (this machine), a shipped profile (autoc devices lists them) or one "
+        f"calibrated under --runs-dir [{default('device')}]")
     add("--storage", "storage.url", "Optuna storage URL (default sqlite in runs/<study>/study.db); "
         "postgresql://user@host:5432/db for several machines")
     add("--study", "storage.study", "study name; an existing one is resumed")

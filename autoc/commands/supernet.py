@@ -6,6 +6,7 @@ from pathlib import Path
 
 from autoc.commands._flags import option_flags
 from autoc.commands._numbers import amount, count
+from autoc.search.options import field_default as search_default
 from autoc.supernet import SupernetConfig
 
 _RECIPE = SupernetConfig()  # the recipe's defaults, as --help shows them
@@ -16,7 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("supernet", help="weight-sharing supernet of a search space")
     actions = p.add_subparsers(dest="supernet_action", required=True)
     t = actions.add_parser("train", help="train the supernet of (space, dataset, seed) once; cached under runs/cache")
-    t.add_argument("--space", default="mbv2-cifar", help="search space name (search_spaces/NAME.yaml) or YAML path")
+    t.add_argument("--space", default=search_default("space"), help="search space name (search_spaces/NAME.yaml) or "
+                   f"YAML path (default {search_default('space')}, as autoc search's, so that a search finds it)")
     t.add_argument("--dataset", default="digits", help="digits (bundled), cifar10 or imagefolder")
     t.add_argument("--data-dir", default=None, help="dataset location for cifar10 / imagefolder")
     t.add_argument("--download", action="store_true", help="cifar10: fetch it into --data-dir if absent")

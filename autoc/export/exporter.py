@@ -154,14 +154,14 @@ def _onnx(stored: StoredTrial, *, check: bool, int8_weights: str | None) -> tupl
 def device_int8_weights(stored: StoredTrial) -> str:
     """How the study's device stores int8 weights: as its profile was measured (so the export runs
     the kernels the latency prediction timed), else as this host would."""
-    from autoc.latency.device import profile_path
+    from autoc.latency.device import find_profile
     from autoc.latency.profile import load_profile
     from autoc.onnx.int8 import host_int8_weights
 
-    path = profile_path(stored.run.device, runs_dir=stored.run.runs_dir)
-    if path.is_file():
+    found = find_profile(stored.run.device, runs_dir=stored.run.runs_dir)
+    if found is not None:
         try:
-            return load_profile(path).identity.int8_weights
+            return load_profile(found[0]).identity.int8_weights
         except (OSError, DeviceError):  # unreadable: the check below still compares accuracy
             pass
     return host_int8_weights()

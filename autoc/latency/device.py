@@ -1,16 +1,19 @@
 """Device name -> latency model. ``host`` is measured here on first use and cached; other
-names are profiles under runs/devices/ (data, not code)."""
+names are profiles (data, not code): the user's calibrated one under runs/devices/ first, else
+one shipped with autoc (``autoc.latency.shipped``)."""
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 
 from autoc.errors import DeviceError
 from autoc.latency.calibrate import Network, calibrate_correction
 from autoc.latency.model import LatencyModel, LookupTableLatencyModel, open_host_model
-from autoc.latency.profile import HOST, load_profile
+from autoc.latency.profile import HOST, DeviceProfile, load_profile
+from autoc.latency.shipped import shipped_devices, shipped_path
 from autoc.space import SearchSpace, random_sampling_study, sample_candidate
 
 logger = logging.getLogger(__name__)
@@ -32,10 +35,28 @@ def profile_path(device: str, *, runs_dir: Path, threads: int = 1) -> Path:
     return devices / (f"{HOST}-t{threads}.json" if device == HOST else f"{device}.json")
 
 
+def calibrated_devices(runs_dir: Path) -> list[str]:
+    """Names of the profiles calibrated under ``runs_dir/devices`` (host profiles aside), sorted."""
+    return sorted(p.stem for p in (runs_dir / "devices").glob("*.json") if not p.stem.startswith(f"{HOST}-"))
+
+
 def known_devices(runs_dir: Path) -> list[str]:
-    """``host`` and every named profile under ``runs_dir/devices``."""
-    named = sorted(p.stem for p in (runs_dir / "devices").glob("*.json") if not p.stem.startswith(f"{HOST}-"))
-    return [HOST, *named]
+    """``host``, every named profile under ``runs_dir/devices`` and every shipped one."""
+    return [HOST, *sorted({*calibrated_devices(runs_dir), *shipped_devices()})]
+
+
+CALIBRATED, SHIPPED = "calibrated", "shipped"
+_announced: set[tuple[str, str]] = set()  # (device, profile file) whose kind this process has logged: once is enough
+
+
+def find_profile(device: str, *, runs_dir: Path, threads: int = 1) -> tuple[Path, str] | None:
+    """Where ``device``'s profile is and which kind it is: the user's calibrated one under
+    ``runs_dir`` first, then the one shipped with autoc; None when neither exists."""
+    path = profile_path(device, runs_dir=runs_dir, threads=threads)
+    if path.is_file():
+        return path, CALIBRATED
+    shipped = None if device == HOST else shipped_path(device)
+    return (shipped, SHIPPED) if shipped is not None else None
 
 
 def usable_as_file_name(name: str) -> bool:
@@ -59,14 +80,23 @@ def open_device_model(device: str, *, runs_dir: Path, threads: int = 1) -> Looku
     """The model of an existing profile (``host`` included) that never measures; DeviceError if none."""
     if device != HOST:
         check_device_name(device)
-    path = profile_path(device, runs_dir=runs_dir, threads=threads)
-    if not path.is_file():
+    found = find_profile(device, runs_dir=runs_dir, threads=threads)
+    if found is None:
+        path = profile_path(device, runs_dir=runs_dir, threads=threads)
         raise DeviceError(
-            f"unknown device {device!r}: no profile at {path}; known devices: "
+            f"unknown device {device!r}: no profile at {path} and none shipped; known devices: "
             f"{', '.join(known_devices(runs_dir))}; {HOW_TO_CREATE}"
             + (f" (host: 'autoc calibrate --device host --threads {threads}')" if device == HOST else "")
         )
+    path, kind = found
     profile = load_profile(path)
+    if (device, str(path)) not in _announced:
+        _announced.add((device, str(path)))
+        if kind == SHIPPED:
+            logger.info("autoc: device %s: the profile shipped with autoc (%s); a profile you calibrate as %s "
+                        "replaces it", device, _describe(profile), profile_path(device, runs_dir=runs_dir))
+        else:
+            logger.info("autoc: device %s: calibrated profile %s", device, path)
     if profile.device != device:
         # a copied or renamed file would silently stand for another device
         raise DeviceError(
@@ -74,6 +104,56 @@ def open_device_model(device: str, *, runs_dir: Path, threads: int = 1) -> Looku
             f"rename the file to {profile.device}.json if it is that device's, or recalibrate {device!r}"
         )
     return LookupTableLatencyModel(profile, profile_path=path, measure_missing=False, threads=profile.identity.threads)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProfileEntry:
+    """One profile file as ``autoc devices`` lists it: the name a search takes, shipped or
+    calibrated, the file, and the profile (None, with ``problem``, where it does not load)."""
+
+    name: str
+    kind: str
+    path: Path
+    profile: DeviceProfile | None = None
+    problem: str | None = None
+    replaced: bool = False  # a shipped profile that a calibrated one of the same name replaces
+    threads: int | None = None  # host profiles: the --threads they serve
+
+
+def list_profiles(runs_dir: Path) -> list[ProfileEntry]:
+    """Every profile a search can name: those calibrated under ``runs_dir/devices`` (host ones by
+    thread count), then the shipped ones; none is measured or written."""
+    entries = []
+    for path in sorted((runs_dir / "devices").glob("*.json")):
+        threads = _host_threads(path.stem)
+        if threads is None and (not usable_as_file_name(path.stem) or path.stem.startswith(f"{HOST}-")):
+            continue  # no device name a search takes
+        entries.append(_entry(HOST if threads else path.stem, CALIBRATED, path, threads=threads))
+    calibrated = {e.name for e in entries}
+    for name in shipped_devices():
+        entries.append(_entry(name, SHIPPED, shipped_path(name), replaced=name in calibrated))
+    return entries
+
+
+def _host_threads(stem: str) -> int | None:
+    """N of a host profile's name host-tN, else None."""
+    prefix = f"{HOST}-t"
+    digits = stem[len(prefix):] if stem.startswith(prefix) else ""
+    return int(digits) if digits.isdigit() and int(digits) > 0 else None
+
+
+def _entry(name: str, kind: str, path: Path, **fields) -> ProfileEntry:
+    try:
+        return ProfileEntry(name=name, kind=kind, path=path, profile=load_profile(path), **fields)
+    except DeviceError as exc:  # one damaged file must not hide the others
+        return ProfileEntry(name=name, kind=kind, path=path, problem=str(exc), **fields)
+
+
+def _describe(profile) -> str:
+    figures = profile.validation
+    share, source = figures.get("within_10pct"), figures.get("source_file") or profile.source
+    held = f", {100 * share:.0f}% of {figures.get('n')} held-out networks within 10%" if share is not None else ""
+    return f"fitted from {source}{held}"
 
 
 def open_latency_model(

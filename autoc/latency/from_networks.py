@@ -27,8 +27,9 @@ positions share one key, so 100 networks determine a table of ~100 keys well.
 """
 from __future__ import annotations
 
+import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -43,6 +44,8 @@ from autoc.latency.profile import (PRIOR_FEATURES, Correction, DeviceProfile, Un
                                    fit_relative_nonnegative)
 from autoc.latency.validate import validation_figures
 from autoc.space import SearchSpace, candidate_from_params, parameter_plan
+
+logger = logging.getLogger(__name__)
 
 MIN_FIT = 4  # networks the additive fit needs at the least
 # The prior's columns: each feature its own; or, without precision terms (the fit before them),
@@ -296,3 +299,28 @@ def split_fit_held_out(
         )
     order = np.random.default_rng(seed).permutation(count)
     return [networks[i] for i in order[:fit]], [networks[i] for i in order[fit:]]
+
+
+def profile_from_csv(
+    path: str | Path,
+    *,
+    device: str,
+    space: SearchSpace,
+    column: str | None = None,
+    fit: int | None = None,
+    seed: int = 0,
+    created: str | None = None,
+) -> DeviceProfile:
+    """``device``'s profile fitted on a seeded ``fit`` networks of the CSV at ``path`` (column
+    ``column``, default ``<device>_ms``), with validation figures on the rest, all held out."""
+    column = column or f"{device}_ms"
+    networks = read_networks(path, space=space, column=column)
+    fitting, held_out = split_fit_held_out(networks, fit=fit, seed=seed, source=str(path))
+    logger.info("fitting on %d networks, validating on %d", len(fitting), len(held_out))
+    profile = networks_profile(device=device, fit=fit_additive(fitting), space=space, source_file=str(path),
+                               column=column, created=created)
+    model = LookupTableLatencyModel(profile, profile_path=None, measure_missing=False)
+    validation = validate_on(model, held_out) | {
+        "in_sample": False, "fit_networks": len(fitting), "seed": seed, "source_file": Path(path).name,
+    }
+    return replace(profile, validation=validation)

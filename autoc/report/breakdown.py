@@ -11,7 +11,7 @@ from pathlib import Path
 from autoc.candidate import Candidate
 from autoc.arch.policy import PRECISIONS
 from autoc.errors import AutocError
-from autoc.latency.device import profile_path
+from autoc.latency.device import find_profile, profile_path
 from autoc.latency.model import OVERHEAD, LookupTableLatencyModel
 from autoc.latency.profile import load_profile
 
@@ -40,8 +40,9 @@ class LatencyBreakdown:
 
 def latency_breakdown(candidate: Candidate, *, device: str, runs_dir: Path) -> LatencyBreakdown:
     """The breakdown of ``candidate`` on ``device`` from the profile under ``runs_dir``; never measures."""
-    path = profile_path(device, runs_dir=runs_dir)
-    if not path.is_file():
+    found = find_profile(device, runs_dir=runs_dir)
+    if found is None:
+        path = profile_path(device, runs_dir=runs_dir)
         return LatencyBreakdown(
             profile=path,
             unavailable=(
@@ -49,6 +50,7 @@ def latency_breakdown(candidate: Candidate, *, device: str, runs_dir: Path) -> L
                 "search measured: run the report where the search ran, or copy the profile there"
             ),
         )
+    path = found[0]
     try:
         model = LookupTableLatencyModel(load_profile(path), profile_path=path, measure_missing=False)
         units = model.breakdown(candidate.netspec(), candidate.policy)

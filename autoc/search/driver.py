@@ -21,6 +21,7 @@ from autoc.files import check_can_write, write_bytes_atomic
 from autoc.policy.file import PolicyFile, record_metrics, space_reference, write_policy
 from autoc.latency.device import open_latency_model, usable_as_file_name
 from autoc.latency.profile import HOST
+from autoc.latency.span import LatencySpan, latency_span
 from autoc.search.context import build_objective_context, load_inputs, supernet_config
 from autoc.evaluate.recipe import scratch_recipe
 from autoc.search.finalists import FinalistResult, chosen_finalist, finalist_picks, train_finalists
@@ -62,6 +63,7 @@ class SearchResult:
     feasible: int
     teacher_accuracy: float
     wall_seconds: float
+    over_budget: int = 0  # completed trials predicted over a budget: priced, never trained
     finalists: dict[int, FinalistResult] = field(default_factory=dict)  # by trial number; empty without the stage
     separation: str | None = None  # which trials the estimate does not separate from the chosen one
 
@@ -108,7 +110,7 @@ def run_search(options: SearchOptions) -> SearchResult:
         identity["budget_mj"] = repr(float(options.budget_mj))
     # Every check that can refuse the input comes before the run directory and the storage exist.
     latency = open_latency_model(options.device, runs_dir=runs_dir, space=space, progress=options.progress)
-    _check_budgets_feasible(space, latency, options, num_classes=data.num_classes)
+    span = _check_budgets_feasible(space, latency, options, num_classes=data.num_classes)
     with _removed_on_failure(run_dir=run_dir, storage_url=storage_url):
         _check_writable(run_dir)  # weights and the chosen policy go here whatever the storage
         sampler = make_sampler(options, space=space, latency=latency, num_classes=data.num_classes)
@@ -124,6 +126,12 @@ def run_search(options: SearchOptions) -> SearchResult:
     if options.spread_start and options.sampler in SPREAD_SAMPLERS:
         enqueue_start(study, spread_start(space, latency, count=startup_trials(options), budget_ms=options.budget_ms,
                                           budget_mj=options.budget_mj, num_classes=data.num_classes, seed=options.seed))
+    if span.slowest_ms is not None and span.slowest_ms <= options.budget_ms:  # said once nothing refuses the run
+        logger.warning(
+            f"budget {options.budget_ms:g} ms is above every candidate of space {space.name!r} on {options.device} "
+            f"(they predict {span.describe()}): it does not constrain the search; give a budget below "
+            f"{span.slowest_ms:.3g} ms for one that does"
+        )
     threads = worker_threads(options)
     ctx = build_objective_context(options, inputs=inputs, progress=options.progress, threads=threads)  # creates the caches
 
@@ -179,6 +187,7 @@ def run_search(options: SearchOptions) -> SearchResult:
         trials_total=trials_total,
         trials_this_run=ran_here,
         feasible=sum(r.feasible for r in records),
+        over_budget=sum(not r.feasible for r in records),
         teacher_accuracy=ctx.teacher_accuracy,
         wall_seconds=time.perf_counter() - start,
         finalists=finalists,
@@ -297,23 +306,26 @@ def _check_writable(run_dir: Path) -> None:
             raise StorageError(f"study database {database} is not writable ({exc.strerror}); {fix}") from None
 
 
-def _check_budgets_feasible(space: SearchSpace, latency, options: SearchOptions, *, num_classes: int) -> None:
-    """Refuse up front a budget that even the space's smallest candidates exceed."""
-    smallest = [(c.netspec(), c.policy) for c in space.minimal_candidates(num_classes=num_classes)]
-    cheapest_ms = min(latency.predict(spec, policy) for spec, policy in smallest)
-    if cheapest_ms > options.budget_ms:
+def _check_budgets_feasible(space: SearchSpace, latency, options: SearchOptions, *, num_classes: int) -> LatencySpan:
+    """Refuse up front a budget that even the space's smallest candidates exceed; returns the
+    space's predicted latency span on the device."""
+    span = latency_span(space, latency, num_classes=num_classes)
+    if span.fastest_ms > options.budget_ms:
         raise BudgetError(
-            f"no candidate of space {space.name!r} can meet {options.budget_ms:g} ms: the smallest predicted latency "
-            f"is {cheapest_ms:.3f} ms; raise budget_ms to at least that, or use a smaller space", fields=("budget_ms",)
+            f"no candidate of space {space.name!r} can meet {options.budget_ms:g} ms on {options.device}: its "
+            f"candidates predict {span.describe()} there; raise budget_ms to at least {span.fastest_ms:.3f}, or use a "
+            "smaller space or a faster device", fields=("budget_ms",)
         )
     if options.budget_mj is None:
-        return
+        return span
+    smallest = [(c.netspec(), c.policy) for c in space.minimal_candidates(num_classes=num_classes)]
     cheapest_mj = min(latency.predict_energy_mj(spec, policy) for spec, policy in smallest)
     if cheapest_mj > options.budget_mj:
         raise BudgetError(
             f"no candidate of space {space.name!r} can meet {options.budget_mj:g} mJ: the smallest estimated energy "
             f"is {cheapest_mj:.4f} mJ; raise budget_mj to at least that, or leave it out", fields=("budget_mj",)
         )
+    return span
 
 
 def _record_options(study: optuna.Study, options: SearchOptions, *, replace_stored: bool) -> None:
@@ -386,7 +398,7 @@ def summary_lines(result: SearchResult, *, budget_ms: float) -> list[str]:
     """The search's result as the CLI prints it: counts, the Pareto front, finalists, the choice."""
     lines = [
         f"study {result.study}: {result.trials_total} trials ({result.trials_this_run} this run), "
-        f"{result.feasible} trained within {budget_ms:g} ms; teacher accuracy {result.teacher_accuracy:.4f}; "
+        f"{result.feasible} trained within {budget_ms:g} ms, {result.over_budget} over budget (not trained); teacher accuracy {result.teacher_accuracy:.4f}; "
         f"{result.wall_seconds:.0f} s"
     ]
     if not result.pareto:

@@ -1,4 +1,5 @@
-"""The two ends of a space: the largest network (teacher, weight source) and the cheapest candidates."""
+"""The two ends of a space: the largest network (teacher, weight source), the cheapest candidates
+and the slowest ones."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -55,18 +56,41 @@ def minimal_candidates(space: "SearchSpace", *, num_classes: int | None = None) 
     an assignment that is "the best op under some ranking" (one per op when stages share their op
     list), and every precision is tried.
     """
+    precisions = [(precision,) for precision in space.compression.precisions]
+    return _extreme_candidates(space, pick=min, precision_cycles=precisions, num_classes=num_classes)
+
+
+def maximal_candidates(space: "SearchSpace", *, num_classes: int | None = None) -> list["Candidate"]:
+    """Large candidates among which an additive block-latency model finds the space's slowest one.
+
+    The mirror of ``minimal_candidates``: the most depth, width, keep ratio and weight bits, each
+    stage's op the worst under some ranking (the same assignments: a worst op is the best of the
+    reversed ranking), one precision throughout or, where a profile charges precision switches,
+    precisions alternating unit by unit (the most switches).
+    """
+    precisions = space.compression.precisions
+    cycles = [(precision,) for precision in precisions]
+    if len(precisions) > 1:
+        cycles += [tuple(precisions), tuple(reversed(precisions))]
+    return _extreme_candidates(space, pick=max, precision_cycles=cycles, num_classes=num_classes)
+
+
+def _extreme_candidates(space: "SearchSpace", *, pick, precision_cycles, num_classes: int | None) -> list["Candidate"]:
+    """One candidate per (op assignment, precision cycle): every other parameter at ``pick`` of its
+    choices, the precision parameters taking the cycle's values in plan order."""
     plan = parameter_plan(space)
     candidates = []
     for ops in _op_assignments([st.op_names for st in space.stages]):
-        for precision in space.compression.precisions:
-            values = {}
+        for cycle in precision_cycles:
+            values, precision_index = {}, 0
             for p in plan:
                 if p.kind == "op":
                     values[p.name] = ops[p.stage]
                 elif p.kind == "precision":
-                    values[p.name] = precision
-                else:  # width, depth, keep, wbits: the least is the cheapest (or the smallest)
-                    values[p.name] = min(p.choices)
+                    values[p.name] = cycle[precision_index % len(cycle)]
+                    precision_index += 1
+                else:  # width, depth, keep, wbits: the least is the cheapest, the most the slowest
+                    values[p.name] = pick(p.choices)
             candidates.append(assemble(space, values, num_classes=num_classes))
     return candidates
 

@@ -132,3 +132,7 @@ class SearchSpace:
     def minimal_candidates(self, num_classes: int | None = None) -> list["Candidate"]:
         """Candidates that together hold the cheapest one under an additive block-latency model."""
         return extremes.minimal_candidates(self, num_classes=num_classes)
+
+    def maximal_candidates(self, num_classes: int | None = None) -> list["Candidate"]:
+        """Candidates that together hold the slowest one under an additive block-latency model."""
+        return extremes.maximal_candidates(self, num_classes=num_classes)

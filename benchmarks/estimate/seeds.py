@@ -47,7 +47,7 @@ def main() -> int:
     defaults = SearchOptions(budget_ms=1.0)
     parser.add_argument("--dataset", default="digits")
     parser.add_argument("--data", default=None, help="data directory or archive (cifar10, imagefolder)")
-    parser.add_argument("--space", default=defaults.space)
+    parser.add_argument("--space", default="mbv2-cifar")  # the space its recorded figures were measured on
     parser.add_argument("--max-train", type=int, default=None)
     parser.add_argument("--max-val", type=int, default=None)
     parser.add_argument("--teacher-steps", type=int, default=defaults.teacher_steps)
@@ -62,7 +62,7 @@ def main() -> int:
     parser.add_argument("--results-dir", type=Path, default=RESULTS, help="where the result record is written")
     args = parser.parse_args()
 
-    options = SearchOptions(budget_ms=1.0, space=args.space, dataset=args.dataset, data_dir=args.data,
+    options = SearchOptions(budget_ms=1.0, space=args.space, device="host", dataset=args.dataset, data_dir=args.data,
                             max_train=args.max_train, max_val=args.max_val, teacher_steps=args.teacher_steps,
                             finetune_steps=args.finetune_steps, seed=args.seed, progress=False,
                             supernet=SupernetConfig(steps=args.supernet_steps) if args.supernet_steps else None,

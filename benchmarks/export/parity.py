@@ -52,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
 
     start = time.perf_counter()
     code = autoc_main([
-        "search", "--budget-ms", str(args.budget_ms), "--dataset", "cifar10", "--data-dir", str(args.data),
+        "search", "--budget-ms", str(args.budget_ms), "--space", "mbv2-cifar", "--device", "host",
+        "--dataset", "cifar10", "--data-dir", str(args.data),
         "--trials", str(args.trials), "--max-train", str(args.max_train), "--max-val", str(args.max_val),
         "--teacher-steps", str(args.teacher_steps), "--finetune-steps", str(args.finetune_steps),
         "--runs-dir", str(args.runs_dir), "--study", args.study, "--no-progress",

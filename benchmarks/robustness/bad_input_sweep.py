@@ -48,7 +48,7 @@ stages:
 head: {width: [32]}
 compression: {keep_ratio: [0.5, 1.0], precision: [fp32, int8], weight_bits: [8, 4]}
 """
-TINY = ["--finetune-steps", "2", "--teacher-steps", "5", "--max-train", "200", "--max-val", "100", "--no-progress",
+TINY = ["--device", "host", "--finetune-steps", "2", "--teacher-steps", "5", "--max-train", "200", "--max-val", "100", "--no-progress",
         "--cpus-per-worker", "1"]
 STUDY = "s"
 PASSWORD = "s3cretPW"

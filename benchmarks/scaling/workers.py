@@ -83,7 +83,7 @@ def main() -> None:
     args = parser.parse_args()
     runs = args.runs_dir or Path(tempfile.mkdtemp(prefix="autoc-scaling-")) / "runs"
     base = SearchOptions(
-        budget_ms=1000.0, space=args.space, storage=StorageOptions(runs_dir=runs.resolve()), trials=args.trials,
+        budget_ms=1000.0, space=args.space, device="host", storage=StorageOptions(runs_dir=runs.resolve()), trials=args.trials,
         finetune_steps=args.finetune_steps, teacher_steps=20, max_train=300, max_val=150, progress=False, sampler="random",
         workers=WorkerOptions(cpus=args.cpus_per_worker),
     )

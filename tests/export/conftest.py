@@ -24,7 +24,8 @@ def tiny_run(tmp_path_factory):
     space = root / "tiny-export.yaml"
     space.write_text(TINY_SPACE)
     code = main([
-        "search", "--budget-ms", "50", "--space", str(space), "--runs-dir", str(root / "runs"), "--study", "t",
+        "search", "--budget-ms", "50", "--device", "host", "--space", str(space), "--runs-dir", str(root / "runs"),
+        "--study", "t",
         "--trials", "6", "--finetune-steps", "20", "--teacher-steps", "40", "--max-train", "300",
         "--max-val", "200", "--no-progress",
     ])

@@ -84,6 +84,20 @@ def test_breakdown_sums_to_the_stored_prediction(stored_study, records):
     assert breakdown.total_ms == pytest.approx(model.predict(chosen.netspec(), chosen.policy))
 
 
+def test_breakdown_of_a_search_on_a_shipped_device_reads_the_shipped_profile(tmp_path):
+    import optuna as _optuna
+
+    from autoc.latency.device import open_device_model
+    from autoc.space import load_space, sample_candidate
+
+    space = load_space("fbnet-cifar")
+    candidate = sample_candidate(space, _optuna.create_study().ask(), num_classes=10)
+    breakdown = latency_breakdown(candidate, device="pixel3", runs_dir=tmp_path / "runs")  # nothing calibrated there
+    assert breakdown.unavailable is None and breakdown.profile.parent.name == "profiles"
+    model = open_device_model("pixel3", runs_dir=tmp_path / "runs")
+    assert breakdown.total_ms == pytest.approx(model.predict(candidate.netspec(), candidate.policy))
+
+
 def test_existing_report_is_kept_without_force_and_replaced_with_it(stored_study, report, tmp_path, capsys):
     out = tmp_path / "r"
     shutil.copytree(report, out)

@@ -38,11 +38,12 @@ stages:
 head: {width: [32]}
 compression: {keep_ratio: [0.5, 1.0], precision: [fp32, int8], weight_bits: [8, 4]}
 """
-# Small but real: every trial of the tiny space fits 50 ms here and is fine-tuned. One torch
+# Small but real: every trial of the tiny space fits 50 ms on this host and is fine-tuned. One torch
 # thread per worker: on a shared 2-core machine more threads than free cores is many times slower.
-TINY_SETTINGS = dict(budget_ms=50.0, finetune_steps=3, teacher_steps=5, max_train=200, max_val=100, progress=False)
-TINY_FLAGS = ["--budget-ms", "50", "--finetune-steps", "3", "--teacher-steps", "5", "--max-train", "200",
-              "--max-val", "100", "--no-progress", "--cpus-per-worker", "1"]
+TINY_SETTINGS = dict(budget_ms=50.0, device="host", finetune_steps=3, teacher_steps=5, max_train=200, max_val=100,
+                     progress=False)
+TINY_FLAGS = ["--budget-ms", "50", "--device", "host", "--finetune-steps", "3", "--teacher-steps", "5",
+              "--max-train", "200", "--max-val", "100", "--no-progress", "--cpus-per-worker", "1"]
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
 

@@ -74,7 +74,7 @@ def test_resume_counts_trials_across_runs(tiny):
     "argv, message",
     [
         (["--budget-ms", "0"], "argument --budget-ms: takes a finite number > 0, e.g. 20"),
-        (["--budget-ms", "0.0001"], "smallest predicted latency"),
+        (["--budget-ms", "0.0001"], "its candidates predict"),
         (["--budget-ms", "20", "--space", "no-such-space"], "no-such-space"),
         (["--budget-ms", "20", "--dataset", "mnist"], "mnist"),
     ],
@@ -83,7 +83,8 @@ def test_bad_input_exits_2_with_one_line(tiny, argv, message, capsys):
     options, _ = tiny
     space = ["--space", options.space] if "--space" not in argv else []
     try:
-        code = main(["search", *argv, *space, "--runs-dir", str(options.storage.runs_dir), "--no-progress"])
+        code = main(["search", *argv, *space, "--device", options.device, "--runs-dir", str(options.storage.runs_dir),
+                     "--no-progress"])
     except SystemExit as exited:  # refused while parsing the arguments
         code = exited.code
     err = capsys.readouterr().err.strip()

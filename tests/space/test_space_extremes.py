@@ -1,4 +1,5 @@
-"""largest_arch (teacher, weight source) and minimal_candidates (cheapest under an additive model)."""
+"""largest_arch (teacher, weight source), minimal_candidates and maximal_candidates (cheapest and
+slowest under an additive model)."""
 from __future__ import annotations
 
 import random
@@ -88,3 +89,39 @@ def test_op_assignments():
     # Overlapping lists: each stage takes the best op it allows under some ranking.
     # ("a", "b") is absent: stage 0 preferring a over b contradicts stage 1 preferring b over a.
     assert set(_op_assignments([("a", "b"), ("a", "b", "c")])) == {("a", "a"), ("a", "c"), ("b", "b"), ("b", "c")}
+
+
+@pytest.mark.parametrize("name", SPACES)
+def test_maximal_candidates_are_the_largest_and_valid(get_space, name):
+    space = get_space(name)
+    candidates = space.maximal_candidates()
+    for cand in candidates:
+        cand.netspec()
+        arch = cand.arch
+        assert [s.depth for s in arch.stages] == [max(s.depths) for s in space.stages]
+        assert [s.width for s in arch.stages] == [max(s.widths) for s in space.stages]
+        assert arch.stem_width == max(space.stem.widths) and arch.head_width == max(space.head.widths)
+        assert {lp.keep_ratio for _, lp in cand.policy.layers} == {max(space.compression.keep_ratios)}
+    # one precision throughout, and alternating ones: the most fp32 <-> int8 switches
+    precisions = {frozenset(lp.precision for _, lp in c.policy.layers) for c in candidates}
+    assert {frozenset({p}) for p in space.compression.precisions} <= precisions
+
+
+@pytest.mark.parametrize("name", ["mbv2-cifar", "small"])
+def test_maximal_candidates_hold_the_additive_worst(get_space, name):
+    """Any additive model ranking ops alike in every block finds its slowest among them."""
+    space = get_space(name)
+    rng = random.Random(1)
+    names = sorted({op for st in space.stages for op in st.op_names})
+    for _ in range(20):
+        op_cost = {op: rng.uniform(0.1, 1.0) for op in names}
+        weight = {(s, b): rng.uniform(0.5, 2.0) for s, st in enumerate(space.stages) for b in range(st.max_depth)}
+
+        def cost(arch):
+            return sum(weight[s, b] * op_cost[op.name] for s, st in enumerate(arch.stages) for b, op in enumerate(st.ops))
+
+        worst = sum(
+            max(op_cost[op] for op in st.op_names) * sum(weight[s, b] for b in range(max(st.depths)))
+            for s, st in enumerate(space.stages)
+        )
+        assert max(cost(c.arch) for c in space.maximal_candidates()) == pytest.approx(worst)
