@@ -54,6 +54,11 @@ def save_split(path: Path, x, y) -> Path:
     return path
 
 
+def points(difference: float) -> float:
+    """An accuracy difference in points, to the precision a validation split can show."""
+    return round(100 * difference, 2) + 0.0  # + 0.0: no "-0.0"
+
+
 def latency_figures(measured: dict, predicted: float, prefix: str) -> dict:
     error = 100 * (measured["figure_ms"] / predicted - 1)
     return {f"{prefix} predicted ms": predicted, f"{prefix} error %": error,
@@ -83,9 +88,9 @@ def search_study(run_dir: Path, work: Path, *, fresh_profiles: Path) -> tuple[st
         "validation images": onnx["samples"],
         "search estimate (fake-quant) accuracy": estimate,
         "ONNX Runtime accuracy": onnx["accuracy"],
-        "ONNX gap (points)": 100 * (onnx["accuracy"] - estimate),
+        "ONNX gap (points)": points(onnx["accuracy"] - estimate),
         "TorchScript accuracy": torchscript["accuracy"],
-        "TorchScript gap (points)": 100 * (torchscript["accuracy"] - estimate),
+        "TorchScript gap (points)": points(torchscript["accuracy"] - estimate),
         f"accuracy within {ACCURACY_GOAL_POINTS} point (both formats)": all(
             abs(100 * (r["accuracy"] - estimate)) <= ACCURACY_GOAL_POINTS for r in (onnx, torchscript)),
         "int8 weights stored as": result.check.int8_weights,
@@ -96,6 +101,7 @@ def search_study(run_dir: Path, work: Path, *, fresh_profiles: Path) -> tuple[st
         **latency_figures(latency, predicted_now, "profile measured now:"),
         **latency_figures(latency, stored.record.latency_ms, "search-time profile:"),
     }
+    figures["title"] = f"search study {run_dir.name!r} ({figures['dataset']})"
     return f"search-{run_dir.name}", figures, {"onnx": onnx, "torchscript": torchscript}
 
 
@@ -122,12 +128,13 @@ def compress_study(run_dir: Path, work: Path) -> tuple[str, dict, dict]:
         figures |= {
             f"{tag} estimate accuracy": chosen.accuracy,
             f"{tag} ONNX Runtime accuracy": onnx["accuracy"],
-            f"{tag} ONNX gap (points)": 100 * (onnx["accuracy"] - chosen.accuracy),
+            f"{tag} ONNX gap (points)": points(onnx["accuracy"] - chosen.accuracy),
             f"{tag} measured ms": latency["figure_ms"],
             f"{tag} session spread %": 100 * latency["session_spread"],
             **latency_figures(latency, chosen.predicted_ms, tag),
         }
         detail[f"{chosen.budget_ms:g}"] = onnx
+    figures["title"] = f"compress study {run_dir.name!r} ({options.model} on {options.dataset})"
     return f"compress-{run_dir.name}", figures, detail
 
 
@@ -149,11 +156,12 @@ def main(argv: list[str] | None = None) -> int:
     studies += [(compress_study, d, {}) for d in args.compress]
     for measure, run_dir, extra in studies:
         key, figures, detail = measure(run_dir, work, **extra)
-        print(f"\n{key}")
+        title = figures.pop("title")
+        print(f"\n{title}")
         for name, value in figures.items():
             print(f"  {name:<52} {value:.4g}" if isinstance(value, float) else f"  {name:<52} {value}")
         record_result("export.handover", key, figures=figures, runtimes=detail,
-                      title=f"Handover of {run_dir.name}: estimate vs each exported format in its runtime")
+                      title=f"Handover of the {title}: the estimate against each exported format in its runtime")
     print(f"total {time.perf_counter() - start:.0f} s")
     return 0
 
