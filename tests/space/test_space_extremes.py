@@ -63,9 +63,13 @@ def test_minimal_candidates_of_fbnet_include_all_skip(get_space):
 
 
 @pytest.mark.parametrize("name", ["mbv2-cifar", "small"])
-def test_minimal_candidates_hold_the_additive_optimum(get_space, name):
-    """Any additive model ranking ops alike in every block finds its optimum among them."""
+@pytest.mark.parametrize("extreme", ["minimal", "maximal"])
+def test_extreme_candidates_hold_the_additive_optimum_and_worst(get_space, name, extreme):
+    """Any additive model ranking ops alike in every block finds its fastest among the minimal
+    candidates and its slowest among the maximal ones."""
     space = get_space(name)
+    pick, depths = (min, min) if extreme == "minimal" else (max, max)
+    candidates = space.minimal_candidates() if extreme == "minimal" else space.maximal_candidates()
     rng = random.Random(0)
     names = sorted({op for st in space.stages for op in st.op_names})
     for _ in range(20):
@@ -75,11 +79,11 @@ def test_minimal_candidates_hold_the_additive_optimum(get_space, name):
         def cost(arch):
             return sum(weight[s, b] * op_cost[op.name] for s, st in enumerate(arch.stages) for b, op in enumerate(st.ops))
 
-        best = sum(
-            min(op_cost[op] for op in st.op_names) * sum(weight[s, b] for b in range(min(st.depths)))
+        extreme_cost = sum(
+            pick(op_cost[op] for op in st.op_names) * sum(weight[s, b] for b in range(depths(st.depths)))
             for s, st in enumerate(space.stages)
         )
-        assert min(cost(c.arch) for c in space.minimal_candidates()) == pytest.approx(best)
+        assert pick(cost(c.arch) for c in candidates) == pytest.approx(extreme_cost)
 
 
 def test_op_assignments():
@@ -105,23 +109,3 @@ def test_maximal_candidates_are_the_largest_and_valid(get_space, name):
     # one precision throughout, and alternating ones: the most fp32 <-> int8 switches
     precisions = {frozenset(lp.precision for _, lp in c.policy.layers) for c in candidates}
     assert {frozenset({p}) for p in space.compression.precisions} <= precisions
-
-
-@pytest.mark.parametrize("name", ["mbv2-cifar", "small"])
-def test_maximal_candidates_hold_the_additive_worst(get_space, name):
-    """Any additive model ranking ops alike in every block finds its slowest among them."""
-    space = get_space(name)
-    rng = random.Random(1)
-    names = sorted({op for st in space.stages for op in st.op_names})
-    for _ in range(20):
-        op_cost = {op: rng.uniform(0.1, 1.0) for op in names}
-        weight = {(s, b): rng.uniform(0.5, 2.0) for s, st in enumerate(space.stages) for b in range(st.max_depth)}
-
-        def cost(arch):
-            return sum(weight[s, b] * op_cost[op.name] for s, st in enumerate(arch.stages) for b, op in enumerate(st.ops))
-
-        worst = sum(
-            max(op_cost[op] for op in st.op_names) * sum(weight[s, b] for b in range(max(st.depths)))
-            for s, st in enumerate(space.stages)
-        )
-        assert max(cost(c.arch) for c in space.maximal_candidates()) == pytest.approx(worst)
