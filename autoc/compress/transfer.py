@@ -34,7 +34,10 @@ def _inherit_conv(src: ConvBNAct, dst: ConvBNAct) -> None:
     s, d = src.conv, dst.conv
     s_dw = s.groups > 1 and s.groups == s.in_channels
     d_dw = d.groups > 1 and d.groups == d.in_channels
-    if s_dw != d_dw or (not d_dw and s.groups != d.groups):
+    # A grouped conv inherits from a dense one (the largest network is dense): each output
+    # channel keeps the weights it has there on the inputs of its own group.
+    grouped_from_dense = not d_dw and s.groups == 1 and d.groups > 1
+    if s_dw != d_dw or (not d_dw and s.groups != d.groups and not grouped_from_dense):
         return
     if d.out_channels > s.out_channels or d.kernel_size[0] > s.kernel_size[0]:
         return
@@ -42,7 +45,14 @@ def _inherit_conv(src: ConvBNAct, dst: ConvBNAct) -> None:
         return
     off = (s.kernel_size[0] - d.kernel_size[0]) // 2
     k = d.kernel_size[0]
-    weight = s.weight[: d.out_channels, : d.weight.shape[1], off : off + k, off : off + k]
+    crop = s.weight[: d.out_channels, :, off : off + k, off : off + k]
+    if grouped_from_dense:
+        per_group_in, per_group_out = d.in_channels // d.groups, d.out_channels // d.groups
+        group = torch.arange(d.out_channels) // per_group_out
+        inputs = group[:, None] * per_group_in + torch.arange(per_group_in)[None, :]  # (out, in per group)
+        weight = crop[torch.arange(d.out_channels)[:, None], inputs]
+    else:
+        weight = crop[:, : d.weight.shape[1]]
     d.weight.copy_(weight)
     _copy_bn(src.bn, dst.bn, torch.arange(d.out_channels))
 

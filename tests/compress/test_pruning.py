@@ -84,6 +84,26 @@ def test_inheritance_copies_first_channels_and_centre_kernel():
     assert torch.equal(target.classifier.weight, source.classifier.weight)
 
 
+def test_a_grouped_conv_inherits_each_output_channels_weights_on_its_own_groups_inputs():
+    from autoc.arch.config import ArchConfig, BlockOp, StageConfig
+
+    dense = ArchConfig(16, 3, 10, 16, 1, (StageConfig(32, 2, (BlockOp(5, 6),)),), 64)
+    grouped = ArchConfig(16, 3, 10, 16, 1, (StageConfig(32, 2, (BlockOp(3, 3, groups=2),)),), 64)
+    source = build_model(build_netspec(dense))
+    fresh = build_model(build_netspec(grouped))
+    target = inherit_weights(source, build_model(build_netspec(grouped)))
+    for layer in ("stages.0.0.expand", "stages.0.0.project"):
+        src, dst = source.get_submodule(layer).conv, target.get_submodule(layer).conv
+        assert dst.groups == 2 and src.groups == 1
+        per_in, per_out = dst.in_channels // 2, dst.out_channels // 2
+        for o in (0, per_out - 1, per_out, dst.out_channels - 1):
+            g = o // per_out
+            assert torch.equal(dst.weight[o], src.weight[o, g * per_in : (g + 1) * per_in]), (layer, o)
+        assert not torch.equal(dst.weight, fresh.get_submodule(layer).conv.weight)
+    src_dw = source.get_submodule("stages.0.0.dw").conv.weight
+    assert torch.equal(target.get_submodule("stages.0.0.dw").conv.weight, src_dw[:48, :, 1:4, 1:4])
+
+
 @torch.no_grad()
 def test_sorting_channels_by_importance_keeps_the_function_and_puts_the_strongest_first():
     cand = tiny_candidate(keep=1.0, precision="fp32")
