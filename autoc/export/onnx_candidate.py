@@ -7,7 +7,6 @@ training images; all others stay fp32.
 from __future__ import annotations
 
 import copy
-import statistics
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +17,7 @@ from autoc.candidate import Candidate
 from autoc.data.preprocessing import Preprocessing
 from autoc.compress.quant import quantize_weight
 from autoc.onnx.export import export_onnx, policy_int8_layers
-from autoc.latency.calibrate import NETWORK_SESSIONS, NOISY_SESSION_SPREAD
+from autoc.latency.calibrate import NETWORK_SESSIONS, NOISY_SESSION_SPREAD, session_means, session_spreads
 from autoc.latency.measure import Measurement, make_session, measure_interleaved
 from autoc.onnx.int8 import INT8
 from autoc.onnx.parity import accuracy_drift, latency_drift
@@ -102,13 +101,12 @@ class LatencyCheck:
     @property
     def figure_ms(self) -> float:
         """Mean of the sessions' figures: what a profile's prediction stands for."""
-        return statistics.fmean(m.figure_ms for m in self.sessions)
+        return session_means(self.sessions, networks=1)[0]
 
     @property
     def session_spread(self) -> float:
         """(slowest - fastest session) / mean: how far this one measurement can be trusted."""
-        figures = [m.figure_ms for m in self.sessions]
-        return (max(figures) - min(figures)) / statistics.fmean(figures)
+        return session_spreads(self.sessions, networks=1)[0]
 
     @property
     def noisy(self) -> bool:

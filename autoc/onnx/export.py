@@ -61,9 +61,9 @@ def export_onnx(
     if not nodes:  # an empty list would make the quantizer take every node
         return _with_metadata(fp32, metadata).SerializeToString()
     _unshare_initializers(fp32)
-    program = _quantize(fp32, nodes=nodes, input_shape=input_shape, calibration=calibration, int8_weights=scheme,
-                        overrides=_as_scored(fp32, nodes=set(nodes), seen=seen))
-    return _with_metadata(onnx.load_from_string(program), metadata).SerializeToString() if metadata else program
+    quantized = _quantize(fp32, nodes=nodes, input_shape=input_shape, calibration=calibration, int8_weights=scheme,
+                          overrides=_as_scored(fp32, nodes=set(nodes), seen=seen))
+    return _with_metadata(quantized, metadata).SerializeToString()
 
 
 def _with_metadata(model: onnx.ModelProto, metadata: Mapping[str, str] | None) -> onnx.ModelProto:
@@ -306,7 +306,7 @@ def _quantize(
     calibration: np.ndarray | None,
     int8_weights: str,
     overrides: dict[str, list[dict]],
-) -> bytes:
+) -> onnx.ModelProto:
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
     data = _calibration_data(calibration, input_shape)
@@ -331,7 +331,7 @@ def _quantize(
     _drop_dangling_constants(quantized)
     if int8_weights == UINT8:
         store_weights_as_uint8(quantized)
-    return quantized.SerializeToString()
+    return quantized
 
 
 def _drop_dangling_constants(model: onnx.ModelProto) -> None:
