@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from dataclasses import fields
 from pathlib import Path
 
+from autoc.commands._drift import report_drift
 from autoc.commands._flags import option_flags
 from autoc.commands._numbers import amount, count
 
@@ -77,13 +77,8 @@ def run(args: argparse.Namespace) -> int:
     result = run_compress(options)
     print_summary(result)
     drift = [problem for chosen in result.chosen for problem in chosen.drift()]
-    for problem in drift:  # shown even when allowed: the user should know what they accepted
-        print(f"autoc compress: {problem}", file=sys.stderr)
-    if drift and not args.allow_drift:
-        print("autoc compress: the files are written but are not the models the search scored; "
-              "pass --allow-drift to accept them", file=sys.stderr)
-        return 1
-    return 0
+    return report_drift("compress", drift, allowed=args.allow_drift, refusal=(
+        "the files are written but are not the models the search scored; pass --allow-drift to accept them"))
 
 
 def print_summary(result) -> None:

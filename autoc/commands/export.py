@@ -3,9 +3,9 @@ a state dict, NNI config lists or a per-layer CSV."""
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
+from autoc.commands._drift import report_drift
 from autoc.commands._flags import option_flags
 from autoc.commands._numbers import count
 
@@ -58,10 +58,5 @@ def run(args: argparse.Namespace) -> int:
     print(f"trial {result.trial} -> {', '.join(str(p) for p in result.paths)}")
     if result.check is not None:
         print(format_check(result.check))
-    for problem in result.drift:  # shown even when allowed: the user should know what they accepted
-        print(f"autoc export: {problem}", file=sys.stderr)
-    if result.drift and not args.allow_drift:
-        print(f"autoc export: {result.paths[0]} is written but is not the model the search scored; "
-              "pass --allow-drift to accept it", file=sys.stderr)
-        return 1
-    return 0
+    return report_drift("export", result.drift, allowed=args.allow_drift, refusal=(
+        f"{result.paths[0]} is written but is not the model the search scored; pass --allow-drift to accept it"))
