@@ -165,27 +165,30 @@ def write_bytes_atomic(path: Path, data: bytes, *, fix: str | None = None, field
 def _new_temp_file(path: Path) -> tuple[int, str]:
     """A new temp file beside ``path``, opened for writing with mode 0666 less the umask as any
     new file gets: mkstemp's 0600 would survive the rename, hiding outputs from the user's group."""
-    for _ in range(100):
-        tmp = path.parent / f".{path.name}-{secrets.token_hex(6)}.tmp"
-        try:
-            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), str(tmp)
-        except FileExistsError:
-            continue
-    raise FileExistsError(errno.EEXIST, "no free temp file name", str(path.parent))
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    name, fd = _create_unique(path.parent, prefix=f".{path.name}-", suffix=".tmp", what="temp file",
+                              create=lambda candidate: os.open(candidate, flags, 0o666))
+    return fd, str(name)
 
 
 def make_temp_dir(parent: Path, *, prefix: str) -> Path:
     """A new, empty directory in ``parent`` (created if missing) with mode 0777 less the umask, as
     any new directory gets (mkdtemp's 0700 would survive its rename into place)."""
     parent.mkdir(parents=True, exist_ok=True)
+    directory, _ = _create_unique(parent, prefix=prefix, suffix="", what="temp directory",
+                                  create=lambda candidate: candidate.mkdir(mode=0o777))
+    return directory
+
+
+def _create_unique(parent: Path, *, prefix: str, suffix: str, what: str, create) -> tuple[Path, object]:
+    """(name, ``create(name)``) for the first random name in ``parent`` that does not exist yet."""
     for _ in range(100):
-        directory = parent / f"{prefix}{secrets.token_hex(6)}"
+        candidate = parent / f"{prefix}{secrets.token_hex(6)}{suffix}"
         try:
-            directory.mkdir(mode=0o777)
-            return directory
+            return candidate, create(candidate)
         except FileExistsError:
             continue
-    raise FileExistsError(errno.EEXIST, "no free temp directory name", str(parent))
+    raise FileExistsError(errno.EEXIST, f"no free {what} name", str(parent))
 
 
 def save_torch_atomic(path: Path, obj: object, *, fix: str | None = None, fields: tuple[str, ...] = ()) -> Path:
