@@ -65,8 +65,8 @@ def latency_figures(measured: dict, predicted: float, prefix: str) -> dict:
             f"{prefix} within ±{100 * LATENCY_GOAL:g}%": abs(error) <= 100 * LATENCY_GOAL}
 
 
-def search_study(run_dir: Path, work: Path, *, fresh_profiles: Path) -> tuple[str, dict, dict]:
-    """(key, figures, detail) of a search study's best trial."""
+def search_study(run_dir: Path, work: Path, *, fresh_profiles: Path) -> tuple[str, str, dict, dict]:
+    """(key, title, figures, detail) of a search study's best trial."""
     stored = open_trial(open_stored_run(run_dir), trial=None)
     data = reload_data(stored)
     if data is None:
@@ -101,12 +101,12 @@ def search_study(run_dir: Path, work: Path, *, fresh_profiles: Path) -> tuple[st
         **latency_figures(latency, predicted_now, "profile measured now:"),
         **latency_figures(latency, stored.record.latency_ms, "search-time profile:"),
     }
-    figures["title"] = f"search study {run_dir.name!r} ({figures['dataset']})"
-    return f"search-{run_dir.name}", figures, {"onnx": onnx, "torchscript": torchscript}
+    title = f"search study {run_dir.name!r} ({figures['dataset']})"
+    return f"search-{run_dir.name}", title, figures, {"onnx": onnx, "torchscript": torchscript}
 
 
-def compress_study(run_dir: Path, work: Path) -> tuple[str, dict, dict]:
-    """(key, figures, detail) of a compress study: every budget's compressed ONNX."""
+def compress_study(run_dir: Path, work: Path) -> tuple[str, str, dict, dict]:
+    """(key, title, figures, detail) of a compress study: every budget's compressed ONNX."""
     from autoc.data.datasets import load_dataset
     from autoc.modelspace.driver import stored_options, stored_result
 
@@ -134,8 +134,8 @@ def compress_study(run_dir: Path, work: Path) -> tuple[str, dict, dict]:
             **latency_figures(latency, chosen.predicted_ms, tag),
         }
         detail[f"{chosen.budget_ms:g}"] = onnx
-    figures["title"] = f"compress study {run_dir.name!r} ({options.model} on {options.dataset})"
-    return f"compress-{run_dir.name}", figures, detail
+    title = f"compress study {run_dir.name!r} ({options.model} on {options.dataset})"
+    return f"compress-{run_dir.name}", title, figures, detail
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -155,8 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     studies = [(search_study, d, {"fresh_profiles": fresh}) for d in args.search]
     studies += [(compress_study, d, {}) for d in args.compress]
     for measure, run_dir, extra in studies:
-        key, figures, detail = measure(run_dir, work, **extra)
-        title = figures.pop("title")
+        key, title, figures, detail = measure(run_dir, work, **extra)
         print(f"\n{title}")
         for name, value in figures.items():
             print(f"  {name:<52} {value:.4g}" if isinstance(value, float) else f"  {name:<52} {value}")
