@@ -277,16 +277,19 @@ _RESULT_PATHS = ("policy_path", "weights_path", "onnx_path")
 
 def _relative_paths(result: dict, *, run_dir: Path) -> dict:
     """A result's files relative to its run directory: a copied or moved run shows its own."""
-    return {**result, "run_dir": ".", "chosen": [
-        {**c, **{key: stored_path(c[key], run_dir=run_dir) for key in _RESULT_PATHS if c.get(key) is not None}}
-        for c in result["chosen"]]}
+    return _with_paths(result, run_dir=".", path=lambda stored: stored_path(stored, run_dir=run_dir))
 
 
 def _resolved_paths(result: dict, *, run_dir: Path) -> dict:
     """The stored result's files where they are now, in ``run_dir`` (absolute in older studies)."""
-    return {**result, "run_dir": str(Path(run_dir).absolute()), "chosen": [
-        {**c, **{key: str(resolve_stored(c[key], run_dir=run_dir)) for key in _RESULT_PATHS if c.get(key) is not None}}
-        for c in result["chosen"]]}
+    return _with_paths(result, run_dir=str(Path(run_dir).absolute()),
+                       path=lambda stored: str(resolve_stored(stored, run_dir=run_dir)))
+
+
+def _with_paths(result: dict, *, run_dir: str, path: Callable[[str], str]) -> dict:
+    """``result`` with its run directory ``run_dir`` and each chosen file's path through ``path``."""
+    return {**result, "run_dir": run_dir, "chosen": [
+        {**c, **{key: path(c[key]) for key in _RESULT_PATHS if c.get(key) is not None}} for c in result["chosen"]]}
 
 
 def _pretrained(model, data, options, run_dir, log):
