@@ -23,6 +23,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from autoc.errors import DeviceError
+
 INT8 = "int8"
 UINT8 = "uint8"
 INT8_WEIGHTS = (INT8, UINT8)
@@ -43,11 +45,11 @@ def check_int8_weights(scheme: str) -> str:
 
 def host_int8_weights() -> str:
     """The scheme for this machine: uint8 on an x86 CPU without VNNI, int8 elsewhere
-    (``AUTOC_INT8_WEIGHTS`` overrides)."""
+    (``AUTOC_INT8_WEIGHTS`` overrides; a DeviceError, one line for the CLI, when it names no scheme)."""
     forced = os.environ.get(ENV_VAR)
     if forced:
         if forced not in INT8_WEIGHTS:
-            raise ValueError(f"{ENV_VAR}={forced!r} is not a scheme; set it to one of {', '.join(INT8_WEIGHTS)} or unset it")
+            raise DeviceError(f"{ENV_VAR}={forced!r} is not a scheme; set it to one of {', '.join(INT8_WEIGHTS)} or unset it")
         return forced
     return _detected_scheme()
 

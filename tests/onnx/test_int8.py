@@ -7,6 +7,7 @@ from onnx import numpy_helper
 
 from autoc.arch.builder import build_model
 from autoc.arch.netspec import build_netspec
+from autoc.errors import DeviceError
 from autoc.onnx.export import export_onnx
 from autoc.onnx.int8 import ENV_VAR, cpu_flags, host_int8_weights, scheme_for_cpu
 from helpers import tiny_arch
@@ -75,7 +76,7 @@ def test_the_environment_overrides_the_host_scheme_and_a_bad_value_names_the_cho
     monkeypatch.setenv(ENV_VAR, "int8")
     assert host_int8_weights() == "int8"
     monkeypatch.setenv(ENV_VAR, "u8")
-    with pytest.raises(ValueError, match=r"AUTOC_INT8_WEIGHTS='u8' is not a scheme; set it to one of int8, uint8"):
+    with pytest.raises(DeviceError, match=r"AUTOC_INT8_WEIGHTS='u8' is not a scheme; set it to one of int8, uint8"):
         host_int8_weights()
 
 
@@ -181,3 +182,14 @@ def test_weights_of_fewer_bits_are_held_exactly_by_int8_steps_that_divide_their_
             steps = 127 // qmax
             assert np.all(q % steps == 0), node_scope(node)  # each low-bit level is a whole number of int8 steps
             assert np.abs(q).max() == qmax * steps
+
+
+def test_a_bad_scheme_in_the_environment_is_one_line_from_the_cli_and_stores_nothing(tmp_path, monkeypatch, capsys):
+    from autoc.cli import main
+
+    monkeypatch.setenv(ENV_VAR, "u8")
+    monkeypatch.chdir(tmp_path)
+    assert main(["search", "--budget-ms", "5", "--device", "host", "--space", "mbv2-cifar", "--trials", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == "autoc: error: AUTOC_INT8_WEIGHTS='u8' is not a scheme; set it to one of int8, uint8 or unset it"
+    assert "Traceback" not in "\n".join(err) and not (tmp_path / "runs").exists()
