@@ -60,6 +60,10 @@ class ComputeError(AutocError):
     """The device asked to run training on (train_device) is unknown or not available here."""
 
 
+class MissingToolError(AutocError):
+    """An optional package a command needs (e.g. ExecuTorch) is not installed; the message says how to install it."""
+
+
 def first_line(exc: BaseException) -> str:
     """The first non-empty line of ``exc``'s message (its type name when it has none): what a
     one-line user message quotes of a library's multi-line error."""

@@ -57,6 +57,8 @@ PNG = OutputKind("PNG image", lambda head: head.startswith(b"\x89PNG\r\n\x1a\n")
 TORCH = OutputKind("torch file", lambda head: head.startswith(b"PK\x03\x04") or head[:1] == b"\x80")
 # An ONNX model is a protobuf ModelProto whose first field is ir_version (field 1, varint: tag 0x08).
 ONNX = OutputKind("ONNX model", lambda head: head[:1] == b"\x08")
+# An ExecuTorch program is a flatbuffer whose file identifier (bytes 4-8) is "ET" and a format version.
+PTE = OutputKind("ExecuTorch program", lambda head: head[4:6] == b"ET")
 
 
 def _head(path: Path) -> bytes:

@@ -1,5 +1,5 @@
-"""`autoc export`: write a trial of a finished search as a policy file, ONNX, TorchScript,
-a state dict, NNI config lists or a per-layer CSV."""
+"""`autoc export`: write a trial of a finished search as a policy file, ONNX, a torch.export program,
+an ExecuTorch program, TorchScript, a state dict, NNI config lists or a per-layer CSV."""
 from __future__ import annotations
 
 import argparse
@@ -11,7 +11,9 @@ from autoc.commands._numbers import count
 
 FORMAT_HELP = (
     "policy (autoc.policy/2 JSON + weights), onnx (int8 QDQ where the policy says; prints predicted vs measured "
-    "latency and fake-quant vs ONNX accuracy), torchscript, state-dict, nni (NNI 3.x config lists), csv (per layer)"
+    "latency and fake-quant vs ONNX accuracy), pt2 (torch.export program, dynamic batch: the plain-PyTorch format), "
+    "executorch (.pte, XNNPACK, int8 where the policy says; needs executorch; prints its accuracy and latency), "
+    "torchscript (deprecated by torch: prefer pt2), state-dict, nni (NNI 3.x config lists), csv (per layer)"
 )
 
 
@@ -27,10 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="replace output files that exist")
     p.add_argument("--storage", dest="storage.url", default=None, help="Optuna storage URL when the study is not in runs/<study>/study.db")
     p.add_argument("--study", dest="storage.study", default=None, help="study name in --storage (default: the run directory's name)")
-    p.add_argument("--no-check", action="store_true", help="onnx: skip the latency measurement and accuracy comparison")
+    p.add_argument("--no-check", action="store_true", help="onnx, executorch: skip the latency measurement and accuracy comparison")
     p.add_argument("--allow-drift", action="store_true",
-                   help="onnx: exit 0 even when the export's accuracy is over 1 point or its host latency over 10%% "
-                   "from what the search scored (the file is written either way)")
+                   help="onnx, executorch: exit 0 even when the export's accuracy is over 1 point (onnx: or its host "
+                   "latency over 10%%) from what the search scored (the file is written either way)")
     p.add_argument("--int8-weights", choices=["int8", "uint8"], default=None,
                    help="onnx: store int8 weights as int8, or as uint8 with zero point 128 (same values; for x86 CPUs "
                    "without VNNI, whose int8 kernels saturate); default: as the device's latency profile was measured")
@@ -39,6 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Export a trial of a stored search and print the files written (and the ONNX check)."""
+    from autoc.export.executorch import ExecutorchCheck
     from autoc.export.exporter import ExportRequest, export_trial
     from autoc.export.onnx_candidate import format_check
 
@@ -56,7 +59,34 @@ def run(args: argparse.Namespace) -> int:
         )
     )
     print(f"trial {result.trial} -> {', '.join(str(p) for p in result.paths)}")
-    if result.check is not None:
+    if isinstance(result.check, ExecutorchCheck):
+        print(format_executorch_check(result.check))
+    elif result.check is not None:
         print(format_check(result.check))
     return report_drift("export", result.drift, allowed=args.allow_drift, refusal=(
         f"{result.paths[0]} is written but is not the model the search scored; pass --allow-drift to accept it"))
+
+
+def format_executorch_check(check) -> str:
+    """A small table: the trial's predicted latency beside the program's, fake-quant beside ExecuTorch accuracy."""
+    measured = check.measured
+    lines = [
+        f"{'figure':<38} {'search estimate':>16} {'ExecuTorch':>11} {'difference':>11}",
+        f"{'latency, ms (median, ' + str(measured.threads) + ' thread)':<38} {check.predicted_ms:>16.3f} "
+        f"{measured.median_ms:>11.3f} {'n/a':>11}",
+    ]
+    if check.executorch_accuracy is not None and check.fake_quant_accuracy is not None:
+        lines.append(f"{'accuracy, validation split':<38} {check.fake_quant_accuracy:>16.4f} "
+                     f"{check.executorch_accuracy:>11.4f} {check.accuracy_gap_points:>+8.2f} pt")
+    notes = [
+        f"measured in the ExecuTorch runtime (XNNPACK) on this host: p10 {measured.p10_ms:.3f} ms, "
+        f"p90 {measured.p90_ms:.3f} ms over {measured.repeats} runs after warm-up",
+        f"the prediction is an ONNX Runtime profile's (device {check.device!r}); the runtimes differ, "
+        "so latency is shown, not checked",
+        f"stored search estimate of accuracy {check.estimate_accuracy:.4f}"
+        + (f", validation split {check.val_samples} images" if check.val_samples else ""),
+        f"int8 layers: {', '.join(check.int8_layers) if check.int8_layers else 'none (fp32 program)'}",
+    ]
+    if check.executorch_accuracy is None:
+        notes.append("accuracy not compared: the study does not record how its data was loaded")
+    return "\n".join(lines + [f"  ({note})" for note in notes])

@@ -30,7 +30,10 @@ class FakeQuant(nn.Module):
         self.register_buffer("observed", torch.zeros((), dtype=torch.bool))
 
     def forward(self, x: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.training or not bool(self.observed):  # an untrained quantiser calibrates on first use
+        # torch.export (autoc export --format pt2) traces a calibrated quantiser as it is: its frozen
+        # range, no data-dependent branch (the exporter checks every quantiser has observed).
+        exporting = torch.compiler.is_exporting()
+        if not exporting and (self.training or not bool(self.observed)):  # an untrained one calibrates on first use
             self._observe(x.detach())
         return self._quantize_activation(x), quantize_weight(weight, bits=self.weight_bits)
 
@@ -46,13 +49,18 @@ class FakeQuant(nn.Module):
             self.act_max.lerp_(hi, self.momentum)
 
     def _quantize_activation(self, x: torch.Tensor) -> torch.Tensor:
-        if not bool(self.observed):
+        if not torch.compiler.is_exporting() and not bool(self.observed):
             return x
         qmax = 2**self.act_bits - 1
         lo = torch.clamp(self.act_min, max=0.0)  # the range must contain zero exactly
         hi = torch.clamp(self.act_max, min=0.0)
         scale = torch.clamp((hi - lo) / qmax, min=1e-8).reshape(1)
         zero_point = torch.clamp(torch.round(-lo / scale), 0, qmax).to(torch.int32).reshape(1)
+        if torch.compiler.is_exporting():
+            # torch.export cannot trace the fake-quantise ops with tensor scale and zero point; this is
+            # their arithmetic (float32, rounding half to even), so it computes the same values.
+            zero = zero_point.to(x.dtype)
+            return (torch.clamp(torch.round(x * (1.0 / scale)) + zero, 0, qmax) - zero) * scale
         return torch.fake_quantize_per_tensor_affine(x, scale, zero_point, 0, qmax)
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 import torch
 
 from autoc.errors import DeviceError, PolicyError
+from autoc.compress.quant import FakeQuant
+from autoc.export.executorch import ExecutorchCheck
 from autoc.export.formats import FORMATS
 from autoc.export.layer_table import layer_rows, rows_to_csv
 from autoc.export.nni_config import nni_config
@@ -26,7 +28,7 @@ from autoc.export.onnx_candidate import (
     measure_exported,
     onnx_accuracy,
 )
-from autoc.files import CSV, JSON, ONNX, POLICY_JSON, TORCH, claim_outputs, write_bytes_atomic
+from autoc.files import CSV, JSON, ONNX, POLICY_JSON, PTE, TORCH, claim_outputs, write_bytes_atomic
 from autoc.policy.file import policy_json
 from autoc.export.stored_trial import StoredTrial, open_trial
 from autoc.search.stored import open_stored_run
@@ -35,7 +37,8 @@ from autoc.search.stored import open_stored_run
 logger = logging.getLogger(__name__)
 
 # What each format's file is: --force replaces only a file of that kind (autoc.files).
-OUTPUT_KINDS = {"policy": POLICY_JSON, "onnx": ONNX, "torchscript": TORCH, "state-dict": TORCH, "nni": JSON, "csv": CSV}
+OUTPUT_KINDS = {"policy": POLICY_JSON, "onnx": ONNX, "pt2": TORCH, "executorch": PTE, "torchscript": TORCH,
+                "state-dict": TORCH, "nni": JSON, "csv": CSV}
 
 
 @dataclass(frozen=True)
@@ -49,17 +52,17 @@ class ExportRequest:
     force: bool = False
     storage: str | None = None
     study: str | None = None
-    check: bool = True  # onnx: measure latency and compare accuracy
+    check: bool = True  # onnx, executorch: measure latency and compare accuracy
     int8_weights: str | None = None  # onnx: how int8 weights are stored; None: as the device's profile measured
 
 
 @dataclass(frozen=True)
 class ExportResult:
-    """The exported trial, the files written and, for ONNX, the latency and accuracy check."""
+    """The exported trial, the files written and, for ONNX and ExecuTorch, the latency and accuracy check."""
 
     trial: int
     paths: tuple[Path, ...]
-    check: OnnxCheck | None = None
+    check: OnnxCheck | ExecutorchCheck | None = None
 
     @property
     def drift(self) -> tuple[str, ...]:
@@ -80,6 +83,10 @@ def export_trial(request: ExportRequest) -> ExportResult:
     check = None
     if request.format == "onnx":
         data, check = _onnx(stored, check=request.check, int8_weights=request.int8_weights)
+    elif request.format == "pt2":
+        data = pt2_bytes(stored.build_model(), stored.policy.candidate)
+    elif request.format == "executorch":
+        data, check = _executorch(stored, check=request.check)
     elif request.format == "torchscript":
         data = torchscript_bytes(stored.build_model(), stored.policy.candidate)
     elif request.format == "state-dict":
@@ -105,11 +112,38 @@ def _export_policy(stored: StoredTrial, output: Path, *, force: bool) -> ExportR
     return ExportResult(trial=stored.record.number, paths=(output, weights))
 
 
+PT2_EXAMPLE_BATCH = 2  # torch.export specialises a dimension of size 1, so the example batch is 2
+
+
+def pt2_bytes(model: torch.nn.Module, candidate) -> bytes:
+    """A torch.export program of ``model`` in eval mode, batch dimension dynamic: its fake quantisers
+    are calibrated, so the program holds their frozen ranges (see autoc.compress.quant.FakeQuant)."""
+    model.eval().requires_grad_(False)  # fake-quantise ops of weights that need no gradient export as they are
+    unobserved = [name for name, module in model.named_modules()
+                  if isinstance(module, FakeQuant) and not bool(module.observed)]
+    if unobserved:
+        raise PolicyError(f"fake quantisers {unobserved} have never seen data, so they have no range to export; "
+                          "export a trained trial")
+    shape = input_shape(candidate)
+    example = torch.zeros((PT2_EXAMPLE_BATCH, *shape[1:]))
+    with torch.no_grad():
+        program = torch.export.export(model, (example,), dynamic_shapes=({0: torch.export.Dim("batch")},))
+    buffer = io.BytesIO()
+    torch.export.save(program, buffer)
+    return buffer.getvalue()
+
+
+# torch deprecates TorchScript; the torchscript format exists for users who ask for it (--format pt2 is
+# the recommended one), so its notices about itself are not repeated to them.
+_TORCHSCRIPT_NOTICE = r"`torch\.jit\.(trace|trace_method|save)` is deprecated"
+
+
 def torchscript_bytes(model: torch.nn.Module, candidate) -> bytes:
     """Traced in eval mode: fake quantisers are calibrated, so tracing freezes their ranges."""
     model.eval()
     with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # trace warnings (frozen quantiser state) and jit deprecation notices
+        warnings.filterwarnings("ignore", message=_TORCHSCRIPT_NOTICE, category=FutureWarning)
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)  # the frozen quantiser state
         traced = torch.jit.trace(model, torch.zeros(input_shape(candidate)))
         buffer = io.BytesIO()
         torch.jit.save(traced, buffer)  # still the format other programs load without autoc
@@ -148,6 +182,33 @@ def _onnx(stored: StoredTrial, *, check: bool, int8_weights: str | None) -> tupl
         onnx_accuracy=onnx_accuracy(onnx_bytes, data.val_x, data.val_y) if data is not None else None,
         val_samples=int(data.val_x.shape[0]) if data is not None else 0,
         int8_weights=scheme,
+    )
+
+
+def _executorch(stored: StoredTrial, *, check: bool) -> tuple[bytes, ExecutorchCheck | None]:
+    from autoc.export.executorch import (
+        executorch_accuracy, executorch_api, executorch_program, int8_layer_bits, measure_executorch,
+    )
+
+    executorch_api()  # missing: one line naming the install, before any work
+    candidate = stored.policy.candidate
+    model = stored.build_model()
+    data = reload_data(stored)
+    calibration = calibration_images(data.train_x) if data is not None else None
+    program = executorch_program(model, candidate, calibration=calibration)
+    if not check:
+        return program, None
+    from autoc.training.loop import accuracy
+
+    return program, ExecutorchCheck(
+        device=stored.run.device,
+        predicted_ms=stored.record.latency_ms,
+        measured=measure_executorch(program, candidate),
+        estimate_accuracy=stored.record.accuracy,
+        fake_quant_accuracy=accuracy(model, data.val_x, data.val_y) if data is not None else None,
+        executorch_accuracy=executorch_accuracy(program, data.val_x, data.val_y) if data is not None else None,
+        val_samples=int(data.val_x.shape[0]) if data is not None else 0,
+        int8_layers=tuple(int8_layer_bits(candidate)),
     )
 
 

@@ -4,6 +4,8 @@
 FORMATS = {
     "policy": ".policy.json",
     "onnx": ".onnx",
+    "pt2": ".pt2",
+    "executorch": ".pte",
     "torchscript": ".torchscript.pt",
     "state-dict": ".state_dict.pt",
     "nni": ".nni.json",
