@@ -104,6 +104,7 @@ def int8_layer_bits(candidate: Candidate) -> dict[str, tuple[int, int]]:
 
 
 def example_input(candidate: Candidate) -> tuple[torch.Tensor]:
+    """The program's input for torch.export: one image of the candidate's shape."""
     arch = candidate.arch
     return (torch.zeros(1, arch.in_channels, arch.input_size, arch.input_size),)
 
@@ -150,6 +151,7 @@ def _layer_quantizer(api: SimpleNamespace):
 
     class LayerQuantizer(api.XNNPACKQuantizer):
         def annotate(self, model: torch.fx.GraphModule) -> torch.fx.GraphModule:
+            """The XNNPACK annotation, once weight nodes carry their module."""
             _give_parameters_their_users_module(model)
             return super().annotate(model)
 

@@ -1,25 +1,27 @@
 """`autoc export --format executorch`: a .pte program (XNNPACK) that ExecuTorch alone runs, int8
 exactly on the policy's int8 layers, checked in its runtime against what the search scored."""
+import importlib.util
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
 import torch
 
-pytest.importorskip("executorch.runtime", reason="executorch is in the dev extra: pip install -e '.[dev]'")
-
-from autoc.arch.builder import build_model  # noqa: E402
-from autoc.candidate import Candidate  # noqa: E402
-from autoc.cli import main  # noqa: E402
-from autoc.compress.quant import apply_quantization  # noqa: E402
-from autoc.export import executorch as et  # noqa: E402
-from autoc.onnx.export import policy_int8_layers  # noqa: E402
-from helpers import tiny_candidate  # noqa: E402
-from test_export_command import mixed_trial, trial_model  # noqa: E402
+from autoc.arch.builder import build_model
+from autoc.candidate import Candidate
+from autoc.cli import main
+from autoc.compress.quant import apply_quantization
+from autoc.export import executorch as et
+from autoc.onnx.export import policy_int8_layers
+from helpers import tiny_candidate
+from test_export_command import mixed_trial, trial_model
 
 SCRIPT = Path(__file__).with_name("executorch_standalone_check.py")
+needs_executorch = pytest.mark.skipif(importlib.util.find_spec("executorch") is None,
+                                      reason="executorch is in the dev extra: pip install -e '.[dev]'")
 
 
 def run_without_autoc(program, images, tmp_path) -> torch.Tensor:
@@ -32,14 +34,19 @@ def run_without_autoc(program, images, tmp_path) -> torch.Tensor:
     return torch.load(tmp_path / "logits.pt")
 
 
+@needs_executorch
 def test_pte_runs_without_autoc_and_scores_the_trial_within_the_gate(tiny_run, tiny_val_images, tmp_path, capsys):
     number, record = mixed_trial(tiny_run)  # pruned, some layers int8 (4-bit weights among them)
     out = tmp_path / "m.pte"
-    code = main(["export", str(tiny_run), "--trial", str(number), "--format", "executorch", "-o", str(out)])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code = main(["export", str(tiny_run), "--trial", str(number), "--format", "executorch", "-o", str(out)])
     printed = capsys.readouterr()
     assert code == 0, printed.err  # the accuracy gate (1 point on the validation split) holds
     assert "accuracy, validation split" in printed.out and "latency, ms (median, 1 thread)" in printed.out
     assert "ONNX Runtime profile" in printed.out and "deprecat" not in printed.err.lower()
+    notices = [str(w.message) for w in caught if "deprecat" in str(w.message).lower()]
+    assert not notices, notices
 
     _, model = trial_model(record)
     images = tiny_val_images[:48]
@@ -51,6 +58,7 @@ def test_pte_runs_without_autoc_and_scores_the_trial_within_the_gate(tiny_run, t
     assert (logits.argmax(1) == expected.argmax(1)).float().mean() >= 0.9
 
 
+@needs_executorch
 def test_only_the_policys_int8_layers_are_quantised(tiny_run, tiny_val_images):
     number, record = mixed_trial(tiny_run)
     candidate, model = trial_model(record)
@@ -60,6 +68,7 @@ def test_only_the_policys_int8_layers_are_quantised(tiny_run, tiny_val_images):
     assert 0 < len(wanted) < len(candidate.netspec().layer_names())  # a global quantisation would fail
 
 
+@needs_executorch
 def test_fp32_policy_program_matches_eager_pytorch(tmp_path):
     candidate = tiny_candidate(keep=0.5, precision="fp32")
     model = apply_quantization(build_model(candidate.netspec(), seed=0), candidate.policy).eval()
@@ -86,6 +95,7 @@ def test_missing_executorch_is_one_line_naming_the_install_and_writes_nothing(ti
     assert not out.exists() and sorted(p.relative_to(tiny_run) for p in tiny_run.rglob("*")) == before
 
 
+@needs_executorch
 def test_int8_layers_the_quantizer_cannot_express_are_named_and_exit_2(tiny_run, tmp_path, capsys, monkeypatch):
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer
 

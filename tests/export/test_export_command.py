@@ -74,6 +74,7 @@ def test_default_export_is_the_best_trial(tiny_run):
     assert result.paths[0] == tiny_run / "export" / f"trial-{best.number}.state_dict.pt"
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")  # this test loads it
 def test_torchscript_and_state_dict_reproduce_the_trial(tiny_run, tmp_path):
     number, record = mixed_trial(tiny_run)
     _, model = trial_model(record)
