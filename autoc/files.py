@@ -49,6 +49,7 @@ def _json(head: bytes) -> bool:
 
 
 POLICY_JSON = OutputKind("autoc policy JSON", lambda head: _json(head) and b"autoc.policy/" in head)
+MODEL_POLICY_JSON = OutputKind("autoc model-policy JSON", lambda head: _json(head) and b"autoc.model-policy/" in head)
 JSON = OutputKind("JSON", _json)
 CSV = OutputKind("CSV text", _text)
 HTML = OutputKind("HTML page", lambda head: _text(head) and head.lstrip().lower().startswith((b"<!doctype html", b"<html")))

@@ -1,4 +1,4 @@
-"""`autoc export`: write a trial of a finished search as a policy file, ONNX, a torch.export program,
+"""`autoc export`: write a trial of a finished search (or the policy an `autoc compress` study chose) as a policy file, ONNX, a torch.export program,
 an ExecuTorch program, TorchScript, a state dict, NNI config lists or a per-layer CSV."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 from autoc.commands._drift import report_drift
 from autoc.commands._flags import option_flags
-from autoc.commands._numbers import count
+from autoc.commands._numbers import amount, count
 
 FORMAT_HELP = (
     "policy (autoc.policy/2 JSON + weights), onnx (int8 QDQ where the policy says; prints predicted vs measured "
@@ -21,9 +21,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add `autoc export` and its options."""
     from autoc.export.formats import FORMATS
 
-    p = sub.add_parser("export", help="export a trial of a search (default: the best) to a file")
-    p.add_argument("run", type=Path, help="run directory of the search (runs/<study>), or the study name with --storage")
-    p.add_argument("--trial", type=count(0, 3), default=None, help="trial number (default: best feasible trial)")
+    p = sub.add_parser("export", help="export a trial of a search (default: the best) or of a compress study "
+                                      "(default: the largest budget's chosen policy) to a file")
+    p.add_argument("run", type=Path, help="run directory of the search or compress study (runs/<study>), or a search's "
+                                          "study name with --storage")
+    p.add_argument("--trial", type=count(0, 3), default=None,
+                   help="trial number (default: best feasible trial; compress: a trial chosen for a budget)")
+    p.add_argument("--budget", type=amount("0.6"), default=None,
+                   help="compress study: export the policy chosen for this budget in ms (default: the largest)")
     p.add_argument("--format", default="policy", choices=list(FORMATS), help=FORMAT_HELP)
     p.add_argument("-o", "--output", type=Path, default=None, help="output file (default runs/<study>/export/trial-N.<ext>)")
     p.add_argument("--force", action="store_true", help="replace output files that exist")
@@ -50,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
             target=args.run,
             format=args.format,
             trial=args.trial,
+            budget=args.budget,
             output=args.output,
             force=args.force,
             storage=getattr(args, "storage.url"),

@@ -1,4 +1,5 @@
-"""`autoc report`: an HTML page with plots (Pareto front, policy, latency per block, progress)."""
+"""`autoc report`: an HTML page with plots (Pareto front, policy, latency per block, progress); for an
+`autoc compress` study, its trials, original model and chosen policy per budget."""
 from __future__ import annotations
 
 import argparse
@@ -19,7 +20,23 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Write the HTML report of a stored study and print where it is."""
+    """Write the HTML report of a stored search or compress study and print where it is."""
+    from autoc.modelspace.stored import is_compress_run
+
+    if getattr(args, "storage.url") is None and is_compress_run(Path(args.target)):
+        from autoc.modelspace.stored import open_compress_study
+        from autoc.report.compressed import write_compress_report
+
+        files = write_compress_report(open_compress_study(Path(args.target)), out_dir=args.out_dir, force=args.force)
+    else:
+        files = _search_report(args)
+    for note in files.notes:
+        print(f"autoc: note: {note}", file=sys.stderr)
+    print(f"report: {files.page} ({len(files.images)} plots: {', '.join(p.name for p in files.images)})")
+    return 0
+
+
+def _search_report(args: argparse.Namespace):
     from autoc.errors import StorageError
     from autoc.report.build import write_report
     from autoc.search.stored import open_stored_run
@@ -30,8 +47,4 @@ def run(args: argparse.Namespace) -> int:
             f"study {stored.name!r} has no run directory at {stored.run_dir}; give --out DIR for the report "
             "(or the study's run directory as the target)"
         )
-    files = write_report(stored, out_dir=args.out_dir, force=args.force)
-    for note in files.notes:
-        print(f"autoc: note: {note}", file=sys.stderr)
-    print(f"report: {files.page} ({len(files.images)} plots: {', '.join(p.name for p in files.images)})")
-    return 0
+    return write_report(stored, out_dir=args.out_dir, force=args.force)

@@ -31,6 +31,7 @@ from autoc.export.onnx_candidate import (
 from autoc.files import CSV, JSON, ONNX, POLICY_JSON, PTE, TORCH, claim_outputs, write_bytes_atomic
 from autoc.policy.file import policy_json
 from autoc.export.stored_trial import StoredTrial, open_trial
+from autoc.modelspace.stored import is_compress_run
 from autoc.search.stored import open_stored_run
 
 
@@ -47,7 +48,8 @@ class ExportRequest:
 
     target: Path  # runs/<study>, or the study name with storage
     format: str = "policy"
-    trial: int | None = None  # None: the best feasible trial
+    trial: int | None = None  # None: the best feasible trial (compress study: the largest budget's chosen trial)
+    budget: float | None = None  # compress study: export the policy chosen for this budget (ms)
     output: Path | None = None
     force: bool = False
     storage: str | None = None
@@ -74,6 +76,13 @@ def export_trial(request: ExportRequest) -> ExportResult:
     """Write a stored trial in ``request.format`` (the best feasible trial unless ``request.trial`` is given)."""
     if request.format not in FORMATS:
         raise PolicyError(f"format {request.format!r} is unknown; use one of {', '.join(FORMATS)}", fields=("format",))
+    if request.storage is None and is_compress_run(request.target):  # the one place the two kinds part
+        from autoc.export.compressed import export_compress_trial
+
+        return export_compress_trial(request)
+    if request.budget is not None:
+        raise PolicyError(f"budget picks among the budgets of an autoc compress study; {request.target} is a search "
+                          "study (one budget): name its trial instead", fields=("budget", "trial"))
     run = open_stored_run(request.target, storage=request.storage, study=request.study)
     stored = open_trial(run, trial=request.trial)
     output = request.output or run.run_dir / "export" / f"trial-{stored.record.number}{FORMATS[request.format]}"
@@ -84,11 +93,11 @@ def export_trial(request: ExportRequest) -> ExportResult:
     if request.format == "onnx":
         data, check = _onnx(stored, check=request.check, int8_weights=request.int8_weights)
     elif request.format == "pt2":
-        data = pt2_bytes(stored.build_model(), stored.policy.candidate)
+        data = pt2_bytes(stored.build_model(), input_shape(stored.policy.candidate))
     elif request.format == "executorch":
         data, check = _executorch(stored, check=request.check)
     elif request.format == "torchscript":
-        data = torchscript_bytes(stored.build_model(), stored.policy.candidate)
+        data = torchscript_bytes(stored.build_model(), input_shape(stored.policy.candidate))
     elif request.format == "state-dict":
         data = _torch_bytes(stored.build_model().state_dict())
     elif request.format == "nni":
@@ -115,8 +124,9 @@ def _export_policy(stored: StoredTrial, output: Path, *, force: bool) -> ExportR
 PT2_EXAMPLE_BATCH = 2  # torch.export specialises a dimension of size 1, so the example batch is 2
 
 
-def pt2_bytes(model: torch.nn.Module, candidate) -> bytes:
-    """A torch.export program of ``model`` in eval mode, batch dimension dynamic: its fake quantisers
+def pt2_bytes(model: torch.nn.Module, shape: tuple[int, ...]) -> bytes:
+    """A torch.export program of ``model`` in eval mode for inputs shaped ``shape`` (one image), batch
+    dimension dynamic: its fake quantisers
     are calibrated, so the program holds their frozen ranges (see autoc.compress.quant.FakeQuant)."""
     model.eval().requires_grad_(False)  # fake-quantise ops of weights that need no gradient export as they are
     unobserved = [name for name, module in model.named_modules()
@@ -124,7 +134,6 @@ def pt2_bytes(model: torch.nn.Module, candidate) -> bytes:
     if unobserved:
         raise PolicyError(f"fake quantisers {unobserved} have never seen data, so they have no range to export; "
                           "export a trained trial")
-    shape = input_shape(candidate)
     example = torch.zeros((PT2_EXAMPLE_BATCH, *shape[1:]))
     with torch.no_grad():
         program = torch.export.export(model, (example,), dynamic_shapes=({0: torch.export.Dim("batch")},))
@@ -138,13 +147,13 @@ def pt2_bytes(model: torch.nn.Module, candidate) -> bytes:
 _TORCHSCRIPT_NOTICE = r"`torch\.jit\.(trace|trace_method|save)` is deprecated"
 
 
-def torchscript_bytes(model: torch.nn.Module, candidate) -> bytes:
-    """Traced in eval mode: fake quantisers are calibrated, so tracing freezes their ranges."""
+def torchscript_bytes(model: torch.nn.Module, shape: tuple[int, ...]) -> bytes:
+    """Traced in eval mode on inputs shaped ``shape``: fake quantisers are calibrated, so tracing freezes their ranges."""
     model.eval()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.filterwarnings("ignore", message=_TORCHSCRIPT_NOTICE, category=FutureWarning)
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)  # the frozen quantiser state
-        traced = torch.jit.trace(model, torch.zeros(input_shape(candidate)))
+        traced = torch.jit.trace(model, torch.zeros(shape))
         buffer = io.BytesIO()
         torch.jit.save(traced, buffer)  # still the format other programs load without autoc
     return buffer.getvalue()
@@ -176,7 +185,7 @@ def _onnx(stored: StoredTrial, *, check: bool, int8_weights: str | None) -> tupl
     return onnx_bytes, OnnxCheck(
         device=stored.run.device,
         predicted_ms=stored.record.latency_ms,
-        measured=measure_exported(onnx_bytes, candidate),
+        measured=measure_exported(onnx_bytes, input_shape(candidate)),
         estimate_accuracy=stored.record.accuracy,
         fake_quant_accuracy=accuracy(model, data.val_x, data.val_y) if data is not None else None,
         onnx_accuracy=onnx_accuracy(onnx_bytes, data.val_x, data.val_y) if data is not None else None,

@@ -172,12 +172,12 @@ class OnnxCheck:
         return tuple(p for p in problems if p is not None)
 
 
-def measure_exported(model_bytes: bytes, candidate: Candidate, *, threads: int = 1) -> LatencyCheck:
-    """Latency of an exported ONNX model of ``candidate`` in ONNX Runtime on this machine,
+def measure_exported(model_bytes: bytes, shape: tuple[int, int, int, int], *, threads: int = 1) -> LatencyCheck:
+    """Latency of an exported ONNX model for inputs shaped ``shape`` (one image) in ONNX Runtime on this machine,
     measured as calibration measures a network (two interleaved sessions)."""
     sessions = measure_interleaved(
         [model_bytes] * NETWORK_SESSIONS,
-        input_shapes=[input_shape(candidate)] * NETWORK_SESSIONS,
+        input_shapes=[shape] * NETWORK_SESSIONS,
         threads=threads,
         warmup=LATENCY_WARMUP,
         repeats=LATENCY_REPEATS,

@@ -30,12 +30,13 @@ def plain_layers(model: nn.Module) -> Iterator[list[str]]:
 
 
 def export_compressed(model: nn.Module, *, calibration: np.ndarray,
-                      preprocessing: Preprocessing | None = None) -> bytes:
+                      preprocessing: Preprocessing | None = None, int8_weights: str | None = None) -> bytes:
     """ONNX bytes of a model made by ``autoc.modelspace.compress`` (fine-tuned or not), for inputs
-    shaped like ``calibration``'s images (any batch), with ``preprocessing`` in its metadata."""
+    shaped like ``calibration``'s images (any batch), with ``preprocessing`` in its metadata;
+    ``int8_weights``: how int8 weights are stored (``autoc.onnx.int8``; None: as this host runs them)."""
     with plain_layers(model) as int8:
         return export_onnx(model.eval(), input_shape=(1, *calibration.shape[1:]), int8_layers=frozenset(int8),
-                           calibration=calibration,
+                           calibration=calibration, int8_weights=int8_weights,
                            metadata=preprocessing.metadata() if preprocessing is not None else None,
                            dynamic_batch=True)
 
