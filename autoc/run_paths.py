@@ -60,3 +60,10 @@ def resolve_runs_dir(stored: str | os.PathLike[str] | None, *, run_dir: str | os
     if not path.is_absolute():
         return Path(os.path.normpath(base / path))
     return path if path.is_dir() else base.parent
+
+
+def budget_suffix(budget_ms: float, *, several: bool) -> str:
+    """What the files chosen for one budget of several add to their names (``best_policy-12ms.json``,
+    ``best_weights-12ms.pt``); nothing for a run with one budget (``best_policy.json``). One rule
+    for `autoc search` and `autoc compress` sweeps."""
+    return f"-{budget_ms:g}ms" if several else ""

@@ -27,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument(flag, dest=field, help=help, **kwargs)
 
     add("--budget-ms", "budget_ms", "latency budget per inference on the device, in ms (required unless --resume, "
-        "or given in --config)", type=amount("20"))
+        "or given in --config); several (e.g. 12 16 20 25) give one chosen model per budget from one study, "
+        "trials over the largest priced and not trained", type=amount("20"), nargs="+")
     add("--budget-mj", "budget_mj", "energy budget per inference in mJ, estimated from the device profile's energy "
         "model (autoc latency predict shows it); optional", type=amount("0.5"))
     add("--space", "space", f"search space name (search_spaces/NAME.yaml) or YAML path [{default('space')}]")
@@ -108,7 +109,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         f"is failed and re-run [{default('workers.grace_period_s')}]", type=count(1, default("workers.grace_period_s")))
     add("--no-progress", "progress", "no progress bars", action="store_false")
     # the caches are in RUNS_DIR/cache: an error naming the supernet's cache_dir shows --runs-dir
-    p.set_defaults(handler=run, option_flags={**option_flags(p), "cache_dir": "--runs-dir"})
+    p.set_defaults(handler=run, option_flags={**option_flags(p), "cache_dir": "--runs-dir", "budgets_ms": "--budget-ms"})
 
 
 def finalist_count(text: str) -> int | str:
@@ -128,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
     """Run (or resume) a search from the flags, a recipe file and the stored options, and print its summary."""
     from autoc.errors import OptionError
     from autoc.search.driver import SearchOptions, run_search, summary_lines
+    from autoc.search.options import budget_list
     from autoc.search.recipe_file import read_recipe
     from autoc.search.resume import merge_options, resume_options
 
@@ -135,8 +137,8 @@ def run(args: argparse.Namespace) -> int:
     supernet = given.get("supernet")
     if supernet is not None and supernet.get("steps") == 0:
         given["supernet"] = None  # --supernet-steps 0: no supernet, whatever else the recipe says
-    recipe = read_recipe(args.config) if args.config is not None else {}
-    wanted = merge_options(recipe, given)
+    recipe = budget_list(read_recipe(args.config)) if args.config is not None else {}
+    wanted = merge_options(recipe, budget_list(given))  # --budget-ms 12 16 20: a sweep, 20 the largest
     if args.resume is not None:
         storage = wanted.get("storage", {}).get("url")
         study = wanted.get("storage", {}).get("study")

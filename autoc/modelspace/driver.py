@@ -33,7 +33,7 @@ from autoc.modelspace.latency import (Layer, LayerTable, NETWORK_REPEATS, NETWOR
 from autoc.modelspace.policy_file import ModelPolicyFile, ModelReference
 from autoc.modelspace.reference import load_model, weights_digest
 from autoc.onnx.parity import accuracy_drift, latency_drift
-from autoc.run_paths import resolve_stored, stored_path, stored_runs_dir
+from autoc.run_paths import budget_suffix, resolve_stored, stored_path, stored_runs_dir
 from autoc.search.storage import default_storage_url, open_storage, open_study
 from autoc.training.loop import TrainConfig, accuracy, train
 
@@ -404,7 +404,7 @@ def _choose(study, ctx: _Context, budget_ms: float, *, original_ms: float, origi
         ctx.chosen[best.number] = _finish(best, ctx)
     policy, estimate, program, measured, onnx_acc = ctx.chosen[best.number]
     options = ctx.options
-    suffix = f"-{budget_ms:g}ms" if several else ""
+    suffix = budget_suffix(budget_ms, several=several)
     weights_path = run_dir / f"compressed{suffix}.pt"
     save_torch_atomic(weights_path, estimate.model.state_dict())
     file = ModelPolicyFile(

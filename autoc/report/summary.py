@@ -12,7 +12,9 @@ from typing import Mapping
 
 from optuna.trial import TrialState
 
-from autoc.search.results import TrialRecord, accuracy_text, pareto_front
+from autoc.run_paths import budget_suffix
+from autoc.search.results import (BudgetChoice, TrialRecord, accuracy_text, budget_choices, budget_table_lines,
+                                  pareto_front)
 from autoc.search.separation import separation_text
 from autoc.search.stored import StoredRun
 
@@ -37,6 +39,9 @@ class StudySummary:
     policy_path: Path | None  # best_policy.json beside the study, when written
     policy_trial: int | None  # the trial that file holds (None when unreadable)
     separation: str | None  # which trials the estimate does not separate from the best (autoc.search.separation)
+    # A sweep's choice per budget, smallest first (policy_path: its best_policy-<budget>ms.json when
+    # written); empty for a search with one budget
+    budgets: tuple[BudgetChoice, ...] = ()
 
     @property
     def feasible(self) -> int:
@@ -66,7 +71,19 @@ def summarize(run: StoredRun) -> StudySummary:
         policy_path=policy_path if policy_path.is_file() else None,
         policy_trial=_policy_trial(policy_path),
         separation=separation_text(best, records, run_dir=run.run_dir) if best else None,
+        budgets=_budget_choices(run, records, best),
     )
+
+
+def _budget_choices(run: StoredRun, records: list[TrialRecord], best: TrialRecord | None) -> tuple[BudgetChoice, ...]:
+    if len(run.budgets_ms) < 2:
+        return ()
+    choices = []
+    for choice in budget_choices(records, run.budgets_ms, chosen=best):
+        path = run.run_dir / f"best_policy{budget_suffix(choice.budget_ms, several=True)}.json"
+        choices.append(BudgetChoice(choice.budget_ms, choice.best, choice.feasible,
+                                    path if path.is_file() else None))
+    return tuple(choices)
 
 
 def _finished_seconds(trials) -> dict[int, float]:
@@ -111,6 +128,8 @@ def format_summary(summary: StudySummary) -> str:
         )
         if summary.separation:
             lines.append(summary.separation)
+    if summary.budgets:
+        lines += budget_table_lines(list(summary.budgets))
     lines.append(_policy_line(summary))
     return "\n".join(lines)
 

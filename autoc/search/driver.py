@@ -27,7 +27,8 @@ from autoc.evaluate.recipe import scratch_recipe
 from autoc.search.finalists import FinalistResult, chosen_finalist, finalist_picks, train_finalists
 from autoc.search.options import AUTO, SearchOptions, stored_record, worker_threads
 from autoc.search.progress import SearchProgress
-from autoc.search.results import TrialRecord, accuracy_text, best_record, completed_records, pareto_front
+from autoc.search.results import (BudgetChoice, TrialRecord, accuracy_text, best_record, budget_choices,
+                                  budget_table_lines, completed_records, pareto_front)
 from autoc.search.seed_noise import rerun_top_trials
 from autoc.search.separation import separation_text
 from autoc.search.samplers import make_sampler, startup_trials
@@ -36,11 +37,11 @@ from autoc.search.stored import PREPROCESSING_ATTR
 from autoc.search.storage import (default_storage_url, holds_a_study, open_storage, open_study,
                                   retry_failed_trials, sqlite_file)
 from autoc.search.worker import SURPLUS_ATTR, WorkerSpec, run_worker
-from autoc.run_paths import stored_path, stored_runs_dir
+from autoc.run_paths import budget_suffix, stored_path, stored_runs_dir
 from autoc.space import SearchSpace, resolve_space
 from autoc.space.loader import shipped_dir
 
-__all__ = ["SearchOptions", "SearchResult", "run_search", "summary_lines"]
+__all__ = ["BudgetChoice", "SearchOptions", "SearchResult", "run_search", "summary_lines"]
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +67,9 @@ class SearchResult:
     over_budget: int = 0  # completed trials predicted over a budget: priced, never trained
     finalists: dict[int, FinalistResult] = field(default_factory=dict)  # by trial number; empty without the stage
     separation: str | None = None  # which trials the estimate does not separate from the chosen one
+    # One per budget, smallest first (one entry for a single budget): budget_ms's is ``best``; with
+    # several, each has its own best_policy-<budget>ms.json
+    budgets: tuple[BudgetChoice, ...] = ()
 
 
 def run_search(options: SearchOptions) -> SearchResult:
@@ -176,8 +180,17 @@ def run_search(options: SearchOptions) -> SearchResult:
         separation = ("estimate noise: no other feasible trial stores per-image results (made by an older autoc, or "
                       "none there): finalists auto had nothing to weigh and trained none; give a count of finalists")
     trials_total = _count_finished(study)
-    policy_path = _write_best(best, run_dir=run_dir, study=study_name, space=space, device=options.device,
-                              preprocessing=data.preprocessing) if best else None
+    def write(record: TrialRecord, suffix: str = "") -> Path:
+        return _write_best(record, run_dir=run_dir, study=study_name, space=space, device=options.device,
+                           preprocessing=data.preprocessing, suffix=suffix)
+
+    policy_path = write(best) if best else None
+    several = len(options.sweep_ms) > 1
+    choices = tuple(
+        replace(choice, policy_path=write(choice.best, budget_suffix(choice.budget_ms, several=True)) if several
+                else policy_path) if choice.best is not None else choice
+        for choice in budget_choices(records, options.sweep_ms, chosen=best)
+    )
     return SearchResult(
         study=study_name,
         run_dir=run_dir,
@@ -192,6 +205,7 @@ def run_search(options: SearchOptions) -> SearchResult:
         wall_seconds=time.perf_counter() - start,
         finalists=finalists,
         separation=separation,
+        budgets=choices,
     )
 
 
@@ -310,11 +324,13 @@ def _check_budgets_feasible(space: SearchSpace, latency, options: SearchOptions,
     """Refuse up front a budget that even the space's smallest candidates exceed; returns the
     space's predicted latency span on the device."""
     span = latency_span(space, latency, num_classes=num_classes)
-    if span.fastest_ms > options.budget_ms:
+    lowest = min(options.sweep_ms)  # every budget of a sweep is checked: the smallest decides
+    if span.fastest_ms > lowest:
+        raise_what = "budget_ms" if not options.budgets_ms else "every budget of budgets_ms"
         raise BudgetError(
-            f"no candidate of space {space.name!r} can meet {options.budget_ms:g} ms on {options.device}: its "
-            f"candidates predict {span.describe()} there; raise budget_ms to at least {span.fastest_ms:.3f}, or use a "
-            "smaller space or a faster device", fields=("budget_ms",)
+            f"no candidate of space {space.name!r} can meet {lowest:g} ms on {options.device}: its "
+            f"candidates predict {span.describe()} there; raise {raise_what} to at least {span.fastest_ms:.3f}, or "
+            "use a smaller space or a faster device", fields=("budget_ms", "budgets_ms")
         )
     if options.budget_mj is None:
         return span
@@ -374,12 +390,13 @@ def _count_finished(study: optuna.Study) -> int:
 
 
 def _write_best(best: TrialRecord, *, run_dir: Path, study: str, space: SearchSpace, device: str,
-                preprocessing: Preprocessing | None) -> Path:
+                preprocessing: Preprocessing | None, suffix: str = "") -> Path:
+    """best_policy{suffix}.json and, where the trial has them, its weights as best_weights{suffix}.pt."""
     from autoc.candidate import Candidate
 
     weights_name = None
     if best.weights and Path(best.weights).is_file():
-        weights_name = "best_weights.pt"
+        weights_name = f"best_weights{suffix}.pt"
         write_bytes_atomic(run_dir / weights_name, Path(best.weights).read_bytes())
     policy = PolicyFile(
         candidate=Candidate.from_dict(best.candidate),
@@ -391,7 +408,7 @@ def _write_best(best: TrialRecord, *, run_dir: Path, study: str, space: SearchSp
         weights=weights_name,
         preprocessing=preprocessing,
     )
-    return write_policy(policy, run_dir / "best_policy.json")
+    return write_policy(policy, run_dir / f"best_policy{suffix}.json")
 
 
 def summary_lines(result: SearchResult, *, budget_ms: float) -> list[str]:
@@ -417,4 +434,6 @@ def summary_lines(result: SearchResult, *, budget_ms: float) -> list[str]:
                  f"{best.size_bytes / 1024:.1f} kB -> {result.policy_path}")
     if result.separation:
         lines.append(result.separation)
+    if len(result.budgets) > 1:
+        lines += budget_table_lines(list(result.budgets))
     return lines

@@ -109,7 +109,10 @@ class StorageOptions:
 class SearchOptions:
     """The options of run_search; invalid values raise OptionError naming the field."""
 
-    budget_ms: float
+    budget_ms: float  # the largest budget: a candidate predicted over it is priced and never trained
+    # A budget sweep (one chosen model per budget from one study): the budgets, budget_ms the largest
+    # among them; () is the one budget budget_ms. Stored sorted, without repeats.
+    budgets_ms: tuple[float, ...] = ()
     budget_mj: float | None = None  # optional energy budget per inference (estimated from the profile)
     # The main command's target: a phone, where a budget of tens of ms separates the space's networks
     # (on the host every candidate fits it); its shipped profile needs no calibration
@@ -143,6 +146,7 @@ class SearchOptions:
 
     def __post_init__(self) -> None:
         _positive("budget_ms", self.budget_ms, "set budget_ms to the latency budget in ms, e.g. 20")
+        self._check_budgets()
         _positive("budget_mj", self.budget_mj, "set budget_mj to the energy budget in mJ, e.g. 0.5, or leave it out")
         _positive("timeout_s", self.timeout_s, "set timeout_s to e.g. 3600, or leave it out")
         _at_least("trials", self.trials, 1, "set trials to the study's total, e.g. 30")
@@ -165,6 +169,27 @@ class SearchOptions:
             # the supernet trains with the search's seed and batch size: one place for each
             object.__setattr__(self, "supernet", replace(self.supernet, seed=self.seed, batch_size=self.batch_size))
 
+    def _check_budgets(self) -> None:
+        if isinstance(self.budgets_ms, (str, bytes)) or not isinstance(self.budgets_ms, (tuple, list)):
+            raise OptionError(f"budgets_ms must be a list of budgets in ms, got {self.budgets_ms!r}: set budgets_ms "
+                              "to e.g. [12, 16, 20], or leave it out for the one budget budget_ms",
+                              fields=("budgets_ms",))
+        for budget in self.budgets_ms:
+            _positive("budgets_ms", budget, "give each budget in ms, e.g. budgets_ms [12, 16, 20]")
+        budgets = tuple(sorted({float(b) for b in self.budgets_ms}))
+        if budgets and budgets[-1] > self.budget_ms:
+            raise OptionError(f"budgets_ms holds {budgets[-1]:g} ms, above budget_ms {self.budget_ms:g}: budget_ms is "
+                              f"the largest budget of the sweep; set budget_ms to {budgets[-1]:g}",
+                              fields=("budgets_ms", "budget_ms"))
+        if budgets and budgets[-1] < self.budget_ms:
+            budgets = (*budgets, float(self.budget_ms))
+        object.__setattr__(self, "budgets_ms", budgets if len(budgets) > 1 else ())
+
+    @property
+    def sweep_ms(self) -> tuple[float, ...]:
+        """Every budget, smallest first: the sweep's, or the one budget_ms."""
+        return self.budgets_ms or (float(self.budget_ms),)
+
     @property
     def sampler_name(self) -> str:
         """The sampler as stored with the study: its name, or an instance's class name."""
@@ -178,7 +203,7 @@ class SearchOptions:
         """Options from plain data (a recipe file, stored options): groups as nested mappings,
         ``supernet`` a mapping of SupernetConfig fields or None. Unknown keys and wrong types raise
         OptionError naming the key (dotted for a group's field)."""
-        return _build(cls, values, prefix="")
+        return _build(cls, budget_list(values), prefix="")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data that ``from_dict`` reads back (paths as strings; a sampler instance as its class name)."""
@@ -245,6 +270,27 @@ def _build(cls: type, values: Mapping[str, Any], *, prefix: str) -> Any:
         raise OptionError(f"{prefix or 'options'}: {error}", fields=()) from None
 
 
+def budget_list(values: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``values`` with a list of budgets given as ``budget_ms`` (``--budget-ms 12 16 20``, or a
+    recipe's ``budget_ms: [12, 16, 20]``) as a sweep: budget_ms the largest, budgets_ms all of them;
+    one budget in a list is that budget; ``budgets_ms`` alone sets budget_ms to its largest."""
+    if not isinstance(values, Mapping):
+        return values
+    given = values.get("budget_ms")
+    sweep = values.get("budgets_ms")
+    if given is None and isinstance(sweep, (list, tuple)) and sweep:  # a sweep alone: budget_ms its largest
+        given = sweep
+    if not isinstance(given, (list, tuple)):
+        return values
+    for budget in given:
+        _positive("budget_ms", budget, "give each budget in ms, e.g. budget_ms 12 16 20")
+    if not given:
+        raise OptionError("budget_ms must be one or more budgets in ms, got none: give e.g. budget_ms 20",
+                          fields=("budget_ms",))
+    budgets = [float(b) for b in given]
+    return {**values, "budget_ms": max(budgets), "budgets_ms": budgets if len(set(budgets)) > 1 else []}
+
+
 def _typed(path: str, value: Any, hint: Any) -> Any:
     """``value`` checked against the field's annotation: None only where the field is optional,
     an int where a float is asked for, a string where a path is."""
@@ -254,6 +300,9 @@ def _typed(path: str, value: Any, hint: Any) -> Any:
         if type(None) in allowed:
             return None
     for kind in allowed:
+        if typing.get_origin(kind) is tuple and isinstance(value, (list, tuple)):  # tuple[float, ...]
+            item = typing.get_args(kind)[0]
+            return tuple(_typed(path, v, item) for v in value)
         if kind is bool and isinstance(value, bool):
             return value
         if isinstance(value, bool):
@@ -292,8 +341,9 @@ def stored_to_dict(recorded: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # The top-level fields stored with a study for --resume (the groups supernet and finalists are too).
+# budgets_ms: the sweep's budgets (studies from before sweeps lack it: one budget, the identity's budget_ms)
 STORED_TOP = ("space", "dataset", "data_dir", "seed", "max_train", "max_val", "trials", "sampler",
-              "finetune_steps", "teacher_steps", "batch_size", "device")
+              "finetune_steps", "teacher_steps", "batch_size", "device", "budgets_ms")
 OPTIONS_FORMAT = 2  # stored run options with nested groups; absent: the flat keys of earlier studies
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from autoc.errors import OptionError
-from autoc.search.options import SearchOptions
+from autoc.search.options import SearchOptions, budget_list
 
 # Stands in for a budget the file leaves to the command line, so that the rest can be checked.
 _SOME_BUDGET_MS = 1.0
@@ -46,7 +46,8 @@ def read_recipe(path: str | Path) -> dict[str, Any]:
         raise OptionError(f"recipe file {path} must be a mapping of option names to values (e.g. 'trials: 60'), "
                           f"not a {type(values).__name__}")
     try:
-        SearchOptions.from_dict({"budget_ms": _SOME_BUDGET_MS, **values})
+        SearchOptions.from_dict(budget_list({"budget_ms": _SOME_BUDGET_MS, **values}) if "budget_ms" in values
+                                else budget_list({**values, "budget_ms": values.get("budgets_ms") or _SOME_BUDGET_MS}))
     except OptionError as error:
         # the file's own key names, not the command's flags: the fix is in the file
         raise OptionError(f"recipe file {path}: {error}") from None

@@ -1,7 +1,7 @@
 """Read a study back as plain records; the Pareto front of feasible trials."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -105,3 +105,50 @@ def best_record(records: list[TrialRecord]) -> TrialRecord | None:
     if not feasible:
         return None
     return min(feasible, key=lambda r: (-r.accuracy, r.latency_ms, r.size_bytes))
+
+
+@dataclass(frozen=True)
+class BudgetChoice:
+    """One budget of a search: the trial chosen within it (None: no trained trial fits it), how
+    many trained trials fit it, and the policy file written for it."""
+
+    budget_ms: float
+    best: TrialRecord | None
+    feasible: int
+    policy_path: Path | None = None
+
+
+def within_budget(records: list[TrialRecord], budget_ms: float) -> list[TrialRecord]:
+    """``records`` with feasible narrowed to those also within ``budget_ms`` (a smaller budget of a sweep)."""
+    return [replace(r, feasible=r.feasible and r.latency_ms <= budget_ms) for r in records]
+
+
+def budget_choices(records: list[TrialRecord], budgets_ms: tuple[float, ...], *,
+                   chosen: TrialRecord | None) -> list[BudgetChoice]:
+    """The choice per budget, smallest first, from ``records`` of the largest budget: the largest
+    gets ``chosen`` (its choice by the full rule, a finalist included), every other budget the most
+    accurate estimate within it (``best_record``)."""
+    largest = max(budgets_ms)
+    choices = []
+    for budget in sorted(budgets_ms):
+        within = within_budget(records, budget)
+        best = chosen if budget == largest else best_record(within)
+        choices.append(BudgetChoice(budget_ms=budget, best=best, feasible=sum(r.feasible for r in within)))
+    return choices
+
+
+def budget_table_lines(choices: list[BudgetChoice]) -> list[str]:
+    """A sweep's choices as a table, one row per budget (``none fits`` where no trained trial does)."""
+    lines = ["per budget (chosen within each; accuracy estimate, predicted latency, size):",
+             f"  {'budget_ms':>9}  {'trial':>5}  {'accuracy':>8}  {'latency_ms':>10}  {'size_kB':>8}  policy"]
+    for choice in choices:
+        best = choice.best
+        if best is None:
+            lines.append(f"  {choice.budget_ms:>9g}  none fits ({choice.feasible} trained trials within it); run more "
+                         "trials or raise this budget")
+            continue
+        policy = choice.policy_path.name if choice.policy_path is not None else "-"
+        finalist = " (finalist)" if best.estimate is not None else ""
+        lines.append(f"  {choice.budget_ms:>9g}  {best.number:>5}  {best.accuracy:>8.4f}  {best.latency_ms:>10.3f}  "
+                     f"{best.size_bytes / 1024:>8.1f}  {policy}{finalist}")
+    return lines

@@ -37,6 +37,16 @@ class StoredRun:
         return float(self.identity["budget_ms"])
 
     @property
+    def budgets_ms(self) -> tuple[float, ...]:
+        """Every budget of the search, smallest first: a sweep's as stored, else the one budget_ms
+        (studies from before sweeps stored none)."""
+        try:
+            stored = tuple(sorted(float(b) for b in self.run_options.get("budgets_ms") or ()))
+        except (TypeError, ValueError):
+            stored = ()
+        return stored or (self.budget_ms,)
+
+    @property
     def space_name(self) -> str:
         return self.identity["space"].split(":", 1)[0]
 
