@@ -102,7 +102,11 @@ def print_summary(result) -> None:
         elif chosen.trial is None:
             print(f"budget {chosen.budget_ms:g} ms: no trial fits yet; run more trials (--trials) or raise the budget")
         else:
-            measured = f", {chosen.measured_ms:.3f} ms measured" if chosen.measured_ms is not None else ""
+            measured = ""
+            if chosen.measured_ms is not None:
+                spread = (f" (sessions {100 * chosen.measured_spread:.1f}% apart"
+                          + (" -- NOISY)" if chosen.measured_noisy else ")")) if chosen.measured_spread is not None else ""
+                measured = f", {chosen.measured_ms:.3f} ms measured{spread}"
             print(f"budget {chosen.budget_ms:g} ms: trial {chosen.trial}, accuracy {chosen.accuracy:.3f} "
                   f"(ONNX {chosen.onnx_accuracy:.3f}), {chosen.predicted_ms:.3f} ms predicted{measured}; "
                   f"mean keep {chosen.mean_keep:.2f}, {chosen.int8_layers} int8 layers -> {chosen.policy_path}, "

@@ -14,7 +14,8 @@ from autoc.errors import PolicyError
 from autoc.export.exporter import (OUTPUT_KINDS, ExportRequest, ExportResult, _torch_bytes, pt2_bytes,
                                    torchscript_bytes)
 from autoc.export.formats import FORMATS
-from autoc.export.onnx_candidate import OnnxCheck, measure_exported, onnx_accuracy
+from autoc.export.onnx_candidate import OnnxCheck, onnx_accuracy
+from autoc.latency.check import measure_exported
 from autoc.files import MODEL_POLICY_JSON, TORCH, claim_outputs, write_bytes_atomic
 from autoc.modelspace.driver import CALIBRATION_IMAGES, Chosen
 from autoc.modelspace.export import export_compressed

@@ -25,10 +25,10 @@ from autoc.export.onnx_candidate import (
     calibration_images,
     candidate_onnx,
     input_shape,
-    measure_exported,
     onnx_accuracy,
 )
 from autoc.files import CSV, JSON, ONNX, POLICY_JSON, PTE, TORCH, claim_outputs, write_bytes_atomic
+from autoc.latency.check import measure_exported
 from autoc.policy.file import policy_json
 from autoc.export.stored_trial import StoredTrial, open_trial
 from autoc.modelspace.stored import is_compress_run

@@ -17,14 +17,12 @@ from autoc.candidate import Candidate
 from autoc.data.preprocessing import Preprocessing
 from autoc.compress.quant import quantize_weight
 from autoc.onnx.export import export_onnx, policy_int8_layers
-from autoc.latency.calibrate import NETWORK_SESSIONS, NOISY_SESSION_SPREAD, session_means, session_spreads
-from autoc.latency.measure import Measurement, make_session, measure_interleaved
+from autoc.latency.check import LatencyCheck
+from autoc.latency.measure import make_session
 from autoc.onnx.int8 import INT8
 from autoc.onnx.parity import accuracy_drift, latency_drift
 
 CALIBRATION_SAMPLES = 64
-LATENCY_WARMUP = 50
-LATENCY_REPEATS = 400
 ACCURACY_BATCH = 64  # images per ONNX Runtime run when scoring (the input's batch dimension is dynamic)
 
 
@@ -92,44 +90,6 @@ def onnx_accuracy(model_bytes: bytes, images: torch.Tensor, labels: torch.Tensor
 
 
 @dataclass(frozen=True)
-class LatencyCheck:
-    """The exported model timed as calibration times a network: two interleaved sessions, each
-    summarised by its latency figure (p10 of the kept runs); ``figure_ms`` is their mean."""
-
-    sessions: tuple[Measurement, ...]
-
-    @property
-    def figure_ms(self) -> float:
-        """Mean of the sessions' figures: what a profile's prediction stands for."""
-        return session_means(self.sessions, networks=1)[0]
-
-    @property
-    def session_spread(self) -> float:
-        """(slowest - fastest session) / mean: how far this one measurement can be trusted."""
-        return session_spreads(self.sessions, networks=1)[0]
-
-    @property
-    def noisy(self) -> bool:
-        """The sessions disagree beyond a quiet machine's (calibration's NOISY rule)."""
-        return self.session_spread > NOISY_SESSION_SPREAD
-
-    @property
-    def p10_ms(self) -> float:
-        """The fastest session's 10th percentile."""
-        return min(m.p10_ms for m in self.sessions)
-
-    @property
-    def p90_ms(self) -> float:
-        """The slowest session's 90th percentile."""
-        return max(m.p90_ms for m in self.sessions)
-
-    @property
-    def repeats(self) -> int:
-        """Timed runs over all sessions."""
-        return sum(m.repeats for m in self.sessions)
-
-
-@dataclass(frozen=True)
 class OnnxCheck:
     """The exported model against the search's estimates."""
 
@@ -170,19 +130,6 @@ class OnnxCheck:
                                           what="the exported ONNX", spread=self.measured.session_spread,
                                           noisy=self.measured.noisy))
         return tuple(p for p in problems if p is not None)
-
-
-def measure_exported(model_bytes: bytes, shape: tuple[int, int, int, int], *, threads: int = 1) -> LatencyCheck:
-    """Latency of an exported ONNX model for inputs shaped ``shape`` (one image) in ONNX Runtime on this machine,
-    measured as calibration measures a network (two interleaved sessions)."""
-    sessions = measure_interleaved(
-        [model_bytes] * NETWORK_SESSIONS,
-        input_shapes=[shape] * NETWORK_SESSIONS,
-        threads=threads,
-        warmup=LATENCY_WARMUP,
-        repeats=LATENCY_REPEATS,
-    )
-    return LatencyCheck(sessions=tuple(sessions))
 
 
 def format_check(check: OnnxCheck) -> str:

@@ -23,12 +23,12 @@ from autoc.arch.policy import LayerPolicy
 from autoc.data.datasets import DatasetSplit, load_dataset
 from autoc.errors import BudgetError, DeviceError, ModelError, OptionError, StorageError
 from autoc.files import save_torch_atomic, write_bytes_atomic, write_text_atomic
-from autoc.latency.measure import measure_onnx
+from autoc.latency.check import measure_exported
 from autoc.modelspace.compress import ModelPolicy
 from autoc.modelspace.export import export_compressed, onnx_accuracy
 from autoc.modelspace.estimate import estimate_policy, original_logits
 from autoc.modelspace.groups import ModelStructure, analyse
-from autoc.modelspace.latency import (Layer, LayerTable, NETWORK_REPEATS, NETWORK_WARMUP, calibrate, measure_networks,
+from autoc.modelspace.latency import (Layer, LayerTable, calibrate, measure_networks,
                                       model_layers, policy_layers, random_policies)
 from autoc.modelspace.policy_file import ModelPolicyFile, ModelReference
 from autoc.modelspace.reference import load_model, weights_digest
@@ -103,7 +103,7 @@ class Chosen:
     trial: int | None  # None: the original model already fits
     accuracy: float
     predicted_ms: float
-    measured_ms: float | None
+    measured_ms: float | None  # two interleaved sessions, as calibration times a network (autoc.latency.check)
     policy_path: Path | None
     weights_path: Path | None
     int8_layers: int = 0
@@ -111,6 +111,8 @@ class Chosen:
     onnx_path: Path | None = None
     onnx_accuracy: float | None = None  # the exported program's, in ONNX Runtime
     below_floor: bool = False  # below the most compressed policy's predicted latency: nothing can fit
+    measured_spread: float | None = None  # (slowest - fastest session) / mean of the measurement
+    measured_noisy: bool = False  # the sessions disagree beyond calibration's NOISY rule
 
     def drift(self) -> tuple[str, ...]:
         """One line per way the exported program is not the model the search scored (empty: it is)."""
@@ -402,7 +404,7 @@ def _choose(study, ctx: _Context, budget_ms: float, *, original_ms: float, origi
     best = max(fitting, key=lambda t: (t.user_attrs[ACCURACY_ATTR], -t.number))
     if best.number not in ctx.chosen:  # budgets choosing the same trial share its fine-tune, export and timing
         ctx.chosen[best.number] = _finish(best, ctx)
-    policy, estimate, program, measured, onnx_acc = ctx.chosen[best.number]
+    policy, estimate, program, timing, onnx_acc = ctx.chosen[best.number]
     options = ctx.options
     suffix = budget_suffix(budget_ms, several=several)
     weights_path = run_dir / f"compressed{suffix}.pt"
@@ -419,7 +421,8 @@ def _choose(study, ctx: _Context, budget_ms: float, *, original_ms: float, origi
     write_bytes_atomic(onnx_path, program)
     keep = dict(policy.keep)
     return Chosen(budget_ms=budget_ms, trial=best.number, accuracy=estimate.accuracy,
-                  predicted_ms=best.user_attrs[LATENCY_ATTR], measured_ms=measured, policy_path=policy_path,
+                  predicted_ms=best.user_attrs[LATENCY_ATTR], measured_ms=timing.figure_ms,
+                  measured_spread=timing.session_spread, measured_noisy=timing.noisy, policy_path=policy_path,
                   weights_path=weights_path, onnx_path=onnx_path, onnx_accuracy=onnx_acc,
                   int8_layers=sum(1 for _, layer in policy.layers.layers if layer.quantized),
                   mean_keep=sum(keep.get(g.name, 1.0) for g in ctx.structure.groups) / len(ctx.structure.groups))
@@ -427,15 +430,16 @@ def _choose(study, ctx: _Context, budget_ms: float, *, original_ms: float, origi
 
 def _finish(trial: optuna.trial.FrozenTrial, ctx: _Context) -> tuple:
     """A chosen trial's policy fine-tuned again (the same seed: the trial's estimate), exported, timed
-    and scored in ONNX Runtime: (policy, estimate, ONNX bytes, measured ms, ONNX accuracy)."""
+    and scored in ONNX Runtime: (policy, estimate, ONNX bytes, LatencyCheck, ONNX accuracy)."""
     policy = policy_of(optuna.trial.FixedTrial(trial.params), ctx)
     estimate = estimate_policy(ctx.model, policy, ctx.data, teacher_logits=ctx.teacher_logits, config=TrainConfig(
         steps=ctx.options.finetune_steps, lr=ctx.options.finetune_lr, seed=ctx.options.seed))
     program = export_compressed(estimate.model, calibration=ctx.data.train_x[:CALIBRATION_IMAGES].numpy(),
                                 preprocessing=ctx.data.preprocessing)
-    measured = measure_onnx(program, input_shape=tuple(ctx.data.train_x[:1].shape), threads=ctx.options.threads,
-                            warmup=NETWORK_WARMUP, repeats=NETWORK_REPEATS).figure_ms
-    return policy, estimate, program, measured, onnx_accuracy(program, ctx.data.val_x, ctx.data.val_y)
+    # Timed as `autoc export` times it (two interleaved sessions, their spread kept), so the gate
+    # below and a later export judge the same figure.
+    timing = measure_exported(program, tuple(ctx.data.train_x[:1].shape), threads=ctx.options.threads)
+    return policy, estimate, program, timing, onnx_accuracy(program, ctx.data.val_x, ctx.data.val_y)
 
 
 def _stored(run_dir: Path, attr: str) -> tuple[str, dict | None]:

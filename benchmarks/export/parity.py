@@ -26,8 +26,9 @@ import torch
 
 from autoc.cli import main as autoc_main
 from autoc.export.exporter import ExportRequest, export_trial
-from autoc.export.onnx_candidate import format_check, measure_exported
+from autoc.export.onnx_candidate import format_check, input_shape
 from autoc.export.stored_trial import open_trial
+from autoc.latency.check import measure_exported
 from autoc.latency.device import open_latency_model
 from autoc.search.stored import open_stored_run
 
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(fresh_dir, ignore_errors=True)
     fresh = open_latency_model("host", runs_dir=fresh_dir, space=stored.space, progress=False)
     predicted_now = fresh.predict(candidate.netspec(), candidate.policy)
-    medians = [measure_exported(output.read_bytes(), candidate).figure_ms for _ in range(ROUNDS)]
+    medians = [measure_exported(output.read_bytes(), input_shape(candidate)).figure_ms for _ in range(ROUNDS)]
     overall = statistics.median(medians)
     print(
         f"re-measured: profile calibrated now predicts {predicted_now:.3f} ms; exported model "

@@ -72,6 +72,8 @@ def test_compress_chooses_a_policy_per_budget_that_rebuilds_from_its_file_and_re
         assert rebuilt(torch.randn(2, 3, 16, 16)).shape == (2, 10)
         reported = re.search(rf"budget {float(budget):g} ms: .*\(ONNX ([\d.]+)\)", out).group(1)
         assert _onnx_accuracy_without_autoc(run_dir / f"compressed-{float(budget):g}ms.onnx", runs) == reported
+        # timed as autoc export times it: two sessions, how far apart shown
+        assert re.search(rf"budget {float(budget):g} ms: .* ms measured \(sessions [\d.]+% apart", out)
     assert files >= 1  # the larger budget is met by some of five trials
     import optuna
 
