@@ -88,3 +88,20 @@ def test_an_unknown_activation_is_a_one_line_error_naming_the_allowed_ones(where
     assert "'swish'" in message and "['relu6', 'relu', 'hswish']" in message and "\n" not in message
     if where == "stage":
         assert "stages[1].activation" in message
+
+
+def test_se_counts_in_macs_size_and_memory_at_fp32():
+    import dataclasses
+
+    from autoc.arch.policy import CompressionPolicy
+    from autoc.evaluate.memory import training_bytes
+    from autoc.evaluate.metrics import size_bytes, spec_macs
+
+    arch = se_arch()
+    plain = dataclasses.replace(arch, stages=tuple(dataclasses.replace(s, se=False) for s in arch.stages))
+    with_se, without = build_netspec(arch), build_netspec(plain)
+    se = [b.se for b in with_se.blocks if b.se is not None]
+    assert spec_macs(with_se) - spec_macs(without) == sum(s.macs() for s in se)
+    policy = CompressionPolicy()
+    assert size_bytes(with_se, policy) - size_bytes(without, policy) == 4 * sum(s.params() for s in se)
+    assert training_bytes(with_se, batch_size=2) > training_bytes(without, batch_size=2)
