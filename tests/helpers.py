@@ -33,3 +33,30 @@ def tiny_candidate(*, keep: float = 0.5, precision: str = "int8", bits: int = 8)
     arch = tiny_arch()
     quant = dict(precision=precision, weight_bits=bits, act_bits=8) if precision == "int8" else {}
     return Candidate(arch, uniform_policy(arch, LayerPolicy(keep_ratio=keep, **quant)))
+
+
+SE_SPACE = __import__("pathlib").Path(__file__).parent / "space" / "se-hswish-tiny.yaml"  # per-stage hswish + SE
+
+
+def se_arch(*, num_classes: int = 10, head_width: int = 64, input_size: int = 16) -> ArchConfig:
+    """MobileNetV3-like: relu stem and first stage, hswish + squeeze-excite stages (one tied residual pair)."""
+    return ArchConfig(
+        input_size=input_size,
+        in_channels=3,
+        num_classes=num_classes,
+        stem_width=16,
+        stem_stride=1,
+        stages=(
+            StageConfig(16, 1, (BlockOp(3, 1),), se=True),
+            StageConfig(24, 2, (BlockOp(3, 6), BlockOp(5, 3)), activation="hswish", se=True),
+            StageConfig(32, 2, (BlockOp(7, 3), BlockOp(skip=True)), activation="hswish", se=True, se_ratio=0.5),
+        ),
+        head_width=head_width,
+        activation="relu",
+    )
+
+
+def se_candidate(*, keep: float = 0.5, precision: str = "fp32", bits: int = 8) -> Candidate:
+    arch = se_arch()
+    quant = dict(precision=precision, weight_bits=bits, act_bits=8) if precision == "int8" else {}
+    return Candidate(arch, uniform_policy(arch, LayerPolicy(keep_ratio=keep, **quant)))

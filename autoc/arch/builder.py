@@ -7,9 +7,9 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from autoc.arch.netspec import BlockSpec, ConvSpec, NetSpec
+from autoc.arch.netspec import BlockSpec, ConvSpec, NetSpec, SESpec
 
-ACTIVATIONS = {"relu6": nn.ReLU6, "relu": nn.ReLU}
+ACTIVATIONS = {"relu6": nn.ReLU6, "relu": nn.ReLU, "hswish": nn.Hardswish}
 
 
 class ConvBNAct(nn.Module):
@@ -46,11 +46,29 @@ class ChannelShuffle(nn.Module):
         return x.view(n, self.groups, c // self.groups, h, w).transpose(1, 2).reshape(n, c, h, w)
 
 
-class Block(nn.Module):
-    """Inverted residual (expand 1x1, depthwise kxk, project 1x1), skip conv, or identity."""
+class SqueezeExcite(nn.Module):
+    """MobileNetV3 squeeze-excite: x * hardsigmoid(expand(relu(reduce(avgpool(x))))); convs with bias, no BN.
+    Never fake-quantised: it runs fp32 whatever the block's precision."""
 
-    def __init__(self, spec: BlockSpec, activation: str) -> None:
+    def __init__(self, spec: SESpec) -> None:
         super().__init__()
+        self.reduce = nn.Conv2d(spec.channels, spec.reduced, 1)
+        self.expand = nn.Conv2d(spec.reduced, spec.channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = nn.functional.adaptive_avg_pool2d(x, 1)
+        scale = self.expand(nn.functional.relu(self.reduce(scale)))
+        return x * nn.functional.hardsigmoid(scale)
+
+
+class Block(nn.Module):
+    """Inverted residual (expand 1x1, depthwise kxk, [squeeze-excite,] project 1x1), skip conv, or identity.
+
+    ``activation`` defaults to the block's own (``spec.activation``)."""
+
+    def __init__(self, spec: BlockSpec, activation: str | None = None) -> None:
+        super().__init__()
+        activation = activation or spec.activation
         self.residual = spec.residual
         self.layer_order: list[str] = []
         for conv in spec.convs:
@@ -60,6 +78,9 @@ class Block(nn.Module):
             if short == "expand" and spec.shuffle > 1:
                 self.shuffle = ChannelShuffle(spec.shuffle)
                 self.layer_order.append("shuffle")
+            if short == "dw" and spec.se is not None:
+                self.se = SqueezeExcite(spec.se)
+                self.layer_order.append("se")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = x
@@ -79,7 +100,7 @@ class AutocNet(nn.Module):
         n_stages = max((b.stage for b in spec.blocks), default=-1) + 1
         self.stages = nn.ModuleList(nn.ModuleList() for _ in range(n_stages))
         for block in spec.blocks:
-            self.stages[block.stage].append(Block(block, spec.activation))
+            self.stages[block.stage].append(Block(block))
         self.head = ConvBNAct(spec.head, spec.activation) if spec.head is not None else None
         self.classifier = nn.Linear(spec.classifier_in, spec.num_classes)
         _init_weights(self)

@@ -45,8 +45,37 @@ class ConvSpec:
 
 
 @dataclass(frozen=True)
+class SESpec:
+    """Squeeze-excite after a block's depthwise conv: global average pool, 1x1 conv ``channels`` ->
+    ``reduced`` (bias, ReLU), 1x1 conv ``reduced`` -> ``channels`` (bias), hard-sigmoid, times the
+    hidden tensor. No BatchNorm. ``channels`` is the hidden group (``group``), pruned with it;
+    ``reduced`` depends on the unpruned hidden width only, so pruning leaves it whole."""
+
+    name: str  # module path, e.g. ``stages.1.0.se``; its convs are ``.reduce`` and ``.expand``
+    channels: int
+    reduced: int
+    group: str
+
+    @property
+    def reduce_name(self) -> str:
+        return f"{self.name}.reduce"
+
+    @property
+    def expand_name(self) -> str:
+        return f"{self.name}.expand"
+
+    def macs(self) -> int:
+        """Multiply-accumulates of its two 1x1 convs on the pooled vector (pool and scale not counted)."""
+        return 2 * self.channels * self.reduced
+
+    def params(self) -> int:
+        return 2 * self.channels * self.reduced + self.channels + self.reduced
+
+
+@dataclass(frozen=True)
 class BlockSpec:
-    """One block. ``convs`` empty means identity. ``shuffle`` > 1: channel shuffle after convs[0]."""
+    """One block. ``convs`` empty means identity. ``shuffle`` > 1: channel shuffle after convs[0].
+    ``activation`` is what its convs with ``act`` apply; ``se``: squeeze-excite after the depthwise conv."""
 
     name: str
     stage: int
@@ -57,6 +86,8 @@ class BlockSpec:
     convs: tuple[ConvSpec, ...]
     residual: bool
     shuffle: int
+    activation: str = "relu6"
+    se: SESpec | None = None
 
     @property
     def stride(self) -> int:
@@ -99,6 +130,15 @@ class NetSpec:
 
     def layer_names(self) -> list[str]:
         return [c.name for c in self.convs()]
+
+
+def make_divisible(value: float, divisor: int = CHANNEL_MULTIPLE) -> int:
+    """MobileNetV3's ``_make_divisible``: nearest multiple of ``divisor`` (at least ``divisor``),
+    never more than 10% below ``value``."""
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * value:
+        rounded += divisor
+    return rounded
 
 
 def round_channels(channels: float, *, maximum: int) -> int:
@@ -175,6 +215,7 @@ def _plan(arch: ArchConfig, *, widths: dict[str, int] | None) -> NetSpec:
             ties = stride == 1 and cur_full == full_out
             convs: tuple[ConvSpec, ...]
             shuffle = 0
+            se = None
             if op.skip:
                 if ties:
                     convs, out_group = (), cur_group
@@ -200,9 +241,14 @@ def _plan(arch: ArchConfig, *, widths: dict[str, int] | None) -> NetSpec:
                 project = ConvSpec(f"{name}.project", hidden, out, 1, 1, g, hidden_group, out_group, False)
                 convs = convs + (dw, project)
                 residual = ties
+                if stage.se:
+                    full_hidden = cur_full * op.expansion if has_expand else cur_full
+                    reduced = make_divisible(full_hidden * stage.se_ratio)
+                    se = SESpec(f"{name}.se", hidden, reduced, hidden_group)
             out_width = convs[-1].cout if convs else cur
             blocks.append(
-                BlockSpec(name, s, b, resolution, cur, out_width, convs, residual, shuffle)
+                BlockSpec(name, s, b, resolution, cur, out_width, convs, residual, shuffle,
+                          arch.stage_activation(s), se)
             )
             resolution = _downsample(resolution, stride)
             cur_group, cur_full, cur = out_group, full_out, out_width
@@ -245,11 +291,13 @@ def block_precision(block: BlockSpec, policy: CompressionPolicy) -> str:
 __all__ = [
     "BlockSpec",
     "ConvSpec",
+    "SESpec",
     "NetSpec",
     "LayerPolicy",
     "build_netspec",
     "block_precision",
     "frozen_groups",
     "group_producers",
+    "make_divisible",
     "round_channels",
 ]

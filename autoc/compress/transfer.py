@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from autoc.arch.builder import AutocNet, ConvBNAct, build_model
+from autoc.arch.builder import AutocNet, ConvBNAct, SqueezeExcite, build_model
 from autoc.arch.netspec import INPUT_GROUP, NetSpec, frozen_groups, group_producers
 
 
@@ -23,6 +23,8 @@ def inherit_weights(source: AutocNet, target: AutocNet) -> AutocNet:
         src = source_modules.get(name)
         if isinstance(module, ConvBNAct) and isinstance(src, ConvBNAct):
             _inherit_conv(src, module)
+        elif isinstance(module, SqueezeExcite) and isinstance(src, SqueezeExcite):
+            _inherit_se(src, module)
     cin = target.classifier.in_features
     if cin <= source.classifier.in_features and target.classifier.out_features == source.classifier.out_features:
         target.classifier.weight.copy_(source.classifier.weight[:, :cin])
@@ -55,6 +57,17 @@ def _inherit_conv(src: ConvBNAct, dst: ConvBNAct) -> None:
         weight = crop[:, : d.weight.shape[1]]
     d.weight.copy_(weight)
     _copy_bn(src.bn, dst.bn, torch.arange(d.out_channels))
+
+
+def _inherit_se(src: SqueezeExcite, dst: SqueezeExcite) -> None:
+    """First hidden and first reduced channels, when the source's SE is at least as wide."""
+    c, r = dst.reduce.in_channels, dst.reduce.out_channels
+    if c > src.reduce.in_channels or r > src.reduce.out_channels:
+        return
+    dst.reduce.weight.copy_(src.reduce.weight[:r, :c])
+    dst.reduce.bias.copy_(src.reduce.bias[:r])
+    dst.expand.weight.copy_(src.expand.weight[:c, :r])
+    dst.expand.bias.copy_(src.expand.bias[:c])
 
 
 def _copy_bn(src: nn.BatchNorm2d, dst: nn.BatchNorm2d, index: torch.Tensor) -> None:
@@ -123,6 +136,16 @@ def _sliced(model: AutocNet, full: NetSpec, target: NetSpec, keep: dict[str, tor
             weight = weight[:, keep[conv.in_group]]
         dst.conv.weight.copy_(weight)
         _copy_bn(src.bn, dst.bn, out_idx)
+    for block in target.blocks:
+        if block.se is not None:
+            # SE reads and scales the hidden group: its reduce inputs and expand outputs follow that
+            # group's channels; its reduced width is not pruned (all of it kept, in order).
+            src, dst = source[block.se.name], result.get_submodule(block.se.name)
+            idx = keep[block.se.group]
+            dst.reduce.weight.copy_(src.reduce.weight[:, idx])
+            dst.reduce.bias.copy_(src.reduce.bias)
+            dst.expand.weight.copy_(src.expand.weight[idx])
+            dst.expand.bias.copy_(src.expand.bias[idx])
     result.classifier.weight.copy_(model.classifier.weight[:, keep[target.classifier_group]])
     result.classifier.bias.copy_(model.classifier.bias)
     return result

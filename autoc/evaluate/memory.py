@@ -19,6 +19,7 @@ PER_ACTIVATION = 3
 def training_bytes(spec, *, batch_size: int) -> int:
     """Approximate peak memory of one training step of the network ``spec`` at ``batch_size``."""
     params = sum(c.cout * (c.cin // c.groups) * c.kernel**2 for c in spec.convs()) + spec.classifier_in * spec.num_classes
+    params += sum(block.se.params() for block in spec.blocks if block.se is not None)
     activations = sum(conv.cout * resolution**2 for conv, resolution in spec.conv_resolutions())
     return BYTES * (PER_PARAMETER * params + PER_ACTIVATION * batch_size * activations)
 

@@ -43,6 +43,7 @@ def size_bytes(spec: NetSpec, policy: CompressionPolicy) -> int:
         weights = conv.cout * (conv.cin // conv.groups) * conv.kernel * conv.kernel
         layer = policy.get(conv.name)
         bits += weight_storage_bits(weights, bits=layer.weight_bits, sparsity=layer.sparsity) + conv.cout * 32
+    bits += sum(block.se.params() for block in spec.blocks if block.se is not None) * 32  # SE stays fp32
     bits += (spec.classifier_in * spec.num_classes + spec.num_classes) * 32
     return (bits + 7) // 8
 
@@ -58,8 +59,10 @@ def weight_storage_bits(weights: int, *, bits: int, sparsity: float) -> int:
 
 
 def spec_macs(spec: NetSpec) -> int:
-    """Multiply-accumulates of the convs and the classifier, counted from the plan (no tracing)."""
+    """Multiply-accumulates of the convs (squeeze-excite's included) and the classifier, counted from
+    the plan (no tracing)."""
     macs = sum(_conv_macs(conv, resolution) for conv, resolution in spec.conv_resolutions())
+    macs += sum(block.se.macs() for block in spec.blocks if block.se is not None)
     return macs + spec.classifier_in * spec.num_classes
 
 

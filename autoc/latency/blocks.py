@@ -63,6 +63,11 @@ def unit_work(unit: Unit) -> tuple[int, int]:
         cost = conv_cost(conv, resolution)
         macs, elements = macs + cost.macs, elements + cost.activations
         resolution = -(-resolution // conv.stride)
+        if unit.block is not None and unit.block.se is not None and conv.depthwise:
+            # squeeze-excite: pool + scale read/write the hidden tensor, two 1x1 convs on a vector
+            se = unit.block.se
+            macs += se.macs() + 2 * se.channels * resolution**2
+            elements += 2 * se.channels * resolution**2 + 2 * (se.channels + se.reduced)
     if unit.kind == "head":
         macs += unit.classifier_in * unit.num_classes
         elements += unit.classifier_in * (resolution**2 + 1) + unit.num_classes
@@ -131,14 +136,18 @@ def stem_unit(spec: NetSpec, policy: CompressionPolicy) -> Unit:
     )
 
 
-def block_unit(block: BlockSpec, policy: CompressionPolicy, *, activation: str) -> Unit:
-    """A block as a latency unit: its key names its shape and precision (identity blocks share one key)."""
+def block_unit(block: BlockSpec, policy: CompressionPolicy, *, activation: str | None = None) -> Unit:
+    """A block as a latency unit: its key names its shape and precision (identity blocks share one key).
+    ``activation`` defaults to the block's own; a squeeze-excite adds ``se{reduced}`` to the key."""
     precision = block_precision(block, policy)
+    activation = activation or block.activation
     if block.convs:
         kind = "ir" if any(c.depthwise for c in block.convs) else "conv"
         parts = [kind, f"r{block.resolution}", f"c{block.cin}", *map(conv_token, block.convs)]
         if block.shuffle > 1:
             parts.append(f"sh{block.shuffle}")
+        if block.se is not None:
+            parts.append(f"se{block.se.reduced}")
         parts += [f"res{int(block.residual)}", activation, precision]
         key = "-".join(parts)
     else:
@@ -178,7 +187,7 @@ def head_unit(spec: NetSpec, policy: CompressionPolicy) -> Unit:
 
 def network_units(spec: NetSpec, policy: CompressionPolicy) -> list[Unit]:
     """Stem, every block, head, in network order."""
-    blocks = [block_unit(b, policy, activation=spec.activation) for b in spec.blocks]
+    blocks = [block_unit(b, policy) for b in spec.blocks]
     return [stem_unit(spec, policy), *blocks, head_unit(spec, policy)]
 
 

@@ -4,14 +4,15 @@ Entries are YAML mappings ``KEY: {count, mean, std}`` (mean in ms). Translated k
 
 * ``Conv-input:HxWxC-output:H2xW2xC2``: the stem (3x3 conv, stride H / H2).
 * ``expanded_conv-input:HxWxC-output:H2xW2xC2-expand:E-kernel:K-stride:S-idskip:I-se:0-hs:0``:
-  an inverted-residual block (no expand conv when E == C; residual when I == 1).
-  Blocks with squeeze-excite (se:1) or h-swish (hs:1) have no autoc counterpart and are skipped.
+  an inverted-residual block (no expand conv when E == C; residual when I == 1). With se:1 it
+  has squeeze-excite after the depthwise conv (reduced width ``make_divisible(E / 4)``, as in OFA's
+  MobileNetV3 and autoc's default ``se_ratio``); with hs:1 its activation is h-swish.
 * ``Conv_1`` + ``AvgPool2D`` + ``Conv_2`` + ``Logits``: the head (1x1 conv, pool, classifier).
   OFA's head has one more 1x1 conv (Conv_2) than autoc's; it is counted in, so the head
   time is an upper bound.
 
-OFA's blocks use ReLU; ReLU and ReLU6 cost the same once fused into the conv, so keys are
-written for both. The table is fp32: int8 layers are predicted at their fp32 time. A space
+OFA's other blocks, stem and head use ReLU; ReLU and ReLU6 cost the same once fused into the conv,
+so keys are written for both (h-swish blocks only for hswish). The table is fp32: int8 layers are predicted at their fp32 time. A space
 is accepted only if the table covers its blocks (checked on the space's smallest networks
 and on random samples); otherwise the error names the uncovered blocks.
 """
@@ -22,6 +23,8 @@ from pathlib import Path
 
 import yaml
 
+from autoc.arch.config import SE_RATIO
+from autoc.arch.netspec import make_divisible
 from autoc.errors import AutocError, DeviceError
 from autoc.latency.blocks import network_units
 from autoc.latency.profile import DeviceProfile, data_identity
@@ -60,12 +63,11 @@ def read_ofa_lut(path: str | Path) -> tuple[dict[str, float], int]:
     for key, ms in means.items():
         if m := _BLOCK.match(key):
             h, _, c, h2, _, c2, e, k, s, idskip, se, hs = map(int, m.groups())
-            if se or hs:
-                skipped += 1
-                continue
             expand = [] if e == c else [f"k1s1o{e}g1"]
             convs = [*expand, f"k{k}s{s}o{e}gdw", f"k1s1o{c2}g1lin"]
-            for act in ACTIVATIONS:
+            if se:
+                convs.append(f"se{make_divisible(e * SE_RATIO)}")
+            for act in ("hswish",) if hs else ACTIVATIONS:
                 table["-".join(["ir", f"r{h}", f"c{c}", *convs, f"res{idskip}", act, "fp32"])] = ms
         elif m := _STEM.match(key):
             h, _, c, h2, _, c2 = map(int, m.groups())

@@ -226,6 +226,8 @@ def check_in_space(candidate: Candidate, space, *, source: str) -> None:
         expect(f"stage {i} width", stage.width, allowed.widths)
         expect(f"stage {i} stride", stage.stride, [allowed.stride])
         expect(f"stage {i} depth", stage.depth, allowed.depths)
+        expect(f"stage {i} activation", stage.activation, [allowed.activation])
+        expect(f"stage {i} se", (stage.se, stage.se_ratio), [(allowed.se, allowed.se_ratio)])
         for b, op in enumerate(stage.ops):
             expect(f"stage {i} block {b} op", op.name, allowed.op_names)
     compression = space.compression

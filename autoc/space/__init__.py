@@ -7,7 +7,7 @@ a single value may stand for a one-element choice list)::
     input_size: 32               # required
     in_channels: 3               # default 3
     classes: 10                  # default 10; a dataset's class count overrides it at search time
-    activation: relu6            # relu6 | relu, default relu6
+    activation: relu6            # relu6 | relu | hswish, default relu6
     expand_at_e1: false          # whether expansion-1 blocks keep the 1x1 expand conv (FBNet: true)
     stem: {width: [16, 24, 32], stride: 1}         # 3x3 conv; both keys required
     stages:                      # required, non-empty; a stage has depth, width, stride and ops:
@@ -19,6 +19,9 @@ a single value may stand for a one-element choice list)::
         skip: false              #   ... plus the skip op if true (default false)
         # blocks: [k3_e1, k3_e1_g2, k5_e6, skip]   # ... or explicit BlockOp names instead
         per_block: true          #   each block picks its own op (true, default) or the stage shares one
+        activation: hswish       #   optional: overrides the space's activation in this stage's blocks
+        se: true                 #   optional (default false): squeeze-excite after each depthwise conv
+        se_ratio: 0.25           #   optional: its reduced width / hidden width (rounded to a multiple of 8)
     head: {width: [640, 1280]}   # 1x1 conv before pooling; a 0 choice or no head: no head conv
     compression:                 # optional; defaults keep_ratio [1.0], precision [fp32], weight_bits [8]
       keep_ratio: [0.5, 0.75, 1.0]   # share of output channels kept, in (0, 1]

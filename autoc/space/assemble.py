@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Mapping
 
-from autoc.arch.config import ArchConfig, BlockOp, StageConfig
+from autoc.arch.config import ArchConfig, BlockOp
 from autoc.arch.netspec import build_netspec, frozen_groups, group_producers
 from autoc.candidate import Candidate
 from autoc.arch.policy import CompressionPolicy, LayerPolicy
@@ -29,7 +29,7 @@ def assemble(space: "SearchSpace", values: Mapping[str, "Choice"], *, num_classe
             ops = tuple(BlockOp.parse(str(values[f"stage{s}.block{b}.op"])) for b in range(depth))
         else:
             ops = (BlockOp.parse(str(values[f"stage{s}.op"])),) * depth
-        stages.append(StageConfig(width=int(values[f"stage{s}.width"]), stride=stage.stride, ops=ops))
+        stages.append(stage.stage_config(int(values[f"stage{s}.width"]), ops))
     arch = ArchConfig(
         input_size=space.input_size,
         in_channels=space.in_channels,

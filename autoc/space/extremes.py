@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from autoc.arch.config import ArchConfig, BlockOp, StageConfig
+from autoc.arch.config import ArchConfig, BlockOp
 from autoc.space.assemble import assemble
 from autoc.space.params import parameter_plan
 
@@ -30,7 +30,7 @@ def largest_arch(space: "SearchSpace", *, num_classes: int | None = None) -> Arc
         stem_width=max(space.stem.widths),
         stem_stride=space.stem.stride,
         stages=tuple(
-            StageConfig(width=max(st.widths), stride=st.stride, ops=(_largest_op(st),) * st.max_depth)
+            st.stage_config(max(st.widths), (_largest_op(st),) * st.max_depth)
             for st in space.stages
         ),
         head_width=max(space.head.widths),

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from autoc.arch.config import ArchConfig, BlockOp
+from autoc.arch.config import SE_RATIO, ArchConfig, BlockOp, StageConfig
 from autoc.space import extremes
 
 if TYPE_CHECKING:
@@ -37,6 +37,9 @@ class StageSpace:
     stride: int
     ops: tuple[BlockOp, ...]
     per_block: bool = True
+    activation: str | None = None  # overrides the space's; None: the space's
+    se: bool = False  # squeeze-excite in every inverted-residual block of the stage
+    se_ratio: float = SE_RATIO
 
     @property
     def max_depth(self) -> int:
@@ -54,7 +57,16 @@ class StageSpace:
             "stride": self.stride,
             "blocks": list(self.op_names),
             "per_block": self.per_block,
+            # Only when set, so spaces without them keep their fingerprint.
+            **({"activation": self.activation} if self.activation is not None else {}),
+            **({"se": True} if self.se else {}),
+            **({"se_ratio": self.se_ratio} if self.se and self.se_ratio != SE_RATIO else {}),
         }
+
+    def stage_config(self, width: int, ops: tuple[BlockOp, ...]) -> StageConfig:
+        """The architecture's stage of this space with ``width`` and ``ops``."""
+        return StageConfig(width=width, stride=self.stride, ops=ops, activation=self.activation,
+                           se=self.se, se_ratio=self.se_ratio)
 
 
 @dataclass(frozen=True)

@@ -3,20 +3,20 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
-from autoc.arch.config import BlockOp
+from autoc.arch.config import ACTIVATIONS, SE_RATIO, BlockOp
 from autoc.errors import PolicyError, SpaceError
 from autoc.space.model import CompressionSpace, HeadSpace, SearchSpace, StageSpace, StemSpace
 
 KERNELS = (3, 5, 7)
 STRIDES = (1, 2)
-ACTIVATIONS = ("relu6", "relu")
 PRECISIONS = ("fp32", "int8")
 WEIGHT_BITS = (2, 3, 4, 5, 6, 7, 8)
 
 TOP_KEYS = ("name", "input_size", "in_channels", "classes", "activation", "expand_at_e1",
             "stem", "stages", "head", "compression")
 STEM_KEYS = ("width", "stride")
-STAGE_KEYS = ("depth", "width", "stride", "kernel", "expansion", "groups", "skip", "blocks", "per_block")
+STAGE_KEYS = ("depth", "width", "stride", "kernel", "expansion", "groups", "skip", "blocks", "per_block",
+              "activation", "se", "se_ratio")
 OP_FORM_KEYS = ("kernel", "expansion", "groups", "skip")
 HEAD_KEYS = ("width",)
 COMPRESSION_KEYS = ("keep_ratio", "precision", "weight_bits")
@@ -108,13 +108,14 @@ class _Reader:
         stages = top["stages"]
         if not isinstance(stages, list) or not stages:
             raise self.fail("stages", f"{_show(stages)} is not allowed; use a non-empty list of stages")
-        stage_spaces = tuple(self.stage(st, f"stages[{i}]") for i, st in enumerate(stages))
+        activation = self.one_of(top.get("activation", "relu6"), "activation", ACTIVATIONS)
+        stage_spaces = tuple(self.stage(st, f"stages[{i}]", activation) for i, st in enumerate(stages))
         space = SearchSpace(
             name=name,
             input_size=self.integer(top["input_size"], "input_size"),
             in_channels=self.integer(top.get("in_channels", 3), "in_channels"),
             classes=self.integer(top.get("classes", 10), "classes"),
-            activation=self.one_of(top.get("activation", "relu6"), "activation", ACTIVATIONS),
+            activation=activation,
             expand_at_e1=self.flag(top.get("expand_at_e1", False), "expand_at_e1"),
             stem=stem,
             stages=stage_spaces,
@@ -132,7 +133,7 @@ class _Reader:
             stride=self.one_of(stem["stride"], "stem.stride", STRIDES),
         )
 
-    def stage(self, data: Any, key: str) -> StageSpace:
+    def stage(self, data: Any, key: str, default_activation: str = "relu6") -> StageSpace:
         stage = self.mapping(data, key, required=("depth", "width", "stride"), allowed=STAGE_KEYS)
         if "blocks" in stage:
             mixed = [k for k in OP_FORM_KEYS if k in stage]
@@ -158,7 +159,22 @@ class _Reader:
             stride=self.one_of(stage["stride"], _join(key, "stride"), STRIDES),
             ops=ops,
             per_block=self.flag(stage["per_block"], _join(key, "per_block")) if "per_block" in stage else True,
+            **self.stage_extras(stage, key, default_activation),
         )
+
+    def stage_extras(self, stage: Mapping, key: str, default_activation: str) -> dict[str, Any]:
+        """A stage's activation (None when absent or equal to the space's) and squeeze-excite keys."""
+        activation = None
+        if "activation" in stage:
+            activation = self.one_of(stage["activation"], _join(key, "activation"), ACTIVATIONS)
+            activation = None if activation == default_activation else activation
+        se = self.flag(stage["se"], _join(key, "se")) if "se" in stage else False
+        se_ratio = SE_RATIO
+        if "se_ratio" in stage:
+            if not se:
+                raise self.fail(_join(key, "se_ratio"), "se_ratio needs 'se: true' in the same stage")
+            se_ratio = self.ratio(stage["se_ratio"], _join(key, "se_ratio"))
+        return {"activation": activation, "se": se, "se_ratio": se_ratio}
 
     def head(self, data: Any) -> HeadSpace:
         if data is None:

@@ -20,13 +20,13 @@ from torch.nn import functional as F
 
 from autoc.arch.builder import AutocNet
 from autoc.arch.config import ArchConfig
-from autoc.arch.netspec import ConvSpec, NetSpec, build_netspec
+from autoc.arch.netspec import ConvSpec, NetSpec, SESpec, build_netspec
 from autoc.candidate import Candidate
 from autoc.errors import PolicyError
 from autoc.training.loop import recalibrate_batchnorm
 from autoc.supernet.extract import extract
 
-ACTIVATIONS = {"relu6": F.relu6, "relu": F.relu}  # the functional twins of autoc.arch.builder's
+ACTIVATIONS = {"relu6": F.relu6, "relu": F.relu, "hswish": F.hardswish}  # the functional twins of autoc.arch.builder's
 BN_EPS = 1e-5
 BN_MOMENTUM = 0.1
 
@@ -92,6 +92,36 @@ class ElasticConv(nn.Module):
             )
 
 
+class ElasticSE(nn.Module):
+    """Squeeze-excite weights of one block slot at its largest shape (hidden ``channels``, ``reduced``);
+    a sub-network's SE takes the first channels of both."""
+
+    def __init__(self, slot: SESpec) -> None:
+        super().__init__()
+        self.slot = slot
+        reduce, expand = nn.Conv2d(slot.channels, slot.reduced, 1), nn.Conv2d(slot.reduced, slot.channels, 1)
+        nn.init.kaiming_normal_(reduce.weight, mode="fan_out")
+        nn.init.kaiming_normal_(expand.weight, mode="fan_out")
+        self.reduce_weight, self.reduce_bias = reduce.weight, reduce.bias
+        self.expand_weight, self.expand_bias = expand.weight, expand.bias
+
+    def weights_for(self, se: SESpec) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(reduce weight, reduce bias, expand weight, expand bias) of ``se``, a slice of this slot."""
+        c, r = se.channels, se.reduced
+        if c > self.slot.channels or r > self.slot.reduced:
+            raise PolicyError(
+                f"squeeze-excite {se.name!r} ({c}->{r}) does not fit the supernet's slot "
+                f"({self.slot.channels}->{self.slot.reduced}); train a supernet for that space"
+            )
+        return (self.reduce_weight[:r, :c], self.reduce_bias[:r],
+                self.expand_weight[:c, :r], self.expand_bias[:c])
+
+    def forward(self, x: torch.Tensor, se: SESpec) -> torch.Tensor:
+        rw, rb, ew, eb = self.weights_for(se)
+        scale = F.conv2d(F.relu(F.conv2d(F.adaptive_avg_pool2d(x, 1), rw, rb)), ew, eb)
+        return x * F.hardsigmoid(scale)
+
+
 def _slot_key(name: str) -> str:
     return name.replace(".", "__")  # module names may not contain dots
 
@@ -106,6 +136,9 @@ class Supernet(nn.Module):
         full = build_netspec(arch)
         slots = list(full.convs()) + [s for s in extra_slots if s.name not in set(full.layer_names())]
         self.slots = nn.ModuleDict({_slot_key(s.name): ElasticConv(s) for s in slots})
+        se_slots = {_slot_key(b.se.name): ElasticSE(b.se) for b in full.blocks if b.se is not None}
+        if se_slots:  # only then: supernets of spaces without SE keep their state-dict keys
+            self.se_slots = nn.ModuleDict(se_slots)
         self.classifier = nn.Linear(full.classifier_in, arch.num_classes)
         nn.init.normal_(self.classifier.weight, 0, 0.01)
         nn.init.zeros_(self.classifier.bias)
@@ -141,6 +174,15 @@ class Supernet(nn.Module):
             )
         return self.slots[key]
 
+    def se_slot(self, se: SESpec) -> ElasticSE:
+        slots = getattr(self, "se_slots", None)
+        if slots is None or _slot_key(se.name) not in slots:
+            raise PolicyError(
+                f"squeeze-excite {se.name!r} has no weights in the supernet (its largest network lacks it); "
+                "the candidate comes from another search space, so train a supernet for that space"
+            )
+        return slots[_slot_key(se.name)]
+
     def forward(self, x: torch.Tensor, *, subnet: NetSpec, bn_momentum: float = BN_MOMENTUM) -> torch.Tensor:
         """Logits of sub-network ``subnet`` on ``x``; BatchNorm uses batch statistics in training mode."""
         if subnet.num_classes != self.num_classes or subnet.classifier_in > self.classifier.in_features:
@@ -149,14 +191,18 @@ class Supernet(nn.Module):
                 f"supernet ({self.num_classes} classes, {self.classifier.in_features} features); "
                 "train a supernet for this dataset and space"
             )
-        run = lambda conv, h: self._conv(conv, h, momentum=bn_momentum)  # noqa: E731
+        def run(conv: ConvSpec, h: torch.Tensor, activation: str = subnet.activation) -> torch.Tensor:
+            return self._conv(conv, h, activation, momentum=bn_momentum)
+
         # Channels-last keeps every layer in that layout: CPU depthwise-conv backward (most of a
         # training step) runs ~4x faster in it than in NCHW, with the same math.
         x = run(subnet.stem, x.contiguous(memory_format=torch.channels_last))
         for block in subnet.blocks:
             out = x
             for conv in block.convs:
-                out = run(conv, out)
+                out = run(conv, out, block.activation)
+                if block.se is not None and conv.name.endswith(".dw"):
+                    out = self.se_slot(block.se)(out, block.se)
                 if block.shuffle > 1 and conv.name.endswith(".expand"):
                     n, c, h, w = out.shape
                     out = out.view(n, block.shuffle, c // block.shuffle, h, w).transpose(1, 2).reshape(n, c, h, w)
@@ -166,8 +212,8 @@ class Supernet(nn.Module):
         x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
         return F.linear(x, self.classifier.weight[:, : subnet.classifier_in], self.classifier.bias)
 
-    def _conv(self, conv: ConvSpec, x: torch.Tensor, *, momentum: float) -> torch.Tensor:
+    def _conv(self, conv: ConvSpec, x: torch.Tensor, activation: str, *, momentum: float) -> torch.Tensor:
         slot = self.slot(conv.name)
         x = F.conv2d(x, slot.weight_for(conv), None, conv.stride, conv.kernel // 2, 1, conv.groups)
         x = slot.batch_norm(x, training=self.training, momentum=momentum)
-        return ACTIVATIONS[self.activation](x) if conv.act else x
+        return ACTIVATIONS[activation](x) if conv.act else x

@@ -30,6 +30,14 @@ def extract(supernet: "Supernet", subnet: NetSpec) -> AutocNet:
         dst.bn.bias.copy_(slot.bn_bias[:c])
         dst.bn.running_mean.copy_(slot.running_mean[:c])
         dst.bn.running_var.copy_(slot.running_var[:c])
+    for block in subnet.blocks:
+        if block.se is not None:
+            se = model.get_submodule(block.se.name)
+            rw, rb, ew, eb = supernet.se_slot(block.se).weights_for(block.se)
+            se.reduce.weight.copy_(rw)
+            se.reduce.bias.copy_(rb)
+            se.expand.weight.copy_(ew)
+            se.expand.bias.copy_(eb)
     model.classifier.weight.copy_(supernet.classifier.weight[:, : subnet.classifier_in])
     model.classifier.bias.copy_(supernet.classifier.bias)
     model.train(supernet.training)

@@ -53,11 +53,21 @@ def test_covered_space_becomes_a_profile_that_predicts(covered):
     assert model.predict(build_netspec(arch), CompressionPolicy()) == pytest.approx(0.20 + 0.40 + 0.10)
 
 
+def test_se_hswish_entries_predict_autocs_se_hswish_blocks(covered):
+    lut, space = covered
+    model = LookupTableLatencyModel(ofa_profile(lut, device="note10", space=space), profile_path=None,
+                                    measure_missing=False)
+    stage = StageConfig(24, 2, (BlockOp(3, 3),), activation="hswish", se=True)
+    arch = ArchConfig(32, 3, 10, 16, 2, (stage,), 64, activation="relu")
+    assert model.predict(build_netspec(arch), CompressionPolicy()) == pytest.approx(0.20 + 0.50 + 0.10)
+
+
 def test_real_note10_table_parses_and_refuses_an_uncovered_space():
     if not NOTE10.is_file():
         pytest.skip(f"shared data {NOTE10} not present")
     table, skipped = read_ofa_lut(NOTE10)
-    assert skipped == 72  # squeeze-excite / h-swish blocks have no autoc counterpart
+    assert skipped == 0  # squeeze-excite / h-swish blocks map to autoc's se/hswish blocks
+    assert "ir-r10-c136-k1s1o408g1-k3s1o408gdw-k1s1o136g1lin-se104-res1-hswish-fp32" in table
     assert "ir-r40-c32-k1s1o128g1-k3s1o128gdw-k1s1o32g1lin-res1-relu-fp32" in table
     assert table["stem-r160-c3-k3s2o24g1-relu-fp32"] == pytest.approx(0.495562248995984)
     with pytest.raises(DeviceError, match=r"does not cover space 'mbv2-cifar'.*missing, e\.g\. stem \(stem-r32"):

@@ -83,7 +83,7 @@ CASES = [
     (_set("compression.precision", ["fp16"]), "compression.precision", "['fp32', 'int8']"),
     (_set("compression.weight_bits", [1]), "compression.weight_bits", "1"),
     (_set("compression.weight_bits", [9]), "compression.weight_bits", "9"),
-    (_set("activation", "swish"), "activation", "['relu6', 'relu']"),
+    (_set("activation", "swish"), "activation", "['relu6', 'relu', 'hswish']"),
     (_set("expand_at_e1", "yes"), "expand_at_e1", "true or false"),
     (_set("stages[1].per_block", 1), "stages[1].per_block", "true or false"),
     (_set("stages[2].kernel", [3]), "stages[2].kernel", "blocks"),

@@ -45,6 +45,15 @@ def tiny_space():
 
 
 @pytest.fixture(scope="session")
+def se_space():
+    """Per-stage hswish and squeeze-excite (tests/space/se-hswish-tiny.yaml)."""
+    from autoc.space import load_space
+    from helpers import SE_SPACE
+
+    return load_space(SE_SPACE)
+
+
+@pytest.fixture(scope="session")
 def fbnet_space():
     return parse_space(FBNET_LIKE, source="tiny-fbnet")
 

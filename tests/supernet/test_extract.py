@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from autoc.errors import PolicyError
+from autoc.space import parse_space
 from autoc.training.loop import recalibrate_batchnorm, train, TrainConfig
 from autoc.supernet import (
     calibrate_batchnorm,
@@ -16,7 +17,7 @@ from autoc.supernet import (
     smallest_candidate,
     supernet_for_space,
 )
-from supernet_fixtures import _one_thread, digits16, fbnet_space, tiny_space  # noqa: F401  (fixtures)
+from supernet_fixtures import MBV2_LIKE, _one_thread, digits16, fbnet_space, se_space, tiny_space  # noqa: F401  (fixtures)
 
 
 def _candidates(space, n=3):
@@ -26,7 +27,7 @@ def _candidates(space, n=3):
     ]
 
 
-@pytest.mark.parametrize("space_name", ["tiny_space", "fbnet_space"])
+@pytest.mark.parametrize("space_name", ["tiny_space", "fbnet_space", "se_space"])
 def test_extracted_model_equals_functional_forward(space_name, request):
     space = request.getfixturevalue(space_name)
     supernet = supernet_for_space(space, num_classes=10)
@@ -84,3 +85,18 @@ def test_subnet_from_another_space_is_refused(tiny_space, fbnet_space):
         supernet.extract(foreign)
     with pytest.raises(PolicyError, match="train a supernet"):
         supernet(torch.zeros(1, 3, 16, 16), subnet=largest_candidate(tiny_space, num_classes=5).netspec())
+
+
+def test_se_and_hswish_subnets_slice_the_se_slot_by_hidden_width(se_space):
+    supernet = supernet_for_space(se_space, num_classes=10)
+    small = smallest_candidate(se_space, num_classes=10).netspec()
+    block = next(b for b in small.blocks if b.se is not None and b.stage == 1)
+    assert block.activation == "hswish"
+    slot = supernet.se_slot(block.se)
+    assert slot.slot.channels > block.se.channels and slot.slot.reduced > block.se.reduced
+    se = extract(supernet, small).get_submodule(block.se.name)
+    assert torch.equal(se.reduce.weight, slot.reduce_weight[: block.se.reduced, : block.se.channels])
+    assert torch.equal(se.expand.bias, slot.expand_bias[: block.se.channels])
+    # a space without SE keeps the supernet's state-dict keys as before
+    assert not any(".se" in key or "se_slots" in key for key in supernet_for_space(
+        parse_space(MBV2_LIKE), num_classes=10).state_dict())
