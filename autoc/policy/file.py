@@ -199,8 +199,9 @@ def check_layer_names(candidate: Candidate, *, source: str) -> None:
             f"{source}: field policy: layer(s) {unknown} are not layers of the file's architecture; "
             f"its layers are {valid}; remove those entries or fix the arch"
         )
-    # A layer left out would silently run fp32 and unpruned: not what any search found.
-    missing = [name for name in valid if name not in candidate.policy.to_dict()]
+    # A layer left out would silently run fp32 and unpruned: not what any search found. Without a
+    # head conv, ``head`` only sets the classifier's precision; a search leaves it out (fp32).
+    missing = [name for name in candidate.full_netspec().layer_names() if name not in candidate.policy.to_dict()]
     if missing:
         raise PolicyError(
             f"{source}: field policy: layer(s) {missing} of the file's architecture have no entry; give each "

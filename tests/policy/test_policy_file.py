@@ -197,3 +197,19 @@ def test_a_hand_edited_policy_file_is_refused_by_the_cli_in_one_line(policy_path
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and message in err, err
     assert path.read_bytes() == before and not (tmp_path / "runs").exists()
+
+
+def test_a_network_without_head_conv_loads_without_a_head_entry_as_the_search_writes_it(policy_path, tmp_path):
+    path, _ = policy_path
+    (tmp_path / "tiny-arch.yaml").write_text(TINY_ARCH_SPACE.replace("head: {width: [64]}", "head: {width: [0, 64]}"))
+
+    def no_head(data):
+        data["arch"]["head_width"] = 0
+        data["policy"].pop("head")  # the search's policy has no head entry when it picks no head conv
+        data["space"]["fingerprint"] = load_space(tmp_path / "tiny-arch.yaml").fingerprint()
+
+    loaded = autoc.load_policy(edited(path, no_head))
+    model = loaded.build_model(weights=None)
+    assert model.head is None and model(torch.randn(2, 3, 16, 16)).shape == (2, 10)
+    with pytest.raises(PolicyError, match=r"\['stages.1.0.expand'\] of the file's architecture have no entry"):
+        autoc.load_policy(edited(path, lambda d: d["policy"].pop("stages.1.0.expand")))
