@@ -29,7 +29,8 @@ from autoc.latency.executorch import (  # noqa: F401  (the export's names since 
     EXECUTORCH_VERSION, INSTALL, RANDOM_CALIBRATION, int8_conv_layers, load_method, quiet as _quiet,
 )
 from autoc.onnx.export import policy_int8_layers
-from autoc.onnx.parity import accuracy_drift
+from autoc.latency.measure import summarise
+from autoc.onnx.parity import accuracy_drift, latency_drift
 
 LATENCY_WARMUP = 50
 LATENCY_REPEATS = 400
@@ -96,13 +97,15 @@ def executorch_accuracy(program: bytes, images: torch.Tensor, labels: torch.Tens
 
 @dataclass(frozen=True)
 class ExecutorchLatency:
-    """Repeated runs of one image after warm-up, in the ExecuTorch runtime on this host."""
+    """Repeated runs of one image after warm-up, in the ExecuTorch runtime on this host. ``figure_ms``:
+    the profiles' figure (10th percentile after dropping outliers, autoc.latency.measure)."""
 
     median_ms: float
     p10_ms: float
     p90_ms: float
     repeats: int
     threads: int
+    figure_ms: float | None = None
 
 
 def measure_executorch(program: bytes, candidate: Candidate, *, warmup: int = LATENCY_WARMUP,
@@ -119,22 +122,32 @@ def measure_executorch(program: bytes, candidate: Candidate, *, warmup: int = LA
         times.append(1e3 * (time.perf_counter() - start))
     deciles = statistics.quantiles(times, n=10)
     return ExecutorchLatency(median_ms=statistics.median(times), p10_ms=deciles[0], p90_ms=deciles[-1],
-                             repeats=repeats, threads=threads)
+                             repeats=repeats, threads=threads, figure_ms=summarise(np.asarray(times)).figure_ms)
 
 
 @dataclass(frozen=True)
 class ExecutorchCheck:
-    """The ``.pte`` against the search's estimates. The latency prediction comes from an ONNX Runtime
-    profile, another runtime, so it is shown beside the measurement but never gates the export."""
+    """The ``.pte`` against the search's estimates. The latency prediction gates the export (±10%,
+    autoc.onnx.parity) only when it comes from this host's ExecuTorch profile (``latency_comparable``);
+    from another runtime's or device's profile it is shown beside the measurement."""
 
     device: str
-    predicted_ms: float  # ONNX Runtime profile of ``device``
+    predicted_ms: float  # the profile of ``device``
     measured: ExecutorchLatency  # ExecuTorch on this host
     estimate_accuracy: float  # fake-quant accuracy the search stored
     fake_quant_accuracy: float | None  # the rebuilt model on the reloaded validation split
     executorch_accuracy: float | None
     val_samples: int
     int8_layers: tuple[str, ...]
+    profile_runtime: str | None = None  # the runtime the profile of ``device`` was measured in, where known
+    latency_comparable: bool = False  # the prediction is this host's, in ExecuTorch
+
+    @property
+    def latency_error(self) -> float | None:
+        """measured / predicted - 1, where the two are comparable (else None)."""
+        if not self.latency_comparable or self.measured.figure_ms is None or self.predicted_ms <= 0:
+            return None
+        return self.measured.figure_ms / self.predicted_ms - 1.0
 
     @property
     def accuracy_gap_points(self) -> float | None:
@@ -144,10 +157,15 @@ class ExecutorchCheck:
         return 100.0 * (self.executorch_accuracy - self.fake_quant_accuracy)
 
     def drift(self) -> tuple[str, ...]:
-        """One line when the program's accuracy departs from the model the search scored (empty: it does not)."""
-        if self.executorch_accuracy is None or self.fake_quant_accuracy is None:
-            return ()
-        problem = accuracy_drift(exported=self.executorch_accuracy, scored=self.fake_quant_accuracy,
-                                 what="the exported ExecuTorch program", detail="XNNPACK int8 on the policy's int8 layers")
-        return (problem,) if problem is not None else ()
+        """One line per way the program departs from the model the search scored (empty: it does not):
+        accuracy, and latency where the prediction is this host's ExecuTorch profile's."""
+        problems = []
+        if self.executorch_accuracy is not None and self.fake_quant_accuracy is not None:
+            problems.append(accuracy_drift(exported=self.executorch_accuracy, scored=self.fake_quant_accuracy,
+                                           what="the exported ExecuTorch program",
+                                           detail="XNNPACK int8 on the policy's int8 layers"))
+        if self.latency_error is not None:
+            problems.append(latency_drift(measured_ms=self.measured.figure_ms, predicted_ms=self.predicted_ms,
+                                          what="the exported ExecuTorch program"))
+        return tuple(p for p in problems if p is not None)
 
