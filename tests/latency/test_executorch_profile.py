@@ -96,3 +96,4 @@ def test_cli_calibrates_a_tiny_space_in_executorch(tmp_path, tiny_space, capsys,
     data = json.loads((tmp_path / "devices" / "host-executorch-t1.json").read_text())
     assert data["identity"]["runtime"] == "executorch" and all(ms > 0 for ms in data["blocks"].values())
     assert not (tmp_path / "devices" / "host-t1.json").exists()
+
