@@ -19,7 +19,7 @@ def _notes(out: str) -> list[str]:
 
 
 def test_the_study_profile_runtime_is_read_and_matching_runtimes_say_nothing(tiny_run):
-    stored = open_trial(open_stored_run(tiny_run))
+    stored = open_trial(open_stored_run(tiny_run), trial=None)
     assert exporter.profile_runtime(stored) == "onnxruntime"
     assert exporter.runtime_note(stored, "onnx") is None and exporter.runtime_note(stored, "pt2") is None
     assert "runtimes differ" in exporter.runtime_note(stored, "executorch")
