@@ -1,6 +1,7 @@
 """`autoc calibrate`: build a device's latency profile (runs/devices/NAME.json).
 
-    autoc calibrate --device host [--threads N]                     measure this machine
+    autoc calibrate --device host [--threads N]                     measure this machine (ONNX Runtime)
+    autoc calibrate --device host --runtime executorch              ... in ExecuTorch (.pte, XNNPACK): host-executorch
     autoc calibrate --device NAME --export-pack DIR                 write a pack to run on the device
     autoc calibrate --device NAME --import RESULTS.csv [--pack DIR] build its profile from the pack's results
     autoc calibrate --device NAME --from-networks CSV --space SPACE fit from whole-network latencies only
@@ -15,6 +16,10 @@ from pathlib import Path
 
 from autoc.commands._flags import option_flags
 from autoc.search.options import field_default as search_default
+
+
+# autoc.latency.runtimes.RUNTIMES, spelt out so the CLI starts without importing torch (a test checks they agree).
+RUNTIMES = ("onnxruntime", "executorch")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,7 +37,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                       "pj_per_weight_byte, pj_per_activation_byte, static_mw)")
     p.add_argument("--space", default=search_default("space"),
                    help=f"search space name or YAML path (default {search_default('space')}, as autoc search's)")
-    p.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads when measuring the host (default 1)")
+    p.add_argument("--threads", type=int, default=1, help="runtime threads when measuring the host (default 1)")
+    p.add_argument("--runtime", choices=RUNTIMES, default=None,
+                   help="with --device host: the runtime to measure in (default onnxruntime); executorch writes the "
+                   "profile of device host-executorch (search/compress --device host-executorch)")
     p.add_argument("--networks", type=int, default=None, help="networks the correction is fitted on (host: 32, pack: 24)")
     p.add_argument("--held-out", type=int, default=None, help="held-out networks for validation (host: 8, pack: 16)")
     p.add_argument("--repeats", type=int, default=None, help="timed rounds per model when measuring the host")
@@ -87,6 +95,7 @@ _OPTION_MODES = {
     "networks": ("--networks", ("host", "export_pack")),
     "held_out": ("--held-out", ("host", "export_pack")),
     "repeats": ("--repeats", ("host",)),
+    "runtime": ("--runtime", ("host",)),
     "pack_dir": ("--pack", ("import_csv",)),
     "column": ("--column", ("from_networks",)),
     "fit": ("--fit", ("from_networks",)),
@@ -166,12 +175,17 @@ def _energy_values(items: list[str]) -> dict[str, float | bool]:
 def _calibrate_host(args: argparse.Namespace) -> int:
     from autoc.latency.device import CALIBRATION_HELD_OUT, CALIBRATION_NETWORKS, calibrate_host, profile_path
     from autoc.latency.model import open_host_model
+    from autoc.latency.profile import host_device
+    from autoc.latency.runtimes import runtime as runtime_named
     from autoc.latency.validate import format_figures
     from autoc.space import load_space
 
+    runtime = runtime_named(args.runtime)
+    runtime.check()  # missing: one line naming the install, before anything is measured or stored
     space = load_space(args.space)
-    path = profile_path("host", runs_dir=args.runs_dir, threads=args.threads)
-    model = open_host_model(path, threads=args.threads)
+    device = host_device(runtime.name)
+    path = profile_path(device, runs_dir=args.runs_dir, threads=args.threads)
+    model = open_host_model(path, threads=args.threads, runtime=runtime.name)
     calibrate_host(
         model,
         space=space,
@@ -182,8 +196,8 @@ def _calibrate_host(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     figures = dict(model.profile.validation)
-    print(f"wrote {path} ({figures['calibration_wall_s']} s)")
-    print(format_figures(figures, title="host"))
+    print(f"wrote {path} ({figures['calibration_wall_s']} s)" + ("" if device == "host" else f"; use it as --device {device}"))
+    print(format_figures(figures, title=device))
     return 0
 
 

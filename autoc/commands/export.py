@@ -65,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
         )
     )
     print(f"trial {result.trial} -> {', '.join(str(p) for p in result.paths)}")
+    for note in result.notes:
+        print(f"note: {note}")
     if isinstance(result.check, ExecutorchCheck):
         print(format_executorch_check(result.check))
     elif result.check is not None:
@@ -73,22 +75,32 @@ def run(args: argparse.Namespace) -> int:
         f"{result.paths[0]} is written but is not the model the search scored; pass --allow-drift to accept it"))
 
 
+def _profile_words(check) -> str:
+    runtimes = {"onnxruntime": "an ONNX Runtime profile's", "executorch": "an ExecuTorch profile's"}
+    return runtimes.get(check.profile_runtime, "a profile's")
+
+
 def format_executorch_check(check) -> str:
     """A small table: the trial's predicted latency beside the program's, fake-quant beside ExecuTorch accuracy."""
     measured = check.measured
-    lines = [
-        f"{'figure':<38} {'search estimate':>16} {'ExecuTorch':>11} {'difference':>11}",
-        f"{'latency, ms (median, ' + str(measured.threads) + ' thread)':<38} {check.predicted_ms:>16.3f} "
-        f"{measured.median_ms:>11.3f} {'n/a':>11}",
-    ]
+    error = check.latency_error
+    if error is not None:  # this host's ExecuTorch profile: its figure (p10) against the prediction
+        latency = (f"{'latency, ms (p10, ' + str(measured.threads) + ' thread)':<38} {check.predicted_ms:>16.3f} "
+                   f"{measured.figure_ms:>11.3f} {100 * error:>+10.1f}%")
+    else:
+        latency = (f"{'latency, ms (median, ' + str(measured.threads) + ' thread)':<38} {check.predicted_ms:>16.3f} "
+                   f"{measured.median_ms:>11.3f} {'n/a':>11}")
+    lines = [f"{'figure':<38} {'search estimate':>16} {'ExecuTorch':>11} {'difference':>11}", latency]
     if check.executorch_accuracy is not None and check.fake_quant_accuracy is not None:
         lines.append(f"{'accuracy, validation split':<38} {check.fake_quant_accuracy:>16.4f} "
                      f"{check.executorch_accuracy:>11.4f} {check.accuracy_gap_points:>+8.2f} pt")
     notes = [
         f"measured in the ExecuTorch runtime (XNNPACK) on this host: p10 {measured.p10_ms:.3f} ms, "
         f"p90 {measured.p90_ms:.3f} ms over {measured.repeats} runs after warm-up",
-        f"the prediction is an ONNX Runtime profile's (device {check.device!r}); the runtimes differ, "
-        "so latency is shown, not checked",
+        (f"the prediction is this host's ExecuTorch profile's (device {check.device!r}): checked within ±10%"
+         if error is not None else
+         f"the prediction is {_profile_words(check)} (device {check.device!r}), not this host's ExecuTorch "
+         "profile's, so latency is shown, not checked"),
         f"stored search estimate of accuracy {check.estimate_accuracy:.4f}"
         + (f", validation split {check.val_samples} images" if check.val_samples else ""),
         f"int8 layers: {', '.join(check.int8_layers) if check.int8_layers else 'none (fp32 program)'}",

@@ -65,6 +65,7 @@ class ExportResult:
     trial: int
     paths: tuple[Path, ...]
     check: OnnxCheck | ExecutorchCheck | None = None
+    notes: tuple[str, ...] = ()  # one line each, said beside the result (e.g. the profile's runtime differs)
 
     @property
     def drift(self) -> tuple[str, ...]:
@@ -90,6 +91,7 @@ def export_trial(request: ExportRequest) -> ExportResult:
         return _export_policy(stored, output, force=request.force)
     claim_outputs({output: OUTPUT_KINDS[request.format]}, force=request.force)
     check = None
+    note = runtime_note(stored, request.format)
     if request.format == "onnx":
         data, check = _onnx(stored, check=request.check, int8_weights=request.int8_weights)
     elif request.format == "pt2":
@@ -104,7 +106,40 @@ def export_trial(request: ExportRequest) -> ExportResult:
         data = (json.dumps(nni_config(stored.policy.candidate), indent=2) + "\n").encode()
     else:
         data = rows_to_csv(layer_rows(stored.policy.candidate, _latency_model(stored))).encode()
-    return ExportResult(trial=stored.record.number, paths=(write_bytes_atomic(output, data),), check=check)
+    return ExportResult(trial=stored.record.number, paths=(write_bytes_atomic(output, data),), check=check,
+                        notes=(note,) if note else ())
+
+
+# The runtime each format's file runs in, where autoc measures it (others: no latency figure of its own).
+FORMAT_RUNTIMES = {"onnx": "onnxruntime", "executorch": "executorch"}
+
+
+def profile_runtime(stored: StoredTrial) -> str | None:
+    """The runtime the study's device profile was measured in; None where there is no readable
+    profile or it does not know (profiles from published data)."""
+    from autoc.latency.device import find_profile
+    from autoc.latency.profile import load_profile
+
+    found = find_profile(stored.run.device, runs_dir=stored.run.runs_dir)
+    if found is None:
+        return None
+    try:
+        runtime = load_profile(found[0]).identity.runtime
+    except (OSError, DeviceError):
+        return None
+    return None if runtime == "unknown" else runtime
+
+
+def runtime_note(stored: StoredTrial, format: str) -> str | None:
+    """One line when the study's latency profile was measured in another runtime than ``format``'s file
+    runs in (allowed: the file is written; its latency is then not checked against the prediction)."""
+    export_runtime = FORMAT_RUNTIMES.get(format)
+    runtime = profile_runtime(stored) if export_runtime is not None else None
+    if runtime is None or runtime == export_runtime:
+        return None
+    return (f"the study's latency profile (device {stored.run.device!r}) was measured in {runtime}, this "
+            f"--format {format} file runs in {export_runtime}: the runtimes differ (allowed), so its latency is "
+            "not checked against the prediction")
 
 
 def _export_policy(stored: StoredTrial, output: Path, *, force: bool) -> ExportResult:
@@ -209,7 +244,12 @@ def _executorch(stored: StoredTrial, *, check: bool) -> tuple[bytes, ExecutorchC
         return program, None
     from autoc.training.loop import accuracy
 
+    from autoc.latency.profile import host_device
+
+    runtime = profile_runtime(stored)
     return program, ExecutorchCheck(
+        profile_runtime=runtime,
+        latency_comparable=stored.run.device == host_device("executorch") and runtime == "executorch",
         device=stored.run.device,
         predicted_ms=stored.record.latency_ms,
         measured=measure_executorch(program, candidate),

@@ -17,9 +17,9 @@ from torch import nn
 from autoc.arch.builder import Block, ConvBNAct
 from autoc.arch.netspec import HEAD, BlockSpec, ConvSpec, NetSpec, block_precision
 from autoc.arch.policy import CompressionPolicy
-from autoc.onnx.export import export_onnx
 from autoc.latency.energy import conv_cost
-from autoc.latency.measure import Measurement, measure_interleaved
+from autoc.latency.measure import Measurement
+from autoc.latency.runtimes import ORT, Runtime
 
 STEM = "stem"
 IDENTITY = "identity"  # key of blocks without convs: they cost nothing
@@ -242,9 +242,10 @@ def build_unit_module(unit: Unit) -> nn.Module:
     return _AtPath(unit.name, Block(unit.block, unit.activation))
 
 
-def export_unit(unit: Unit) -> bytes:
-    """ONNX of ``unit``, int8 QDQ when the unit runs int8 (calibrated on random data)."""
-    return export_onnx(build_unit_module(unit), input_shape=unit.input_shape, int8_layers=unit.int8_layers)
+def export_unit(unit: Unit, runtime: Runtime = ORT) -> bytes:
+    """``unit`` as ``runtime``'s model (ONNX: int8 QDQ; ExecuTorch: pt2e int8) when the unit runs int8,
+    calibrated on random data."""
+    return runtime.export(build_unit_module(unit), input_shape=unit.input_shape, int8_layers=unit.int8_layers)
 
 
 def measure_units(
@@ -253,12 +254,13 @@ def measure_units(
     threads: int = 1,
     warmup: int = BLOCK_WARMUP,
     repeats: int = BLOCK_REPEATS,
+    runtime: Runtime = ORT,
 ) -> dict[str, float]:
-    """Latency figure (ms) per distinct key, all units measured interleaved (see :func:`unit_times`)."""
-    batch = unit_batch(units)
+    """Latency figure (ms) per distinct key in ``runtime``, all units measured interleaved (see :func:`unit_times`)."""
+    batch = unit_batch(units, runtime)
     if not batch:
         return {}
-    measured = measure_interleaved(
+    measured = runtime.measure(
         [model for _, model, _ in batch],
         input_shapes=[shape for _, _, shape in batch],
         threads=threads,
@@ -272,13 +274,13 @@ EMPTY = "empty"
 _EMPTY_SHAPE = (1, 1, 1, 1)
 
 
-def unit_batch(units: Iterable[Unit]) -> list[tuple[str, bytes, tuple[int, int, int, int]]]:
-    """(key, ONNX, input shape) per distinct measurable unit, plus the empty model; [] if none."""
+def unit_batch(units: Iterable[Unit], runtime: Runtime = ORT) -> list[tuple[str, bytes, tuple[int, int, int, int]]]:
+    """(key, model in ``runtime``, input shape) per distinct measurable unit, plus the empty model; [] if none."""
     distinct = {u.key: u for u in units if u.measurable}
     if not distinct:
         return []
-    batch = [(key, export_unit(u), u.input_shape) for key, u in distinct.items()]
-    return [*batch, (EMPTY, _empty_model(), _EMPTY_SHAPE)]
+    batch = [(key, export_unit(u, runtime), u.input_shape) for key, u in distinct.items()]
+    return [*batch, (EMPTY, _empty_model(runtime), _EMPTY_SHAPE)]
 
 
 def unit_times(keys: list[str], measured: list[Measurement]) -> dict[str, float]:
@@ -299,5 +301,5 @@ class _Empty(nn.Module):
 
 
 @functools.cache
-def _empty_model() -> bytes:
-    return export_onnx(_Empty(), input_shape=_EMPTY_SHAPE)
+def _empty_model(runtime: Runtime = ORT) -> bytes:
+    return runtime.export(_Empty(), input_shape=_EMPTY_SHAPE)

@@ -29,7 +29,7 @@ from autoc.arch.builder import build_model
 from autoc.arch.netspec import NetSpec
 from autoc.arch.policy import CompressionPolicy
 from autoc.errors import DeviceError
-from autoc.onnx.export import export_onnx, policy_int8_layers
+from autoc.onnx.export import policy_int8_layers
 from autoc.latency.blocks import (EMPTY, Unit, input_shape, network_units, precision_transitions, unit_batch,
                                   unit_times)
 from autoc.latency.in_context import (InContextModel, fit_in_context, in_context_targets, prefix_models,
@@ -37,6 +37,7 @@ from autoc.latency.in_context import (InContextModel, fit_in_context, in_context
 from autoc.latency.measure import FIGURE_PERCENTILE, OUTLIER_IQR, Measurement, measure_interleaved
 from autoc.latency.model import LookupTableLatencyModel
 from autoc.latency.profile import Correction, DeviceProfile
+from autoc.latency.runtimes import ORT, Runtime, runtime as runtime_named
 from autoc.latency.validate import validation_figures
 
 Network = tuple[NetSpec, CompressionPolicy]
@@ -66,9 +67,9 @@ MIN_NETWORKS_FOR_TRANSITIONS = 12
 MIN_NETWORKS_FOR_PRECISION_SCALES = 16
 
 
-def export_network(spec: NetSpec, policy: CompressionPolicy) -> bytes:
-    """The network as the device would run it: int8 QDQ where ``policy`` says int8 (random calibration)."""
-    return export_onnx(
+def export_network(spec: NetSpec, policy: CompressionPolicy, runtime: Runtime = ORT) -> bytes:
+    """The network as the device would run it in ``runtime``: int8 where ``policy`` says int8 (random calibration)."""
+    return runtime.export(
         build_model(spec),
         input_shape=input_shape(spec),
         int8_layers=policy_int8_layers(spec, policy),
@@ -220,18 +221,20 @@ def calibrate_correction(
             "calibrate a host model from open_host_model(), or import that device's own measurements"
         )
     start = time.perf_counter()
+    runtime = runtime_named(model.profile.identity.runtime)
+    runtime.check()
     everything = [*networks, *held_out]
     all_units = [network_units(spec, policy) for spec, policy in everything]
     unit_lists = [[u for u in units if u.measurable] for units in all_units]
-    batch = unit_batch(u for units in unit_lists for u in units)
-    onnx = [export_network(spec, policy) for spec, policy in everything]
+    batch = unit_batch((u for units in unit_lists for u in units), runtime)
+    whole_models = [export_network(spec, policy, runtime) for spec, policy in everything]
     # Prefixes of the fitting networks (see autoc.latency.in_context), timed in the same rounds.
     prefixed = networks[:PREFIX_NETWORKS] if in_context else []
-    prefixes = [prefix_models(spec, policy, units) for (spec, policy), units in zip(prefixed, all_units)]
+    prefixes = [prefix_models(spec, policy, units, runtime) for (spec, policy), units in zip(prefixed, all_units)]
     prefix_shapes = [input_shape(spec) for (spec, _), models in zip(prefixed, prefixes) for _ in models]
     flat_prefixes = [m for models in prefixes for m in models]
-    measured = measure_interleaved(
-        [m for _, m, _ in batch] + flat_prefixes + onnx * NETWORK_SESSIONS,
+    measured = runtime.measure(
+        [m for _, m, _ in batch] + flat_prefixes + whole_models * NETWORK_SESSIONS,
         input_shapes=[s for _, _, s in batch] + prefix_shapes + [input_shape(spec) for spec, _ in everything] * NETWORK_SESSIONS,
         threads=model.threads,
         warmup=warmup,
@@ -263,7 +266,7 @@ def calibrate_correction(
         "in_sample": not held_out,
         "fit_networks": len(networks),
         "in_context_units": sum(len(units) for units in unit_lists[: len(prefixed)]) if unit_model is not None else 0,
-        "protocol": protocol(warmup=warmup, repeats=repeats, threads=model.threads),
+        "protocol": protocol(warmup=warmup, repeats=repeats, threads=model.threads, runtime=runtime),
         "calibration_wall_s": round(time.perf_counter() - start, 1),
         "load_average": [round(x, 2) for x in os.getloadavg()],
     }
@@ -363,10 +366,10 @@ def _host_features(units: Sequence[Unit], table: Mapping[str, float]) -> list[li
     return features
 
 
-def protocol(*, warmup: int, repeats: int, threads: int) -> str:
+def protocol(*, warmup: int, repeats: int, threads: int, runtime: Runtime = ORT) -> str:
     """How a calibration measured, in words, as recorded with the profile."""
     return (
-        f"onnxruntime CPU, {threads} thread(s); {warmup} warm-up runs each; {repeats} rounds, every model once "
+        f"{runtime.describe(threads)}; {warmup} warm-up runs each; {repeats} rounds, every model once "
         f"per round in a fresh random order; runs beyond Q3 + {OUTLIER_IQR:g} IQR dropped; "
         f"figure = {FIGURE_PERCENTILE}th percentile of the rest; a network's figure = mean over "
         f"{NETWORK_SESSIONS} sessions of it"

@@ -12,7 +12,8 @@ from pathlib import Path
 from autoc.errors import DeviceError
 from autoc.latency.calibrate import Network, calibrate_correction
 from autoc.latency.model import LatencyModel, LookupTableLatencyModel, open_host_model
-from autoc.latency.profile import HOST, DeviceProfile, load_profile
+from autoc.latency.profile import HOST, RUNTIME, DeviceProfile, host_device, host_runtime, load_profile
+from autoc.latency.runtimes import RUNTIMES
 from autoc.latency.shipped import shipped_devices, shipped_path
 from autoc.space import SearchSpace, random_sampling_study, sample_candidate
 
@@ -30,9 +31,10 @@ HOW_TO_CREATE = (
 
 
 def profile_path(device: str, *, runs_dir: Path, threads: int = 1) -> Path:
-    """Where ``device``'s profile lives under ``runs_dir`` (the host's per thread count)."""
+    """Where ``device``'s profile lives under ``runs_dir`` (the host's per runtime and thread count:
+    host-tN.json for ONNX Runtime, host-executorch-tN.json for ExecuTorch)."""
     devices = runs_dir / "devices"
-    return devices / (f"{HOST}-t{threads}.json" if device == HOST else f"{device}.json")
+    return devices / (f"{device}-t{threads}.json" if host_runtime(device) is not None else f"{device}.json")
 
 
 def calibrated_devices(runs_dir: Path) -> list[str]:
@@ -41,8 +43,10 @@ def calibrated_devices(runs_dir: Path) -> list[str]:
 
 
 def known_devices(runs_dir: Path) -> list[str]:
-    """``host``, every named profile under ``runs_dir/devices`` and every shipped one."""
-    return [HOST, *sorted({*calibrated_devices(runs_dir), *shipped_devices()})]
+    """``host``, ``host-RUNTIME`` where such a profile is calibrated, every named profile under
+    ``runs_dir/devices`` and every shipped one."""
+    others = [host_device(r) for r in RUNTIMES if r != RUNTIME and any((runs_dir / "devices").glob(f"{host_device(r)}-t*.json"))]
+    return [HOST, *others, *sorted({*calibrated_devices(runs_dir), *shipped_devices()})]
 
 
 CALIBRATED, SHIPPED = "calibrated", "shipped"
@@ -55,7 +59,7 @@ def find_profile(device: str, *, runs_dir: Path, threads: int = 1) -> tuple[Path
     path = profile_path(device, runs_dir=runs_dir, threads=threads)
     if path.is_file():
         return path, CALIBRATED
-    shipped = None if device == HOST else shipped_path(device)
+    shipped = None if host_runtime(device) is not None else shipped_path(device)
     return (shipped, SHIPPED) if shipped is not None else None
 
 
@@ -77,16 +81,19 @@ def check_device_name(device: str) -> str:
 
 
 def open_device_model(device: str, *, runs_dir: Path, threads: int = 1) -> LookupTableLatencyModel:
-    """The model of an existing profile (``host`` included) that never measures; DeviceError if none."""
-    if device != HOST:
+    """The model of an existing profile (``host`` and ``host-executorch`` included) that never measures;
+    DeviceError if none."""
+    if host_runtime(device) is None:
         check_device_name(device)
     found = find_profile(device, runs_dir=runs_dir, threads=threads)
     if found is None:
         path = profile_path(device, runs_dir=runs_dir, threads=threads)
+        runtime = host_runtime(device)
+        flags = "" if runtime in (None, RUNTIME) else f" --runtime {runtime}"
         raise DeviceError(
             f"unknown device {device!r}: no profile at {path} and none shipped; known devices: "
             f"{', '.join(known_devices(runs_dir))}; {HOW_TO_CREATE}"
-            + (f" (host: 'autoc calibrate --device host --threads {threads}')" if device == HOST else "")
+            + (f" (host: 'autoc calibrate --device host{flags} --threads {threads}')" if runtime else "")
         )
     path, kind = found
     profile = load_profile(path)
@@ -125,21 +132,24 @@ def list_profiles(runs_dir: Path) -> list[ProfileEntry]:
     thread count), then the shipped ones; none is measured or written."""
     entries = []
     for path in sorted((runs_dir / "devices").glob("*.json")):
-        threads = _host_threads(path.stem)
+        host, threads = _host_threads(path.stem)
         if threads is None and (not usable_as_file_name(path.stem) or path.stem.startswith(f"{HOST}-")):
             continue  # no device name a search takes
-        entries.append(_entry(HOST if threads else path.stem, CALIBRATED, path, threads=threads))
+        entries.append(_entry(host if threads else path.stem, CALIBRATED, path, threads=threads))
     calibrated = {e.name for e in entries}
     for name in shipped_devices():
         entries.append(_entry(name, SHIPPED, shipped_path(name), replaced=name in calibrated))
     return entries
 
 
-def _host_threads(stem: str) -> int | None:
-    """N of a host profile's name host-tN, else None."""
-    prefix = f"{HOST}-t"
-    digits = stem[len(prefix):] if stem.startswith(prefix) else ""
-    return int(digits) if digits.isdigit() and int(digits) > 0 else None
+def _host_threads(stem: str) -> tuple[str, int | None]:
+    """(host device, N) of a host profile's name host-tN or host-RUNTIME-tN, else (host, None)."""
+    for runtime in RUNTIMES:
+        prefix = f"{host_device(runtime)}-t"
+        digits = stem[len(prefix):] if stem.startswith(prefix) else ""
+        if digits.isdigit() and int(digits) > 0:
+            return host_device(runtime), int(digits)
+    return HOST, None
 
 
 def _entry(name: str, kind: str, path: Path, **fields) -> ProfileEntry:
@@ -159,11 +169,13 @@ def _describe(profile) -> str:
 def open_latency_model(
     device: str, *, runs_dir: Path, space: SearchSpace, progress: bool, threads: int = 1
 ) -> LatencyModel:
-    """The latency model of ``device``: a shipped or calibrated profile by name, or ``host`` (this
-    machine, measured on first use for ``space`` and cached under ``runs_dir/devices``)."""
-    if device != HOST:
+    """The latency model of ``device``: a shipped or calibrated profile by name, or ``host`` /
+    ``host-executorch`` (this machine in ONNX Runtime / ExecuTorch, measured on first use for
+    ``space`` and cached under ``runs_dir/devices``)."""
+    runtime = host_runtime(device)
+    if runtime is None:
         return open_device_model(device, runs_dir=runs_dir, threads=threads)
-    model = open_host_model(profile_path(device, runs_dir=runs_dir, threads=threads), threads=threads)
+    model = open_host_model(profile_path(device, runs_dir=runs_dir, threads=threads), threads=threads, runtime=runtime)
     if not model.profile.validation:
         calibrate_host(model, space=space, progress=progress)
     return model

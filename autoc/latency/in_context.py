@@ -27,8 +27,9 @@ from torch import nn
 from autoc.arch.builder import AutocNet, build_model
 from autoc.arch.netspec import NetSpec
 from autoc.arch.policy import CompressionPolicy
-from autoc.onnx.export import export_onnx, policy_int8_layers
+from autoc.onnx.export import policy_int8_layers
 from autoc.latency.blocks import Unit, input_shape
+from autoc.latency.runtimes import ORT, Runtime
 
 # Feature names in coefficient order; a profile stores them so a reader can check the order.
 FEATURES = (
@@ -134,8 +135,8 @@ class _Prefix(nn.Module):
         return x
 
 
-def prefix_models(spec: NetSpec, policy: CompressionPolicy, units: Sequence[Unit]) -> list[bytes]:
-    """ONNX of every prefix of the network that ends with a measurable unit other than the head:
+def prefix_models(spec: NetSpec, policy: CompressionPolicy, units: Sequence[Unit], runtime: Runtime = ORT) -> list[bytes]:
+    """``runtime``'s model (default ONNX) of every prefix of the network that ends with a measurable unit other than the head:
     one per such unit, in network order (``units``: ``network_units(spec, policy)``)."""
     net = build_model(spec)
     int8 = policy_int8_layers(spec, policy)
@@ -145,7 +146,7 @@ def prefix_models(spec: NetSpec, policy: CompressionPolicy, units: Sequence[Unit
             continue
         prefix = _Prefix(net, blocks)
         held = {name for name, _ in prefix.named_modules()}
-        models.append(export_onnx(prefix, input_shape=input_shape(spec), int8_layers=int8 & held))
+        models.append(runtime.export(prefix, input_shape=input_shape(spec), int8_layers=int8 & held))
     return models
 
 

@@ -120,6 +120,12 @@ def measure_times(
     for i in rng.permutation(len(models)):
         session = make_session(models[i], threads=threads)
         runs[i] = _BoundRun(session, rng.standard_normal(input_shapes[i], dtype=np.float32))
+    return time_runs(runs, warmup=warmup, repeats=repeats, rng=rng)
+
+
+def time_runs(runs: Sequence, *, warmup: int, repeats: int, rng: np.random.Generator) -> np.ndarray:
+    """Steps 2-3 of the protocol for any runtime: ``runs`` (callables, one inference each) all
+    warmed up, then timed in rounds of a fresh random order; ms, one row per run, one column per round."""
     for _ in range(warmup):
         for run in runs:
             run()

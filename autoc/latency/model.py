@@ -28,7 +28,9 @@ from autoc.arch.policy import CompressionPolicy
 from autoc.errors import DeviceError
 from autoc.latency.blocks import Unit, measure_units, network_units, precision_transitions, prior_features
 from autoc.latency.energy import energy_mj
+from autoc.latency.runtimes import runtime as runtime_named
 from autoc.latency.profile import (
+    RUNTIME,
     DeviceProfile,
     StaleSchemaError,
     UnitPrior,
@@ -79,10 +81,10 @@ class LookupTableLatencyModel:
         self.threads = profile.identity.threads if threads is None else threads
         self.profile_path = Path(profile_path) if profile_path is not None else None
         self.measure_missing = measure_missing
-        if measure_missing and not matches_host(profile, self.threads):
+        if measure_missing and not matches_host(profile, self.threads, profile.identity.runtime):
             raise DeviceError(
                 f"profile {self.profile_path or profile.device!r} was not measured on this host with "
-                f"{self.threads} thread(s) (differs in {sorted(mismatches(profile, self.threads))}); "
+                f"{self.threads} thread(s) (differs in {sorted(mismatches(profile, self.threads, profile.identity.runtime))}); "
                 "measuring into it would mix machines: open it with measure_missing=False, "
                 "or use open_host_model() for a host profile"
             )
@@ -203,7 +205,7 @@ class LookupTableLatencyModel:
                 "or restrict the search space to blocks it has"
             )
         log.debug("measuring %d new latency unit(s) on this host", len(missing))
-        measured = measure_units(missing, threads=self.threads)
+        measured = measure_units(missing, threads=self.threads, runtime=runtime_named(self._profile.identity.runtime))
         profile = self._profile.with_blocks(measured)
         self._profile = self._merged_with_disk(profile, keep_disk_correction=True)
         self._save()
@@ -216,7 +218,7 @@ class LookupTableLatencyModel:
             on_disk = load_profile(self.profile_path)
         except DeviceError:
             return profile  # unreadable: ours replaces it
-        if not matches_host(on_disk, self.threads):
+        if not matches_host(on_disk, self.threads, self._profile.identity.runtime):
             return profile  # another machine's: never merged, replaced (open_host_model said so)
         merged = on_disk.with_blocks(profile.blocks)
         if keep_disk_correction:
@@ -245,14 +247,15 @@ def fp32_twin(unit: Unit, profile: DeviceProfile) -> Unit | None:
     return replace(unit, key=unit.key.removesuffix("-int8") + "-fp32", precision="fp32")
 
 
-def open_host_model(profile_path: str | os.PathLike[str], *, threads: int = 1) -> LookupTableLatencyModel:
-    """The host's lookup-table model, cached at ``profile_path`` and extended as needed.
+def open_host_model(profile_path: str | os.PathLike[str], *, threads: int = 1,
+                    runtime: str = RUNTIME) -> LookupTableLatencyModel:
+    """The host's lookup-table model measured in ``runtime``, cached at ``profile_path`` and extended as needed.
 
     A profile measured elsewhere (other CPU, runtime version or thread count) is not reused:
     a warning says so and a fresh profile replaces it at the first save.
     """
     path = Path(profile_path)
-    profile = new_host_profile(threads)
+    profile = new_host_profile(threads, runtime)
     cached = _cached_host_profile(path)
     if cached is not None:
         if cached.device != profile.device:
@@ -260,7 +263,7 @@ def open_host_model(profile_path: str | os.PathLike[str], *, threads: int = 1) -
                 f"{path} is the profile of device {cached.device!r}, not of this host; "
                 "give the host profile another path, or use it with LookupTableLatencyModel(measure_missing=False)"
             )
-        diffs = mismatches(cached, threads)
+        diffs = mismatches(cached, threads, runtime)
         if not diffs:
             profile = cached
         else:

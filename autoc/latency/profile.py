@@ -31,7 +31,21 @@ from autoc.onnx.int8 import INT8, host_int8_weights
 
 SCHEMA = "autoc.device/2"
 HOST = "host"
-RUNTIME = "onnxruntime"
+RUNTIME = "onnxruntime"  # the default runtime; autoc.latency.runtimes lists the others
+
+
+def host_device(runtime: str = RUNTIME) -> str:
+    """The device name of this host's profile measured in ``runtime``: ``host`` for ONNX Runtime,
+    ``host-RUNTIME`` (e.g. ``host-executorch``) for another, so one never overwrites the other."""
+    return HOST if runtime == RUNTIME else f"{HOST}-{runtime}"
+
+
+def host_runtime(device: str) -> str | None:
+    """The runtime of a host device name (``host`` -> onnxruntime, ``host-executorch`` -> executorch);
+    None for a device that is not this host."""
+    from autoc.latency.runtimes import RUNTIMES
+
+    return next((r for r in RUNTIMES if host_device(r) == device), None)
 
 # Fields whose change makes cached measurements meaningless on this host.
 _MATCH_FIELDS = ("cpu_model", "logical_cores", "threads", "runtime", "runtime_version", "torch", "int8_weights")
@@ -232,17 +246,18 @@ def cpu_model() -> str:
     return fields.get("model name") or fields.get("hardware") or platform.processor() or platform.machine() or "unknown"
 
 
-def host_identity(threads: int) -> DeviceIdentity:
-    """This machine's identity for a host profile: CPU, cores, ``threads``, runtime and library versions."""
-    import onnxruntime
+def host_identity(threads: int, runtime: str = RUNTIME) -> DeviceIdentity:
+    """This machine's identity for a host profile: CPU, cores, ``threads``, ``runtime`` and library versions."""
     import torch
+
+    from autoc.latency.runtimes import runtime as runtime_named
 
     return DeviceIdentity(
         cpu_model=cpu_model(),
         logical_cores=os.cpu_count() or 1,
         threads=threads,
-        runtime=RUNTIME,
-        runtime_version=onnxruntime.__version__,
+        runtime=runtime,
+        runtime_version=runtime_named(runtime).version(),
         python=platform.python_version(),
         torch=torch.__version__,
         precisions=("fp32", "int8"),
@@ -269,27 +284,27 @@ def data_identity(
     )
 
 
-def new_host_profile(threads: int) -> DeviceProfile:
-    """An empty host profile for ``threads`` threads, filled by calibration."""
-    return DeviceProfile(device=HOST, identity=host_identity(threads))
+def new_host_profile(threads: int, runtime: str = RUNTIME) -> DeviceProfile:
+    """An empty host profile for ``threads`` threads in ``runtime``, filled by calibration."""
+    return DeviceProfile(device=host_device(runtime), identity=host_identity(threads, runtime), source=HOST)
 
 
-def mismatches(profile: DeviceProfile, threads: int) -> dict[str, tuple[Any, Any]]:
-    """Identity fields where ``profile`` differs from this host: name -> (profile's, host's)."""
-    here = host_identity(threads)
+def mismatches(profile: DeviceProfile, threads: int, runtime: str = RUNTIME) -> dict[str, tuple[Any, Any]]:
+    """Identity fields where ``profile`` differs from this host measuring in ``runtime``: name -> (profile's, host's)."""
+    here = host_identity(threads, runtime)
     diffs = {
         name: (getattr(profile.identity, name), getattr(here, name))
         for name in _MATCH_FIELDS
         if getattr(profile.identity, name) != getattr(here, name)
     }
-    if profile.device != HOST:
-        diffs["device"] = (profile.device, HOST)
+    if profile.device != host_device(runtime):
+        diffs["device"] = (profile.device, host_device(runtime))
     return diffs
 
 
-def matches_host(profile: DeviceProfile, threads: int) -> bool:
-    """Whether ``profile`` was measured on this machine, runtime version and thread count."""
-    return not mismatches(profile, threads)
+def matches_host(profile: DeviceProfile, threads: int, runtime: str = RUNTIME) -> bool:
+    """Whether ``profile`` was measured on this machine in ``runtime``, its version and thread count."""
+    return not mismatches(profile, threads, runtime)
 
 
 def save_profile(profile: DeviceProfile, path: str | os.PathLike[str]) -> None:

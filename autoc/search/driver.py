@@ -20,7 +20,7 @@ from autoc.evaluate.memory import check_largest_fits
 from autoc.files import check_can_write, write_bytes_atomic
 from autoc.policy.file import PolicyFile, record_metrics, space_reference, write_policy
 from autoc.latency.device import open_latency_model, usable_as_file_name
-from autoc.latency.profile import HOST
+from autoc.latency.profile import host_runtime
 from autoc.latency.span import LatencySpan, latency_span
 from autoc.search.context import build_objective_context, load_inputs, supernet_config
 from autoc.evaluate.recipe import scratch_recipe
@@ -242,7 +242,7 @@ def _check_folders_writable(options: SearchOptions) -> None:
     lost at the first write."""
     fields = ("storage.runs_dir",)
     try:
-        for folder in ("cache", *(("devices",) if options.device == HOST else ())):
+        for folder in ("cache", *(("devices",) if host_runtime(options.device) is not None else ())):
             check_can_write(options.storage.runs_dir / folder, fix="set a writable storage.runs_dir (or make it "
                             "writable); nothing was changed")
         if options.storage.study is not None:
