@@ -32,8 +32,8 @@ from autoc.onnx.export import policy_int8_layers
 from autoc.latency.measure import summarise
 from autoc.onnx.parity import accuracy_drift, latency_drift
 
-LATENCY_WARMUP = 50
-LATENCY_REPEATS = 400
+from autoc.latency.check import LATENCY_REPEATS, LATENCY_WARMUP  # the ONNX export's, so both runtimes time alike
+
 LATENCY_THREADS = 1  # as the device profiles are measured
 
 # The import function, a module attribute so a test can make ExecuTorch look missing.
