@@ -29,10 +29,9 @@ from autoc.latency.executorch import (  # noqa: F401  (the export's names since 
     EXECUTORCH_VERSION, INSTALL, RANDOM_CALIBRATION, int8_conv_layers, load_method, quiet as _quiet,
 )
 from autoc.onnx.export import policy_int8_layers
+from autoc.latency.check import LATENCY_REPEATS, LATENCY_WARMUP  # the ONNX export's: both runtimes time alike
 from autoc.latency.measure import summarise
 from autoc.onnx.parity import accuracy_drift, latency_drift
-
-from autoc.latency.check import LATENCY_REPEATS, LATENCY_WARMUP  # the ONNX export's, so both runtimes time alike
 
 LATENCY_THREADS = 1  # as the device profiles are measured
 
