@@ -60,3 +60,26 @@ def se_candidate(*, keep: float = 0.5, precision: str = "fp32", bits: int = 8) -
     arch = se_arch()
     quant = dict(precision=precision, weight_bits=bits, act_bits=8) if precision == "int8" else {}
     return Candidate(arch, uniform_policy(arch, LayerPolicy(keep_ratio=keep, **quant)))
+
+
+def kill_channels_pruning_drops(model, full_spec, pruned_spec, *, seed: int = 1) -> None:
+    """Zero, in every layer writing a prunable channel group, as many random channels as pruning to
+    ``pruned_spec`` drops: those channels then carry nothing, so the pruned copy should compute the same."""
+    import torch
+
+    from autoc.arch.netspec import INPUT_GROUP, frozen_groups, group_producers
+
+    widths = {c.out_group: c.cout for c in pruned_spec.convs()}
+    frozen = frozen_groups(full_spec)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for group, writers in group_producers(full_spec).items():
+            if group in frozen or group == INPUT_GROUP:
+                continue
+            n = writers[0].cout
+            dead = torch.randperm(n, generator=gen)[: n - widths[group]]
+            for conv in writers:
+                layer = model.get_submodule(conv.name)
+                layer.conv.weight[dead] = 0.0
+                layer.bn.bias[dead] = 0.0
+                layer.bn.running_mean[dead] = 0.0

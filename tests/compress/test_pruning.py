@@ -1,9 +1,9 @@
 import torch
 
 from autoc.arch.builder import build_model
-from autoc.arch.netspec import INPUT_GROUP, build_netspec, frozen_groups, group_producers
+from autoc.arch.netspec import build_netspec, frozen_groups
 from autoc.compress.transfer import inherit_weights, l1_channel_importance, prune_to, sorted_by_importance
-from helpers import tiny_candidate
+from helpers import kill_channels_pruning_drops, tiny_candidate
 
 
 def _randomise_bn(model):
@@ -32,19 +32,7 @@ def test_pruning_removes_exactly_the_dead_channels_through_residuals():
     full_spec, pruned_spec = cand.full_netspec(), cand.netspec()
     model = build_model(full_spec).eval()
     _randomise_bn(model)
-    widths = {c.out_group: c.cout for c in pruned_spec.convs()}
-    frozen = frozen_groups(full_spec)
-    gen = torch.Generator().manual_seed(1)
-    for group, writers in group_producers(full_spec).items():
-        if group in frozen or group == INPUT_GROUP:
-            continue
-        n = writers[0].cout
-        dead = torch.randperm(n, generator=gen)[: n - widths[group]]
-        for conv in writers:
-            layer = model.get_submodule(conv.name)
-            layer.conv.weight[dead] = 0.0
-            layer.bn.bias[dead] = 0.0
-            layer.bn.running_mean[dead] = 0.0
+    kill_channels_pruning_drops(model, full_spec, pruned_spec)
     pruned = prune_to(model, full_spec, pruned_spec).eval()
     assert sum(p.numel() for p in pruned.parameters()) < sum(p.numel() for p in model.parameters())
     x = torch.randn(3, 3, 16, 16)

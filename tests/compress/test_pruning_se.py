@@ -3,11 +3,11 @@ import torch
 
 from autoc.arch.builder import SqueezeExcite, build_model
 from autoc.arch.config import ArchConfig, BlockOp, StageConfig
-from autoc.arch.netspec import INPUT_GROUP, build_netspec, frozen_groups, group_producers
+from autoc.arch.netspec import build_netspec
 from autoc.arch.policy import LayerPolicy
 from autoc.compress.quant import apply_quantization
 from autoc.compress.transfer import inherit_weights, prune_to, sorted_by_importance
-from helpers import se_arch, se_candidate, uniform_policy
+from helpers import kill_channels_pruning_drops, se_arch, se_candidate, uniform_policy
 
 
 def _randomise(model):
@@ -29,19 +29,7 @@ def test_pruning_dead_hidden_channels_keeps_the_function_through_se():
     full_spec, pruned_spec = cand.full_netspec(), cand.netspec()
     model = build_model(full_spec, seed=0).eval()
     _randomise(model)
-    widths = {c.out_group: c.cout for c in pruned_spec.convs()}
-    frozen = frozen_groups(full_spec)
-    gen = torch.Generator().manual_seed(1)
-    for group, writers in group_producers(full_spec).items():
-        if group in frozen or group == INPUT_GROUP:
-            continue
-        n = writers[0].cout
-        dead = torch.randperm(n, generator=gen)[: n - widths[group]]
-        for conv in writers:
-            layer = model.get_submodule(conv.name)
-            layer.conv.weight[dead] = 0.0
-            layer.bn.bias[dead] = 0.0
-            layer.bn.running_mean[dead] = 0.0
+    kill_channels_pruning_drops(model, full_spec, pruned_spec)
     pruned = prune_to(model, full_spec, pruned_spec).eval()
     se_full, se_pruned = model.get_submodule("stages.1.0.se"), pruned.get_submodule("stages.1.0.se")
     assert se_pruned.reduce.in_channels == se_pruned.expand.out_channels < se_full.reduce.in_channels
