@@ -80,9 +80,11 @@ def configure_logging() -> None:
 
 def _interrupt(signum, frame) -> None:
     """Ctrl-C as KeyboardInterrupt, never lost: Python ignores an exception raised inside a weakref
-    callback or a __del__ ("Exception ignored in ..."), so one landing there is delivered again a
-    moment later instead of letting the search run on."""
-    if frame is not None and (frame.f_code.co_filename.endswith("weakref.py") or frame.f_code.co_name == "__del__"):
+    callback or a __del__ ("Exception ignored in ..."; importlib's module-lock callback is one), so
+    one landing there is delivered again a moment later instead of letting the search run on."""
+    code = frame.f_code if frame is not None else None
+    if code is not None and (code.co_filename.endswith("weakref.py") or code.co_name == "__del__"
+                             or code.co_filename.startswith("<frozen importlib")):
         threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT)).start()
         return
     raise KeyboardInterrupt
