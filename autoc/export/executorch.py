@@ -13,8 +13,6 @@ ExecuTorch is optional: :func:`executorch_api` imports it, or says in one line h
 from __future__ import annotations
 
 import importlib
-import statistics
-import time
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -24,13 +22,11 @@ from torch import nn
 
 from autoc.candidate import Candidate
 from autoc.compress.quant import without_fake_quant
+from autoc.export.onnx_candidate import input_shape
 from autoc.latency import executorch as _et
-from autoc.latency.executorch import (  # noqa: F401  (the export's names since before they moved)
-    EXECUTORCH_VERSION, INSTALL, RANDOM_CALIBRATION, int8_conv_layers, load_method, quiet as _quiet,
-)
+from autoc.latency.executorch import RANDOM_CALIBRATION, load_method
 from autoc.onnx.export import policy_int8_layers
 from autoc.latency.check import LATENCY_REPEATS, LATENCY_WARMUP  # the ONNX export's: both runtimes time alike
-from autoc.latency.measure import summarise
 from autoc.onnx.parity import accuracy_drift, latency_drift
 
 LATENCY_THREADS = 1  # as the device profiles are measured
@@ -52,8 +48,7 @@ def int8_layer_bits(candidate: Candidate) -> dict[str, tuple[int, int]]:
 
 def example_input(candidate: Candidate) -> tuple[torch.Tensor]:
     """The program's input for torch.export: one image of the candidate's shape."""
-    arch = candidate.arch
-    return (torch.zeros(1, arch.in_channels, arch.input_size, arch.input_size),)
+    return (torch.zeros(input_shape(candidate)),)
 
 
 def quantize_for_xnnpack(model: nn.Module, candidate: Candidate, *, calibration: np.ndarray | None,
@@ -109,19 +104,12 @@ class ExecutorchLatency:
 
 def measure_executorch(program: bytes, candidate: Candidate, *, warmup: int = LATENCY_WARMUP,
                        repeats: int = LATENCY_REPEATS, threads: int = LATENCY_THREADS) -> ExecutorchLatency:
-    """Latency of the program on this host: ``repeats`` timed runs after ``warmup`` untimed ones."""
-    method = load_method(program, threads=threads)
-    x = torch.randn(example_input(candidate)[0].shape, generator=torch.Generator().manual_seed(0))
-    for _ in range(warmup):
-        method.execute([x])
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        method.execute([x])
-        times.append(1e3 * (time.perf_counter() - start))
-    deciles = statistics.quantiles(times, n=10)
-    return ExecutorchLatency(median_ms=statistics.median(times), p10_ms=deciles[0], p90_ms=deciles[-1],
-                             repeats=repeats, threads=threads, figure_ms=summarise(np.asarray(times)).figure_ms)
+    """Latency of the program on this host: ``repeats`` timed runs after ``warmup`` untimed ones, by
+    the protocol calibration uses (autoc.latency.executorch.measure_programs)."""
+    [measured] = _et.measure_programs([program], input_shapes=[example_input(candidate)[0].shape], threads=threads,
+                                      warmup=warmup, repeats=repeats)
+    return ExecutorchLatency(median_ms=measured.median_ms, p10_ms=measured.p10_ms, p90_ms=measured.p90_ms,
+                             repeats=repeats, threads=threads, figure_ms=measured.figure_ms)
 
 
 @dataclass(frozen=True)
