@@ -78,16 +78,17 @@ def configure_logging() -> None:
         root.addHandler(handler)
 
 
-def _interrupt(signum, frame) -> None:
-    """Ctrl-C as KeyboardInterrupt, never lost: Python ignores an exception raised inside a weakref
-    callback or a __del__ ("Exception ignored in ..."; importlib's module-lock callback is one), so
-    one landing there is delivered again a moment later instead of letting the search run on."""
-    code = frame.f_code if frame is not None else None
-    if code is not None and (code.co_filename.endswith("weakref.py") or code.co_name == "__del__"
-                             or code.co_filename.startswith("<frozen importlib")):
-        threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT)).start()
-        return
-    raise KeyboardInterrupt
+def delivering_swallowed_interrupts(previous):
+    """A sys.unraisablehook: Python ignores an exception raised inside a weakref callback, a __del__
+    or a gc callback ("Exception ignored in ..."; importlib's module-lock callback and SQLAlchemy's
+    registry cleanup are two), so a Ctrl-C landing there would let the search run on and exit 0;
+    this hook delivers it again a moment later instead and passes other errors to ``previous``."""
+    def hook(unraisable) -> None:
+        if issubclass(unraisable.exc_type, KeyboardInterrupt):
+            threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT)).start()
+            return
+        previous(unraisable)
+    return hook
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,9 +99,17 @@ def main(argv: list[str] | None = None) -> int:
     """
     args = build_parser().parse_args(argv)
     configure_logging()
+    previous_hook = sys.unraisablehook
     if threading.current_thread() is threading.main_thread() and \
             signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-        signal.signal(signal.SIGINT, _interrupt)
+        sys.unraisablehook = delivering_swallowed_interrupts(previous_hook)
+    try:
+        return _run(args)
+    finally:
+        sys.unraisablehook = previous_hook
+
+
+def _run(args: argparse.Namespace) -> int:
     flags = getattr(args, "option_flags", {})
     try:
         return args.handler(args)

@@ -2,35 +2,46 @@
 import signal
 import sys
 import time
+import weakref
 
 import pytest
 
-from autoc.cli import _interrupt
+from autoc.cli import delivering_swallowed_interrupts
 
 
-def _frame_in(filename: str):
-    namespace = {"sys": sys}
-    exec(compile("frame = sys._getframe()", filename, "exec"), namespace)
-    return namespace["frame"]
+class _Thing:
+    pass
 
 
-def test_ctrl_c_in_ordinary_code_is_a_keyboard_interrupt():
-    with pytest.raises(KeyboardInterrupt):
-        _interrupt(signal.SIGINT, _frame_in("ordinary.py"))
-
-
-@pytest.mark.parametrize("filename", ["<frozen importlib._bootstrap>", "/usr/lib/python3.11/weakref.py"])
-def test_ctrl_c_inside_a_callback_python_would_swallow_is_delivered_again(filename):
-    received = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+def _received_after(callback_error: type[BaseException]) -> tuple[list[int], list[type]]:
+    """Raise ``callback_error`` inside a real weakref callback with the hook installed; the SIGINTs
+    that arrive afterwards and the errors passed on to the previous hook."""
+    received, passed_on = [], []
+    previous_signal = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = delivering_swallowed_interrupts(lambda unraisable: passed_on.append(unraisable.exc_type))
     try:
-        try:
-            _interrupt(signal.SIGINT, _frame_in(filename))
-        except KeyboardInterrupt:
-            pytest.fail(f"raised inside {filename}, where Python would ignore it and the search run on")
-        deadline = time.monotonic() + 5
+        def callback(_):
+            raise callback_error
+
+        thing = _Thing()
+        ref = weakref.ref(thing, callback)
+        del thing  # the callback runs here; Python ignores what it raises
+        deadline = time.monotonic() + 2
         while not received and time.monotonic() < deadline:
             time.sleep(0.01)
     finally:
-        signal.signal(signal.SIGINT, previous)
-    assert received == [signal.SIGINT]
+        sys.unraisablehook = previous_hook
+        signal.signal(signal.SIGINT, previous_signal)
+    assert ref() is None
+    return received, passed_on
+
+
+def test_a_ctrl_c_swallowed_inside_a_weakref_callback_is_delivered_again():
+    received, passed_on = _received_after(KeyboardInterrupt)
+    assert received == [signal.SIGINT] and passed_on == []
+
+
+def test_other_errors_in_callbacks_go_to_the_previous_hook_and_raise_no_signal():
+    received, passed_on = _received_after(ValueError)
+    assert received == [] and passed_on == [ValueError]
