@@ -112,6 +112,28 @@ class _Loaded:
     antialias: bool = True
 
 
+def resized(data: DatasetSplit, size: int) -> DatasetSplit:
+    """``data`` with every image resized to ``size`` square: what a candidate searched at a smaller
+    resolution than the space's largest (the size the data is loaded at) trains and is scored on.
+    Bilinear resizing commutes with the per-channel normalisation, so the loaded tensors are
+    resized as they are; the data itself is unchanged at its own size."""
+    size = _positive_int("input_size", size, example=32)
+    if size == data.input_size:
+        return data
+
+    def shrink(x: torch.Tensor | None) -> torch.Tensor | None:
+        if x is None:
+            return None
+        return F.interpolate(x, size=(size,) * 2, mode=RESIZE_METHOD, align_corners=False,
+                             antialias=size < x.shape[-1])
+
+    preprocessing = None if data.preprocessing is None else data.preprocessing.at_size(size)
+    return replace(data, train_x=shrink(data.train_x), val_x=shrink(data.val_x), selection_x=shrink(data.selection_x),
+                   fingerprint=f"{data.fingerprint}|{size}px", preprocessing=preprocessing,
+                   train_fingerprint=f"{data.train_fingerprint}|{size}px" if data.train_fingerprint else "",
+                   selection_fingerprint=f"{data.selection_fingerprint}|{size}px" if data.selection_fingerprint else "")
+
+
 def load_dataset(
     name: str,
     *,

@@ -14,7 +14,7 @@ The steps, in order, for an image of any size with pixel values 0..``pixel_max``
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 import torch
@@ -44,6 +44,11 @@ class Preprocessing:
         shape = (1, self.channels, 1, 1)
         return x.sub_(torch.tensor(self.mean, dtype=x.dtype).view(shape)).div_(
             torch.tensor(self.std, dtype=x.dtype).view(shape))
+
+    def at_size(self, input_size: int) -> "Preprocessing":
+        """The same preprocessing resizing to ``input_size``: a candidate searched at another
+        resolution than the one the data was loaded at is fed at its own."""
+        return replace(self, input_size=input_size)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (policy files, ONNX metadata)."""

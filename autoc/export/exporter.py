@@ -278,20 +278,21 @@ def device_int8_weights(stored: StoredTrial) -> str:
 
 
 def reload_data(stored: StoredTrial):
-    """The search's data split, as `autoc search` loaded it; None for studies that did not record it."""
-    from autoc.data.datasets import load_dataset
+    """The search's data split, as `autoc search` loaded it and resized to the trial's resolution;
+    None for studies that did not record it."""
+    from autoc.data.datasets import load_dataset, resized
 
     options = stored.run.run_options
     if not options:
         return None
-    return load_dataset(
+    return resized(load_dataset(
         options["dataset"],
         data_dir=options.get("data_dir"),
         input_size=stored.space.input_size,
         seed=options.get("seed", 0),
         max_train=options.get("max_train"),
         max_val=options.get("max_val"),
-    )
+    ), stored.policy.candidate.arch.input_size)
 
 
 def _latency_model(stored: StoredTrial):

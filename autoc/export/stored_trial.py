@@ -55,7 +55,7 @@ def open_trial(run: StoredRun, *, trial: int | None) -> StoredTrial:
         device=run.device,
         study=run.name,
         trial=record.number,
-        preprocessing=run.preprocessing,
+        preprocessing=None if run.preprocessing is None else run.preprocessing.at_size(candidate.arch.input_size),
     )
     stored = StoredTrial(run=run, record=record, space=space, policy=policy)
     load_weights(stored.policy.build_model(weights=None), stored.weights_path)  # fails early if they do not fit

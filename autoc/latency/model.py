@@ -183,6 +183,8 @@ class LookupTableLatencyModel:
 
     def _table_for(self, units: list[Unit]) -> Mapping[str, float]:
         table = self._profile.blocks
+        if not self.measure_missing:
+            self._check_resolution(units[0].input_shape[-1])  # units[0] is the stem
         missing = [u for u in units if u.measurable and u.key not in table]
         if not self.measure_missing:
             missing = [u for u in missing if (fp32_twin(u, self._profile) or u).key not in table]
@@ -192,6 +194,18 @@ class LookupTableLatencyModel:
             self._fill(missing)
             table = self._profile.blocks
         return table
+
+    def _check_resolution(self, size: int) -> None:
+        """A profile that never measures prices only the input sizes its table has: its cost prior
+        would extrapolate to another one without saying so."""
+        have = self._profile.resolutions
+        if have and size not in have:
+            where = f"device profile {self.profile_path}" if self.profile_path else f"the {self._profile.device!r} profile"
+            raise DeviceError(
+                f"{where} has tables for input resolutions {list(have)}, not for the candidate's {size}; "
+                f"search resolutions it has (resolution: or input_size: in the space), or calibrate "
+                f"{self._profile.device!r} at {size}"
+            )
 
     def _fill(self, missing: list[Unit]) -> None:
         if not self.measure_missing:

@@ -218,6 +218,13 @@ class DeviceProfile:
     def with_blocks(self, blocks: Mapping[str, float]) -> "DeviceProfile":
         return replace(self, blocks={**self.blocks, **blocks})
 
+    @property
+    def resolutions(self) -> tuple[int, ...]:
+        """The input sizes the table has a stem for (``stem-r224-...``), ascending: the resolutions
+        it can price whole networks at."""
+        sizes = {key.split("-")[1][1:] for key in self.blocks if key.startswith("stem-r")}
+        return tuple(sorted(int(size) for size in sizes if size.isdigit()))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "schema": SCHEMA,

@@ -218,7 +218,7 @@ def check_in_space(candidate: Candidate, space, *, source: str) -> None:
         if value not in allowed:
             problems.append(f"{what} {value!r} is not one of {sorted(set(allowed))}")
 
-    expect("input_size", arch.input_size, [space.input_size])
+    expect("input_size", arch.input_size, space.resolutions)
     expect("stem width", arch.stem_width, space.stem.widths)
     expect("stem stride", arch.stem_stride, [space.stem.stride])
     expect("head width", arch.head_width, space.head.widths)

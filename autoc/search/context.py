@@ -18,7 +18,7 @@ from autoc.latency.device import open_latency_model
 from autoc.search.objective import ObjectiveContext
 from autoc.search.options import SearchOptions, worker_threads
 from autoc.space import SearchSpace, load_space
-from autoc.supernet import SupernetConfig, load_or_train_supernet
+from autoc.supernet import SupernetConfig, check_supernet_space, load_or_train_supernet
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,8 @@ def build_objective_context(
     which also draws the data split); another one on the same data is another sample of the estimate."""
     inputs = inputs or load_inputs(options)
     space, data = inputs.space, inputs.data
+    if options.supernet is not None:
+        check_supernet_space(space)  # before the latency model, which may measure for minutes
     seed = options.seed if training_seed is None else training_seed
     threads = threads or worker_threads(options)
     torch.set_num_threads(threads)

@@ -398,15 +398,16 @@ def _write_best(best: TrialRecord, *, run_dir: Path, study: str, space: SearchSp
     if best.weights and Path(best.weights).is_file():
         weights_name = f"best_weights{suffix}.pt"
         write_bytes_atomic(run_dir / weights_name, Path(best.weights).read_bytes())
+    candidate = Candidate.from_dict(best.candidate)
     policy = PolicyFile(
-        candidate=Candidate.from_dict(best.candidate),
+        candidate=candidate,
         space=space_reference(space),
         metrics=record_metrics(best),
         device=device,
         study=study,
         trial=best.number,
         weights=weights_name,
-        preprocessing=preprocessing,
+        preprocessing=None if preprocessing is None else preprocessing.at_size(candidate.arch.input_size),
     )
     return write_policy(policy, run_dir / f"best_policy{suffix}.json")
 

@@ -9,7 +9,7 @@ import torch
 
 from autoc.arch.builder import AutocNet
 from autoc.candidate import Candidate
-from autoc.data.datasets import DatasetSplit
+from autoc.data.datasets import DatasetSplit, resized
 from autoc.evaluate.estimate import Estimate, build_candidate_model, build_from_supernet, estimate_accuracy
 from autoc.evaluate.metrics import params_and_macs, size_bytes
 from autoc.training.loop import TrainConfig
@@ -86,12 +86,15 @@ def estimate_candidate_in(ctx: ObjectiveContext, candidate: Candidate, *, seed: 
         model = build_from_supernet(candidate, supernet=ctx.supernet)
     else:
         model = build_candidate_model(candidate, source=ctx.teacher)
+    # The teacher's logits were computed at the space's largest resolution: they are per image,
+    # so they serve as KD targets for the same images at the candidate's resolution.
+    data = resized(ctx.data, candidate.arch.input_size)
     estimate = estimate_accuracy(
         model,
-        train_x=ctx.data.train_x,
-        train_y=ctx.data.train_y,
-        val_x=ctx.data.val_x,
-        val_y=ctx.data.val_y,
+        train_x=data.train_x,
+        train_y=data.train_y,
+        val_x=data.val_x,
+        val_y=data.val_y,
         teacher_logits=ctx.teacher_logits,
         config=replace(ctx.finetune, seed=seed),
         device=ctx.train_device,

@@ -31,7 +31,7 @@ def assemble(space: "SearchSpace", values: Mapping[str, "Choice"], *, num_classe
             ops = (BlockOp.parse(str(values[f"stage{s}.op"])),) * depth
         stages.append(stage.stage_config(int(values[f"stage{s}.width"]), ops))
     arch = ArchConfig(
-        input_size=space.input_size,
+        input_size=int(values["resolution"]),
         in_channels=space.in_channels,
         num_classes=space.classes if num_classes is None else num_classes,
         stem_width=int(values["stem.width"]),

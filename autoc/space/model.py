@@ -104,7 +104,7 @@ class SearchSpace:
     """A validated search space: input, stem, stages, head and compression choices."""
 
     name: str
-    input_size: int
+    resolutions: tuple[int, ...]  # input sizes a candidate may take; one value: not searched
     stem: StemSpace
     stages: tuple[StageSpace, ...]
     head: HeadSpace = HeadSpace()
@@ -115,11 +115,19 @@ class SearchSpace:
     expand_at_e1: bool = False
     source: str = field(default="<dict>", compare=False)  # file it came from, for messages
 
+    @property
+    def input_size(self) -> int:
+        """The largest resolution: what the dataset is loaded at and the teacher trains on (a
+        candidate at a smaller one gets the images resized down, ``autoc.data.datasets.resized``)."""
+        return max(self.resolutions)
+
     def to_dict(self) -> dict[str, Any]:
         """The validated content in the YAML format; ``parse_space`` reads it back to an equal space."""
+        # One resolution is written as input_size, so spaces from before searched resolutions keep their fingerprint.
+        size = {"input_size": self.resolutions[0]} if len(self.resolutions) == 1 else {"resolution": list(self.resolutions)}
         return {
             "name": self.name,
-            "input_size": self.input_size,
+            **size,
             "in_channels": self.in_channels,
             "classes": self.classes,
             "activation": self.activation,

@@ -15,7 +15,7 @@ from optuna.distributions import CategoricalDistribution
 if TYPE_CHECKING:
     from autoc.space.model import SearchSpace
 
-Kind = Literal["width", "depth", "op", "keep", "precision", "wbits"]
+Kind = Literal["resolution", "width", "depth", "op", "keep", "precision", "wbits"]
 Choice = int | float | str
 
 
@@ -45,7 +45,8 @@ def parameter_plan(space: "SearchSpace") -> tuple[Param, ...]:
         out = [Param(f"{prefix}.{k}", "keep", keep) for k in keeps]
         return out + [Param(f"{prefix}.precision", "precision", precision), Param(f"{prefix}.wbits", "wbits", wbits)]
 
-    plan = [Param("stem.width", "width", space.stem.widths)] + unit("stem", ("keep",))
+    plan = [Param("resolution", "resolution", space.resolutions), Param("stem.width", "width", space.stem.widths)]
+    plan += unit("stem", ("keep",))
     for s, stage in enumerate(space.stages):
         plan += [
             Param(f"stage{s}.depth", "depth", stage.depths, s),

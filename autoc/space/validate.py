@@ -12,7 +12,7 @@ STRIDES = (1, 2)
 PRECISIONS = ("fp32", "int8")
 WEIGHT_BITS = (2, 3, 4, 5, 6, 7, 8)
 
-TOP_KEYS = ("name", "input_size", "in_channels", "classes", "activation", "expand_at_e1",
+TOP_KEYS = ("name", "input_size", "resolution", "in_channels", "classes", "activation", "expand_at_e1",
             "stem", "stages", "head", "compression")
 STEM_KEYS = ("width", "stride")
 STAGE_KEYS = ("depth", "width", "stride", "kernel", "expansion", "groups", "skip", "blocks", "per_block",
@@ -100,7 +100,7 @@ class _Reader:
     # -- sections ----------------------------------------------------------------------------
 
     def space(self, data: Any) -> SearchSpace:
-        top = self.mapping(data, "", required=("name", "input_size", "stem", "stages"), allowed=TOP_KEYS)
+        top = self.mapping(data, "", required=("name", "stem", "stages"), allowed=TOP_KEYS)
         name = top["name"]
         if not isinstance(name, str) or not name:
             raise self.fail("name", f"{name!r} is not allowed; use a non-empty string")
@@ -112,7 +112,7 @@ class _Reader:
         stage_spaces = tuple(self.stage(st, f"stages[{i}]", activation) for i, st in enumerate(stages))
         space = SearchSpace(
             name=name,
-            input_size=self.integer(top["input_size"], "input_size"),
+            resolutions=self.resolutions(top),
             in_channels=self.integer(top.get("in_channels", 3), "in_channels"),
             classes=self.integer(top.get("classes", 10), "classes"),
             activation=activation,
@@ -125,6 +125,18 @@ class _Reader:
         )
         self.check_groups(space)
         return space
+
+    def resolutions(self, top: Mapping) -> tuple[int, ...]:
+        """``input_size: N`` (one resolution) or ``resolution: [N, ...]`` (searched), exactly one of them."""
+        if "input_size" in top and "resolution" in top:
+            raise self.fail("resolution", "cannot be combined with 'input_size'; give either input_size: N "
+                            "(one resolution) or resolution: [N, ...] (searched)")
+        if "resolution" in top:
+            return self.choices(top, "resolution", "", self.integer)
+        if "input_size" not in top:
+            raise self.fail("input_size", "required key 'input_size' is missing from top level "
+                            "(or give resolution: [N, ...] to search the input resolution)")
+        return (self.integer(top["input_size"], "input_size"),)
 
     def stem(self, data: Any) -> StemSpace:
         stem = self.mapping(data, "stem", required=STEM_KEYS, allowed=STEM_KEYS)

@@ -16,6 +16,7 @@ import torch
 from tqdm import tqdm
 
 from autoc.arch.builder import seeded
+from autoc.errors import SpaceError
 from autoc.files import save_torch_atomic
 from autoc.data.datasets import DatasetSplit
 from autoc.space import SearchSpace
@@ -41,9 +42,21 @@ class SupernetRun:
 def supernet_for_space(space: SearchSpace, *, num_classes: int, seed: int = 0) -> Supernet:
     """An untrained supernet holding every sub-network of ``space`` for ``num_classes`` classes,
     initialised from ``seed`` alone."""
+    check_supernet_space(space)
     with seeded(seed):
         return Supernet(space.largest_arch(num_classes=num_classes),
                         extra_slots=skip_conv_slots(space, num_classes=num_classes))
+
+
+def check_supernet_space(space: SearchSpace) -> None:
+    """Refuse a space that searches several input resolutions: the supernet trains at one, and its
+    sub-networks scored at others would rank by resolution mismatch rather than by quality."""
+    if len(space.resolutions) > 1:
+        raise SpaceError(
+            f"{space.source}: resolution: {list(space.resolutions)} is searched, and the supernet estimate "
+            "does not train elastic resolution; search this space with the teacher estimate (leave out "
+            "--supernet-steps), or give one input_size"
+        )
 
 
 def supernet_cache_path(cache_dir: Path, *, space: SearchSpace, data: DatasetSplit, config: SupernetConfig,
