@@ -32,6 +32,8 @@ class SearchInputs:
 def load_inputs(options: SearchOptions) -> SearchInputs:
     """The space and dataset ``options`` name, loaded."""
     space = load_space(options.space)
+    if options.supernet is not None:
+        check_supernet_space(space)  # before the data, the latency model (which may measure) and any training
     data = load_dataset(
         options.dataset,
         data_dir=options.data_dir,
@@ -62,8 +64,6 @@ def build_objective_context(
     which also draws the data split); another one on the same data is another sample of the estimate."""
     inputs = inputs or load_inputs(options)
     space, data = inputs.space, inputs.data
-    if options.supernet is not None:
-        check_supernet_space(space)  # before the latency model, which may measure for minutes
     seed = options.seed if training_seed is None else training_seed
     threads = threads or worker_threads(options)
     torch.set_num_threads(threads)
