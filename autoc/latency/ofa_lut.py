@@ -11,8 +11,9 @@ Entries are YAML mappings ``KEY: {count, mean, std}`` (mean in ms). Translated k
   OFA's head has one more 1x1 conv (Conv_2) than autoc's; it is counted in, so the head
   time is an upper bound.
 
-OFA's other blocks, stem and head use ReLU; ReLU and ReLU6 cost the same once fused into the conv,
-so keys are written for both (h-swish blocks only for hswish). The table is fp32: int8 layers are predicted at their fp32 time. A space
+OFA's blocks without hs:1 use ReLU; ReLU and ReLU6 cost the same once fused into the conv, so keys
+are written for both (h-swish blocks only for hswish). The stem and head keys are written for all
+three: OFA's run h-swish, and ReLU spaces used them before. The table is fp32: int8 layers are predicted at their fp32 time. A space
 is accepted only if the table covers its blocks (checked on the space's smallest networks
 and on random samples); otherwise the error names the uncovered blocks.
 """
@@ -31,6 +32,9 @@ from autoc.latency.profile import DeviceProfile, data_identity
 from autoc.space import SearchSpace, random_sampling_study, sample_candidate
 
 ACTIVATIONS = ("relu", "relu6")
+# OFA's stem and head run h-swish (MobileNetV3); their keys are written for it too, beside the
+# ReLU ones that spaces with ReLU stems have used since before SE/h-swish blocks existed.
+STEM_HEAD_ACTIVATIONS = (*ACTIVATIONS, "hswish")
 _SHAPE = r"(\d+)x(\d+)x(\d+)"
 _BLOCK = re.compile(
     rf"expanded_conv-input:{_SHAPE}-output:{_SHAPE}-expand:(\d+)-kernel:(\d+)-stride:(\d+)-idskip:([01])-se:([01])-hs:([01])$"
@@ -71,7 +75,7 @@ def read_ofa_lut(path: str | Path) -> tuple[dict[str, float], int]:
                 table["-".join(["ir", f"r{h}", f"c{c}", *convs, f"res{idskip}", act, "fp32"])] = ms
         elif m := _STEM.match(key):
             h, _, c, h2, _, c2 = map(int, m.groups())
-            for act in ACTIVATIONS:
+            for act in STEM_HEAD_ACTIVATIONS:
                 table[f"stem-r{h}-c{c}-k3s{h // h2}o{c2}g1-{act}-fp32"] = ms
         elif part := next((name for name, rx in _HEAD_PARTS.items() if rx.match(key)), None):
             head[part] = (_HEAD_PARTS[part].match(key), ms)
@@ -81,7 +85,7 @@ def read_ofa_lut(path: str | Path) -> tuple[dict[str, float], int]:
         h, _, c, _, _, c1 = map(int, head["conv1"][0].groups())
         classes = int(head["logits"][0].groups()[-1])
         ms = sum(ms for _, ms in head.values())
-        for act in ACTIVATIONS:
+        for act in STEM_HEAD_ACTIVATIONS:
             table[f"head-r{h}-c{c}-k1s1o{c1}g1-fc{classes}-{act}-fp32"] = ms
     return table, skipped
 

@@ -4,7 +4,7 @@ Format (``<name>.yaml`` in ``./search_spaces/`` or shipped in ``autoc/space/spac
 a single value may stand for a one-element choice list)::
 
     name: mbv2-cifar             # required, a label (not part of the fingerprint)
-    input_size: 32               # required
+    input_size: 32               # required, or resolution: [160, 192, 224] (searched; not with input_size)
     in_channels: 3               # default 3
     classes: 10                  # default 10; a dataset's class count overrides it at search time
     activation: relu6            # relu6 | relu | hswish, default relu6
@@ -34,7 +34,7 @@ allowed. Kernels are 3, 5 or 7; strides 1 or 2; widths, depths and expansions po
 grouped block reads or writes must divide by its groups.
 
 Trial parameters (static: the same names and choices in every trial; single-choice ones are not
-suggested): ``stem.width``, ``stage{s}.depth``, ``stage{s}.width``, ``stage{s}.op`` (per_block
+suggested): ``resolution``, ``stem.width``, ``stage{s}.depth``, ``stage{s}.width``, ``stage{s}.op`` (per_block
 false) or ``stage{s}.block{b}.op`` for every slot b below the largest depth, ``head.width``; and per
 unit (``stem``, ``stage{s}.block{b}``, ``head``) ``keep`` (``keep_hidden`` and ``keep_out`` for
 blocks; ``keep_hidden`` only in stages with an expand conv), ``precision`` and ``wbits``. Ops are
