@@ -24,10 +24,13 @@ def test_devices_lists_the_shipped_profiles_with_their_space_source_and_validati
     out = capsys.readouterr().out
     assert out.splitlines()[0].split() == ["device", "kind", "space", "within", "10%", "tau", "held", "out", "source"]
     table = rows(out)
-    assert set(table) == {("pixel2", "shipped"), ("pixel3", "shipped"), ("raspi4", "shipped")}
+    assert set(table) == {("note10", "shipped"), ("pixel2", "shipped"), ("pixel3", "shipped"), ("raspi4", "shipped")}
     pixel3 = table["pixel3", "shipped"]
     assert pixel3[2:6] == ["fbnet-cifar", "100.0%", "1.000", "4000"]
     assert "fbnet_latency_pixel3_raspi4_pixel2.csv.gz, fitted on 1000" in pixel3[6]
+    note10 = table["note10", "shipped"]
+    assert note10[2:6] == ["ofa-mbv3 at 160/176/192/208/224 px", "-", "-", "0"]
+    assert note10[6].startswith("ofa-lut: 160_lookup_table.yaml") and "224_lookup_table.yaml" in note10[6]
     assert "no calibrated profiles under" in out
     assert not (tmp_path / "runs").exists()  # listing writes nothing
 

@@ -5,7 +5,7 @@
     autoc calibrate --device NAME --export-pack DIR                 write a pack to run on the device
     autoc calibrate --device NAME --import RESULTS.csv [--pack DIR] build its profile from the pack's results
     autoc calibrate --device NAME --from-networks CSV --space SPACE fit from whole-network latencies only
-    autoc calibrate --device NAME --ofa-lut YAML --space SPACE      import a Once-for-All lookup table
+    autoc calibrate --device NAME --ofa-lut YAML... --space SPACE   import Once-for-All lookup table(s)
     autoc calibrate --device NAME --set-energy int8_pj_per_mac=0.8 static_mw=900
                                                                     set the profile's energy coefficients
 """
@@ -31,7 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     mode.add_argument("--export-pack", type=Path, metavar="DIR", help="write a calibration pack to DIR (must not exist)")
     mode.add_argument("--import", dest="import_csv", type=Path, metavar="CSV", help="RESULTS.csv of a pack run on the device")
     mode.add_argument("--from-networks", type=Path, metavar="CSV", help="whole-network latencies of architectures of --space")
-    mode.add_argument("--ofa-lut", type=Path, metavar="YAML", help="a Once-for-All style block lookup table")
+    mode.add_argument("--ofa-lut", type=Path, nargs="+", metavar="YAML",
+                      help="Once-for-All style block lookup table(s), e.g. one per resolution")
     mode.add_argument("--set-energy", nargs="+", metavar="KEY=VALUE",
                       help="energy coefficients of an existing profile (fp32_pj_per_mac, int8_pj_per_mac, "
                       "pj_per_weight_byte, pj_per_activation_byte, static_mw)")

@@ -49,6 +49,8 @@ def _row(entry) -> tuple[str, ...]:
         return name, kind, "?", "-", "-", "-", f"unreadable: {entry.problem}"
     profile, figures = entry.profile, entry.profile.validation
     space = "any" if profile.device == HOST else profile.space.get("name") or "-"
+    if len(profile.resolutions) > 1:  # a profile for a space that searches the input resolution
+        space += f" at {'/'.join(map(str, profile.resolutions))} px"
     share, tau, held = figures.get("within_10pct"), figures.get("kendall_tau"), figures.get("n")
     source = figures.get("source_file") or profile.identity.cpu_model
     if figures.get("fit_networks"):

@@ -9,7 +9,7 @@ Entries are YAML mappings ``KEY: {count, mean, std}`` (mean in ms). Translated k
   MobileNetV3 and autoc's default ``se_ratio``); with hs:1 its activation is h-swish.
 * ``Conv_1`` + ``AvgPool2D`` + ``Conv_2`` + ``Logits``: the head (1x1 conv, pool, classifier).
   OFA's head has one more 1x1 conv (Conv_2) than autoc's; it is counted in, so the head
-  time is an upper bound.
+  time is an upper bound. Heads for ``OTHER_CLASSES`` classes scale the Logits time by the count.
 
 OFA's blocks without hs:1 use ReLU; ReLU and ReLU6 cost the same once fused into the conv, so keys
 are written for both (h-swish blocks only for hswish). The stem and head keys are written for all
@@ -20,7 +20,9 @@ and on random samples); otherwise the error names the uncovered blocks.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
+from typing import Sequence
 
 import yaml
 
@@ -47,6 +49,10 @@ _HEAD_PARTS = {
     "logits": re.compile(rf"Logits-input:{_SHAPE}-output:(\d+)$"),
 }
 COVERAGE_SAMPLES = 100
+# Class counts of autoc's bundled and registered datasets (digits, CIFAR-10, CIFAR-100) besides the
+# table's own (ImageNet's 1000): their head is priced with the classifier's time scaled by the class
+# count (a matrix-vector product's time grows with its rows), so a search on them needs no other table.
+OTHER_CLASSES = (10, 100)
 
 
 def read_ofa_lut(path: str | Path) -> tuple[dict[str, float], int]:
@@ -84,9 +90,11 @@ def read_ofa_lut(path: str | Path) -> tuple[dict[str, float], int]:
     if set(head) == set(_HEAD_PARTS):
         h, _, c, _, _, c1 = map(int, head["conv1"][0].groups())
         classes = int(head["logits"][0].groups()[-1])
-        ms = sum(ms for _, ms in head.values())
-        for act in STEM_HEAD_ACTIVATIONS:
-            table[f"head-r{h}-c{c}-k1s1o{c1}g1-fc{classes}-{act}-fp32"] = ms
+        rest = sum(ms for part, (_, ms) in head.items() if part != "logits")
+        logits = head["logits"][1]
+        for n in sorted({classes, *OTHER_CLASSES}):
+            for act in STEM_HEAD_ACTIVATIONS:
+                table[f"head-r{h}-c{c}-k1s1o{c1}g1-fc{n}-{act}-fp32"] = rest + logits * n / classes
     return table, skipped
 
 
@@ -100,26 +108,38 @@ def _mean(path: Path, key, value) -> float:
     return ms
 
 
-def ofa_profile(path: str | Path, *, device: str, space: SearchSpace, seed: int = 0) -> DeviceProfile:
-    """A profile from the OFA table at ``path``, if it covers the blocks of ``space``."""
-    table, skipped = read_ofa_lut(path)
+def ofa_profile(paths: str | Path | Sequence[str | Path], *, device: str, space: SearchSpace, seed: int = 0,
+                created: str | None = None) -> DeviceProfile:
+    """A profile from the OFA table(s) at ``paths`` (one per resolution, e.g. Note10's five), if
+    together they cover the blocks of ``space``. ``created``: the identity's date (None: now)."""
+    paths = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
+    table: dict[str, float] = {}
+    skipped = 0
+    for path in paths:
+        one, left = read_ofa_lut(path)
+        table.update(one)  # keys name their resolution (r160), so tables of several never collide
+        skipped += left
+    names = ", ".join(p.name for p in paths)
     uncovered = uncovered_units(table, space, seed=seed)
     if uncovered:
         shown = "; ".join(f"{name} ({key})" for name, key in uncovered[:5])
         raise DeviceError(
-            f"{path} does not cover space {space.name!r}: {len(uncovered)} block shape(s) missing, e.g. {shown}; "
-            "use a space whose blocks the table has (OFA tables cover MobileNetV3 shapes at 160-224 px), "
-            "or measure the device with a calibration pack (autoc calibrate --export-pack)"
+            f"{names} does not cover space {space.name!r}: {len(uncovered)} block shape(s) missing, e.g. {shown}; "
+            "use a space whose blocks the table has (OFA tables cover MobileNetV3 shapes at 160-224 px, e.g. "
+            "the shipped ofa-mbv3), or measure the device with a calibration pack (autoc calibrate --export-pack)"
         )
-    return DeviceProfile(
+    profile = DeviceProfile(
         device=device,
-        identity=data_identity(f"Once-for-All lookup table {Path(path).name}"),
+        identity=data_identity(f"Once-for-All lookup table{'s' if len(paths) > 1 else ''} {names}", created=created),
         blocks=table,
         source="ofa-lut",
         space={"name": space.name, "fingerprint": space.fingerprint()},
-        validation={"n": 0, "note": f"block table only ({len(table)} keys, {skipped} OFA entries skipped); "
-                    "no whole-network measurements to validate against"},
     )
+    return replace(profile, validation={
+        "n": 0, "source_file": names, "resolutions": list(profile.resolutions),
+        "note": f"block table only ({len(table)} keys, {skipped} OFA entries skipped); "
+                "no whole-network measurements to validate against",
+    })
 
 
 def uncovered_units(table: dict[str, float], space: SearchSpace, *, seed: int) -> list[tuple[str, str]]:
