@@ -70,7 +70,7 @@ def run_train(args: argparse.Namespace) -> int:
     from autoc.evaluate.estimate import eval_subset
     from autoc.training.loop import accuracy
     from autoc.space import load_space
-    from autoc.supernet import open_supernet, smallest_candidate
+    from autoc.supernet import check_supernet_space, open_supernet, smallest_candidate
 
     overrides = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size),
                                    ("random_subnets", args.random_subnets), ("largest_steps", args.largest_steps),
@@ -83,6 +83,7 @@ def run_train(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     device = training_device(args.train_device)  # before loading data: a missing GPU fails at once
     space = load_space(args.space)
+    check_supernet_space(space)  # before loading the data
     data = load_dataset(args.dataset, data_dir=args.data_dir, input_size=space.input_size, seed=args.seed,
                         max_train=args.max_train, max_val=args.max_val, download=args.download)
     run = open_supernet(space, data, cache_dir=args.runs_dir / "cache", config=config,

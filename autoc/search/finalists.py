@@ -25,7 +25,7 @@ import optuna
 import torch
 
 from autoc.candidate import Candidate
-from autoc.data.datasets import DatasetSplit
+from autoc.data.datasets import DatasetSplit, resized
 from autoc.evaluate.recipe import train_from_scratch
 from autoc.run_paths import resolve_stored, stored_path
 from autoc.training.loop import TrainConfig
@@ -125,7 +125,8 @@ def train_finalists(
         eta = f", about {spent / i * (len(todo) - i) / 60:.0f} min left" if i else ""
         log(f"finalist {i + 1}/{len(todo)}: trial {record.number} (estimate {record.accuracy:.4f}, "
             f"{record.latency_ms:.3f} ms), {config.steps} steps from scratch{eta}")
-        trained = train_from_scratch(Candidate.from_dict(record.candidate), data, config=config, device=device)
+        candidate = Candidate.from_dict(record.candidate)
+        trained = train_from_scratch(candidate, resized(data, candidate.arch.input_size), config=config, device=device)
         spent += trained.seconds
         weights = save_weights(trained.model, weights_dir / f"trial-{record.number}-{recipe_key(config)}.pt")
         result = FinalistResult(trial=record.number, accuracy=trained.accuracy, seconds=round(trained.seconds, 1),

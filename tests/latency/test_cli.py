@@ -41,7 +41,7 @@ def test_predict_prints_latency_and_energy(runs, tmp_path, capsys):
 @pytest.mark.parametrize(
     "argv, match",
     [
-        (["latency", "validate", "--device", "pixel9"], r"unknown device 'pixel9'.*known devices: host, pixel2, pixel3, raspi4.*autoc calibrate"),
+        (["latency", "validate", "--device", "pixel9"], r"unknown device 'pixel9'.*known devices: host, note10, pixel2, pixel3, raspi4.*autoc calibrate"),
         (["calibrate", "--device", "host", "--import", "x.csv"], r"measured on this machine"),
         (["calibrate", "--device", "../etc", "--from-networks", "x.csv"], r"not usable as a profile name"),
         (["calibrate", "--device", "phone"], r"give --export-pack DIR"),
