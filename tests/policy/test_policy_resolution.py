@@ -4,6 +4,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+import yaml
 
 import autoc
 from autoc.data.preprocessing import Preprocessing
@@ -12,25 +13,20 @@ from autoc.policy.file import PolicyFile, space_reference, write_policy
 from autoc.space import load_space
 from helpers import tiny_candidate
 
-SEARCHED_SPACE = """
-name: tiny-res
-resolution: [16, 24]
-activation: relu6
-stem: {width: [16], stride: 1}
-stages:
-  - {depth: [1], width: [16], stride: 1, blocks: [k3_e1], per_block: true}
-  - {depth: [2], width: [24], stride: 2, blocks: [k3_e6, k5_e3], per_block: true}
-  - {depth: [2], width: [32], stride: 2, blocks: [k7_e3, skip], per_block: true}
-head: {width: [64]}
-compression: {keep_ratio: [0.5, 1.0], precision: [fp32, int8], weight_bits: [8, 4]}
-"""
+# the tiny candidate's space (tests/helpers.py), searching resolutions 16 and 24
+SEARCHED_SPACE = {
+    "name": "tiny-res", "resolution": [16, 24], "stem": {"width": [16], "stride": 1}, "head": {"width": [64]},
+    "stages": [{"depth": [1], "width": [16], "stride": 1, "blocks": ["k3_e1"]},
+               {"depth": [2], "width": [24], "stride": 2, "blocks": ["k3_e6", "k5_e3"]},
+               {"depth": [2], "width": [32], "stride": 2, "blocks": ["k7_e3", "skip"]}],
+}
 
 
 def write_at(tmp_path, size: int):
     base = tiny_candidate(keep=1.0, precision="fp32")
     candidate = replace(base, arch=replace(base.arch, input_size=size))
     space_file = tmp_path / "tiny-res.yaml"
-    space_file.write_text(SEARCHED_SPACE)
+    space_file.write_text(yaml.safe_dump(SEARCHED_SPACE))
     policy = PolicyFile(
         candidate=candidate, space=space_reference(load_space(space_file)),
         metrics={"accuracy": 0.5, "latency_ms": 1.0, "size_bytes": 10, "macs": 10, "params": 10},
