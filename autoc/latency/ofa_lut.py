@@ -13,9 +13,10 @@ Entries are YAML mappings ``KEY: {count, mean, std}`` (mean in ms). Translated k
 
 OFA's blocks without hs:1 use ReLU; ReLU and ReLU6 cost the same once fused into the conv, so keys
 are written for both (h-swish blocks only for hswish). The stem and head keys are written for all
-three: OFA's run h-swish, and ReLU spaces used them before. The table is fp32: int8 layers are predicted at their fp32 time. A space
-is accepted only if the table covers its blocks (checked on the space's smallest networks
-and on random samples); otherwise the error names the uncovered blocks.
+three: OFA's run h-swish, and ReLU spaces used them before. The table is fp32: int8 layers are
+predicted at their fp32 time. Several tables (one per resolution) make one profile; a block shape
+two of them time takes the mean. A space is accepted only if the tables cover its blocks (checked
+on the space's smallest networks and on random samples); otherwise the error names the uncovered blocks.
 """
 from __future__ import annotations
 
