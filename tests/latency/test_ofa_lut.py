@@ -83,3 +83,13 @@ def test_malformed_tables(tmp_path, covered):
     bad.write_text("[1, 2")
     with pytest.raises(DeviceError, match="cannot read OFA lookup table"):
         read_ofa_lut(bad)
+
+
+def test_several_tables_make_one_profile_and_a_shape_both_time_takes_the_mean(covered, tmp_path):
+    lut, space = covered
+    again = tmp_path / "again.yaml"
+    again.write_text(LUT.replace("mean: 0.20", "mean: 0.30"))
+    profile = ofa_profile([lut, again], device="note10", space=space)
+    assert profile.blocks["stem-r32-c3-k3s2o16g1-relu-fp32"] == pytest.approx(0.25)
+    assert profile.blocks["stem-r32-c3-k3s2o16g1-hswish-fp32"] == pytest.approx(0.25)  # OFA's stem is h-swish
+    assert profile.validation["source_file"] == "lut.yaml, again.yaml" and profile.validation["resolutions"] == [32]
