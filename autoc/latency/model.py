@@ -30,6 +30,7 @@ from autoc.latency.blocks import Unit, measure_units, network_units, precision_t
 from autoc.latency.energy import energy_mj
 from autoc.latency.runtimes import runtime as runtime_named
 from autoc.latency.profile import (
+    HOST,
     RUNTIME,
     DeviceProfile,
     StaleSchemaError,
@@ -183,7 +184,9 @@ class LookupTableLatencyModel:
 
     def _table_for(self, units: list[Unit]) -> Mapping[str, float]:
         table = self._profile.blocks
-        if not self.measure_missing:
+        # Host profiles measure any resolution, and their copies that do not measure (start-up orderings)
+        # price the missing units by a prior on purpose.
+        if not self.measure_missing and self._profile.source != HOST:
             self._check_resolution(units[0].input_shape[-1])  # units[0] is the stem
         missing = [u for u in units if u.measurable and u.key not in table]
         if not self.measure_missing:
