@@ -26,3 +26,13 @@ def test_a_candidate_at_a_resolution_the_profile_lacks_is_a_one_line_error_namin
         model.predict(candidate.netspec(), candidate.policy)
     message = str(info.value)
     assert "input resolutions [32], not for the candidate's 64" in message and "\n" not in message
+
+
+def test_a_search_of_resolutions_the_device_lacks_stops_in_one_line_before_training(tmp_path, capsys):
+    from autoc.cli import main
+
+    code = main(["search", "--space", "ofa-mbv3", "--device", "pixel3", "--budget-ms", "20", "--trials", "1",
+                 "--max-train", "20", "--max-val", "10", "--runs-dir", str(tmp_path / "runs"), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and "has tables for input resolutions [32], not for the candidate's 160" in err[-1]
+    assert not list((tmp_path / "runs").glob("cache/*"))
