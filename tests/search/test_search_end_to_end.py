@@ -97,7 +97,7 @@ def test_study_with_another_space_refuses_to_resume(tiny, tmp_path, capsys):
     other = tmp_path / "other.yaml"
     other.write_text(TINY_SPACE.replace("kernel: [3, 5]", "kernel: [3, 7]"))
     before = (options.storage.runs_dir / "t" / "study.db").read_bytes()
-    code = main(["search", "--budget-ms", "50", "--space", str(other), "--study", "t",
+    code = main(["search", "--budget-ms", "50", "--device", "host", "--space", str(other), "--study", "t",
                  "--runs-dir", str(options.storage.runs_dir), "--no-progress"])
     assert code == 2 and "created with space" in capsys.readouterr().err
     assert (options.storage.runs_dir / "t" / "study.db").read_bytes() == before
@@ -134,8 +134,8 @@ def test_resume_with_other_data_refuses_and_leaves_the_study_alone(tiny, capsys)
 def test_bad_worker_options_exit_2(tiny, argv, message, capsys):
     options, _ = tiny
     try:
-        code = main(["search", "--budget-ms", "50", "--space", options.space, "--runs-dir", str(options.storage.runs_dir),
-                     "--study", "t", "--no-progress", *argv])
+        code = main(["search", "--budget-ms", "50", "--device", "host", "--space", options.space,
+                     "--runs-dir", str(options.storage.runs_dir), "--study", "t", "--no-progress", *argv])
     except SystemExit as exited:  # refused while parsing the arguments
         code = exited.code
     err = capsys.readouterr().err.strip()
@@ -166,7 +166,7 @@ def test_energy_budget_is_a_constraint_and_over_budget_candidates_are_not_traine
             assert trial.user_attrs["feasible"] is False and "weights" not in trial.user_attrs
     assert all(r.feasible is False or stored.study.trials[r.number].user_attrs["energy_mj"] <= budget
                for r in energy_run.pareto)
-    code = main(["search", "--budget-ms", "50", "--budget-mj", "1e-9", "--space", options.space,
+    code = main(["search", "--budget-ms", "50", "--budget-mj", "1e-9", "--device", "host", "--space", options.space,
                  "--runs-dir", str(options.storage.runs_dir), "--study", "energy2", "--no-progress"])
     assert code == 2
 
@@ -188,7 +188,8 @@ def test_search_with_a_supernet_trains_it_once_and_inherits_from_it(tiny):
     assert {path: path.stat().st_mtime_ns for path in made} == mtimes  # loaded, not retrained
     assert set(cache.glob("supernet-*.pt")) - before == made
     # the weight source is part of the study's identity
-    assert main(["search", "--budget-ms", "50", "--space", options.space, "--study", "sn", "--supernet-steps", "3",
+    assert main(["search", "--budget-ms", "50", "--device", "host", "--space", options.space, "--study", "sn",
+                 "--supernet-steps", "3",
                  "--runs-dir", str(options.storage.runs_dir), "--max-train", "200", "--max-val", "100", "--no-progress"]) == 2
 
 
@@ -205,7 +206,7 @@ def test_search_finds_the_supernet_that_autoc_supernet_train_made_with_its_recip
     assert len(trained) == 1
     recipe = ["--supernet-steps", "2", "--supernet-largest-steps", "1", "--supernet-lr", "0.02",
               "--supernet-random-subnets", "1", "--noise-trials", "0"]  # no second supernet for the seed noise
-    assert main(["search", "--budget-ms", "50", *common, "--study", "recipe", "--trials", "1", *recipe,
+    assert main(["search", "--budget-ms", "50", "--device", "host", *common, "--study", "recipe", "--trials", "1", *recipe,
                  "--finetune-steps", "2", "--no-progress"]) == 0
     assert set(cache.glob("supernet-*.pt")) - before == trained  # inherited from it, nothing retrained
     stored = autoc.search.stored.open_stored_run(options.storage.runs_dir / "recipe")
@@ -214,5 +215,5 @@ def test_search_finds_the_supernet_that_autoc_supernet_train_made_with_its_recip
     assert set(cache.glob("supernet-*.pt")) - before == trained
     assert len(autoc.search.stored.open_stored_run(options.storage.runs_dir / "recipe").study.trials) == 2
     # the same study with another recipe is another weight source: refused
-    assert main(["search", "--budget-ms", "50", *common, "--study", "recipe", "--trials", "3",
+    assert main(["search", "--budget-ms", "50", "--device", "host", *common, "--study", "recipe", "--trials", "3",
                  "--supernet-steps", "2", "--no-progress"]) == 2
