@@ -12,7 +12,7 @@ from autoc.run_paths import resolve_runs_dir, resolve_stored, stored_path, store
 
 SPACE = """
 name: tiny-moved
-input_size: 16
+input_size: 32              # the default pixel3 profile has 32 px tables
 activation: relu6
 stem: {width: [8], stride: 1}
 stages:
