@@ -11,7 +11,7 @@ from autoc.errors import SpaceError
 from autoc.space import available_spaces, load_space, parse_space
 from autoc.space.loader import shipped_dir
 
-SHIPPED = ["mbv2-cifar", "fbnet-cifar", "ofa-mbv3"]
+SHIPPED = ["mbv2-cifar", "fbnet-cifar", "ofa-mbv3", "mbv2-imagenet"]
 
 
 @pytest.mark.parametrize("name", SHIPPED)
