@@ -95,8 +95,10 @@ def main() -> int:
     return 0
 
 
-def write_result(args, *, options, inputs, candidates, estimates, seconds, contexts, final: bool) -> None:
-    """Summarise the seeds done so far, print it (when ``final``) and write the JSON result."""
+def write_result(args, *, options, inputs, candidates, estimates, seconds, contexts, final: bool,
+                 recipe: str | None = None, benchmark: str = "estimate.seeds") -> None:
+    """Summarise the seeds done so far, print it (when ``final``) and write the JSON result
+    (``recipe``: how the estimate was made, in the title; by default read off ``options``)."""
     seeds = len(estimates)
     per_candidate = [statistics.stdev(col) * 100 for col in zip(*estimates)]
     means = [statistics.mean(col) for col in zip(*estimates)]
@@ -116,10 +118,10 @@ def write_result(args, *, options, inputs, candidates, estimates, seconds, conte
               f"between candidates {summary['between_candidate_stdev_points']:.2f}; seed-to-seed tau "
               f"{summary['seed_tau_mean']:.3f} (min {summary['seed_tau_min']:.3f}); "
               f"{summary['seconds_per_candidate']:.2f} s per candidate")
-    recipe = (f"supernet {options.supernet.steps} steps" if options.supernet is not None
-              else f"teacher {options.teacher_steps} steps") + f", {options.finetune_steps} KD steps"
+    recipe = recipe or ((f"supernet {options.supernet.steps} steps" if options.supernet is not None
+                         else f"teacher {options.teacher_steps} steps") + f", {options.finetune_steps} KD steps")
     record_result(
-        "estimate.seeds", f"{args.dataset}{'-' + args.label if args.label else ''}",
+        benchmark, f"{args.dataset}{'-' + args.label if args.label else ''}",
         title=f"How steady is the accuracy estimate? {inputs.data.name} ({len(inputs.data.train_y)} train / "
               f"{len(inputs.data.val_y)} val), {recipe}, {seeds} training seeds",
         figures={"per-candidate spread, mean (points)": summary["per_candidate_stdev_points_mean"],
