@@ -31,7 +31,8 @@ class ConvBNAct(nn.Module):
         x = nn.functional.conv2d(
             x, weight, None, self.conv.stride, self.conv.padding, self.conv.dilation, self.conv.groups
         )
-        return self.act(self.bn(x))
+        x = self.act(self.bn(x))
+        return self.quant.requantize(x) if self.quant is not None else x
 
 
 class ChannelShuffle(nn.Module):
@@ -71,6 +72,7 @@ class Block(nn.Module):
         activation = activation or spec.activation
         self.residual = spec.residual
         self.layer_order: list[str] = []
+        self.sum_quant: nn.Module | None = None  # set by autoc.compress.quant.apply_quantization
         for conv in spec.convs:
             short = conv.name.rsplit(".", 1)[1]
             self.add_module(short, ConvBNAct(conv, activation))
@@ -86,7 +88,13 @@ class Block(nn.Module):
         out = x
         for name in self.layer_order:
             out = getattr(self, name)(out)
-        return x + out if self.residual else out
+        if not self.residual:
+            return out
+        first = getattr(self, self.layer_order[0]).quant if self.layer_order else None
+        # an int8 runtime adds the skip as the first conv read it, on its input quantiser's grid
+        skip = first.quantize(x) if first is not None else x
+        out = skip + out
+        return self.sum_quant(out) if self.sum_quant is not None else out
 
 
 class AutocNet(nn.Module):

@@ -15,7 +15,8 @@ from pathlib import Path
 import torch
 
 from autoc.errors import DeviceError, PolicyError
-from autoc.compress.quant import FakeQuant
+from autoc.arch.builder import AutocNet
+from autoc.compress.quant import ActivationQuant, missing_ranges, observe_missing_ranges
 from autoc.export.executorch import ExecutorchCheck
 from autoc.export.formats import FORMATS
 from autoc.export.layer_table import layer_rows, rows_to_csv
@@ -95,13 +96,13 @@ def export_trial(request: ExportRequest) -> ExportResult:
     if request.format == "onnx":
         data, check = _onnx(stored, check=request.check, int8_weights=request.int8_weights)
     elif request.format == "pt2":
-        data = pt2_bytes(stored.build_model(), input_shape(stored.policy.candidate))
+        data = pt2_bytes(trial_model(stored), input_shape(stored.policy.candidate))
     elif request.format == "executorch":
         data, check = _executorch(stored, check=request.check)
     elif request.format == "torchscript":
-        data = torchscript_bytes(stored.build_model(), input_shape(stored.policy.candidate))
+        data = torchscript_bytes(trial_model(stored), input_shape(stored.policy.candidate))
     elif request.format == "state-dict":
-        data = _torch_bytes(stored.build_model().state_dict())
+        data = _torch_bytes(trial_model(stored).state_dict())
     elif request.format == "nni":
         data = (json.dumps(nni_config(stored.policy.candidate), indent=2) + "\n").encode()
     else:
@@ -165,7 +166,7 @@ def pt2_bytes(model: torch.nn.Module, shape: tuple[int, ...]) -> bytes:
     are calibrated, so the program holds their frozen ranges (see autoc.compress.quant.FakeQuant)."""
     model.eval().requires_grad_(False)  # fake-quantise ops of weights that need no gradient export as they are
     unobserved = [name for name, module in model.named_modules()
-                  if isinstance(module, FakeQuant) and not bool(module.observed)]
+                  if isinstance(module, ActivationQuant) and not bool(module.observed)]
     if unobserved:
         raise PolicyError(f"fake quantisers {unobserved} have never seen data, so they have no range to export; "
                           "export a trained trial")
@@ -236,7 +237,7 @@ def _executorch(stored: StoredTrial, *, check: bool) -> tuple[bytes, ExecutorchC
 
     executorch_api()  # missing: one line naming the install, before any work
     candidate = stored.policy.candidate
-    model = stored.build_model()
+    model = trial_model(stored)
     data = reload_data(stored)
     calibration = calibration_images(data.train_x) if data is not None else None
     program = executorch_program(model, candidate, calibration=calibration)
@@ -259,6 +260,17 @@ def _executorch(stored: StoredTrial, *, check: bool) -> tuple[bytes, ExecutorchC
         val_samples=int(data.val_x.shape[0]) if data is not None else 0,
         int8_layers=tuple(int8_layer_bits(candidate)),
     )
+
+
+def trial_model(stored: StoredTrial) -> AutocNet:
+    """The trial's model; quantisers its weights predate (they load unobserved) observe their ranges on the
+    calibration images, as the ONNX export has them observe, so every format freezes the same ranges."""
+    model = stored.build_model()
+    if missing_ranges(model):
+        data = reload_data(stored)
+        if data is not None:  # else the formats that freeze ranges refuse the unobserved ones
+            observe_missing_ranges(model, torch.from_numpy(calibration_images(data.train_x)))
+    return model
 
 
 def device_int8_weights(stored: StoredTrial) -> str:

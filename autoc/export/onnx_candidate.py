@@ -16,7 +16,7 @@ from autoc.arch.builder import AutocNet, ConvBNAct
 from autoc.candidate import Candidate
 from autoc.data.preprocessing import Preprocessing
 from autoc.compress.quant import quantize_weight
-from autoc.onnx.export import export_onnx, policy_int8_layers
+from autoc.onnx.export import export_onnx, observe_on_calibration, policy_int8_layers
 from autoc.latency.check import LatencyCheck
 from autoc.latency.measure import make_session
 from autoc.onnx.int8 import INT8
@@ -44,6 +44,8 @@ def candidate_onnx(
     estimate was measured with, stored in 8 bits (``int8_weights``: how, see autoc.onnx.int8).
     """
     spec = candidate.netspec()
+    # before the copy that snaps weights: the caller's model then scores with the ranges exported
+    observe_on_calibration(model, calibration=calibration, input_shape=input_shape(candidate))
     return export_onnx(
         _snap_low_bit_weights(model, candidate),
         input_shape=input_shape(candidate),

@@ -21,7 +21,7 @@ from onnx import numpy_helper
 import torch
 from torch import nn
 
-from autoc.compress.quant import FakeQuant, without_fake_quant
+from autoc.compress.quant import ActivationQuant, FakeQuant, missing_ranges, observe_missing_ranges, without_fake_quant
 from autoc.arch.netspec import HEAD, NetSpec
 from autoc.arch.policy import CompressionPolicy
 from autoc.errors import PolicyError
@@ -54,6 +54,7 @@ def export_onnx(
     ``metadata`` goes into the model's ``metadata_props`` (e.g. the preprocessing).
     """
     scheme = check_int8_weights(int8_weights) if int8_weights is not None else host_int8_weights()
+    observe_on_calibration(model, calibration=calibration, input_shape=input_shape)
     seen = fake_quantisers(model)
     fp32 = _export_fp32(model, input_shape=input_shape, opset=opset, dynamic_batch=dynamic_batch)
     nodes = quantizable_nodes(fp32, conv_layers=_conv_layer_names(model), int8_layers=set(int8_layers)) \
@@ -62,7 +63,7 @@ def export_onnx(
         return _with_metadata(fp32, metadata).SerializeToString()
     _unshare_initializers(fp32)
     quantized = _quantize(fp32, nodes=nodes, input_shape=input_shape, calibration=calibration, int8_weights=scheme,
-                          overrides=_as_scored(fp32, nodes=set(nodes), seen=seen))
+                          overrides=_as_scored(fp32, nodes=set(nodes), seen=seen, requantised=requantisers(model)))
     return _with_metadata(quantized, metadata).SerializeToString()
 
 
@@ -82,8 +83,33 @@ def fake_quantisers(model: nn.Module) -> dict[str, FakeQuant]:
     }
 
 
+def requantisers(model: nn.Module) -> dict[str, ActivationQuant]:
+    """Module path -> the observed quantiser of its output where the fake-quantised model requantises
+    it as ONNX Runtime does: a conv layer's ``quant.output``, a residual block's ``sum_quant``."""
+    found = {}
+    for name, module in model.named_modules():
+        quant = getattr(module, "sum_quant", None)
+        if quant is None and isinstance(getattr(module, "quant", None), FakeQuant):
+            quant = module.quant.output
+        if quant is not None and bool(quant.observed):
+            found[name] = quant
+    return found
+
+
+def observe_on_calibration(model: nn.Module, *, calibration: np.ndarray | None,
+                           input_shape: tuple[int, int, int, int]) -> None:
+    """Quantisers the model's weights predate observe on the images the export calibrates on."""
+    if missing_ranges(model):
+        observe_missing_ranges(model, torch.from_numpy(_calibration_data(calibration, input_shape)))
+
+
+def _range(quant: ActivationQuant) -> list[dict]:
+    return [{"rmin": np.float32(quant.act_min), "rmax": np.float32(quant.act_max)}]
+
+
 def _as_scored(
-    graph_model: onnx.ModelProto, *, nodes: AbstractSet[str], seen: dict[str, FakeQuant]
+    graph_model: onnx.ModelProto, *, nodes: AbstractSet[str], seen: dict[str, FakeQuant],
+    requantised: Mapping[str, ActivationQuant],
 ) -> dict[str, list[dict]]:
     """ONNX Runtime tensor overrides that make each quantised conv compute what the fake-quantised
     layer the search scored computed:
@@ -91,15 +117,27 @@ def _as_scored(
     - its input takes the range the fake quantiser observed rather than one calibrated anew (same
       formula: uint8, affine, the range widened to hold zero), so inputs round alike;
     - weights of fewer than 8 bits, already on their bit width's grid, get per-channel scales that
-      divide that grid by an integer (a 4-bit step is 18 int8 steps), so int8 holds them exactly.
+      divide that grid by an integer (a 4-bit step is 18 int8 steps), so int8 holds them exactly;
+    - the outputs ONNX Runtime requantises that no conv input covers (a layer's last node, a
+      residual Add) take the range of the quantiser that requantises them in the fake-quantised model.
     """
     initializers = {init.name: init for init in graph_model.graph.initializer}
     overrides: dict[str, list[dict]] = {}
+    last_output: dict[str, str] = {}  # module path -> the tensor its last quantised node writes
+    for node in graph_model.graph.node:
+        if node.name in nodes:
+            scope = node_scope(node)
+            # the innermost owner: a block's last node is its Add, a layer's its conv or activation
+            owner = max((name for name in requantised if _within(scope, name)), key=len, default=None)
+            if owner is not None:
+                last_output[owner] = node.output[0]
+    for owner, tensor in last_output.items():
+        overrides[tensor] = _range(requantised[owner])
     for node in graph_model.graph.node:
         quant = seen.get(node_scope(node))
         if node.op_type != "Conv" or node.name not in nodes or quant is None:
             continue
-        overrides[node.input[0]] = [{"rmin": np.float32(quant.act_min), "rmax": np.float32(quant.act_max)}]
+        overrides[node.input[0]] = _range(quant)
         weight = initializers.get(node.input[1])
         if quant.weight_bits < 8 and weight is not None:
             qmax = 2 ** (quant.weight_bits - 1) - 1

@@ -4,8 +4,10 @@ from torch.nn import functional as F
 
 from autoc.arch.builder import build_model
 from autoc.compress.distill import distillation_loss
-from autoc.compress.quant import FakeQuant, _dense_view, apply_quantization, quantize_weight
-from helpers import tiny_candidate
+from autoc.arch.netspec import build_netspec
+from autoc.arch.policy import CompressionPolicy, LayerPolicy
+from autoc.compress.quant import FakeQuant, _dense_view, apply_quantization, missing_ranges, quantize_weight
+from helpers import tiny_arch, tiny_candidate
 
 
 @pytest.mark.parametrize("bits", [8, 6, 4])
@@ -88,3 +90,24 @@ def test_distillation_loss():
     assert other > same
     two_teachers = torch.stack([student, student])
     torch.testing.assert_close(distillation_loss(student, two_teachers, labels, temperature=4, alpha=0.5), same)
+
+
+def test_weights_saved_before_the_runtime_requantisers_existed_load_and_observe_on_first_use():
+    spec = build_netspec(tiny_arch())
+    policy = CompressionPolicy.from_mapping(
+        {name: LayerPolicy(precision="int8", weight_bits=8, act_bits=8) for name in spec.layer_names()})
+    trained = apply_quantization(build_model(spec, seed=0), policy).train()
+    with torch.no_grad():
+        trained(torch.randn(4, 3, 16, 16))
+    old = {k: v for k, v in trained.state_dict().items() if ".output." not in k and "sum_quant" not in k}
+    assert len(old) < len(trained.state_dict())  # the model has requantisers that old files lack
+    model = apply_quantization(build_model(spec), policy).eval()
+    model.load_state_dict(old)
+    assert missing_ranges(model)
+    with torch.no_grad():
+        model(torch.randn(4, 3, 16, 16))
+    assert not missing_ranges(model)
+    incomplete = dict(old)
+    del incomplete["stem.quant.act_min"]  # a quantiser the file should have is still required
+    with pytest.raises(RuntimeError, match="stem.quant.act_min"):
+        apply_quantization(build_model(spec), policy).load_state_dict(incomplete)

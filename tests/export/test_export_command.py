@@ -3,6 +3,7 @@ import csv
 import io
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -225,3 +226,18 @@ def test_an_onnx_export_off_the_searchs_latency_says_so_and_exits_non_zero_unles
                            "--allow-drift", capsys=capsys)
     assert code == 0 and "from the predicted" in printed.err  # still said, but accepted
     assert "pass --allow-drift" not in printed.err
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "pt2", "state-dict"])
+def test_a_study_whose_weights_predate_the_runtime_requantisers_still_exports(tiny_run, tmp_path, fmt):
+    number, record = mixed_trial(tiny_run)
+    copy = tmp_path / "t"
+    shutil.copytree(tiny_run, copy)
+    weights = next(copy.rglob(Path(record.weights).name))
+    state = torch.load(weights, weights_only=True)
+    old = {k: v for k, v in state.items() if ".output." not in k and "sum_quant" not in k}
+    assert len(old) < len(state)  # the trial has requantisers that studies saved before them lack
+    torch.save(old, weights)
+    out = tmp_path / f"m.{fmt}"
+    assert export(copy, "--trial", str(number), "--format", fmt, "-o", str(out), "--allow-drift")[0] == 0
+    assert out.stat().st_size > 0
