@@ -36,6 +36,11 @@ from autoc.supernet.subnets import extreme_choices
 from benchmarks.common import RESULTS, spread_by_macs
 from benchmarks.estimate.seeds import write_result
 
+NOTE = ("Not the search's estimate: each candidate's blocks come from per-op networks distilled block-wise from "
+        "the teacher (see the benchmark's docstring), then BatchNorm is re-estimated (and KD fine-tuned where the "
+        "title says so). Same candidates, seeds and figures as the search's own estimate above: per-candidate "
+        "spread over the seeds, spread between candidates' means, Kendall tau between two seeds' estimates.")
+
 
 def uniform_candidates(space: SearchSpace, *, num_classes: int) -> dict[str, Candidate]:
     """Per op name of the space: the largest network with that op at every block that offers it."""
@@ -154,7 +159,7 @@ def main() -> int:
         if 1 < len(estimates):
             write_result(args, options=options, inputs=inputs, candidates=candidates, estimates=estimates,
                          seconds=seconds, contexts=contexts, final=len(estimates) == args.seeds, recipe=recipe,
-                         benchmark="estimate.op_bank")
+                         benchmark="estimate.op_bank", note=NOTE)
     return 0
 
 

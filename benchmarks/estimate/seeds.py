@@ -96,7 +96,7 @@ def main() -> int:
 
 
 def write_result(args, *, options, inputs, candidates, estimates, seconds, contexts, final: bool,
-                 recipe: str | None = None, benchmark: str = "estimate.seeds") -> None:
+                 recipe: str | None = None, benchmark: str = "estimate.seeds", note: str = NOTE) -> None:
     """Summarise the seeds done so far, print it (when ``final``) and write the JSON result
     (``recipe``: how the estimate was made, in the title; by default read off ``options``)."""
     seeds = len(estimates)
@@ -131,7 +131,7 @@ def write_result(args, *, options, inputs, candidates, estimates, seconds, conte
                  "seed-to-seed Kendall tau, worst": summary["seed_tau_min"],
                  "seconds per candidate": summary["seconds_per_candidate"]},
         goal="per-candidate spread <= 2 points and seed-to-seed tau >= 0.8 at <= 3 s per candidate (issue 30)",
-        note=NOTE, results_dir=args.results_dir, complete=final, label=args.label,
+        note=note, results_dir=args.results_dir, complete=final, label=args.label,
         options={**{k: str(v) for k, v in vars(options).items()},
                  "supernet_steps": str(options.supernet.steps if options.supernet else 0)}, dataset=inputs.data.name,
         train_images=len(inputs.data.train_y), val_images=len(inputs.data.val_y), summary=summary,
