@@ -178,3 +178,29 @@ def test_an_int8_models_fake_quant_predictions_are_onnx_runtimes_on_its_export_i
     # (conv outputs and Adds kept in float); what remains is rounding flips of float noise
     assert np.linalg.norm(got - fake) / np.linalg.norm(fake) < 0.018
     assert np.array_equal(got.argmax(1), fake.argmax(1))
+
+
+def test_channel_shuffles_between_int8_grouped_convs_keep_fake_quant_and_onnx_runtime_in_step():
+    # FBNet's grouped ops (fbnet-cifar's kK_e1_g2): expand (groups 2), shuffle, depthwise, project (groups 2),
+    # all int8, residual; the shuffle only moves quantised values, so the two still agree image by image
+    from autoc.arch.config import ArchConfig, BlockOp, StageConfig
+
+    arch = ArchConfig(input_size=16, in_channels=3, num_classes=10, stem_width=16, stem_stride=1, head_width=64,
+                      activation="relu", expand_at_e1=True,
+                      stages=(StageConfig(16, 1, (BlockOp(3, 1, groups=2), BlockOp(5, 3, groups=2))),
+                              StageConfig(24, 2, (BlockOp(3, 3, groups=2), BlockOp(3, 1, groups=2)))))
+    spec = build_netspec(arch)
+    assert sum(block.shuffle > 1 for block in spec.blocks) == 4
+    model = build_model(spec, seed=0)
+    apply_quantization(model, CompressionPolicy.from_mapping({name: INT8 for name in spec.layer_names()}))
+    model.train()
+    with torch.no_grad():
+        for seed in range(3):
+            model(torch.from_numpy(inputs(16, seed=10 + seed)))
+    model.eval()
+    x = inputs(64, seed=3)
+    with torch.no_grad():
+        fake = model(torch.from_numpy(x)).numpy()
+    got = run(export_onnx(model, input_shape=SHAPE, int8_layers=set(spec.layer_names()), int8_weights="int8"), x)
+    assert np.linalg.norm(got - fake) / np.linalg.norm(fake) < 0.012  # ~0.008 here: rounding flips only
+    assert np.mean(got.argmax(1) == fake.argmax(1)) >= 62 / 64
