@@ -164,16 +164,7 @@ def test_an_int8_models_fake_quant_predictions_are_onnx_runtimes_on_its_export_i
     spec, model = net
     # int8 and fp32 layers mixed: outputs requantised into fp32 layers, int8 residual Adds, an int8 head
     int8 = {c.name for block in spec.blocks[1:] for c in block.convs} | {"stem", "head"}
-    apply_quantization(model, CompressionPolicy.from_mapping({name: INT8 for name in int8}))
-    model.train()
-    with torch.no_grad():  # the search's training observes every quantiser's range
-        for seed in range(3):
-            model(torch.from_numpy(inputs(16, seed=10 + seed)))
-    model.eval()
-    x = inputs(64, seed=3)
-    with torch.no_grad():
-        fake = model(torch.from_numpy(x)).numpy()
-    got = run(export_onnx(model, input_shape=SHAPE, int8_layers=int8, int8_weights="int8"), x)
+    fake, got = _fake_quant_and_runtime_logits(model, int8)
     # the bound lies between the error with the runtime's requantisation emulated and without it
     # (conv outputs and Adds kept in float); what remains is rounding flips of float noise
     assert np.linalg.norm(got - fake) / np.linalg.norm(fake) < 0.018
@@ -191,8 +182,15 @@ def test_channel_shuffles_between_int8_grouped_convs_keep_fake_quant_and_onnx_ru
                               StageConfig(24, 2, (BlockOp(3, 3, groups=2), BlockOp(3, 1, groups=2)))))
     spec = build_netspec(arch)
     assert sum(block.shuffle > 1 for block in spec.blocks) == 4
-    model = build_model(spec, seed=0)
-    apply_quantization(model, CompressionPolicy.from_mapping({name: INT8 for name in spec.layer_names()}))
+    fake, got = _fake_quant_and_runtime_logits(build_model(spec, seed=0), set(spec.layer_names()))
+    assert np.linalg.norm(got - fake) / np.linalg.norm(fake) < 0.012  # ~0.008 here: rounding flips only
+    assert np.mean(got.argmax(1) == fake.argmax(1)) >= 62 / 64
+
+
+def _fake_quant_and_runtime_logits(model: torch.nn.Module, int8: set[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``model`` fake-quantised on the ``int8`` layers, its ranges observed as the search's training
+    observes them; its logits on 64 images, and ONNX Runtime's on its int8 export."""
+    apply_quantization(model, CompressionPolicy.from_mapping({name: INT8 for name in int8}))
     model.train()
     with torch.no_grad():
         for seed in range(3):
@@ -201,6 +199,4 @@ def test_channel_shuffles_between_int8_grouped_convs_keep_fake_quant_and_onnx_ru
     x = inputs(64, seed=3)
     with torch.no_grad():
         fake = model(torch.from_numpy(x)).numpy()
-    got = run(export_onnx(model, input_shape=SHAPE, int8_layers=set(spec.layer_names()), int8_weights="int8"), x)
-    assert np.linalg.norm(got - fake) / np.linalg.norm(fake) < 0.012  # ~0.008 here: rounding flips only
-    assert np.mean(got.argmax(1) == fake.argmax(1)) >= 62 / 64
+    return fake, run(export_onnx(model, input_shape=SHAPE, int8_layers=int8, int8_weights="int8"), x)
