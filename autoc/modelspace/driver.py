@@ -32,6 +32,7 @@ from autoc.modelspace.latency import (Layer, LayerTable, calibrate, measure_netw
                                       model_layers, policy_layers, random_policies)
 from autoc.modelspace.policy_file import ModelPolicyFile, ModelReference
 from autoc.modelspace.reference import load_model, weights_digest
+from autoc.modelspace.starts import kept_mass, start_params
 from autoc.onnx.parity import accuracy_drift, latency_drift
 from autoc.run_paths import budget_suffix, resolve_stored, stored_path, stored_runs_dir
 from autoc.search.storage import default_storage_url, open_storage, open_study
@@ -44,8 +45,10 @@ LATENCY_ATTR, ACCURACY_ATTR, SECONDS_ATTR = "latency_ms", "accuracy", "seconds"
 TABLE_FILE = "layer_latency.json"
 OPTIONS_ATTR = "compress_options"
 RESULT_ATTR = "compress_result"
-# Compressed variants timed whole to fit the table's correction, and held out to check it.
-FIT_VARIANTS, HELD_OUT_VARIANTS = 8, 4
+# Compressed variants timed whole to fit the table's correction, and held out to check it: 16
+# lets the correction scale int8 layers apart (autoc.latency.calibrate), and spread variants
+# (``random_policies``) reach the heavily compressed policies low budgets choose.
+FIT_VARIANTS, HELD_OUT_VARIANTS = 16, 8
 CALIBRATION_IMAGES = 64  # training images the int8 export's activation ranges come from
 
 
@@ -234,7 +237,7 @@ def run_compress(options: CompressOptions, *, log: Callable[[str], None] = logge
     study.set_user_attr(OPTIONS_ATTR, _stored_options(options, study=study_name, run_dir=run_dir))
     done_before = _finished(study)
     if not study.trials:
-        _enqueue_uniform(study, ctx)
+        _enqueue_starts(study, ctx)
     budget = max(options.budgets_ms)
     seconds: list[float] = []
     for _ in range(max(0, options.trials - done_before)):
@@ -346,22 +349,22 @@ def _check_budgets(ctx: _Context, original_ms: float) -> float:
     return floor
 
 
-def _enqueue_uniform(study: optuna.Study, ctx: _Context) -> None:
-    """Start a new study from the uniform policies that fit the largest budget (one keep ratio for
-    every group, all fp32 or all int8), the most channels first: the chosen policy is then never
-    worse than the best uniform one the estimate sees, and the sampler learns from the start
-    which side of the budget each lies on."""
-    budget = max(ctx.options.budgets_ms)
-    uniform = []
-    for ratio in sorted(ctx.options.keep_choices, reverse=True):
-        for int8 in (True, False):
-            params = {**{f"keep:{g.name}": ratio for g in ctx.structure.groups},
-                      **{f"int8:{n}": int8 for n in ctx.structure.convs}}
-            layers = policy_layers(ctx.layers, ctx.structure, policy_of(optuna.trial.FixedTrial(params), ctx))
-            ctx.table.measure(layers, threads=ctx.options.threads)
-            if ctx.table.predict_ms(layers) <= budget:
-                uniform.append(params)
-    for params in uniform[:max(1, ctx.options.trials // 3)]:
+def _enqueue_starts(study: optuna.Study, ctx: _Context) -> None:
+    """Start a new study from the policies ``autoc.modelspace.starts`` builds from the layer table
+    (greedy per budget, uniform with int8 where faster, plain uniform): the chosen policy is then
+    never worse than the best of them the estimate sees, and the sampler learns from the start
+    which side of each budget they lie on."""
+    options = ctx.options
+    example = ctx.data.train_x[:1]
+
+    def shape(keep, int8):
+        return policy_layers(ctx.layers, ctx.structure, ModelPolicy.of(
+            keep={k: v for k, v in keep.items() if v < 1.0}, layers={n: INT8 for n, on in int8.items() if on}))
+
+    mass = kept_mass(ctx.model, ctx.structure, example, options.keep_choices)
+    starts = start_params(ctx.structure, shape, ctx.table, budgets_ms=options.budgets_ms,
+                          keep_choices=options.keep_choices, mass=mass, threads=options.threads)
+    for params in starts[:max(1, options.trials // 2)]:
         study.enqueue_trial(params)
 
 

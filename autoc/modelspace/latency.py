@@ -220,18 +220,26 @@ def calibrate(model: nn.Module, structure: ModelStructure, policies: Sequence[Mo
 
 
 def random_policies(structure: ModelStructure, count: int, *, seed: int, keep_choices: Sequence[float],
-                    int8_share: float = 0.5, multiple: int = 1) -> list[ModelPolicy]:
-    """``count`` policies drawing each group's keep ratio from ``keep_choices`` and each conv's
-    precision int8 with probability ``int8_share``: variants to fit and check a table on."""
+                    int8_share: float | None = None, multiple: int = 1) -> list[ModelPolicy]:
+    """``count`` policies to fit and check a table on, spread from barely to fully compressed.
+
+    Each policy draws a cap among ``keep_choices`` and gives every channel group a keep ratio
+    drawn from the choices up to it, and each conv int8 with a probability drawn per policy
+    (``int8_share`` fixes it). A budget well below the original's is met by heavily pruned,
+    mostly int8 policies: variants drawn around the middle of the space leave the table's
+    correction to extrapolate there."""
     from autoc.arch.policy import LayerPolicy
 
     rng = random.Random(seed)
     int8 = LayerPolicy(precision="int8", weight_bits=8, act_bits=8)
     convs = [name for name in structure.layers if name not in structure.fixed]
+    choices = sorted(keep_choices)
     policies = []
     for _ in range(count):
-        keep = {g.name: rng.choice(keep_choices) for g in structure.groups}
-        layers = {name: int8 for name in convs if rng.random() < int8_share}
+        cap = rng.randrange(len(choices))
+        share = int8_share if int8_share is not None else rng.random()
+        keep = {g.name: rng.choice(choices[:cap + 1]) for g in structure.groups}
+        layers = {name: int8 for name in convs if rng.random() < share}
         policies.append(ModelPolicy.of(keep={k: v for k, v in keep.items() if v < 1.0}, layers=layers,
                                        multiple=multiple))
     return policies

@@ -3,12 +3,13 @@
 The "user's model" is a torchvision network (num_classes=10) trained here by one fixed recipe on a
 CIFAR-10 slice (nothing is downloaded). The budgets are fractions of its measured fp32 latency on
 this host. Per budget, each method's model is fine-tuned by the same distillation recipe and step
-count from the original and scored on the held-out images; its latency is measured on its exported
-ONNX program:
+count from the original, exported to ONNX and scored on the held-out images in torch and in ONNX
+Runtime; its latency is that program's, timed as `autoc export` times one (two interleaved
+sessions, their spread kept):
 
 - autoc: the policy `autoc compress` chooses (keep ratio per channel group, fp32/int8 per conv);
 - uniform int8: every conv int8, nothing pruned (whatever its latency);
-- uniform L1: one keep ratio for every group, the largest whose predicted latency fits (and int8
+- uniform L1: one keep ratio for every group, the largest whose measured latency fits (and int8
   everywhere where that fits a larger ratio);
 - Torch-Pruning global: global group-magnitude pruning, ratio raised until the measured latency fits.
 
@@ -27,11 +28,12 @@ import torch_pruning as tp
 
 from autoc.arch.policy import LayerPolicy
 from autoc.data.datasets import load_dataset
-from autoc.latency.measure import measure_interleaved
+from autoc.latency.check import measure_exported
 from autoc.modelspace import ModelPolicy, analyse, load_model
 from autoc.modelspace.driver import CompressOptions, run_compress
 from autoc.modelspace.estimate import estimate_policy, original_logits
-from autoc.modelspace.latency import LayerTable, measure_networks, model_layers, policy_layers
+from autoc.modelspace.export import export_compressed, onnx_accuracy
+from autoc.modelspace.latency import LayerTable, model_layers, network_program, policy_layers
 from autoc.modelspace.policy_file import load_model_policy
 from autoc.onnx.export import export_onnx
 from autoc.training.loop import TrainConfig, accuracy, recalibrate_batchnorm, train
@@ -39,6 +41,7 @@ from autoc.training.loop import TrainConfig, accuracy, recalibrate_batchnorm, tr
 from benchmarks import RESULTS
 from benchmarks.common import config_key, record_result
 
+METHODS = ("autoc", "uniform int8", "uniform L1", "Torch-Pruning global")
 INT8 = LayerPolicy(precision="int8", weight_bits=8, act_bits=8)
 UNIFORM_GRID = tuple(round(0.05 * i, 2) for i in range(20, 1, -1))  # 1.0 down to 0.1
 
@@ -92,34 +95,49 @@ def main(argv: list[str] | None = None) -> int:
             policies = {"autoc": load_model_policy(chosen.policy_path).policy if chosen.policy_path else None,
                         "uniform int8": ModelPolicy.of(layers=_all_int8(structure)),
                         "uniform L1": _uniform(structure, model, example, chosen.budget_ms, args.threads)}
-            named = {k: v for k, v in policies.items() if v is not None}
-            measured = dict(zip(named, _measured(model, list(named.values()), example, args.threads)))
-            for method, policy in named.items():
+            for method, policy in ((k, v) for k, v in policies.items() if v is not None):
                 shaped = policy_layers(layers, structure, policy)
                 table.measure(shaped, threads=args.threads)
                 tuned = estimate_policy(model, policy, data, config=final, teacher_logits=logits)
-                rows.append({"seed": seed, "budget_ms": chosen.budget_ms, "method": method,
-                             "accuracy": tuned.accuracy, "measured_ms": measured[method],
-                             "predicted_ms": table.predict_ms(shaped)})
-            global_model, global_ms = _torch_pruning_global(model, example, chosen.budget_ms, args.threads)
+                program = export_compressed(tuned.model, calibration=data.train_x[:64].numpy())
+                rows.append(_row(seed, chosen.budget_ms, method, tuned.model, program, data, args.threads,
+                                 predicted_ms=table.predict_ms(shaped)))
+                if method == "autoc":
+                    rows[-1]["int8_slower_layers"] = _int8_slower(table, shaped)
+            global_model = _torch_pruning_global(model, example, chosen.budget_ms, args.threads)
             recalibrate_batchnorm(global_model, data.train_x)
             train(global_model, data.train_x, data.train_y, config=final, teacher_logits=logits)
-            rows.append({"seed": seed, "budget_ms": chosen.budget_ms, "method": "Torch-Pruning global",
-                         "accuracy": accuracy(global_model, data.val_x, data.val_y), "measured_ms": global_ms,
-                         "predicted_ms": None})
-            print(f"budget {chosen.budget_ms:.3f} ms:", *(f"{r['method']}: {r['accuracy']:.3f} at {r['measured_ms']:.3f} ms"
-                                                          for r in rows if r.get("budget_ms") == chosen.budget_ms
-                                                          and r.get("seed") == seed), sep="\n  ")
+            program = export_onnx(global_model.eval(), input_shape=tuple(example.shape), dynamic_batch=True)
+            rows.append(_row(seed, chosen.budget_ms, "Torch-Pruning global", global_model, program, data,
+                             args.threads, predicted_ms=None))
+            print(f"budget {chosen.budget_ms:.3f} ms:", *(
+                f"{r['method']}: {r['accuracy']:.3f} (ONNX {r['onnx_accuracy']:.3f}) at {r['measured_ms']:.3f} ms"
+                + (f" (predicted {r['predicted_ms']:.3f})" if r["predicted_ms"] else "")
+                for r in rows if r.get("budget_ms") == chosen.budget_ms and r.get("seed") == seed), sep="\n  ")
         rows.append({"seed": seed, "search_seconds": search_s, "seconds_per_trial": result.seconds_per_trial,
                      "floor_ms": result.floor_ms, "held_out_errors": list(result.held_out_errors),
                      "below_floor": [c.budget_ms for c in result.chosen if c.below_floor]})
     figures = {}
     for budget, fraction in zip(budgets, args.budgets):
-        for method in ("autoc", "uniform int8", "uniform L1", "Torch-Pruning global"):
+        means = {}
+        for method in METHODS:
             found = [r for r in rows if r.get("budget_ms") == budget and r.get("method") == method]
             if found:
-                figures[f"{fraction:g}x {method} accuracy"] = round(statistics.mean(r["accuracy"] for r in found), 4)
-                figures[f"{fraction:g}x {method} ms"] = round(statistics.mean(r["measured_ms"] for r in found), 4)
+                means[method] = (statistics.mean(r["accuracy"] for r in found),
+                                 statistics.mean(r["measured_ms"] for r in found))
+                figures[f"{fraction:g}x {method}: accuracy / measured ms"] = (
+                    f"{means[method][0]:.3f} / {means[method][1]:.3f}"
+                    + ("" if all(r["measured_ms"] <= budget for r in found) else " (over budget)"))
+        chosen = [r for r in rows if r.get("budget_ms") == budget and r.get("method") == "autoc"]
+        if chosen:
+            figures[f"{fraction:g}x autoc: measured vs predicted (%)"] = " / ".join(
+                f"{100 * (r['measured_ms'] - r['predicted_ms']) / r['predicted_ms']:+.1f}" for r in chosen)
+        fitting = {m: v for m, v in means.items() if m != "autoc" and all(
+            r["measured_ms"] <= budget for r in rows if r.get("budget_ms") == budget and r.get("method") == m)}
+        if "autoc" in means and fitting:
+            best = max(fitting, key=lambda m: fitting[m][0])
+            figures[f"{fraction:g}x autoc lead over the best baseline within budget (points)"] = (
+                f"{100 * (means['autoc'][0] - fitting[best][0]):+.1f} ({best})")
     figures["original accuracy"], figures["original ms"] = round(original_acc, 4), round(original_ms, 4)
     figures["floor ms (most compressed policy, predicted)"] = round(min(r["floor_ms"] for r in rows if "floor_ms" in r), 4)
     record_result("compress.user_models", config_key(args, extra=args.model),
@@ -162,7 +180,38 @@ def _uniform(structure, model, example, budget_ms, threads):
 
 
 def _measured(model, policies, example, threads) -> list[float]:
-    return measure_networks(model, policies, example_input=example, threads=threads, repeats=40)
+    """Each policy's compressed network timed as `autoc export` times one (two interleaved sessions)."""
+    shape = tuple(example.shape)
+    return [measure_exported(network_program(model, p, example_input=example), shape, threads=threads).figure_ms
+            for p in policies]
+
+
+def _row(seed, budget_ms, method, model, program, data, threads, *, predicted_ms) -> dict:
+    """One method's model at one budget: accuracy in torch and of its ONNX program in ONNX Runtime,
+    the program's latency measured as `autoc export` measures it."""
+    timing = measure_exported(program, (1, *data.train_x.shape[1:]), threads=threads)
+    return {"seed": seed, "budget_ms": budget_ms, "method": method,
+            "accuracy": accuracy(model, data.val_x, data.val_y),
+            "onnx_accuracy": onnx_accuracy(program, data.val_x, data.val_y),
+            "measured_ms": timing.figure_ms, "session_spread": timing.session_spread, "noisy": timing.noisy,
+            "predicted_ms": predicted_ms}
+
+
+def _int8_slower(table, shaped) -> list[dict]:
+    """The convs at which int8 is slower than fp32 on this host (at the shape the policy leaves them),
+    with the precision the policy chose for each."""
+    from dataclasses import replace
+
+    slower = []
+    for layer in shaped:
+        if layer.kind != "conv":
+            continue
+        fp32, int8 = replace(layer, precision="fp32"), replace(layer, precision="int8")
+        table.measure([fp32, int8])
+        if table.units_ms[int8.key] > table.units_ms[fp32.key]:
+            slower.append({"layer": layer.name, "fp32_ms": table.units_ms[fp32.key],
+                           "int8_ms": table.units_ms[int8.key], "chosen": layer.precision})
+    return slower
 
 
 def _torch_pruning_global(model, example, budget_ms, threads):
@@ -176,11 +225,9 @@ def _torch_pruning_global(model, example, budget_ms, threads):
                                       pruning_ratio=ratio, global_pruning=True, ignored_layers=[classifier])
         pruner.step()
         program = export_onnx(pruned.eval(), input_shape=tuple(example.shape))
-        ms = measure_interleaved([program], input_shapes=[tuple(example.shape)], threads=threads, warmup=5,
-                                 repeats=40)[0].figure_ms
-        if ms <= budget_ms:
-            return pruned, ms
-    return pruned, ms
+        if measure_exported(program, tuple(example.shape), threads=threads).figure_ms <= budget_ms:
+            break
+    return pruned
 
 
 if __name__ == "__main__":
