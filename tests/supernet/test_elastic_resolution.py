@@ -175,3 +175,13 @@ def test_a_search_with_the_supernet_estimate_on_a_multi_resolution_space_complet
     policy = yaml.safe_load((runs / "res" / "best_policy.json").read_text())
     best = next(t for t in trials if t.number == policy["trial"])
     assert policy["arch"]["input_size"] == best.params["resolution"]
+
+
+def test_supernet_train_reports_each_end_at_its_own_resolution(res_space, tmp_path, capsys):
+    path = tmp_path / "res.yaml"
+    path.write_text(yaml.safe_dump(res_space.to_dict(), sort_keys=False))
+    assert main(["supernet", "train", "--space", str(path), "--steps", "2", "--batch-size", "8", "--random-subnets",
+                 "1", "--max-train", "60", "--max-val", "20", "--runs-dir", str(tmp_path / "runs"), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "largest sub-network: validation accuracy" in out and "images at 24 px" in out
+    assert "smallest sub-network: validation accuracy" in out and "images at 16 px" in out
