@@ -26,7 +26,7 @@ from autoc.arch.config import BlockOp
 from autoc.candidate import Candidate
 from autoc.arch.policy import CompressionPolicy, LayerPolicy
 from autoc.training.compute import training_device
-from autoc.data.datasets import DatasetSplit, load_dataset
+from autoc.data.datasets import DatasetSplit, load_dataset, resized
 from autoc.evaluate.estimate import EstimateConfig, build_from_supernet
 from autoc.evaluate.metrics import size_bytes, spec_macs
 from autoc.evaluate.recipe import REFERENCE_FORMAT, reference_accuracy, scratch_recipe
@@ -352,7 +352,8 @@ def ranking_ceiling(observed: list[float], *, noise: float, draws: int = 2000) -
 
 
 def correct_per_image(candidate, supernet, data, *, calibration_batches: int) -> torch.Tensor:
-    """Bool per held-out image: the inherited, recalibrated sub-network's top-1 is right."""
+    """Bool per held-out image: the inherited, recalibrated sub-network's top-1 is right (at its resolution)."""
+    data = resized(data, candidate.arch.input_size)
     model = build_from_supernet(candidate, supernet=supernet)
     recalibrate_batchnorm(model, data.train_x, batches=calibration_batches)
     model.eval()

@@ -66,11 +66,11 @@ def run_train(args: argparse.Namespace) -> int:
     import torch
 
     from autoc.training.compute import training_device
-    from autoc.data.datasets import load_dataset
+    from autoc.data.datasets import load_dataset, resize_images
     from autoc.evaluate.estimate import eval_subset
     from autoc.training.loop import accuracy
     from autoc.space import load_space
-    from autoc.supernet import check_supernet_space, open_supernet, smallest_candidate
+    from autoc.supernet import open_supernet, smallest_candidate
 
     overrides = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size),
                                    ("random_subnets", args.random_subnets), ("largest_steps", args.largest_steps),
@@ -83,7 +83,6 @@ def run_train(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     device = training_device(args.train_device)  # before loading data: a missing GPU fails at once
     space = load_space(args.space)
-    check_supernet_space(space)  # before loading the data
     data = load_dataset(args.dataset, data_dir=args.data_dir, input_size=space.input_size, seed=args.seed,
                         max_train=args.max_train, max_val=args.max_val, download=args.download)
     run = open_supernet(space, data, cache_dir=args.runs_dir / "cache", config=config,
@@ -93,12 +92,12 @@ def run_train(args: argparse.Namespace) -> int:
           f"{how} -> {run.path}")
     keep = eval_subset(data.val_y, 500, seed=args.seed)
     val_x, val_y = data.val_x[keep], data.val_y[keep]
-    calibration = data.train_x
-    for label, model in (
-        ("largest", run.supernet.largest(calibration=calibration)),
-        ("smallest", run.supernet.extract(smallest_candidate(space, num_classes=data.num_classes),
-                                          calibration=calibration)),
-    ):
-        print(f"  {label} sub-network: validation accuracy {accuracy(model, val_x, val_y):.4f} "
-              f"on {len(val_y)} images (BatchNorm recalibrated)")
+    for label, subnet in (("largest", run.supernet.largest_subnet()),
+                          ("smallest", smallest_candidate(space, num_classes=data.num_classes).netspec())):
+        # extract resizes the calibration images to the sub-network's resolution; the held-out ones too
+        model = run.supernet.extract(subnet, calibration=data.train_x)
+        at = f" at {subnet.input_size} px" if len(space.resolutions) > 1 else ""
+        print(f"  {label} sub-network: validation accuracy "
+              f"{accuracy(model, resize_images(val_x, subnet.input_size), val_y):.4f} "
+              f"on {len(val_y)} images{at} (BatchNorm recalibrated)")
     return 0

@@ -122,16 +122,22 @@ def resized(data: DatasetSplit, size: int) -> DatasetSplit:
         return data
 
     def shrink(x: torch.Tensor | None) -> torch.Tensor | None:
-        if x is None:
-            return None
-        return F.interpolate(x, size=(size,) * 2, mode=RESIZE_METHOD, align_corners=False,
-                             antialias=size < x.shape[-1])
+        return None if x is None else resize_images(x, size)
 
     preprocessing = None if data.preprocessing is None else data.preprocessing.at_size(size)
     return replace(data, train_x=shrink(data.train_x), val_x=shrink(data.val_x), selection_x=shrink(data.selection_x),
                    fingerprint=f"{data.fingerprint}|{size}px", preprocessing=preprocessing,
                    train_fingerprint=f"{data.train_fingerprint}|{size}px" if data.train_fingerprint else "",
                    selection_fingerprint=f"{data.selection_fingerprint}|{size}px" if data.selection_fingerprint else "")
+
+
+def resize_images(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Loaded (normalised) N x C x H x W images at ``size`` square: the one resize ``resized`` and the
+    supernet's per-sub-network resolutions use (bilinear, antialiased when shrinking); unchanged at
+    their own size."""
+    if x.shape[-2:] == (size, size):
+        return x
+    return F.interpolate(x, size=(size,) * 2, mode=RESIZE_METHOD, align_corners=False, antialias=size < x.shape[-1])
 
 
 def load_dataset(

@@ -20,6 +20,7 @@ from autoc.compress.quant import apply_quantization
 from autoc.compress.sparsity import apply_policy_sparsity
 from autoc.compress.transfer import inherit_weights, prune_to
 from autoc.errors import OptionError
+from autoc.data.datasets import resized
 from autoc.data.sampling import stratified_subset
 from autoc.training.loop import TrainConfig, correct_predictions, recalibrate_batchnorm, train
 
@@ -104,9 +105,12 @@ def estimate_candidate(
 
     ``teacher_logits``: the largest sub-network's logits on ``data.train_x`` ([N, C]), or several
     teachers' stacked ([T, N, C]); see ``autoc.training.loop.teacher_logits_of``.
+    Images are resized to the candidate's resolution (``candidate.arch.input_size``) for the
+    calibration, fine-tuning and evaluation; the teacher's logits are per image, so they serve at any.
     Returns the fine-tuned model and its estimate (seconds include the extraction).
     """
     start = time.perf_counter()
+    data = resized(data, candidate.arch.input_size)
     model = build_from_supernet(candidate, supernet=supernet)
     keep = eval_subset(data.val_y, config.max_eval, seed=config.seed)
     estimate = estimate_accuracy(

@@ -18,7 +18,7 @@ from autoc.latency.device import open_latency_model
 from autoc.search.objective import ObjectiveContext
 from autoc.search.options import SearchOptions, worker_threads
 from autoc.space import SearchSpace, load_space
-from autoc.supernet import SupernetConfig, check_supernet_space, load_or_train_supernet
+from autoc.supernet import SupernetConfig, load_or_train_supernet
 
 
 @dataclass(frozen=True)
@@ -32,8 +32,6 @@ class SearchInputs:
 def load_inputs(options: SearchOptions) -> SearchInputs:
     """The space and dataset ``options`` name, loaded."""
     space = load_space(options.space)
-    if options.supernet is not None:
-        check_supernet_space(space)  # before the data, the latency model (which may measure) and any training
     data = load_dataset(
         options.dataset,
         data_dir=options.data_dir,

@@ -8,7 +8,6 @@ Seam for the search::
 """
 from autoc.supernet.cache import (
     SupernetRun,
-    check_supernet_space,
     load_or_train_supernet,
     open_supernet,
     supernet_cache_path,
@@ -25,7 +24,6 @@ __all__ = [
     "SupernetConfig",
     "SupernetRun",
     "calibrate_batchnorm",
-    "check_supernet_space",
     "extract",
     "largest_candidate",
     "load_or_train_supernet",

@@ -16,7 +16,6 @@ import torch
 from tqdm import tqdm
 
 from autoc.arch.builder import seeded
-from autoc.errors import SpaceError
 from autoc.files import save_torch_atomic
 from autoc.data.datasets import DatasetSplit
 from autoc.space import SearchSpace
@@ -42,28 +41,18 @@ class SupernetRun:
 def supernet_for_space(space: SearchSpace, *, num_classes: int, seed: int = 0) -> Supernet:
     """An untrained supernet holding every sub-network of ``space`` for ``num_classes`` classes,
     initialised from ``seed`` alone."""
-    check_supernet_space(space)
     with seeded(seed):
         return Supernet(space.largest_arch(num_classes=num_classes),
                         extra_slots=skip_conv_slots(space, num_classes=num_classes))
-
-
-def check_supernet_space(space: SearchSpace) -> None:
-    """Refuse a space that searches several input resolutions: the supernet trains at one, and its
-    sub-networks scored at others would rank by resolution mismatch rather than by quality."""
-    if len(space.resolutions) > 1:
-        raise SpaceError(
-            f"{space.source}: resolution: {list(space.resolutions)} is searched, and the supernet estimate "
-            "does not train elastic resolution; search this space with the teacher estimate (leave out "
-            "--supernet-steps), or give one input_size"
-        )
 
 
 def supernet_cache_path(cache_dir: Path, *, space: SearchSpace, data: DatasetSplit, config: SupernetConfig,
                         threads: int | None = None) -> Path:
     """``threads``: torch's threads for the training (None: the current setting); CPU training
     repeats bit for bit only at one thread count, so another count is another cache."""
-    # Keyed by the training items only: the held-out split's size does not change the weights.
+    # Keyed by the training items only: the held-out split's size does not change the weights. The
+    # space's fingerprint covers its resolution list: a supernet trained with elastic resolution over
+    # one list is never reused for another (its sub-networks trained at those resolutions only).
     key = (f"{FORMAT}|{space.fingerprint()}|{data.train_fingerprint or data.fingerprint}|{config}"
            f"|threads={threads or torch.get_num_threads()}")
     return Path(cache_dir) / f"supernet-{space.name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"

@@ -22,6 +22,7 @@ from autoc.arch.builder import AutocNet
 from autoc.arch.config import ArchConfig
 from autoc.arch.netspec import ConvSpec, NetSpec, SESpec, build_netspec
 from autoc.candidate import Candidate
+from autoc.data.datasets import resize_images
 from autoc.errors import PolicyError
 from autoc.training.loop import recalibrate_batchnorm
 from autoc.supernet.extract import extract
@@ -152,12 +153,13 @@ class Supernet(nn.Module):
 
     def extract(self, candidate: Candidate | NetSpec, *, calibration: torch.Tensor | None = None) -> AutocNet:
         """A standalone copy of the candidate's sub-network (its pruned plan); with ``calibration``
-        inputs, its BatchNorm statistics are re-estimated on them (the supernet's are shared by all
-        sub-networks, so an uncalibrated copy is only fit for further training)."""
+        inputs, its BatchNorm statistics are re-estimated on them, resized to the sub-network's
+        resolution (the supernet's are shared by all sub-networks and resolutions, so an
+        uncalibrated copy is only fit for further training)."""
         subnet = candidate.netspec() if isinstance(candidate, Candidate) else candidate
         model = extract(self, subnet)
         if calibration is not None:
-            recalibrate_batchnorm(model, calibration)
+            recalibrate_batchnorm(model, resize_images(calibration, subnet.input_size))
             model.eval()
         return model
 

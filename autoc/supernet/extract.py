@@ -11,6 +11,7 @@ import torch
 
 from autoc.arch.builder import AutocNet, build_model
 from autoc.arch.netspec import NetSpec
+from autoc.data.datasets import resize_images
 
 if TYPE_CHECKING:
     from autoc.supernet.elastic import Supernet
@@ -48,7 +49,9 @@ def extract(supernet: "Supernet", subnet: NetSpec) -> AutocNet:
 def calibrate_batchnorm(supernet: "Supernet", subnet: NetSpec, inputs: torch.Tensor, *, batches: int = 8,
                         batch_size: int = 64) -> None:
     """Set the supernet's running stats of ``subnet``'s channels to their average over a few batches
-    (what ``autoc.training.loop.recalibrate_batchnorm`` does to an extracted copy)."""
+    of ``inputs`` at the sub-network's resolution (what ``autoc.training.loop.recalibrate_batchnorm``
+    does to an extracted copy)."""
+    inputs = resize_images(inputs, subnet.input_size)
     for conv in subnet.convs():
         slot = supernet.slot(conv.name)
         slot.running_mean[: conv.cout].zero_()

@@ -27,8 +27,8 @@ ALL_DIMENSIONS = frozenset(DIMENSIONS)
 
 
 def smallest_candidate(space: SearchSpace, *, num_classes: int, elastic: frozenset[str] = ALL_DIMENSIONS) -> Candidate:
-    """Least of every choice: depth, width, keep ratio, and the op with the least expansion and kernel
-    (only in the ``elastic`` dimensions; the others at their largest)."""
+    """Least of every choice: resolution, depth, width, keep ratio, and the op with the least expansion
+    and kernel (only in the ``elastic`` dimensions; the others at their largest)."""
     return assemble(space, extreme_choices(space, largest=False, elastic=elastic), num_classes=num_classes)
 
 
@@ -58,8 +58,9 @@ def random_candidate(space: SearchSpace, rng: random.Random, *, num_classes: int
 
 def elastic_choices(param, elastic: frozenset[str]) -> list:
     """The choices of ``param`` while only the ``elastic`` dimensions shrink; precision and bits
-    always vary (the supernet's weights are shared across them)."""
-    if elastic >= ALL_DIMENSIONS or param.kind in ("precision", "wbits"):
+    always vary (the supernet's weights are shared across them), and so does the input resolution
+    (Once-for-All trains elastic resolution throughout progressive shrinking)."""
+    if elastic >= ALL_DIMENSIONS or param.kind in ("precision", "wbits", "resolution"):
         return list(param.choices)
     if param.kind == "op":
         ops = list(param.choices)

@@ -18,6 +18,16 @@ al. 2020): each step trains ``random_subnets`` random sub-networks on the labels
 largest, no smallest and no distillation, so no sub-network is favoured by being trained more
 often than the rest (the sandwich trains the smallest one every step, and it then gets the
 highest estimate of all).
+
+Elastic resolution (a space with ``resolution: [..]``): the resolution is one of a sub-network's
+choices (``candidate.arch.input_size``), drawn with the rest, and each sub-network trains on the
+step's batch resized to its own resolution (``autoc.data.datasets.resize_images``, the resize
+the search scores candidates with). In the sandwich the largest network runs at the largest
+resolution and the smallest at the smallest, as BigNAS does, rather than Once-for-All's one
+resolution per batch for every sub-network: here a candidate's resolution is part of what is
+searched and scored, so each sub-network trains at the resolution it will be scored at, and the
+largest's soft targets are per image, so they teach the same images at any resolution. The
+largest-first stage trains the largest network at the largest resolution.
 """
 from __future__ import annotations
 
@@ -31,6 +41,7 @@ from torch.nn import functional as F
 
 from autoc.arch.netspec import NetSpec
 from autoc.compress.distill import distillation_loss
+from autoc.data.datasets import resize_images
 from autoc.training.compute import trained_on
 from autoc.training.loop import crop_and_flip
 from autoc.errors import OptionError
@@ -146,7 +157,7 @@ def _train_steps(supernet: Supernet, space: SearchSpace, inputs: torch.Tensor, l
             _set_cosine_lr(optimizer, config.largest_lr, step, config.largest_steps)
             x, y = next(batches)
             optimizer.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(supernet(x, subnet=largest), y)
+            loss = F.cross_entropy(supernet(_at(x, largest), subnet=largest), y)
             loss.backward()
             optimizer.step()
             recent = (recent + [float(loss.detach())])[-10:]
@@ -182,12 +193,12 @@ def _sandwich_step(supernet: Supernet, x: torch.Tensor, y: torch.Tensor, *, larg
     # Losses are averaged over the sandwich: summed, every shared weight would see a step
     # len(others) + 1 times larger than single-network training at the same lr (it diverged).
     share = 1.0 / (len(others) + 1)
-    logits = supernet(x, subnet=largest)
+    logits = supernet(_at(x, largest), subnet=largest)
     loss = F.cross_entropy(logits, y)
     (loss * share).backward()
     teacher = logits.detach()
     for subnet in others:
-        student = supernet(x, subnet=subnet)
+        student = supernet(_at(x, subnet), subnet=subnet)
         kd = distillation_loss(student, teacher, y, temperature=config.temperature, alpha=config.alpha)
         (kd * share).backward()
     return float(loss.detach())
@@ -199,10 +210,15 @@ def _uniform_step(supernet: Supernet, space: SearchSpace, x: torch.Tensor, y: to
     total = 0.0
     for _ in range(count):
         subnet = random_candidate(space, rng, num_classes=supernet.num_classes, elastic=elastic).netspec()
-        loss = F.cross_entropy(supernet(x, subnet=subnet), y)
+        loss = F.cross_entropy(supernet(_at(x, subnet), subnet=subnet), y)
         (loss / count).backward()
         total += float(loss.detach()) / count
     return total
+
+
+def _at(x: torch.Tensor, subnet: NetSpec) -> torch.Tensor:
+    """The batch at ``subnet``'s resolution (its candidate's ``input_size``; see the module doc)."""
+    return resize_images(x, subnet.input_size)
 
 
 def _sgd(supernet: Supernet, config: SupernetConfig) -> torch.optim.SGD:

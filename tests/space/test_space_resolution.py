@@ -100,9 +100,3 @@ def test_the_command_line_reports_a_bad_resolution_in_one_line_with_exit_2(small
     err = capsys.readouterr().err.strip()
     assert "resolution: choice 16 is listed twice" in err and len(err.splitlines()) == 1
 
-
-def test_the_supernet_estimate_refuses_several_resolutions_before_training(small_space, write_space, tmp_path, capsys):
-    assert run_search(write_space(searched(small_space)), tmp_path, "--supernet-steps", "2") == 2
-    err = capsys.readouterr().err.strip()
-    assert "does not train elastic resolution" in err and "teacher estimate" in err and len(err.splitlines()) == 1
-    assert not list((tmp_path / "runs").glob("cache/*.pt"))
