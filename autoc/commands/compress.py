@@ -111,3 +111,6 @@ def print_summary(result) -> None:
                   f"(ONNX {chosen.onnx_accuracy:.3f}), {chosen.predicted_ms:.3f} ms predicted{measured}; "
                   f"mean keep {chosen.mean_keep:.2f}, {chosen.int8_layers} int8 layers -> {chosen.policy_path}, "
                   f"{chosen.onnx_path.name}")
+            if chosen.measured_over:
+                print(f"  passed over (predicted within, measured over {chosen.budget_ms:g} ms): trial "
+                      + ", ".join(map(str, chosen.measured_over)))

@@ -165,3 +165,32 @@ def test_chosen_policies_that_drift_from_their_estimates_say_how(tmp_path):
     assert len(chosen(onnx_accuracy=0.9, measured_ms=0.5).drift()) == 2
     # the original model kept for a budget: nothing was exported
     assert chosen(trial=None, onnx_path=None, onnx_accuracy=None, measured_ms=None).drift() == ()
+
+
+def test_a_budget_takes_the_most_accurate_trial_whose_program_measures_within_it():
+    """The table predicts, the exported program is what ships: a trial predicted within the budget
+    but measured over it is passed over for the next most accurate."""
+    from types import SimpleNamespace
+
+    import optuna
+
+    from autoc.latency.check import LatencyCheck
+    from autoc.latency.measure import Measurement
+    from autoc.modelspace.driver import _measured_best
+
+    def trial(number, accuracy):
+        made = optuna.trial.create_trial(value=accuracy, user_attrs={"accuracy": accuracy, "latency_ms": 0.9})
+        made.number = number
+        return made
+
+    def timed(ms):
+        return (None, None, None, LatencyCheck(sessions=(Measurement(ms, ms, ms, ms, 10),) * 2), None)
+
+    trials = [trial(0, 0.70), trial(1, 0.80), trial(2, 0.75), trial(3, 0.60)]
+    ctx = SimpleNamespace(chosen={0: timed(0.8), 1: timed(1.2), 2: timed(0.95), 3: timed(0.5)})
+    best, over = _measured_best(trials, ctx, budget_ms=1.0)
+    assert (best.number, over) == (2, (1,))  # 0.80 measured 1.2 ms: the 0.75 one (0.95 ms) ships
+    best, over = _measured_best(trials, ctx, budget_ms=2.0)
+    assert (best.number, over) == (1, ())
+    best, over = _measured_best(trials, ctx, budget_ms=0.6)  # none of the three most accurate fits:
+    assert (best.number, over) == (0, (1, 2))  # the fastest measured of them, the others named
