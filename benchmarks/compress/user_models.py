@@ -138,6 +138,11 @@ def main(argv: list[str] | None = None) -> int:
             best = max(fitting, key=lambda m: fitting[m][0])
             figures[f"{fraction:g}x autoc lead over the best baseline within budget (points)"] = (
                 f"{100 * (means['autoc'][0] - fitting[best][0]):+.1f} ({best})")
+    slower = [layer for r in rows if r.get("method") == "autoc" for layer in r.get("int8_slower_layers", [])]
+    if slower:
+        figures["convs of the chosen models where int8 is slower than fp32 here: kept fp32"] = (
+            f"{sum(layer['chosen'] == 'fp32' for layer in slower)} of {len(slower)} "
+            f"({', '.join(sorted({layer['layer'] for layer in slower})[:6])})")
     figures["original accuracy"], figures["original ms"] = round(original_acc, 4), round(original_ms, 4)
     figures["floor ms (most compressed policy, predicted)"] = round(min(r["floor_ms"] for r in rows if "floor_ms" in r), 4)
     record_result("compress.user_models", config_key(args, extra=args.model),
