@@ -44,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="without --weights: training steps of the model before compressing it [%(default)s]")
     p.add_argument("--keep-choices", type=amount("0.5"), nargs="+", default=list(_default("keep_choices")),
                    help="keep ratios a channel group may take [%(default)s]")
+    p.add_argument("--channel-multiple", type=count(1, 8), default=None,
+                   help="round kept channel counts to this multiple (default: the multiple the device's latency "
+                   "table shows its kernels run fast)")
     p.add_argument("--runs-dir", type=Path, default=_default("runs_dir"), help="where run directories live")
     p.add_argument("--study", default=None, help="study name (default: model and time); the same name resumes it")
     p.add_argument("--threads", type=count(1, 2), default=_default("threads"),
@@ -73,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
             data_dir=args.data_dir, input_size=args.input_size, max_train=args.max_train, max_val=args.max_val,
             device=args.device, trials=args.trials or _default("trials"), seed=args.seed,
             finetune_steps=args.finetune_steps, pretrain_steps=args.pretrain_steps,
-            keep_choices=tuple(args.keep_choices), runs_dir=args.runs_dir, study=args.study, threads=args.threads)
+            keep_choices=tuple(args.keep_choices), channel_multiple=args.channel_multiple, runs_dir=args.runs_dir,
+            study=args.study, threads=args.threads)
     result = run_compress(options)
     print_summary(result)
     drift = [problem for chosen in result.chosen for problem in chosen.drift()]
@@ -91,6 +95,8 @@ def print_summary(result) -> None:
     if result.held_out_errors:
         worst = max(abs(e) for e in result.held_out_errors)
         print(f"latency table: {len(result.held_out_errors)} held-out variants predicted within {100 * worst:.1f}%")
+    if result.channel_multiple > 1:
+        print(f"channel counts kept in multiples of {result.channel_multiple}")
     for layer, why in sorted(result.unprunable.items()):
         print(f"left unpruned: {layer} ({why})")
     for chosen in result.chosen:

@@ -31,6 +31,7 @@ from autoc.modelspace.groups import ModelStructure, analyse
 from autoc.modelspace.latency import (Layer, LayerTable, calibrate, measure_networks,
                                       model_layers, policy_layers, random_policies)
 from autoc.modelspace.policy_file import ModelPolicyFile, ModelReference
+from autoc.modelspace.multiple import fast_multiple
 from autoc.modelspace.reference import load_model, weights_digest
 from autoc.modelspace.starts import kept_mass, start_params
 from autoc.onnx.parity import accuracy_drift, latency_drift
@@ -74,6 +75,7 @@ class CompressOptions:
     finetune_steps: int = 40
     finetune_lr: float = 0.01  # the user's weights are trained: a small step keeps what they know
     keep_choices: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)
+    channel_multiple: int | None = None  # kept channel counts round to this; None: what the table shows runs fast
     runs_dir: Path = Path("runs")
     study: str | None = None
     threads: int = 1  # torch and ONNX Runtime threads
@@ -84,6 +86,10 @@ class CompressOptions:
                                       for b in self.budgets_ms):
             raise OptionError(f"budgets_ms must be one or more positive numbers of ms, got {list(self.budgets_ms)}: "
                               "give e.g. budgets_ms=(8.0, 12.0)", fields=("budgets_ms",))
+        if self.channel_multiple is not None and not (isinstance(self.channel_multiple, int) and
+                                                      1 <= self.channel_multiple <= 256):
+            raise OptionError(f"channel_multiple must be an integer in 1..256, got {self.channel_multiple!r}: use e.g. "
+                              "8, or leave it out to take it from the latency table", fields=("channel_multiple",))
         if not self.keep_choices or any(not 0 < k <= 1 for k in self.keep_choices):
             raise OptionError(f"keep_choices must lie in (0, 1], got {list(self.keep_choices)}: use e.g. "
                               "(0.25, 0.5, 1.0)", fields=("keep_choices",))
@@ -150,6 +156,7 @@ class CompressResult:
     seconds_per_trial: float | None
     held_out_errors: tuple[float, ...]
     wall_seconds: float
+    channel_multiple: int = 1  # kept channel counts were rounded to this
 
     def to_dict(self) -> dict:
         """Plain JSON data (paths as strings; NaN as null)."""
@@ -189,6 +196,7 @@ class _Context:
     data: DatasetSplit
     teacher_logits: torch.Tensor
     weights_sha256: str | None  # of options.weights; None: trained here
+    multiple: int = 1  # kept channel counts round to this (autoc.modelspace.multiple)
     chosen: dict = field(default_factory=dict)  # trial number -> what _finish made of it, shared by budgets
 
 
@@ -225,6 +233,9 @@ def run_compress(options: CompressOptions, *, log: Callable[[str], None] = logge
     ctx = _Context(options=options, model=model, structure=structure, layers=model_layers(model, example), table=table,
                    data=data, teacher_logits=original_logits(model, data),
                    weights_sha256=weights_digest(options.weights) if options.weights else None)
+    ctx.multiple = options.channel_multiple or table.channel_multiple or fast_multiple(
+        ctx.layers, table, threads=options.threads)
+    table.channel_multiple = ctx.multiple
     errors = _calibrate(ctx, log) if not table_path.is_file() else ()
     original = ModelPolicy.of()
     original_ms = table.predict_ms(policy_layers(ctx.layers, structure, original))
@@ -266,7 +277,7 @@ def run_compress(options: CompressOptions, *, log: Callable[[str], None] = logge
         unprunable=dict(structure.fixed),
         chosen=chosen, trials_total=_finished(study), trials_this_run=len(seconds),
         seconds_per_trial=sum(seconds) / len(seconds) if seconds else None, held_out_errors=errors,
-        wall_seconds=time.perf_counter() - start)
+        wall_seconds=time.perf_counter() - start, channel_multiple=ctx.multiple)
     study.set_user_attr(RESULT_ATTR, _relative_paths(result.to_dict(), run_dir=run_dir))  # what `autoc show` prints
     return result
 
@@ -327,13 +338,14 @@ def _calibrate(ctx: _Context, log) -> tuple[float, ...]:
 
 
 def _variants(ctx: _Context, count: int, *, seed: int) -> list[ModelPolicy]:
-    return random_policies(ctx.structure, count, seed=seed, keep_choices=ctx.options.keep_choices)
+    return random_policies(ctx.structure, count, seed=seed, keep_choices=ctx.options.keep_choices,
+                           multiple=ctx.multiple)
 
 
 def _most_compressed(ctx: _Context) -> ModelPolicy:
     low = min(ctx.options.keep_choices)
     return ModelPolicy.of(keep={g.name: low for g in ctx.structure.groups},
-                          layers={n: INT8 for n in ctx.structure.convs})
+                          layers={n: INT8 for n in ctx.structure.convs}, multiple=ctx.multiple)
 
 
 def _check_budgets(ctx: _Context, original_ms: float) -> float:
@@ -364,9 +376,10 @@ def _enqueue_starts(study: optuna.Study, ctx: _Context) -> None:
 
     def shape(keep, int8):
         return policy_layers(ctx.layers, ctx.structure, ModelPolicy.of(
-            keep={k: v for k, v in keep.items() if v < 1.0}, layers={n: INT8 for n, on in int8.items() if on}))
+            keep={k: v for k, v in keep.items() if v < 1.0}, layers={n: INT8 for n, on in int8.items() if on},
+            multiple=ctx.multiple))
 
-    mass = kept_mass(ctx.model, ctx.structure, example, options.keep_choices)
+    mass = kept_mass(ctx.model, ctx.structure, example, options.keep_choices, multiple=ctx.multiple)
     starts = start_params(ctx.structure, shape, ctx.table, budgets_ms=options.budgets_ms,
                           keep_choices=options.keep_choices, mass=mass, threads=options.threads)
     for params in starts[:max(1, options.trials // 2)]:
@@ -377,7 +390,7 @@ def policy_of(trial: optuna.trial.BaseTrial, ctx: _Context) -> ModelPolicy:
     """The compression policy ``trial`` suggests: a keep ratio per channel group, int8 or not per conv."""
     keep = {g.name: trial.suggest_categorical(f"keep:{g.name}", ctx.options.keep_choices) for g in ctx.structure.groups}
     int8 = {n: INT8 for n in ctx.structure.convs if trial.suggest_categorical(f"int8:{n}", (False, True))}
-    return ModelPolicy.of(keep={k: v for k, v in keep.items() if v < 1.0}, layers=int8)
+    return ModelPolicy.of(keep={k: v for k, v in keep.items() if v < 1.0}, layers=int8, multiple=ctx.multiple)
 
 
 def _run_trial(trial: optuna.Trial, ctx: _Context, budget_ms: float) -> float:

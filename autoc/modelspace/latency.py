@@ -134,6 +134,7 @@ class LayerTable:
 
     units_ms: dict[str, float]
     correction: Correction = Correction()
+    channel_multiple: int | None = None  # the multiple kept channel counts round to (autoc.modelspace.multiple)
 
     def missing(self, layers: Iterable[Layer]) -> list[Layer]:
         """One layer per unit key the table has no time for."""
@@ -165,12 +166,13 @@ class LayerTable:
         return self.correction.apply(total, transitions=switches, int8_ms=int8)
 
     def to_dict(self) -> dict:
-        return {"units_ms": dict(sorted(self.units_ms.items())), "correction": vars(self.correction).copy()}
+        return {"units_ms": dict(sorted(self.units_ms.items())), "correction": vars(self.correction).copy(),
+                "channel_multiple": self.channel_multiple}
 
     @classmethod
     def from_dict(cls, data: Mapping) -> "LayerTable":
         return cls(units_ms={str(k): float(v) for k, v in data["units_ms"].items()},
-                   correction=Correction(**data.get("correction", {})))
+                   correction=Correction(**data.get("correction", {})), channel_multiple=data.get("channel_multiple"))
 
 
 def network_program(model: nn.Module, policy: ModelPolicy, *, example_input: torch.Tensor) -> bytes:

@@ -47,6 +47,8 @@ def test_compress_chooses_a_policy_per_budget_that_rebuilds_from_its_file_and_re
                  "--runs-dir", str(runs), *COMMON]) == 0
     out = capsys.readouterr().out
     assert "original model (trained here: no --weights given)" in out and "5 trials (5 this run" in out
+    table_multiple = json.loads((runs / "s" / "layer_latency.json").read_text())["channel_multiple"]
+    assert (f"channel counts kept in multiples of {table_multiple}\n" in out) == (table_multiple > 1)
     run_dir = runs / "s"
     files = 0
     assert "budget 1e-06 ms: below the most compressed policy's predicted" in out  # among others: reported
@@ -69,6 +71,11 @@ def test_compress_chooses_a_policy_per_budget_that_rebuilds_from_its_file_and_re
         rebuilt = file.apply(model)
         saved = torch.load(run_dir / f"compressed-{float(budget):g}ms.pt", weights_only=True)
         rebuilt.load_state_dict(saved)  # strict: the rebuilt model has exactly the searched shapes
+        multiple = json.loads((run_dir / "layer_latency.json").read_text())["channel_multiple"]
+        assert file.policy.multiple == multiple >= 1  # the table's multiple, applied and recorded
+        for name, module in rebuilt.named_modules():
+            if isinstance(module, torch.nn.Conv2d) and module.out_channels not in (64, 128):  # pruned ones
+                assert module.out_channels % multiple == 0, (name, module.out_channels, multiple)
         assert rebuilt(torch.randn(2, 3, 16, 16)).shape == (2, 10)
         reported = re.search(rf"budget {float(budget):g} ms: .*\(ONNX ([\d.]+)\)", out).group(1)
         assert _onnx_accuracy_without_autoc(run_dir / f"compressed-{float(budget):g}ms.onnx", runs) == reported
