@@ -13,6 +13,9 @@ sessions, their spread kept):
   everywhere where that fits a larger ratio);
 - Torch-Pruning global: global group-magnitude pruning, ratio raised until the measured latency fits.
 
+Every method rounds its channel counts to the multiple autoc's table found (this host runs counts
+between multiples of 16 up to 2.5x slower), so no baseline pays for an unlucky count.
+
     python -m benchmarks.compress.user_models --model resnet18 --data ../shared/data/cifar10-jpeg.zip
 """
 from __future__ import annotations
@@ -91,10 +94,11 @@ def main(argv: list[str] | None = None) -> int:
         structure = analyse(model, example)
         table = LayerTable.from_dict(json.loads((result.run_dir / "layer_latency.json").read_text()))
         layers = model_layers(model, example)
+        multiple = table.channel_multiple or 1  # every method's channel counts round as autoc's do: a fair start
         for chosen in result.chosen:
             policies = {"autoc": load_model_policy(chosen.policy_path).policy if chosen.policy_path else None,
                         "uniform int8": ModelPolicy.of(layers=_all_int8(structure)),
-                        "uniform L1": _uniform(structure, model, example, chosen.budget_ms, args.threads)}
+                        "uniform L1": _uniform(structure, model, example, chosen.budget_ms, args.threads, multiple)}
             for method, policy in ((k, v) for k, v in policies.items() if v is not None):
                 shaped = policy_layers(layers, structure, policy)
                 table.measure(shaped, threads=args.threads)
@@ -104,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
                                  predicted_ms=table.predict_ms(shaped)))
                 if method == "autoc":
                     rows[-1]["int8_slower_layers"] = _int8_slower(table, shaped)
-            global_model = _torch_pruning_global(model, example, chosen.budget_ms, args.threads)
+            global_model = _torch_pruning_global(model, example, chosen.budget_ms, args.threads, multiple)
             recalibrate_batchnorm(global_model, data.train_x)
             train(global_model, data.train_x, data.train_y, config=final, teacher_logits=logits)
             program = export_onnx(global_model.eval(), input_shape=tuple(example.shape), dynamic_batch=True)
@@ -168,7 +172,7 @@ def _all_int8(structure) -> dict:
     return {n: INT8 for n in structure.convs}
 
 
-def _uniform(structure, model, example, budget_ms, threads):
+def _uniform(structure, model, example, budget_ms, threads, multiple):
     """The largest single keep ratio whose exported model measures within the budget, fp32 or
     all-int8 (whichever keeps more channels)."""
     best = None
@@ -176,7 +180,7 @@ def _uniform(structure, model, example, budget_ms, threads):
         for ratio in UNIFORM_GRID:
             if best is not None and ratio <= best[0]:
                 break
-            policy = ModelPolicy.of(keep={g.name: ratio for g in structure.groups if ratio < 1.0},
+            policy = ModelPolicy.of(keep={g.name: ratio for g in structure.groups if ratio < 1.0}, multiple=multiple,
                                     layers=_all_int8(structure) if int8 else {})
             if _measured(model, [policy], example, threads)[0] <= budget_ms:
                 best = (ratio, policy)
@@ -219,14 +223,14 @@ def _int8_slower(table, shaped) -> list[dict]:
     return slower
 
 
-def _torch_pruning_global(model, example, budget_ms, threads):
+def _torch_pruning_global(model, example, budget_ms, threads, multiple):
     """Torch-Pruning's global magnitude pruner, its ratio raised until the exported model fits."""
     import copy
 
     for ratio in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9):
         pruned = copy.deepcopy(model)
         classifier = [m for m in pruned.modules() if isinstance(m, torch.nn.Linear)][-1]
-        pruner = tp.pruner.MetaPruner(pruned, example, importance=tp.importance.GroupMagnitudeImportance(p=1),
+        pruner = tp.pruner.MetaPruner(pruned, example, importance=tp.importance.GroupMagnitudeImportance(p=1), round_to=multiple,
                                       pruning_ratio=ratio, global_pruning=True, ignored_layers=[classifier])
         pruner.step()
         program = export_onnx(pruned.eval(), input_shape=tuple(example.shape))
