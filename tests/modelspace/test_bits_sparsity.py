@@ -95,6 +95,19 @@ def test_an_int8_linear_layer_computes_in_the_fake_quantised_model_what_onnx_run
     assert np.mean(got.argmax(1) == fake.argmax(1)) >= 63 / 64
 
 
+def test_hidden_linear_layers_are_offered_int8_and_timed_as_int8_units_but_not_the_classifier(mobilenet):
+    x = torch.zeros(1, 3, 32, 32)
+    structure = analyse(mobilenet, x)
+    assert "classifier.0" in structure.int8_layers and "classifier.3" not in structure.int8_layers
+    policy = ModelPolicy.of(layers={"classifier.0": int8(4)})
+    [unit] = [layer for layer in policy_layers(model_layers(mobilenet, x), structure, policy)
+              if layer.name == "classifier.0"]
+    assert unit.precision == "int8" and unit.key == "linear-c576-o1024-int8"
+    program, shape = unit.program()
+    ops = {node.op_type for node in onnx.load_from_string(program).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "Gemm"} <= ops and shape == (1, 576)
+
+
 def test_a_4_bit_layer_holds_at_most_16_weight_values_per_output_channel_in_the_model_and_its_onnx(mobilenet):
     x = torch.randn(32, 3, 32, 32, generator=torch.Generator().manual_seed(4))
     layers = {"classifier.0": int8(4), "features.9.block.3.0": int8(4), "features.10.block.0.0": int8(8)}
