@@ -10,6 +10,7 @@ import pytest
 import torch
 from onnx import numpy_helper
 
+import autoc
 from autoc.arch.policy import LayerPolicy
 from autoc.cli import main
 from autoc.compress.quant import quantize_weight
@@ -17,7 +18,6 @@ from autoc.modelspace import ModelPolicy, compress, load_model
 from autoc.modelspace.export import export_compressed
 from autoc.modelspace.groups import analyse
 from autoc.modelspace.latency import model_layers, policy_layers, policy_size_bytes
-from autoc.modelspace.policy_file import load_model_policy
 from autoc.onnx.export import node_scope
 
 
@@ -194,7 +194,7 @@ def test_a_compress_run_with_weight_bits_and_sparsity_chooses_a_policy_within_th
     assert f"{original:.1f} kB (size budget {float(budget):g} kB)" in out
     size = float(re.search(r"budget 1000 ms: trial \d+, .* ([\d.]+) kB; ", out).group(1))
     assert size <= float(budget)
-    file = load_model_policy(runs / "s" / "best_policy.json")
+    file = autoc.load_policy(runs / "s" / "best_policy.json")
     assert file.metrics["size_kb"] <= float(budget)
     quantised = [layer for _, layer in file.policy.layers.layers if layer.quantized]
     assert quantised and {layer.weight_bits for layer in quantised} <= {8, 4}
