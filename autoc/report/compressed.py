@@ -81,10 +81,12 @@ def _page(study: StoredCompress, plot: Plot, notes: list[str]) -> str:
     items = [
         f"model <b>{escape(options.model)}</b>{escape(origin)}, device <b>{escape(options.device)}</b>, "
         f"dataset <b>{escape(options.dataset)}</b>, input {options.input_size} px",
-        f"budgets: {', '.join(f'{b:g} ms' for b in options.budgets_ms)}",
+        f"budgets: {', '.join(f'{b:g} ms' for b in options.budgets_ms)}"
+        + (f", size {options.size_budget_kb:g} kB" if options.size_budget_kb is not None else ""),
         f"trials: {result.trials_total} completed ({sum(t.accuracy is not None for t in study.trials)} fine-tuned)",
         f"original model: accuracy {result.original_accuracy:.4f}, {result.original_predicted_ms:.3f} ms predicted, "
-        f"{result.original_measured_ms:.3f} ms measured",
+        f"{result.original_measured_ms:.3f} ms measured"
+        + (f", {result.original_size_kb:.1f} kB" if result.original_size_kb is not None else ""),
         f"most compressed policy (the floor): {result.floor_ms:.3f} ms predicted",
     ]
     if result.unprunable:
