@@ -439,7 +439,6 @@ def _sized(params: dict, ctx: _Context) -> dict | None:
             if _fits_size(ctx, _size_kb(ctx, policy_of(optuna.trial.FixedTrial(full), ctx))):
                 return full
     return None
-        study.enqueue_trial(params)
 
 
 def policy_of(trial: optuna.trial.BaseTrial, ctx: _Context) -> ModelPolicy:
