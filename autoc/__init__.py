@@ -63,14 +63,14 @@ def load_policy(path, *, check_space: bool = True):
     import json
     from pathlib import Path
 
-    from autoc.modelspace.policy_file import SCHEMA, load_model_policy
+    from autoc.modelspace.policy_file import READABLE, load_model_policy
     from autoc.policy.file import load_policy as load_search_policy
 
     try:
         schema = json.loads(Path(path).read_text()).get("schema")
     except (OSError, ValueError, AttributeError):
         schema = None  # the search-policy reader reports what is wrong with the file
-    return load_model_policy(path) if schema == SCHEMA else load_search_policy(path, check_space=check_space)
+    return load_model_policy(path) if schema in READABLE else load_search_policy(path, check_space=check_space)
 
 
 def __getattr__(name):

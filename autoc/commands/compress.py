@@ -47,6 +47,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--channel-multiple", type=count(1, 8), default=None,
                    help="round kept channel counts to this multiple (default: the multiple the device's latency "
                    "table shows its kernels run fast)")
+    p.add_argument("--weight-bits", dest="weight_bits_choices", type=count(2, 4), nargs="+",
+                   default=list(_default("weight_bits_choices")),
+                   help="weight bits an int8 layer may take, 2..8 (below 8: a smaller model, not a faster one; "
+                        "give --budget-kb so the search has a reason to pick them) [%(default)s]")
+    p.add_argument("--sparsity", dest="sparsity_choices", type=amount("0.5", zero=True), nargs="+",
+                   default=list(_default("sparsity_choices")),
+                   help="unstructured sparsity a layer may take, in [0, 1): its smallest weights zeroed, a smaller "
+                        "model, not a faster one [%(default)s]")
+    p.add_argument("--budget-kb", dest="size_budget_kb", type=amount("500"), default=None,
+                   help="size budget: every chosen model is at most this many kB (weights at their bits and "
+                        "sparsity, fp32 biases); trials over it are not trained")
     p.add_argument("--runs-dir", type=Path, default=_default("runs_dir"), help="where run directories live")
     p.add_argument("--study", default=None, help="study name (default: model and time); the same name resumes it")
     p.add_argument("--threads", type=count(1, 2), default=_default("threads"),
@@ -76,8 +87,9 @@ def run(args: argparse.Namespace) -> int:
             data_dir=args.data_dir, input_size=args.input_size, max_train=args.max_train, max_val=args.max_val,
             device=args.device, trials=args.trials or _default("trials"), seed=args.seed,
             finetune_steps=args.finetune_steps, pretrain_steps=args.pretrain_steps,
-            keep_choices=tuple(args.keep_choices), channel_multiple=args.channel_multiple, runs_dir=args.runs_dir,
-            study=args.study, threads=args.threads)
+            keep_choices=tuple(args.keep_choices), channel_multiple=args.channel_multiple,
+            weight_bits_choices=tuple(args.weight_bits_choices), sparsity_choices=tuple(args.sparsity_choices),
+            size_budget_kb=args.size_budget_kb, runs_dir=args.runs_dir, study=args.study, threads=args.threads)
     result = run_compress(options)
     print_summary(result)
     drift = [problem for chosen in result.chosen for problem in chosen.drift()]
@@ -91,7 +103,9 @@ def print_summary(result) -> None:
     print(f"study {result.study}: {result.trials_total} trials ({result.trials_this_run} this run"
           + (f", {result.seconds_per_trial:.1f} s per candidate" if result.seconds_per_trial else "") + ")")
     print(f"original model{origin}: accuracy {result.original_accuracy:.3f}, "
-          f"{result.original_predicted_ms:.3f} ms predicted, {result.original_measured_ms:.3f} ms measured")
+          f"{result.original_predicted_ms:.3f} ms predicted, {result.original_measured_ms:.3f} ms measured"
+          + (f", {result.original_size_kb:.1f} kB" if result.original_size_kb is not None else "")
+          + (f" (size budget {result.size_budget_kb:g} kB)" if result.size_budget_kb is not None else ""))
     if result.held_out_errors:
         worst = max(abs(e) for e in result.held_out_errors)
         print(f"latency table: {len(result.held_out_errors)} held-out variants predicted within {100 * worst:.1f}%")
@@ -101,7 +115,7 @@ def print_summary(result) -> None:
         print(f"left unpruned: {layer} ({why})")
     for chosen in result.chosen:
         if chosen.trial is None and not math.isnan(chosen.accuracy):
-            print(f"budget {chosen.budget_ms:g} ms: the original model fits ({chosen.predicted_ms:.3f} ms)")
+            print(f"budget {chosen.budget_ms:g} ms: the original model fits ({chosen.predicted_ms:.3f} ms{_size(chosen)})")
         elif chosen.below_floor:
             print(f"budget {chosen.budget_ms:g} ms: below the most compressed policy's predicted "
                   f"{result.floor_ms:.3f} ms (the floor); nothing can fit it")
@@ -114,9 +128,14 @@ def print_summary(result) -> None:
                           + (" -- NOISY)" if chosen.measured_noisy else ")")) if chosen.measured_spread is not None else ""
                 measured = f", {chosen.measured_ms:.3f} ms measured{spread}"
             print(f"budget {chosen.budget_ms:g} ms: trial {chosen.trial}, accuracy {chosen.accuracy:.3f} "
-                  f"(ONNX {chosen.onnx_accuracy:.3f}), {chosen.predicted_ms:.3f} ms predicted{measured}; "
+                  f"(ONNX {chosen.onnx_accuracy:.3f}), {chosen.predicted_ms:.3f} ms predicted{measured}{_size(chosen)}; "
                   f"mean keep {chosen.mean_keep:.2f}, {chosen.int8_layers} int8 layers -> {chosen.policy_path}, "
                   f"{chosen.onnx_path.name}")
             if chosen.measured_over:
                 print(f"  passed over (predicted within, measured over {chosen.budget_ms:g} ms): trial "
                       + ", ".join(map(str, chosen.measured_over)))
+
+
+def _size(chosen) -> str:
+    """", 123.4 kB": a chosen model's size beside its latency (nothing where a study stored none)."""
+    return f", {chosen.size_kb:.1f} kB" if chosen.size_kb is not None else ""

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from autoc.arch.netspec import NetSpec
-from autoc.arch.policy import CompressionPolicy
+from autoc.arch.policy import CompressionPolicy, LayerPolicy
 from autoc.compress.quant import without_fake_quant
 
 BYTES_FP32 = 4
@@ -41,11 +41,18 @@ def size_bytes(spec: NetSpec, policy: CompressionPolicy) -> int:
     bits = 0
     for conv in spec.convs():
         weights = conv.cout * (conv.cin // conv.groups) * conv.kernel * conv.kernel
-        layer = policy.get(conv.name)
-        bits += weight_storage_bits(weights, bits=layer.weight_bits, sparsity=layer.sparsity) + conv.cout * 32
+        bits += layer_storage_bits(weights, outputs=conv.cout, layer=policy.get(conv.name))
     bits += sum(block.se.params() for block in spec.blocks if block.se is not None) * 32  # SE stays fp32
     bits += (spec.classifier_in * spec.num_classes + spec.num_classes) * 32
     return (bits + 7) // 8
+
+
+def layer_storage_bits(weights: int, *, outputs: int, layer: LayerPolicy) -> int:
+    """Bits to store one conv or linear layer of ``weights`` weights and ``outputs`` outputs under
+    ``layer``: its weights at their bit width (``weight_storage_bits``) and a fp32 bias per output
+    (a BatchNorm after it folds into that bias). The one definition of a layer's size, for autoc's
+    own networks (``size_bytes``) and for a user's compressed model (``autoc.modelspace.latency``)."""
+    return weight_storage_bits(weights, bits=layer.weight_bits, sparsity=layer.sparsity) + outputs * 32
 
 
 def weight_storage_bits(weights: int, *, bits: int, sparsity: float) -> int:

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from autoc.arch.policy import CompressionPolicy
-from autoc.compress.quant import FakeQuant
+from autoc.compress.quant import RUNTIME_ACT_BITS, ActivationQuant, FakeQuant
 from autoc.compress.sparsity import apply_sparsity
 from autoc.errors import PolicyError
 from autoc.modelspace.prune import Importance, choose_channels, l1_importance, prune
@@ -52,13 +52,15 @@ class QuantizedConv2d(nn.Conv2d):
 
 
 class QuantizedLinear(nn.Linear):
-    """A Linear that fake-quantises its input (per tensor) and weights (per output feature)."""
+    """A Linear that fake-quantises its input (per tensor) and weights (per output feature), and its
+    output as ONNX Runtime requantises a QDQ Gemm's output (``quant.output``, uint8 per tensor; the
+    export gives that tensor the range observed here)."""
 
     quant: FakeQuant
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, weight = self.quant(x, self.weight)
-        return nn.functional.linear(x, weight, self.bias)
+        return self.quant.requantize(nn.functional.linear(x, weight, self.bias))
 
 
 _QUANTIZED = {nn.Conv2d: QuantizedConv2d, nn.Linear: QuantizedLinear}
@@ -89,6 +91,8 @@ def compress(model: nn.Module, policy: ModelPolicy, *, example_input: torch.Tens
             module = layers[name]
             module.__class__ = _QUANTIZED[type(module)]
             module.quant = FakeQuant(weight_bits=layer.weight_bits, act_bits=layer.act_bits)
+            if isinstance(module, nn.Linear):  # a conv's output is requantised after its folded BatchNorm
+                module.quant.output = ActivationQuant(act_bits=RUNTIME_ACT_BITS, added_later=True)
     return compressed.eval()
 
 

@@ -1,9 +1,12 @@
 """Search per-layer compression policies for a user's model under one or more latency budgets.
 
 One Optuna study per run directory (SQLite, resumable): each trial picks a keep ratio per channel
-group and fp32/int8 per conv layer, is timed by the model's layer table (units measured on the
-host as they first occur) and, when it fits the largest budget, scored by a short distillation
-from the original model. Each budget then gets the most accurate trial that fits it.
+group, fp32/int8 per conv and linear layer (the final classifier stays fp32:
+``ModelStructure.int8_layers``), weight bits per int8 layer and a sparsity per layer (where the
+options offer more than one), is timed by the model's layer table (units measured on the host as
+they first occur), sized (``policy_size_bytes``) and, when it fits the largest budget and the size
+budget, scored by a short distillation from the original model. Each budget then gets the most
+accurate trial that fits it.
 """
 from __future__ import annotations
 
@@ -28,8 +31,8 @@ from autoc.modelspace.compress import ModelPolicy
 from autoc.modelspace.export import export_compressed, onnx_accuracy
 from autoc.modelspace.estimate import estimate_policy, original_logits
 from autoc.modelspace.groups import ModelStructure, analyse
-from autoc.modelspace.latency import (Layer, LayerTable, calibrate, measure_networks,
-                                      model_layers, policy_layers, random_policies)
+from autoc.modelspace.latency import (Layer, LayerTable, calibrate, measure_networks, model_layers,
+                                      policy_layers, policy_size_bytes, random_policies)
 from autoc.modelspace.policy_file import ModelPolicyFile, ModelReference
 from autoc.modelspace.multiple import fast_multiple
 from autoc.modelspace.reference import load_model, weights_digest
@@ -42,7 +45,7 @@ from autoc.training.loop import TrainConfig, accuracy, train
 logger = logging.getLogger(__name__)
 
 INT8 = LayerPolicy(precision="int8", weight_bits=8, act_bits=8)
-LATENCY_ATTR, ACCURACY_ATTR, SECONDS_ATTR = "latency_ms", "accuracy", "seconds"
+LATENCY_ATTR, ACCURACY_ATTR, SECONDS_ATTR, SIZE_ATTR = "latency_ms", "accuracy", "seconds", "size_kb"
 TABLE_FILE = "layer_latency.json"
 OPTIONS_ATTR = "compress_options"
 RESULT_ATTR = "compress_result"
@@ -76,6 +79,10 @@ class CompressOptions:
     finetune_lr: float = 0.01  # the user's weights are trained: a small step keeps what they know
     keep_choices: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)
     channel_multiple: int | None = None  # kept channel counts round to this; None: what the table shows runs fast
+    # Weight bits an int8 layer may take (below 8: smaller, not faster, the int8 kernels run them)
+    weight_bits_choices: tuple[int, ...] = (8,)
+    sparsity_choices: tuple[float, ...] = (0.0,)  # unstructured sparsity a layer may take (size, not speed)
+    size_budget_kb: float | None = None  # the chosen models' size at most (kB of 1024 bytes, policy_size_bytes)
     runs_dir: Path = Path("runs")
     study: str | None = None
     threads: int = 1  # torch and ONNX Runtime threads
@@ -93,6 +100,18 @@ class CompressOptions:
         if not self.keep_choices or any(not 0 < k <= 1 for k in self.keep_choices):
             raise OptionError(f"keep_choices must lie in (0, 1], got {list(self.keep_choices)}: use e.g. "
                               "(0.25, 0.5, 1.0)", fields=("keep_choices",))
+        if not self.weight_bits_choices or any(isinstance(b, bool) or not isinstance(b, int) or not 2 <= b <= 8
+                                               for b in self.weight_bits_choices):
+            raise OptionError(f"weight_bits_choices must be whole numbers of bits in 2..8, got "
+                              f"{list(self.weight_bits_choices)}: use e.g. (8, 6, 4)", fields=("weight_bits_choices",))
+        if not self.sparsity_choices or any(not (isinstance(x, (int, float)) and 0 <= x < 1)
+                                            for x in self.sparsity_choices):
+            raise OptionError(f"sparsity_choices must lie in [0, 1), got {list(self.sparsity_choices)}: use e.g. "
+                              "(0, 0.5, 0.75)", fields=("sparsity_choices",))
+        if self.size_budget_kb is not None and not (isinstance(self.size_budget_kb, (int, float))
+                                                    and math.isfinite(self.size_budget_kb) and self.size_budget_kb > 0):
+            raise OptionError(f"size_budget_kb must be a positive number of kB, got {self.size_budget_kb}: give e.g. "
+                              "size_budget_kb=500", fields=("size_budget_kb",))
 
     def to_dict(self) -> dict:
         """Plain data, stored with the study so `autoc compress runs/<study>` resumes with it."""
@@ -102,9 +121,12 @@ class CompressOptions:
     @classmethod
     def from_dict(cls, data: dict) -> "CompressOptions":
         paths = {"weights", "data_dir", "runs_dir", "run_dir"}
-        tuples = {"budgets_ms", "keep_choices"}
+        tuples = {"budgets_ms", "keep_choices", "weight_bits_choices", "sparsity_choices"}
         return cls(**{k: (Path(v) if k in paths and v is not None else tuple(v) if k in tuples else v)
                       for k, v in data.items() if k in {f.name for f in fields(cls)}})
+
+
+_DEFAULTS = {f.name: f.default for f in fields(CompressOptions)}
 
 
 @dataclass(frozen=True)
@@ -120,6 +142,7 @@ class Chosen:
     weights_path: Path | None
     int8_layers: int = 0
     mean_keep: float = 1.0
+    size_kb: float | None = None  # policy_size_bytes / 1024; None: stored before sizes were recorded
     onnx_path: Path | None = None
     onnx_accuracy: float | None = None  # the exported program's, in ONNX Runtime
     below_floor: bool = False  # below the most compressed policy's predicted latency: nothing can fit
@@ -157,6 +180,8 @@ class CompressResult:
     held_out_errors: tuple[float, ...]
     wall_seconds: float
     channel_multiple: int = 1  # kept channel counts were rounded to this
+    original_size_kb: float | None = None  # None: stored before sizes were recorded
+    size_budget_kb: float | None = None
 
     def to_dict(self) -> dict:
         """Plain JSON data (paths as strings; NaN as null)."""
@@ -217,6 +242,8 @@ def run_compress(options: CompressOptions, *, log: Callable[[str], None] = logge
     data = load_dataset(options.dataset, data_dir=options.data_dir, input_size=options.input_size, seed=options.seed,
                         max_train=options.max_train, max_val=options.max_val)
     model = load_model(options.model, num_classes=data.num_classes, weights=options.weights)
+    if options.size_budget_kb is not None:  # before anything is trained, timed or stored
+        _check_size_budget(options, model, data.train_x[:1])
     study_name = options.study or f"{options.model.replace(':', '-').replace('.', '-')}-{time.strftime('%Y%m%d-%H%M%S')}"
     run_dir = Path(options.run_dir or Path(options.runs_dir) / study_name).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -241,11 +268,16 @@ def run_compress(options: CompressOptions, *, log: Callable[[str], None] = logge
     original_ms = table.predict_ms(policy_layers(ctx.layers, structure, original))
     [original_measured] = measure_networks(model, [original], example_input=example, threads=options.threads)
     original_accuracy = accuracy(model, data.val_x, data.val_y)
-    floor_ms = _check_budgets(ctx, original_ms)
+    original_kb = _size_kb(ctx, original)
+    floor_ms = _check_budgets(ctx, original_ms, original_kb=original_kb)
 
     identity = {"model": options.model, "weights": ctx.weights_sha256 or "trained-here",
                 "dataset": data.fingerprint, "device": options.device,
                 "keep_choices": ",".join(map(str, options.keep_choices))}
+    for key in ("weight_bits_choices", "sparsity_choices", "size_budget_kb"):  # older studies lack them
+        if getattr(options, key) != _DEFAULTS[key]:
+            value = getattr(options, key)
+            identity[key] = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
     storage = open_storage(default_storage_url(run_dir))
     sampler = optuna.samplers.TPESampler(seed=options.seed)
     study = open_study(storage=storage, name=study_name, identity=identity, sampler=sampler, directions=["maximize"],
@@ -264,10 +296,12 @@ def run_compress(options: CompressOptions, *, log: Callable[[str], None] = logge
         trial.set_user_attr(SECONDS_ATTR, seconds[-1])
         study.tell(trial, value)
         write_text_atomic(table_path, json.dumps(ctx.table.to_dict()))
-        log(f"trial {trial.number}: {trial.user_attrs[LATENCY_ATTR]:.3f} ms predicted, accuracy "
+        log(f"trial {trial.number}: {trial.user_attrs[LATENCY_ATTR]:.3f} ms predicted, "
+            f"{trial.user_attrs[SIZE_ATTR]:.1f} kB, accuracy "
             f"{trial.user_attrs.get(ACCURACY_ATTR, float('nan')):.3f} ({seconds[-1]:.1f} s)")
     chosen = tuple(_choose(study, ctx, b, original_ms=original_ms, original_accuracy=original_accuracy,
-                           run_dir=run_dir, several=len(options.budgets_ms) > 1) if b >= floor_ms
+                           original_kb=original_kb, run_dir=run_dir, several=len(options.budgets_ms) > 1)
+                   if b >= floor_ms
                    else Chosen(budget_ms=b, trial=None, accuracy=math.nan, predicted_ms=math.nan, measured_ms=None,
                                policy_path=None, weights_path=None, below_floor=True)
                    for b in options.budgets_ms)
@@ -277,7 +311,8 @@ def run_compress(options: CompressOptions, *, log: Callable[[str], None] = logge
         unprunable=dict(structure.fixed),
         chosen=chosen, trials_total=_finished(study), trials_this_run=len(seconds),
         seconds_per_trial=sum(seconds) / len(seconds) if seconds else None, held_out_errors=errors,
-        wall_seconds=time.perf_counter() - start, channel_multiple=ctx.multiple)
+        wall_seconds=time.perf_counter() - start, original_size_kb=original_kb, size_budget_kb=options.size_budget_kb,
+        channel_multiple=ctx.multiple)
     study.set_user_attr(RESULT_ATTR, _relative_paths(result.to_dict(), run_dir=run_dir))  # what `autoc show` prints
     return result
 
@@ -343,24 +378,45 @@ def _variants(ctx: _Context, count: int, *, seed: int) -> list[ModelPolicy]:
 
 
 def _most_compressed(ctx: _Context) -> ModelPolicy:
-    low = min(ctx.options.keep_choices)
+    """The fewest channels, every offered layer int8 at the fewest weight bits, the most sparsity."""
+    low, sparse = min(ctx.options.keep_choices), max(ctx.options.sparsity_choices)
+    int8 = replace(INT8, weight_bits=min(ctx.options.weight_bits_choices), sparsity=sparse)
     return ModelPolicy.of(keep={g.name: low for g in ctx.structure.groups},
-                          layers={n: INT8 for n in ctx.structure.convs}, multiple=ctx.multiple)
+                          layers={n: int8 for n in ctx.structure.int8_layers}, multiple=ctx.multiple)
 
 
-def _check_budgets(ctx: _Context, original_ms: float) -> float:
-    """The floor (the most compressed policy's predicted ms); refuses when no budget is above it
-    or the original already fits every budget. A budget below the floor among others is reported
-    in the result instead."""
+def _size_kb(ctx: _Context, policy: ModelPolicy) -> float:
+    return policy_size_bytes(policy_layers(ctx.layers, ctx.structure, policy), policy) / 1024
+
+
+def _check_size_budget(options: CompressOptions, model: torch.nn.Module, example: torch.Tensor) -> None:
+    """Refuses a size budget below the smallest model the options' choices allow (the model's shapes
+    alone decide it: its weights, trained or not, do not)."""
+    structure = analyse(model, example)
+    ctx = _Context(options=options, model=model, structure=structure, layers=model_layers(model, example),
+                   table=LayerTable({}), data=None, teacher_logits=None, weights_sha256=None)
+    smallest, original = _size_kb(ctx, _most_compressed(ctx)), _size_kb(ctx, ModelPolicy.of())
+    if options.size_budget_kb < smallest:
+        raise BudgetError(f"size budget {options.size_budget_kb:g} kB is below the smallest model the choices allow "
+                          f"({smallest:.1f} kB; the original is {original:.1f} kB): give a size budget of at "
+                          "least that, or fewer weight bits, more sparsity or smaller keep choices")
+
+
+def _check_budgets(ctx: _Context, original_ms: float, *, original_kb: float) -> float:
+    """The floor (the most compressed policy's predicted ms); refuses when no budget is above it or
+    the original already fits every budget, the size budget included (``_check_size_budget`` has
+    refused one below the smallest model). A budget below the floor among others is reported in
+    the result instead."""
     floor_layers = policy_layers(ctx.layers, ctx.structure, _most_compressed(ctx))
     ctx.table.measure(floor_layers, threads=ctx.options.threads)
     floor = ctx.table.predict_ms(floor_layers)
+    size_budget = ctx.options.size_budget_kb
     low, high = min(ctx.options.budgets_ms), max(ctx.options.budgets_ms)
     if high < floor:
         raise BudgetError(f"budget {high:g} ms is below the most compressed policy's predicted "
                           f"{floor:.3f} ms on {ctx.options.device}: give budgets of at least {floor:.3f} ms, or "
                           "smaller keep choices")
-    if low >= original_ms:
+    if low >= original_ms and (size_budget is None or original_kb <= size_budget):
         raise BudgetError(f"the original model already fits every budget ({original_ms:.3f} ms predicted <= "
                           f"{low:g} ms): nothing to compress for latency; give a budget below {original_ms:.3f} ms")
     return floor
@@ -368,9 +424,10 @@ def _check_budgets(ctx: _Context, original_ms: float) -> float:
 
 def _enqueue_starts(study: optuna.Study, ctx: _Context) -> None:
     """Start a new study from the policies ``autoc.modelspace.starts`` builds from the layer table
-    (greedy per budget, uniform with int8 where faster, plain uniform): the chosen policy is then
-    never worse than the best of them the estimate sees, and the sampler learns from the start
-    which side of each budget they lie on."""
+    (greedy per budget, uniform with int8 where faster, plain uniform), each with the most weight
+    bits and least sparsity that fit the size budget (``_sized``; dropped where none does): the
+    chosen policy is then never worse than the best of them the estimate sees, and the sampler
+    learns from the start which side of each budget they lie on."""
     options = ctx.options
     example = ctx.data.train_x[:1]
 
@@ -382,15 +439,50 @@ def _enqueue_starts(study: optuna.Study, ctx: _Context) -> None:
     mass = kept_mass(ctx.model, ctx.structure, example, options.keep_choices, multiple=ctx.multiple)
     starts = start_params(ctx.structure, shape, ctx.table, budgets_ms=options.budgets_ms,
                           keep_choices=options.keep_choices, mass=mass, threads=options.threads)
-    for params in starts[:max(1, options.trials // 2)]:
+    sized = [p for p in (_sized(params, ctx) for params in starts) if p is not None]
+    for params in sized[:max(1, options.trials // 2)]:
         study.enqueue_trial(params)
 
 
+def _sized(params: dict, ctx: _Context) -> dict | None:
+    """A start's ``params`` with one weight bits for its int8 layers and one sparsity for every offered
+    layer (parameters only where the options offer several): the most bits, then the least sparsity,
+    whose model fits the size budget; None where none does."""
+    options = ctx.options
+    int8 = [n for n in ctx.structure.int8_layers if params.get(f"int8:{n}")]
+    several_bits, several_sparsities = len(options.weight_bits_choices) > 1, len(options.sparsity_choices) > 1
+    for bits in sorted(options.weight_bits_choices, reverse=True):
+        for sparsity in sorted(options.sparsity_choices):
+            full = {**params, **({f"wbits:{n}": bits for n in int8} if several_bits else {}),
+                    **({f"sparsity:{n}": sparsity for n in ctx.structure.int8_layers} if several_sparsities else {})}
+            if _fits_size(ctx, _size_kb(ctx, policy_of(optuna.trial.FixedTrial(full), ctx))):
+                return full
+    return None
+
+
 def policy_of(trial: optuna.trial.BaseTrial, ctx: _Context) -> ModelPolicy:
-    """The compression policy ``trial`` suggests: a keep ratio per channel group, int8 or not per conv."""
-    keep = {g.name: trial.suggest_categorical(f"keep:{g.name}", ctx.options.keep_choices) for g in ctx.structure.groups}
-    int8 = {n: INT8 for n in ctx.structure.convs if trial.suggest_categorical(f"int8:{n}", (False, True))}
-    return ModelPolicy.of(keep={k: v for k, v in keep.items() if v < 1.0}, layers=int8, multiple=ctx.multiple)
+    """The compression policy ``trial`` suggests: a keep ratio per channel group, int8 or not per
+    offered conv and linear layer, weight bits per int8 layer and a sparsity per offered layer (the
+    classifier, offered neither, stays dense fp32).
+    A choice the options leave single is taken without a parameter (``wbits:`` and ``sparsity:``
+    appear only where there are several, so studies from before them read the same)."""
+    options = ctx.options
+    keep = {g.name: trial.suggest_categorical(f"keep:{g.name}", options.keep_choices) for g in ctx.structure.groups}
+    layers = {}
+    for name in ctx.structure.int8_layers:
+        sparsity = (trial.suggest_categorical(f"sparsity:{name}", options.sparsity_choices)
+                    if len(options.sparsity_choices) > 1 else options.sparsity_choices[0])
+        if trial.suggest_categorical(f"int8:{name}", (False, True)):
+            bits = (trial.suggest_categorical(f"wbits:{name}", options.weight_bits_choices)
+                    if len(options.weight_bits_choices) > 1 else options.weight_bits_choices[0])
+            layers[name] = replace(INT8, weight_bits=int(bits), sparsity=float(sparsity))
+        elif sparsity:
+            layers[name] = LayerPolicy(sparsity=float(sparsity))
+    return ModelPolicy.of(keep={k: v for k, v in keep.items() if v < 1.0}, layers=layers, multiple=ctx.multiple)
+
+
+def _fits_size(ctx: _Context, size_kb: float) -> bool:
+    return ctx.options.size_budget_kb is None or size_kb <= ctx.options.size_budget_kb
 
 
 def _run_trial(trial: optuna.Trial, ctx: _Context, budget_ms: float) -> float:
@@ -398,9 +490,11 @@ def _run_trial(trial: optuna.Trial, ctx: _Context, budget_ms: float) -> float:
     layers = policy_layers(ctx.layers, ctx.structure, policy)
     ctx.table.measure(layers, threads=ctx.options.threads)
     latency = ctx.table.predict_ms(layers)
+    size_kb = policy_size_bytes(layers, policy) / 1024
     trial.set_user_attr(LATENCY_ATTR, latency)
+    trial.set_user_attr(SIZE_ATTR, size_kb)
     trial.set_constraint("latency_over_budget_ms", latency - budget_ms)
-    if latency > budget_ms:  # over every budget: not worth a fine-tune
+    if latency > budget_ms or not _fits_size(ctx, size_kb):  # over every budget: not worth a fine-tune
         return 0.0
     estimate = estimate_policy(ctx.model, policy, ctx.data, teacher_logits=ctx.teacher_logits, config=TrainConfig(
         steps=ctx.options.finetune_steps, lr=ctx.options.finetune_lr, seed=ctx.options.seed))
@@ -413,12 +507,13 @@ def _finished(study: optuna.Study) -> int:
 
 
 def _choose(study, ctx: _Context, budget_ms: float, *, original_ms: float, original_accuracy: float,
-            run_dir: Path, several: bool) -> Chosen:
-    if original_ms <= budget_ms:
+            original_kb: float, run_dir: Path, several: bool) -> Chosen:
+    if original_ms <= budget_ms and _fits_size(ctx, original_kb):
         return Chosen(budget_ms=budget_ms, trial=None, accuracy=original_accuracy, predicted_ms=original_ms,
-                      measured_ms=None, policy_path=None, weights_path=None)
+                      measured_ms=None, policy_path=None, weights_path=None, size_kb=original_kb)
     fitting = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE
-               and ACCURACY_ATTR in t.user_attrs and t.user_attrs[LATENCY_ATTR] <= budget_ms]
+               and ACCURACY_ATTR in t.user_attrs and t.user_attrs[LATENCY_ATTR] <= budget_ms
+               and _fits_size(ctx, t.user_attrs.get(SIZE_ATTR, 0.0))]
     if not fitting:
         return Chosen(budget_ms=budget_ms, trial=None, accuracy=float("nan"), predicted_ms=float("nan"),
                       measured_ms=None, policy_path=None, weights_path=None)
@@ -432,7 +527,8 @@ def _choose(study, ctx: _Context, budget_ms: float, *, original_ms: float, origi
         reference=ModelReference(model=options.model, num_classes=ctx.data.num_classes, input_size=options.input_size,
                                  weights_sha256=ctx.weights_sha256),
         policy=policy, device=options.device, budget_ms=budget_ms,
-        metrics={"accuracy": estimate.accuracy, "predicted_ms": best.user_attrs[LATENCY_ATTR], "trial": best.number},
+        metrics={"accuracy": estimate.accuracy, "predicted_ms": best.user_attrs[LATENCY_ATTR],
+                 "size_kb": _size_kb(ctx, policy), "trial": best.number},
         preprocessing=ctx.data.preprocessing)
     policy_path = run_dir / f"best_policy{suffix}.json"
     file.write(policy_path)
@@ -445,7 +541,7 @@ def _choose(study, ctx: _Context, budget_ms: float, *, original_ms: float, origi
                   weights_path=weights_path, onnx_path=onnx_path, onnx_accuracy=onnx_acc,
                   int8_layers=sum(1 for _, layer in policy.layers.layers if layer.quantized),
                   mean_keep=sum(keep.get(g.name, 1.0) for g in ctx.structure.groups) / len(ctx.structure.groups),
-                  measured_over=over)
+                  size_kb=_size_kb(ctx, policy), measured_over=over)
 
 
 def _measured_best(fitting: list, ctx: _Context, budget_ms: float) -> tuple[optuna.trial.FrozenTrial, tuple[int, ...]]:

@@ -54,7 +54,22 @@ class ModelStructure:
     groups: tuple[ChannelGroup, ...]
     layers: tuple[str, ...]  # conv and linear layers in module order
     fixed: Mapping[str, str] = field(default_factory=dict)  # layer -> why its output channels stay
-    convs: tuple[str, ...] = ()  # the conv layers among ``layers`` not in ``fixed``: the ones offered int8
+    convs: tuple[str, ...] = ()  # the conv layers among ``layers`` not in ``fixed``
+    # The linear layers among ``layers`` not in ``fixed`` (an MLP classifier's hidden layers; the
+    # final classifier is fixed): with ``convs``, the layers offered int8 (``int8_layers``)
+    linears: tuple[str, ...] = ()
+
+    @property
+    def int8_layers(self) -> tuple[str, ...]:
+        """The layers a compress search offers int8 and weight bits, in module order.
+
+        The final classifier is not among them, as autoc's own spaces keep theirs fp32: int8 there
+        would round the logits themselves to 256 levels (ONNX Runtime requantises a QDQ Gemm's
+        output) and the class weights the short distillation leans on most, to save a layer that is
+        a sliver of the latency. A user who wants it int8 names it in a policy (``compress`` quantises
+        any conv or linear layer a policy names)."""
+        offered = set(self.convs) | set(self.linears)
+        return tuple(name for name in self.layers if name in offered)
 
     def group(self, name: str) -> ChannelGroup:
         for group in self.groups:
@@ -76,7 +91,9 @@ def analyse(model: nn.Module, example_input: torch.Tensor) -> ModelStructure:
     layers = tuple(name for name, module in model.named_modules() if isinstance(module, WEIGHT_LAYERS))
     convs = tuple(name for name in layers if name not in traced.fixed
                   and isinstance(model.get_submodule(name), nn.Conv2d))
-    return ModelStructure(groups=groups, layers=layers, fixed=dict(traced.fixed), convs=convs)
+    linears = tuple(name for name in layers if name not in traced.fixed
+                    and isinstance(model.get_submodule(name), nn.Linear))
+    return ModelStructure(groups=groups, layers=layers, fixed=dict(traced.fixed), convs=convs, linears=linears)
 
 
 @dataclass(frozen=True)

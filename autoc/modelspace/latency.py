@@ -17,6 +17,7 @@ from typing import Iterable, Mapping, Sequence
 import torch
 from torch import nn
 
+from autoc.evaluate.metrics import layer_storage_bits
 from autoc.latency.blocks import precision_transitions
 from autoc.latency.calibrate import fit_correction
 from autoc.latency.measure import measure_interleaved
@@ -51,6 +52,11 @@ class Layer:
     @property
     def depthwise(self) -> bool:
         return self.kind == "conv" and self.groups > 1 and self.groups == self.cin
+
+    @property
+    def weights(self) -> int:
+        """How many weights the layer holds."""
+        return self.cout * (self.cin // self.groups) * self.kernel[0] * self.kernel[1]
 
     @property
     def key(self) -> str:
@@ -122,10 +128,19 @@ def policy_layers(layers: Sequence[Layer], structure: ModelStructure, policy: Mo
             cin = groups = cout  # a depthwise conv's inputs are its outputs' channels
         else:
             cin, groups = layer.cin - removed[layer.name, "in"], layer.groups
-        # int8 linear layers are not exported as int8 yet (autoc.onnx.export quantises convs): timed as fp32
-        precision = policy.layers.get(layer.name).precision if layer.kind == "conv" else "fp32"
+        precision = policy.layers.get(layer.name).precision
         out.append(replace(layer, cin=cin, cout=cout, groups=groups, precision=precision))
     return tuple(out)
+
+
+def policy_size_bytes(layers: Sequence[Layer], policy: ModelPolicy) -> int:
+    """Bytes to store the model whose layers ``policy_layers`` gives ``layers``: each conv and linear
+    layer's weights at its bit width and sparsity, and a fp32 bias per output
+    (``autoc.evaluate.metrics.layer_storage_bits``, which defines size for autoc's own networks too;
+    BatchNorm folds into those biases)."""
+    bits = sum(layer_storage_bits(layer.weights, outputs=layer.cout, layer=policy.layers.get(layer.name))
+               for layer in layers)
+    return (bits + 7) // 8
 
 
 @dataclass
@@ -176,11 +191,10 @@ class LayerTable:
 
 
 def network_program(model: nn.Module, policy: ModelPolicy, *, example_input: torch.Tensor) -> bytes:
-    """The model compressed by ``policy`` (pruned; int8 on its int8 convs) as one ONNX program."""
+    """The model compressed by ``policy`` (pruned; int8 on its int8 layers) as one ONNX program."""
     pruned = prune(model, choose_channels(model, dict(policy.keep), example_input=example_input,
                                           multiple=policy.multiple), example_input=example_input)
-    int8 = frozenset(name for name, layer in policy.layers.layers
-                     if layer.precision == "int8" and isinstance(pruned.get_submodule(name), nn.Conv2d))
+    int8 = frozenset(name for name, layer in policy.layers.layers if layer.precision == "int8")
     return export_onnx(pruned, input_shape=tuple(example_input[:1].shape), int8_layers=int8)
 
 
@@ -226,15 +240,15 @@ def random_policies(structure: ModelStructure, count: int, *, seed: int, keep_ch
     """``count`` policies to fit and check a table on, spread from barely to fully compressed.
 
     Each policy draws a cap among ``keep_choices`` and gives every channel group a keep ratio
-    drawn from the choices up to it, and each conv int8 with a probability drawn per policy
-    (``int8_share`` fixes it). A budget well below the original's is met by heavily pruned,
-    mostly int8 policies: variants drawn around the middle of the space leave the table's
-    correction to extrapolate there."""
+    drawn from the choices up to it, and each layer offered int8 (``ModelStructure.int8_layers``)
+    int8 with a probability drawn per policy (``int8_share`` fixes it). A budget well below the
+    original's is met by heavily pruned, mostly int8 policies: variants drawn around the middle
+    of the space leave the table's correction to extrapolate there."""
     from autoc.arch.policy import LayerPolicy
 
     rng = random.Random(seed)
     int8 = LayerPolicy(precision="int8", weight_bits=8, act_bits=8)
-    convs = [name for name in structure.layers if name not in structure.fixed]
+    convs = structure.int8_layers
     choices = sorted(keep_choices)
     policies = []
     for _ in range(count):

@@ -1,8 +1,9 @@
 """The chosen policy of a compressed user model, as a file other tools and later sessions read.
 
 ``autoc.model-policy/2``: the model reference (how to build it, its classes and input size, the
-sha256 of the weights searched on), the keep ratio per channel group and the precision per layer
-(module paths), the preprocessing (``autoc.data.preprocessing``: resize, pixel scale, mean/std,
+sha256 of the weights searched on), the keep ratio per channel group and the precision, weight
+bits and sparsity per layer (module paths; ``autoc.arch.policy.LayerPolicy``: sparsity written
+only where it is not 0, so files from before it read the same), the preprocessing (``autoc.data.preprocessing``: resize, pixel scale, mean/std,
 class names; ``/1`` files held only input size, mean and std, and still load), and what the
 search measured. ``apply`` compresses a model
 built from the same reference exactly as the search did::

@@ -1,11 +1,11 @@
 """Where a compress study starts: policies worth a trial before the sampler has learnt anything.
 
 The sampler sees a few dozen trials of a space with a keep ratio per channel group and a
-precision per conv; left alone, its first trials are random and most miss a tight budget or
+precision per conv and linear layer; left alone, its first trials are random and most miss a tight budget or
 waste it. So each study starts from policies built from the layer table alone, without training:
 
 - uniform: one keep ratio for every group, all fp32 or all int8 (the baselines a user would try);
-- int8 where it is faster: the same widths, each conv int8 only where the table times its int8
+- int8 where it is faster: the same widths, each layer int8 only where the table times its int8
   kernel faster than its fp32 one at that shape (on x86 a conv on a 1x1 or 2x2 map often is not);
 - greedy, per budget: from the whole model, lower one group's keep ratio at a time, the group
   whose step saves the most predicted time per share of its L1 weight mass removed, until the
@@ -24,13 +24,13 @@ from autoc.modelspace.groups import ModelStructure, trace
 from autoc.modelspace.latency import Layer, LayerTable
 from autoc.modelspace.prune import l1_importance
 
-Params = dict  # a trial's parameters: "keep:<group>" -> ratio, "int8:<conv>" -> bool
+Params = dict  # a trial's parameters: "keep:<group>" -> ratio, "int8:<layer>" -> bool
 Shape = Callable[[Mapping[str, float], Mapping[str, bool]], Sequence[Layer]]  # (keep, int8) -> the layers
 
 
 def int8_where_faster(layers: Sequence[Layer], table: LayerTable, convs: Sequence[str], *,
                       threads: int = 1) -> dict[str, bool]:
-    """Per conv in ``convs``: int8 when the table times its int8 kernel faster than fp32 at the
+    """Per layer in ``convs`` (convs and linear layers): int8 when the table times its int8 kernel faster than fp32 at the
     shape it has in ``layers`` (both timed where the table lacks them)."""
     by_name = {layer.name: layer for layer in layers}
     pairs = {name: (replace(by_name[name], precision="fp32"), replace(by_name[name], precision="int8"))
@@ -99,11 +99,11 @@ def start_params(structure: ModelStructure, shape: Shape, table: LayerTable, *, 
     where faster, then every uniform policy that fits the largest budget (all int8 or all fp32,
     widest first). Duplicates are dropped."""
     def precision(layers: Sequence[Layer]) -> dict[str, bool]:
-        return int8_where_faster(layers, table, structure.convs, threads=threads)
+        return int8_where_faster(layers, table, structure.int8_layers, threads=threads)
 
     def params(keep: Mapping[str, float], int8: Mapping[str, bool]) -> Params:
         return {**{f"keep:{g}": ratio for g, ratio in keep.items()},
-                **{f"int8:{n}": bool(int8.get(n, False)) for n in structure.convs}}
+                **{f"int8:{n}": bool(int8.get(n, False)) for n in structure.int8_layers}}
 
     def fits(keep: Mapping[str, float], int8: Mapping[str, bool], budget: float) -> bool:
         layers = shape(keep, int8)
@@ -128,7 +128,7 @@ def start_params(structure: ModelStructure, shape: Shape, table: LayerTable, *, 
     for ratio in widest_first:
         for all_int8 in (True, False):
             keep = {g.name: ratio for g in structure.groups}
-            int8 = {n: all_int8 for n in structure.convs}
+            int8 = {n: all_int8 for n in structure.int8_layers}
             if fits(keep, int8, budgets[0]):
                 starts.append(params(keep, int8))
     unique = []

@@ -19,8 +19,8 @@ import torch
 
 from autoc.data.datasets import DatasetSplit, load_dataset
 from autoc.errors import PolicyError, StorageError
-from autoc.modelspace.driver import (ACCURACY_ATTR, LATENCY_ATTR, OPTIONS_ATTR, Chosen, CompressOptions,
-                                     CompressResult, _stored, stored_result)
+from autoc.modelspace.driver import (ACCURACY_ATTR, LATENCY_ATTR, OPTIONS_ATTR, SIZE_ATTR, Chosen,
+                                     CompressOptions, CompressResult, _stored, stored_result)
 from autoc.modelspace.policy_file import ModelPolicyFile, load_model_policy
 from autoc.modelspace.reference import load_model
 from autoc.search.storage import default_storage_url, open_storage
@@ -33,6 +33,7 @@ class CompressTrial:
     number: int
     predicted_ms: float
     accuracy: float | None  # None: over every budget, never fine-tuned
+    size_kb: float | None = None  # None: a study from before sizes were recorded
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,7 @@ def open_compress_study(run_dir: Path) -> StoredCompress:
                            f"autoc compress {run_dir}")
     study = optuna.load_study(study_name=name, storage=open_storage(default_storage_url(run_dir), create=False))
     trials = tuple(CompressTrial(number=t.number, predicted_ms=float(t.user_attrs[LATENCY_ATTR]),
-                                 accuracy=t.user_attrs.get(ACCURACY_ATTR))
+                                 accuracy=t.user_attrs.get(ACCURACY_ATTR), size_kb=t.user_attrs.get(SIZE_ATTR))
                    for t in study.trials
                    if t.state == optuna.trial.TrialState.COMPLETE and LATENCY_ATTR in t.user_attrs)
     return StoredCompress(name=name, run_dir=run_dir, options=CompressOptions.from_dict(options), result=result,

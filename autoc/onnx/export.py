@@ -57,8 +57,8 @@ def export_onnx(
     observe_on_calibration(model, calibration=calibration, input_shape=input_shape)
     seen = fake_quantisers(model)
     fp32 = _export_fp32(model, input_shape=input_shape, opset=opset, dynamic_batch=dynamic_batch)
-    nodes = quantizable_nodes(fp32, conv_layers=_conv_layer_names(model), int8_layers=set(int8_layers)) \
-        if int8_layers else []
+    nodes = quantizable_nodes(fp32, conv_layers=_conv_layer_names(model), int8_layers=set(int8_layers),
+                              linear_layers=_linear_layer_names(model)) if int8_layers else []
     if not nodes:  # an empty list would make the quantizer take every node
         return _with_metadata(fp32, metadata).SerializeToString()
     _unshare_initializers(fp32)
@@ -111,7 +111,7 @@ def _as_scored(
     graph_model: onnx.ModelProto, *, nodes: AbstractSet[str], seen: dict[str, FakeQuant],
     requantised: Mapping[str, ActivationQuant],
 ) -> dict[str, list[dict]]:
-    """ONNX Runtime tensor overrides that make each quantised conv compute what the fake-quantised
+    """ONNX Runtime tensor overrides that make each quantised conv (or linear layer's Gemm) compute what the fake-quantised
     layer the search scored computed:
 
     - its input takes the range the fake quantiser observed rather than one calibrated anew (same
@@ -135,7 +135,7 @@ def _as_scored(
         overrides[tensor] = _range(requantised[owner])
     for node in graph_model.graph.node:
         quant = seen.get(node_scope(node))
-        if node.op_type != "Conv" or node.name not in nodes or quant is None:
+        if node.op_type not in ("Conv", "Gemm") or node.name not in nodes or quant is None:
             continue
         overrides[node.input[0]] = _range(quant)
         weight = initializers.get(node.input[1])
@@ -246,24 +246,31 @@ def _conv_layer_names(model: nn.Module) -> set[str]:
     return names
 
 
+def _linear_layer_names(model: nn.Module) -> set[str]:
+    """Module paths of the model's linear layers (each exports as one Gemm, or MatMul and Add)."""
+    return {name for name, module in model.named_modules() if isinstance(module, nn.Linear)}
+
+
 def _within(scope: str, prefix: str) -> bool:
     return scope == prefix or scope.startswith(prefix + ".")
 
 
 def quantizable_nodes(
-    graph_model: onnx.ModelProto, *, conv_layers: set[str], int8_layers: set[str]
+    graph_model: onnx.ModelProto, *, conv_layers: set[str], int8_layers: set[str],
+    linear_layers: AbstractSet[str] = frozenset(),
 ) -> list[str]:
     """Names of the ONNX nodes that run int8 when ``int8_layers`` do.
 
-    A layer owns every node in its scope (conv, activation). Glue nodes outside any layer
-    (residual Add, channel shuffle) go int8 when all the layers of their enclosing module
-    do. The pooling and classifier at the model's root stay fp32, as the fake-quantised model
-    the search scores runs them (it quantises conv layers only).
+    A layer (conv, or linear among ``linear_layers``) owns every node in its scope (conv or Gemm,
+    activation). Glue nodes outside any layer (residual Add, channel shuffle) go int8 when all the
+    layers of their enclosing module do. The pooling and classifier at the model's root stay fp32,
+    as the fake-quantised model the search scores runs them (it quantises conv layers only; a
+    user's model, ``autoc.modelspace``, also the linear layers its policy names).
     """
-    unknown = int8_layers - conv_layers - {HEAD}
+    unknown = int8_layers - conv_layers - set(linear_layers) - {HEAD}
     if unknown:
         raise PolicyError(
-            f"int8 layers {sorted(unknown)} are not conv layers of the model; "
+            f"int8 layers {sorted(unknown)} are not conv or linear layers of the model; "
             f"use module paths such as {sorted(conv_layers)[:4]}"
         )
     nodes = [n for n in graph_model.graph.node if n.op_type not in ("Constant", "Identity")]
@@ -274,14 +281,20 @@ def quantizable_nodes(
             f"{sorted(conv_scopes)[:6]} for layers {sorted(conv_layers)[:6]}; "
             "export with torch.onnx.export(dynamo=False) from torch 2.x, whose node names carry module scopes"
         )
+    owned = {node_scope(n) for n in nodes if n.op_type in ("Gemm", "MatMul")}
+    lost = sorted(name for name in int8_layers & set(linear_layers) if name not in owned)
+    if lost:
+        raise PolicyError(f"cannot map linear layer {lost[0]!r} to an ONNX Gemm or MatMul node (the exporter "
+                          f"produced scopes {sorted(owned)[:6]}); export with torch.onnx.export(dynamo=False)")
+    layers = set(conv_layers) | set(linear_layers)
     selected = []
     for node in nodes:
         scope = node_scope(node)
-        owner = next((layer for layer in conv_layers if _within(scope, layer)), None)
+        owner = next((layer for layer in layers if _within(scope, layer)), None)
         if owner is not None:
             quantize = owner in int8_layers
         else:
-            inside = {layer for layer in conv_layers if _within(layer, scope)}
+            inside = {layer for layer in layers if _within(layer, scope)}
             quantize = bool(inside) and inside <= int8_layers
         if quantize:
             selected.append(node.name)

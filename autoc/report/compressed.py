@@ -81,10 +81,12 @@ def _page(study: StoredCompress, plot: Plot, notes: list[str]) -> str:
     items = [
         f"model <b>{escape(options.model)}</b>{escape(origin)}, device <b>{escape(options.device)}</b>, "
         f"dataset <b>{escape(options.dataset)}</b>, input {options.input_size} px",
-        f"budgets: {', '.join(f'{b:g} ms' for b in options.budgets_ms)}",
+        f"budgets: {', '.join(f'{b:g} ms' for b in options.budgets_ms)}"
+        + (f", size {options.size_budget_kb:g} kB" if options.size_budget_kb is not None else ""),
         f"trials: {result.trials_total} completed ({sum(t.accuracy is not None for t in study.trials)} fine-tuned)",
         f"original model: accuracy {result.original_accuracy:.4f}, {result.original_predicted_ms:.3f} ms predicted, "
-        f"{result.original_measured_ms:.3f} ms measured",
+        f"{result.original_measured_ms:.3f} ms measured"
+        + (f", {result.original_size_kb:.1f} kB" if result.original_size_kb is not None else ""),
         f"most compressed policy (the floor): {result.floor_ms:.3f} ms predicted",
     ]
     if result.unprunable:
@@ -97,8 +99,8 @@ def _page(study: StoredCompress, plot: Plot, notes: list[str]) -> str:
         "<h2>Accuracy vs latency</h2>",
         _figure(plot),
         "<h2>Chosen policy per budget</h2>",
-        _table(("budget ms", "trial", "accuracy", "ONNX accuracy", "predicted ms", "measured ms", "mean keep",
-                "int8 layers", "policy file"), [_row(c, result.floor_ms) for c in result.chosen], table_id="budgets"),
+        _table(("budget ms", "trial", "accuracy", "ONNX accuracy", "predicted ms", "measured ms", "size kB",
+                "mean keep", "int8 layers", "policy file"), [_row(c, result.floor_ms) for c in result.chosen], table_id="budgets"),
     ]
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return (
@@ -112,13 +114,14 @@ def _page(study: StoredCompress, plot: Plot, notes: list[str]) -> str:
 def _row(chosen: Chosen, floor_ms: float) -> tuple:
     budget = f"{chosen.budget_ms:g}"
     if chosen.below_floor:
-        return (budget, f"none: below the floor {floor_ms:.3f} ms", "", "", "", "", "", "", "")
+        return (budget, f"none: below the floor {floor_ms:.3f} ms", "", "", "", "", "", "", "", "")
     if chosen.trial is None and math.isnan(chosen.accuracy):
-        return (budget, "none fits yet", "", "", "", "", "", "", "")
+        return (budget, "none fits yet", "", "", "", "", "", "", "", "")
+    size = f"{chosen.size_kb:.1f}" if chosen.size_kb is not None else ""
     if chosen.trial is None:
-        return (budget, "original model fits", f"{chosen.accuracy:.4f}", "", f"{chosen.predicted_ms:.3f}", "",
+        return (budget, "original model fits", f"{chosen.accuracy:.4f}", "", f"{chosen.predicted_ms:.3f}", "", size,
                 "1.00", 0, "")
     return (budget, chosen.trial, f"{chosen.accuracy:.4f}",
             f"{chosen.onnx_accuracy:.4f}" if chosen.onnx_accuracy is not None else "",
-            f"{chosen.predicted_ms:.3f}", f"{chosen.measured_ms:.3f}" if chosen.measured_ms is not None else "",
+            f"{chosen.predicted_ms:.3f}", f"{chosen.measured_ms:.3f}" if chosen.measured_ms is not None else "", size,
             f"{chosen.mean_keep:.2f}", chosen.int8_layers, chosen.policy_path.name if chosen.policy_path else "")

@@ -129,3 +129,6 @@ def test_a_version_1_policy_file_still_loads_with_its_mean_and_std(tmp_path):
     loaded = load_model_policy(path)
     assert (loaded.mean, loaded.std, loaded.preprocessing.input_size) == ((0.5,) * 3, (0.25,) * 3, 32)
     assert dict(loaded.policy.keep) == {"conv1": 0.5}
+    import autoc
+
+    assert autoc.load_policy(path).policy == loaded.policy  # the front door reads it too

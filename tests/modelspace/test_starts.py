@@ -97,7 +97,7 @@ def test_a_study_starts_with_a_greedy_policy_per_budget_then_uniform_ones_each_o
     for params in starts:
         keep = {k.split(":", 1)[1]: v for k, v in params.items() if k.startswith("keep:")}
         int8 = {k.split(":", 1)[1]: v for k, v in params.items() if k.startswith("int8:")}
-        assert set(keep) == {g.name for g in structure.groups} and set(int8) == set(structure.convs)
+        assert set(keep) == {g.name for g in structure.groups} and set(int8) == set(structure.int8_layers)
         assert set(keep.values()) <= set(CHOICES)
         predicted.append(table.predict_ms(shape(keep, int8)))
     assert predicted[0] <= budgets[0] and predicted[1] <= budgets[1]  # greedy, largest budget first
