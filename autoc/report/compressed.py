@@ -83,8 +83,9 @@ def _page(study: StoredCompress, plot: Plot, notes: list[str]) -> str:
         f"dataset <b>{escape(options.dataset)}</b>, input {options.input_size} px",
         f"budgets: {', '.join(f'{b:g} ms' for b in options.budgets_ms)}",
         f"trials: {result.trials_total} completed ({sum(t.accuracy is not None for t in study.trials)} fine-tuned)",
-        f"original model: accuracy {result.original_accuracy:.4f}, {result.original_predicted_ms:.3f} ms predicted, "
-        f"{result.original_measured_ms:.3f} ms measured",
+        f"original model: accuracy {result.original_accuracy:.4f}, {result.original_predicted_ms:.3f} ms predicted"
+        + (f" for {escape(result.device)} (not measured here)" if result.original_measured_ms is None
+           else f", {result.original_measured_ms:.3f} ms measured"),
         f"most compressed policy (the floor): {result.floor_ms:.3f} ms predicted",
     ]
     if result.unprunable:
