@@ -107,7 +107,8 @@ def test_a_compress_run_directory_moved_and_renamed_shows_and_resumes_on_its_own
 @pytest.mark.parametrize("args, message", [
     (["torchvision:resnet19", "--budget-ms", "1"], "torchvision has no classification model 'resnet19'"),
     (["usernets:small_resnet", "--budget-ms", "0.000001", "0.000002"], "is below the most compressed policy's predicted"),
-    (["usernets:small_resnet", "--budget-ms", "1", "--device", "pixel9"], "a user's model is timed on this host"),
+    (["usernets:small_resnet", "--budget-ms", "1", "--device", "pixel9"],
+     "device 'pixel9' has no latency table for usernets:small_resnet at 16 px"),
 ])
 def test_bad_input_is_one_line_and_exit_2(original_ms, capsys, args, message):
     runs, _ = original_ms
