@@ -94,8 +94,8 @@ def export_pack(
 
     entries = [{"name": f"net{i:03d}", "role": "fit" if i < networks else "held_out", "candidate": candidate.to_dict(),
                 "units": [u.key for u in units]} for i, (candidate, units) in enumerate(zip(candidates, unit_lists))]
-    write_pack(target, models(), device=device, fields={"space": {"name": space.name, "fingerprint": space.fingerprint()},
-                                                      "networks": entries})
+    write_pack(target, models(), device=device, networks=entries,
+               identity={"space": {"name": space.name, "fingerprint": space.fingerprint()}})
     return PackSummary(target, units=len(batch) - 1, networks=networks, held_out=held_out)
 
 
@@ -109,11 +109,17 @@ def new_pack_directory(directory: str | os.PathLike[str]) -> Path:
 
 
 def write_pack(
-    target: Path, models: Iterable[tuple[str, str, str, bytes, tuple[int, ...]]], *, device: str, fields: dict[str, Any]
+    target: Path,
+    models: Iterable[tuple[str, str, str, bytes, tuple[int, ...]]],
+    *,
+    device: str,
+    networks: list[dict[str, Any]],
+    identity: dict[str, Any],
 ) -> dict[str, Any]:
     """Write a pack to the new directory ``target`` at once (staged beside it, then renamed): each of
     ``models`` (file, name, kind, ONNX bytes, input shape) as it comes, ``manifest.json`` (the
-    models, the pack id, ``fields``) and the runner. Returns the manifest."""
+    models, the pack id, what the pack is of: ``identity``, e.g. {"space": ...}, and the whole
+    ``networks`` with their roles) and the runner. Returns the manifest."""
     staging = make_temp_dir(target.parent, prefix=f".{target.name}.")  # the pack's own mode: umask's, not mkdtemp's 0700
     try:
         (staging / "models").mkdir()
@@ -124,11 +130,11 @@ def write_pack(
             "schema": PACK_SCHEMA,
             "pack_id": pack_id,
             "device": device,
-            **{key: value for key, value in fields.items() if key != "networks"},
+            **identity,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "int8_weights": host_int8_weights(),  # every model above was exported with it
             "models": written,
-            "networks": fields.get("networks", []),
+            "networks": networks,
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
         runner = resources.files("autoc.latency").joinpath("pack_runner.py.txt").read_text(encoding="utf-8")

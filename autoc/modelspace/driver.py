@@ -23,11 +23,11 @@ import torch
 
 from autoc.arch.policy import LayerPolicy
 from autoc.data.datasets import DatasetSplit, load_dataset
-from autoc.errors import BudgetError, ModelError, OptionError, StorageError
+from autoc.errors import BudgetError, DeviceError, ModelError, OptionError, StorageError
 from autoc.files import save_torch_atomic, write_bytes_atomic, write_text_atomic
 from autoc.latency.check import measure_exported
 from autoc.latency.device import check_device_name
-from autoc.latency.profile import HOST
+from autoc.latency.profile import HOST, host_runtime
 from autoc.modelspace.compress import ModelPolicy
 from autoc.modelspace.export import export_compressed, onnx_accuracy
 from autoc.modelspace.estimate import estimate_policy, original_logits
@@ -199,6 +199,9 @@ def run_compress(options: CompressOptions, *, log: Callable[[str], None] = logge
     start = time.perf_counter()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     foreign = options.device != HOST
+    if foreign and host_runtime(options.device) is not None:
+        raise DeviceError(f"device {options.device!r}: a user's model is timed in ONNX Runtime, on this host "
+                          "(device='host') or on another device through its pack; use one of those")
     if foreign:
         check_device_name(options.device)
     torch.set_num_threads(options.threads)

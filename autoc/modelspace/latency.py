@@ -142,7 +142,6 @@ class LayerTable:
     correction: Correction = Correction()
     device: str | None = None  # None: this host's table, its missing units measured here; else imported for device
 
-
     def missing(self, layers: Iterable[Layer]) -> list[Layer]:
         """One layer per unit key the table has no time for."""
         todo: dict[str, Layer] = {}

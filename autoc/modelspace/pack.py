@@ -131,7 +131,7 @@ def export_model_pack(directory: str | os.PathLike[str], *, device: str, model: 
     identity = {"model": reference, "structure": structure_digest(layers, structure),
                 "input_size": int(example_input.shape[-1]), "num_classes": num_classes,
                 "keep_choices": list(keep_choices), "seed": seed}
-    write_pack(target, models(), device=device, fields={MODEL_PACK: identity, "networks": entries})
+    write_pack(target, models(), device=device, networks=entries, identity={MODEL_PACK: identity})
     return PackSummary(target, units=len(units), networks=len(fit), held_out=len(held))
 
 

@@ -109,6 +109,8 @@ def test_a_compress_run_directory_moved_and_renamed_shows_and_resumes_on_its_own
     (["usernets:small_resnet", "--budget-ms", "0.000001", "0.000002"], "is below the most compressed policy's predicted"),
     (["usernets:small_resnet", "--budget-ms", "1", "--device", "pixel9"],
      "device 'pixel9' has no latency table for usernets:small_resnet at 16 px"),
+    (["usernets:small_resnet", "--budget-ms", "1", "--device", "host-executorch"],
+     "a user's model is timed in ONNX Runtime"),
 ])
 def test_bad_input_is_one_line_and_exit_2(original_ms, capsys, args, message):
     runs, _ = original_ms
