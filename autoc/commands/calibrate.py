@@ -135,6 +135,7 @@ _OPTION_MODES = {
 }
 _MODE_TEXT = {"host": "--device host", "export_pack": "--export-pack", "import_csv": "--import",
               "from_networks": "--from-networks"}
+_MODEL_ONLY = ("input_size", "keep_choices", "num_classes")
 # Below these the fit is underdetermined or the outlier rule (quartiles) meaningless.
 _MINIMUM = {"networks": 4, "held_out": 0, "repeats": 5}
 
@@ -155,6 +156,9 @@ def _check_option_scope(args: argparse.Namespace) -> None:
             raise DeviceError(f"{flag} acts only with {where}; drop it from this command")
         if dest in _MINIMUM and value < _MINIMUM[dest]:
             raise DeviceError(f"{flag} {value} must be >= {_MINIMUM[dest]}")
+        if dest in _MODEL_ONLY and args.model is None:
+            raise DeviceError(f"{flag} acts only on a model's pack (--model MODEL --export-pack DIR); drop it or "
+                              "give --model")
 
 
 def _set_energy(args: argparse.Namespace) -> int:

@@ -90,7 +90,8 @@ def export_pack(
             yield f"models/u{i:04d}.onnx", key, ("empty" if key == EMPTY else "unit"), onnx, shape
         for i, candidate in enumerate(candidates):
             spec = candidate.netspec()
-            yield f"models/net{i:03d}.onnx", f"net{i:03d}", "network", export_network(spec, candidate.policy), input_shape(spec)
+            onnx = export_network(spec, candidate.policy)
+            yield f"models/net{i:03d}.onnx", f"net{i:03d}", "network", onnx, input_shape(spec)
 
     entries = [{"name": f"net{i:03d}", "role": "fit" if i < networks else "held_out", "candidate": candidate.to_dict(),
                 "units": [u.key for u in units]} for i, (candidate, units) in enumerate(zip(candidates, unit_lists))]

@@ -155,9 +155,10 @@ class LayerTable:
         """Time every unit of ``layers`` the table lacks (interleaved, one batch); returns how many."""
         todo = self.missing(layers)
         if todo and self.device is not None:
-            raise DeviceError(f"the latency table of device {self.device!r} has no time for {len(todo)} unit(s), e.g. "
-                              f"{todo[0].key}, and they cannot be measured on this host; export a pack for the model "
-                              "with these keep choices and import its results (autoc calibrate --model ... --export-pack)")
+            raise DeviceError(f"the latency table of device {self.device!r} has no time for {len(todo)} unit(s), "
+                              f"e.g. {todo[0].key}, and they cannot be measured on this host; export a pack for the "
+                              "model with these keep choices and import its results "
+                              "(autoc calibrate --model ... --export-pack)")
         if todo:
             programs = [layer.program() for layer in todo]
             figures = measure_interleaved([p for p, _ in programs], input_shapes=[s for _, s in programs],

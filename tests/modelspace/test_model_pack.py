@@ -170,6 +170,8 @@ def tiny_pack_manifest(tmp_path):
     (["--device", "host", "--model", MODEL, "--export-pack", "p"], "--model --export-pack is for another device"),
     (["--device", "board", "--model", MODEL, "--networks", "6", "--export-pack", "p"],
      "--networks and --held-out act on a search space's pack"),
+    (["--device", "board", "--keep-choices", "0.5", "1", "--export-pack", "p"],
+     "--keep-choices acts only on a model's pack"),
 ])
 def test_model_pack_options_out_of_place_are_one_line(tmp_path, capsys, monkeypatch, argv, message):
     monkeypatch.chdir(tmp_path)
