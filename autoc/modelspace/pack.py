@@ -104,6 +104,17 @@ class DeviceTable:
         write_text_atomic(path, json.dumps(self.to_dict(), indent=1) + "\n")
 
 
+def model_tables(runs_dir: Path) -> list[tuple[Path, DeviceTable | None, str]]:
+    """Every model table under ``runs_dir`` (device by device): (file, table or None, why unreadable)."""
+    found = []
+    for path in sorted((Path(runs_dir) / "devices" / "models").glob("*/*.json")):
+        try:
+            found.append((path, DeviceTable.from_dict(json.loads(path.read_text(encoding="utf-8"))), ""))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            found.append((path, None, f"{type(exc).__name__}: {exc}"))
+    return found
+
+
 def export_model_pack(directory: str | os.PathLike[str], *, device: str, model: nn.Module, reference: str,
                       structure: ModelStructure, example_input: torch.Tensor, num_classes: int,
                       keep_choices: Sequence[float], seed: int = 0) -> PackSummary:

@@ -178,3 +178,10 @@ def test_model_pack_options_out_of_place_are_one_line(tmp_path, capsys, monkeypa
     code, _, err = _cli(capsys, "calibrate", *argv, "--runs-dir", str(tmp_path / "runs"))
     assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
     assert not (tmp_path / "p").exists()
+
+
+def test_autoc_devices_lists_the_model_table_with_its_held_out_figures(board, capsys):
+    runs, _, _ = board
+    code, out, _ = _cli(capsys, "devices", "--runs-dir", str(runs))
+    [row] = [line for line in out.splitlines() if line.startswith("board ")]
+    assert code == 0 and "model table" in row and f"{MODEL} at {SIZE} px" in row and "keep choices 0.5 1" in row
