@@ -4,6 +4,9 @@
     autoc calibrate --device host --runtime executorch              ... in ExecuTorch (.pte, XNNPACK): host-executorch
     autoc calibrate --device NAME --export-pack DIR                 write a pack to run on the device
     autoc calibrate --device NAME --import RESULTS.csv [--pack DIR] build its profile from the pack's results
+    autoc calibrate --device NAME --model MODEL [--input-size S] [--keep-choices K...] [--num-classes N]
+                    --export-pack DIR                               a pack of your model's layers (autoc compress
+                                                                    --device NAME); --import its RESULTS.csv as above
     autoc calibrate --device NAME --from-networks CSV --space SPACE fit from whole-network latencies only
     autoc calibrate --device NAME --ofa-lut YAML... --space SPACE   import Once-for-All lookup table(s)
     autoc calibrate --device NAME --set-energy int8_pj_per_mac=0.8 static_mw=900
@@ -15,6 +18,7 @@ import argparse
 from pathlib import Path
 
 from autoc.commands._flags import option_flags
+from autoc.commands._numbers import amount, count
 from autoc.search.options import field_default as search_default
 
 
@@ -49,8 +53,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--column", default=None, help="with --from-networks: the time column (default NAME_ms)")
     p.add_argument("--fit", type=int, default=None, help="with --from-networks: networks to fit on (default 80%%)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampled networks / fit split")
+    p.add_argument("--model", default=None,
+                   help="with --export-pack: a pack of this model's layers for autoc compress --device NAME "
+                        "(torchvision:NAME or package.module:callable, as autoc compress takes it)")
+    p.add_argument("--input-size", type=count(8, 32), default=None,
+                   help=f"with --model: the image size autoc compress will use [{compress_default('input_size')}]")
+    p.add_argument("--keep-choices", type=amount("0.5"), nargs="+", default=None,
+                   help=f"with --model: the keep ratios autoc compress will search "
+                        f"[{' '.join(map(str, compress_default('keep_choices')))}]")
+    p.add_argument("--num-classes", type=count(1, 10), default=None,
+                   help="with --model: the classes of the data autoc compress will use [10: digits, cifar10]")
     p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="profiles live in RUNS_DIR/devices")
     p.set_defaults(handler=run, option_flags=option_flags(p))
+
+
+def compress_default(name: str):
+    """autoc compress's default of option ``name`` (a model pack is made for what compress will use)."""
+    from dataclasses import fields
+
+    from autoc.modelspace.driver import CompressOptions
+
+    return next(f.default for f in fields(CompressOptions) if f.name == name)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -70,6 +93,9 @@ def run(args: argparse.Namespace) -> int:
         raise DeviceError("--device host is measured on this machine; give another device name to import data")
     if not host:
         check_device_name(args.device)
+    if host and args.model is not None:
+        raise DeviceError("--device host: autoc compress times a model's layers on this machine itself; --model "
+                          "--export-pack is for another device: give its name, e.g. --device raspi4")
     if host and args.export_pack is None:
         return _calibrate_host(args)
     if not foreign_mode and args.export_pack is None:
@@ -78,7 +104,9 @@ def run(args: argparse.Namespace) -> int:
             "--from-networks CSV or --ofa-lut YAML"
         )
     if args.export_pack is not None:
-        return _export_pack(args)
+        return _export_model_pack(args) if args.model is not None else _export_pack(args)
+    if args.import_csv is not None and _is_model_pack(args):
+        return _import_model_pack(args)
     profile = _foreign_profile(args)
     path = profile_path(args.device, runs_dir=args.runs_dir)
     from autoc.latency.profile import save_profile
@@ -99,10 +127,15 @@ _OPTION_MODES = {
     "runtime": ("--runtime", ("host",)),
     "pack_dir": ("--pack", ("import_csv",)),
     "column": ("--column", ("from_networks",)),
+    "model": ("--model", ("export_pack",)),
+    "input_size": ("--input-size", ("export_pack",)),
+    "keep_choices": ("--keep-choices", ("export_pack",)),
+    "num_classes": ("--num-classes", ("export_pack",)),
     "fit": ("--fit", ("from_networks",)),
 }
 _MODE_TEXT = {"host": "--device host", "export_pack": "--export-pack", "import_csv": "--import",
               "from_networks": "--from-networks"}
+_MODEL_ONLY = ("input_size", "keep_choices", "num_classes")
 # Below these the fit is underdetermined or the outlier rule (quartiles) meaningless.
 _MINIMUM = {"networks": 4, "held_out": 0, "repeats": 5}
 
@@ -123,6 +156,9 @@ def _check_option_scope(args: argparse.Namespace) -> None:
             raise DeviceError(f"{flag} acts only with {where}; drop it from this command")
         if dest in _MINIMUM and value < _MINIMUM[dest]:
             raise DeviceError(f"{flag} {value} must be >= {_MINIMUM[dest]}")
+        if dest in _MODEL_ONLY and args.model is None:
+            raise DeviceError(f"{flag} acts only on a model's pack (--model MODEL --export-pack DIR); drop it or "
+                              "give --model")
 
 
 def _set_energy(args: argparse.Namespace) -> int:
@@ -217,6 +253,59 @@ def _export_pack(args: argparse.Namespace) -> int:
     print(f"wrote {summary.directory}: {summary.units} units, {summary.networks} + {summary.held_out} networks")
     print(f"on the device: python3 {RUNNER}  (needs onnxruntime), then: autoc calibrate --device {args.device} "
           f"--import RESULTS.csv --pack {summary.directory}")
+    return 0
+
+
+def _export_model_pack(args: argparse.Namespace) -> int:
+    from autoc.errors import DeviceError
+    from autoc.latency.pack import RUNNER
+    from autoc.modelspace.groups import analyse
+    from autoc.modelspace.pack import export_model_pack
+    from autoc.modelspace.reference import load_model
+
+    if args.networks is not None or args.held_out is not None:
+        raise DeviceError("--networks and --held-out act on a search space's pack; a model's pack holds the "
+                          "compressed variants autoc compress fits its table on: drop them")
+    import torch
+
+    size = args.input_size or compress_default("input_size")
+    classes = args.num_classes or 10
+    keep = tuple(args.keep_choices or compress_default("keep_choices"))
+    if any(not 0 < k <= 1 for k in keep):
+        raise DeviceError(f"--keep-choices {' '.join(f'{k:g}' for k in keep)}: each must lie in (0, 1], e.g. 0.5 1")
+    model = load_model(args.model, num_classes=classes)  # random weights: only the layers' shapes count
+    example = torch.zeros(1, 3, size, size)
+    structure = analyse(model, example)
+    summary = export_model_pack(args.export_pack, device=args.device, model=model, reference=args.model,
+                                structure=structure, example_input=example, num_classes=classes, keep_choices=keep,
+                                seed=args.seed)
+    print(f"wrote {summary.directory}: {summary.units} units of {args.model} at {size} px, {summary.networks} + "
+          f"{summary.held_out} compressed variants")
+    print(f"on the device: python3 {RUNNER}  (needs onnxruntime), then: autoc calibrate --device {args.device} "
+          f"--import {summary.directory / 'RESULTS.csv'}")
+    return 0
+
+
+def _is_model_pack(args: argparse.Namespace) -> bool:
+    from autoc.latency.pack import MODEL_PACK, load_manifest
+
+    return MODEL_PACK in load_manifest(args.pack_dir or args.import_csv.parent)
+
+
+def _import_model_pack(args: argparse.Namespace) -> int:
+    from autoc.modelspace.pack import import_model_results, model_table_path
+
+    found = import_model_results(args.import_csv, device=args.device, pack_dir=args.pack_dir)
+    path = model_table_path(args.device, model=found.model, digest=found.digest, runs_dir=args.runs_dir)
+    found.save(path)
+    errors = found.held_out_errors
+    held = (f"; {len(errors)} held-out variants predicted within {100 * max(map(abs, errors)):.1f}%"
+            if errors else "")
+    print(f"wrote {path}: {len(found.table.units_ms)} units of {found.model}, correction "
+          f"{found.table.correction.describe()}{held}")
+    keep = " ".join(f"{k:g}" for k in found.keep_choices)
+    print(f"use it: autoc compress {found.model} --device {args.device} --input-size {found.input_size} "
+          f"--keep-choices {keep} --budget-ms ...")
     return 0
 
 

@@ -34,7 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="images are resized to this square size [%(default)s]")
     p.add_argument("--max-train", type=count(1, 2000), default=None, help="use at most this many training images")
     p.add_argument("--max-val", type=count(1, 500), default=None, help="use at most this many validation images")
-    p.add_argument("--device", default=_default("device"), help="target device [%(default)s]")
+    p.add_argument("--device", default=_default("device"),
+                   help="target device: host (its layers timed here) or a device whose table for this model was "
+                        "imported from a pack (autoc calibrate --device NAME --model MODEL --export-pack DIR) "
+                        "[%(default)s]")
     p.add_argument("--trials", type=count(1, 30), default=None,
                    help=f"policies to try in all; a resumed run keeps its own unless given [{_default('trials')}]")
     p.add_argument("--seed", type=count(0, 0), default=_default("seed"))
@@ -102,13 +105,18 @@ def print_summary(result) -> None:
     origin = " (trained here: no --weights given)" if result.pretrained_here else ""
     print(f"study {result.study}: {result.trials_total} trials ({result.trials_this_run} this run"
           + (f", {result.seconds_per_trial:.1f} s per candidate" if result.seconds_per_trial else "") + ")")
+    foreign = result.original_measured_ms is None
+    measured = (f"predicted for {result.device} (not measured here)" if foreign
+                else f"predicted, {result.original_measured_ms:.3f} ms measured")
     print(f"original model{origin}: accuracy {result.original_accuracy:.3f}, "
-          f"{result.original_predicted_ms:.3f} ms predicted, {result.original_measured_ms:.3f} ms measured"
+          f"{result.original_predicted_ms:.3f} ms {measured}"
           + (f", {result.original_size_kb:.1f} kB" if result.original_size_kb is not None else "")
           + (f" (size budget {result.size_budget_kb:g} kB)" if result.size_budget_kb is not None else ""))
     if result.held_out_errors:
         worst = max(abs(e) for e in result.held_out_errors)
-        print(f"latency table: {len(result.held_out_errors)} held-out variants predicted within {100 * worst:.1f}%")
+        where = f" on {result.device} (its imported table)" if foreign else ""
+        print(f"latency table: {len(result.held_out_errors)} held-out variants predicted within {100 * worst:.1f}%"
+              f"{where}")
     if result.channel_multiple > 1:
         print(f"channel counts kept in multiples of {result.channel_multiple}")
     for layer, why in sorted(result.unprunable.items()):
@@ -122,7 +130,7 @@ def print_summary(result) -> None:
         elif chosen.trial is None:
             print(f"budget {chosen.budget_ms:g} ms: no trial fits yet; run more trials (--trials) or raise the budget")
         else:
-            measured = ""
+            measured = f" for {result.device}, not measured here" if foreign else ""
             if chosen.measured_ms is not None:
                 spread = (f" (sessions {100 * chosen.measured_spread:.1f}% apart"
                           + (" -- NOISY)" if chosen.measured_noisy else ")")) if chosen.measured_spread is not None else ""

@@ -6,6 +6,8 @@ One row per profile: its name (what --device takes), whether autoc ships it or i
 under RUNS_DIR/devices (a calibrated one replaces a shipped one of the same name), the space it
 covers (host profiles measure any space's units on demand), where its times come from, and its
 validation on held-out networks: the share predicted within +-10%, Kendall tau and their count.
+Then one row per model table (autoc compress MODEL --device NAME; imported from a model's pack
+under RUNS_DIR/devices/models), its validation on the pack's held-out compressed variants.
 """
 from __future__ import annotations
 
@@ -30,14 +32,27 @@ def run(args: argparse.Namespace) -> int:
     """Print one row per profile, shipped and calibrated."""
     from autoc.latency.device import list_profiles
 
+    from autoc.modelspace.pack import model_tables
+
     entries = list_profiles(args.runs_dir)
-    rows = [_row(entry) for entry in entries]
+    rows = [_row(entry) for entry in entries] + [_model_row(*found) for found in model_tables(args.runs_dir)]
     widths = [max(len(str(r[i])) for r in [HEADER, *rows]) for i in range(len(HEADER) - 1)]
     for row in [HEADER, *rows]:
         print("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1])
     if not any(entry.kind == "calibrated" for entry in entries):
         print(f"no calibrated profiles under {args.runs_dir / 'devices'}; 'autoc calibrate --device NAME ...' makes one")
     return 0
+
+
+def _model_row(path: Path, table, problem: str) -> tuple[str, ...]:
+    if table is None:
+        return path.parent.name, "model table", "?", "-", "-", "-", f"unreadable: {path} ({problem})"
+    figures = table.validation
+    share, tau = figures.get("within_10pct"), figures.get("kendall_tau")
+    keep = " ".join(f"{k:g}" for k in table.keep_choices)
+    return (table.device, "model table", f"{table.model} at {table.input_size} px",
+            "-" if share is None else f"{100 * share:.1f}%", "-" if tau is None else f"{tau:.3f}",
+            str(len(table.held_out_errors)), f"pack: {table.identity.get('cpu_model', '?')}, keep choices {keep}")
 
 
 def _row(entry) -> tuple[str, ...]:

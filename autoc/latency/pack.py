@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from autoc.candidate import Candidate
 from autoc.files import make_temp_dir
@@ -54,6 +54,7 @@ PACK_SCHEMA = "autoc.pack/1"
 MANIFEST = "manifest.json"
 RUNNER = "run_pack.py"
 RESULT_COLUMNS = ("name", "kind", "ms")
+MODEL_PACK = "model"  # the manifest key of a pack of a user's model (autoc.modelspace.pack) instead of a space's
 
 
 @dataclass(frozen=True)
@@ -76,10 +77,7 @@ def export_pack(
     seed: int = 0,
 ) -> PackSummary:
     """Write the pack to ``directory``, which must not exist yet (nothing is overwritten)."""
-    target = Path(directory)
-    if target.exists():
-        raise DeviceError(f"{target} already exists; give export_pack a new directory (nothing is overwritten)",
-                          fields=("export_pack",))
+    target = new_pack_directory(directory)
     if networks < 1 or held_out < 0:
         raise DeviceError(f"a pack needs >= 1 fitting network and >= 0 held-out ones, got {networks} and {held_out}")
     study = random_sampling_study(seed=seed)
@@ -87,31 +85,57 @@ def export_pack(
     unit_lists = [measurable_units(c.netspec(), c.policy) for c in candidates]
     batch = unit_batch(u for units in unit_lists for u in units)
 
+    def models():
+        for i, (key, onnx, shape) in enumerate(batch):
+            yield f"models/u{i:04d}.onnx", key, ("empty" if key == EMPTY else "unit"), onnx, shape
+        for i, candidate in enumerate(candidates):
+            spec = candidate.netspec()
+            onnx = export_network(spec, candidate.policy)
+            yield f"models/net{i:03d}.onnx", f"net{i:03d}", "network", onnx, input_shape(spec)
+
+    entries = [{"name": f"net{i:03d}", "role": "fit" if i < networks else "held_out", "candidate": candidate.to_dict(),
+                "units": [u.key for u in units]} for i, (candidate, units) in enumerate(zip(candidates, unit_lists))]
+    write_pack(target, models(), device=device, networks=entries,
+               identity={"space": {"name": space.name, "fingerprint": space.fingerprint()}})
+    return PackSummary(target, units=len(batch) - 1, networks=networks, held_out=held_out)
+
+
+def new_pack_directory(directory: str | os.PathLike[str]) -> Path:
+    """``directory`` as a Path; a DeviceError when it exists (a pack never overwrites anything)."""
+    target = Path(directory)
+    if target.exists():
+        raise DeviceError(f"{target} already exists; give export_pack a new directory (nothing is overwritten)",
+                          fields=("export_pack",))
+    return target
+
+
+def write_pack(
+    target: Path,
+    models: Iterable[tuple[str, str, str, bytes, tuple[int, ...]]],
+    *,
+    device: str,
+    networks: list[dict[str, Any]],
+    identity: dict[str, Any],
+) -> dict[str, Any]:
+    """Write a pack to the new directory ``target`` at once (staged beside it, then renamed): each of
+    ``models`` (file, name, kind, ONNX bytes, input shape) as it comes, ``manifest.json`` (the
+    models, the pack id, what the pack is of: ``identity``, e.g. {"space": ...}, and the whole
+    ``networks`` with their roles) and the runner. Returns the manifest."""
     staging = make_temp_dir(target.parent, prefix=f".{target.name}.")  # the pack's own mode: umask's, not mkdtemp's 0700
     try:
         (staging / "models").mkdir()
-        models: list[dict[str, Any]] = []
-        for i, (key, onnx, shape) in enumerate(batch):
-            kind = "empty" if key == EMPTY else "unit"
-            models.append(_write_model(staging, f"models/u{i:04d}.onnx", onnx, name=key, kind=kind, shape=shape))
-        entries = []
-        for i, (candidate, units) in enumerate(zip(candidates, unit_lists)):
-            name = f"net{i:03d}"
-            spec = candidate.netspec()
-            onnx = export_network(spec, candidate.policy)
-            models.append(_write_model(staging, f"models/{name}.onnx", onnx, name=name, kind="network", shape=input_shape(spec)))
-            role = "fit" if i < networks else "held_out"
-            entries.append({"name": name, "role": role, "candidate": candidate.to_dict(), "units": [u.key for u in units]})
-        pack_id = hashlib.sha256(json.dumps(models, sort_keys=True).encode()).hexdigest()[:16]
+        written = [_write_model(staging, file, onnx, name=name, kind=kind, shape=shape)
+                   for file, name, kind, onnx, shape in models]
+        pack_id = hashlib.sha256(json.dumps(written, sort_keys=True).encode()).hexdigest()[:16]
         manifest = {
             "schema": PACK_SCHEMA,
             "pack_id": pack_id,
             "device": device,
-            "space": {"name": space.name, "fingerprint": space.fingerprint()},
+            **identity,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "int8_weights": host_int8_weights(),  # every model above was exported with it
-            "models": models,
-            "networks": entries,
+            "models": written,
+            "networks": networks,
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
         runner = resources.files("autoc.latency").joinpath("pack_runner.py.txt").read_text(encoding="utf-8")
@@ -120,7 +144,7 @@ def export_pack(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return PackSummary(target, units=len(batch) - 1, networks=networks, held_out=held_out)
+    return manifest
 
 
 def _write_model(root: Path, relative: str, onnx: bytes, *, name: str, kind: str, shape) -> dict[str, Any]:
@@ -150,6 +174,24 @@ def import_results(
 ) -> DeviceProfile:
     """The device profile built from a pack's RESULTS.csv (format in the module docstring)."""
     results = Path(results)
+    manifest, figures, meta = read_results(results, pack_dir=pack_dir)
+    if MODEL_PACK in manifest:
+        raise DeviceError(f"{results} measured a pack of the model {manifest[MODEL_PACK]['model']}, not of a search "
+                          "space: import it with autoc calibrate --import (autoc.modelspace.pack.import_model_results)")
+    kinds = {m["name"]: m["kind"] for m in manifest["models"]}
+    units = [n for n, kind in kinds.items() if kind in ("unit", "empty")]
+    blocks = unit_times(units, [Measurement(*[figures[n]] * 4, repeats=1) for n in units])
+    _check_units_above_empty(blocks, figures, results=results)
+    return _profile_from(manifest, blocks, figures, device=device, meta=meta, source=results)
+
+
+def read_results(
+    results: str | os.PathLike[str], *, pack_dir: str | os.PathLike[str] | None = None
+) -> tuple[dict[str, Any], dict[str, float], dict[str, str]]:
+    """(manifest, ms per model name, '# key: value' metadata) of a pack's RESULTS.csv, checked against
+    the pack's manifest (``pack_dir``, default the CSV's directory): one row per model, each error one
+    line naming the file and row."""
+    results = Path(results)
     pack = Path(pack_dir) if pack_dir is not None else results.parent
     manifest = load_manifest(pack)
     table = read_csv(results, what="calibration results CSV")
@@ -176,10 +218,7 @@ def import_results(
             f"{results} lacks rows for {len(missing)} model(s) of the pack, e.g. {missing[:3]}; "
             "run run_pack.py to the end and import its complete RESULTS.csv"
         )
-    units = [n for n, kind in kinds.items() if kind in ("unit", "empty")]
-    blocks = unit_times(units, [Measurement(*[figures[n]] * 4, repeats=1) for n in units])
-    _check_units_above_empty(blocks, figures, results=results)
-    return _profile_from(manifest, blocks, figures, device=device, meta=table.meta, source=results)
+    return manifest, figures, table.meta
 
 
 def _check_units_above_empty(blocks: dict[str, float], figures: dict[str, float], *, results: Path) -> None:

@@ -3,10 +3,11 @@
 One Optuna study per run directory (SQLite, resumable): each trial picks a keep ratio per channel
 group, fp32/int8 per conv and linear layer (the final classifier stays fp32:
 ``ModelStructure.int8_layers``), weight bits per int8 layer and a sparsity per layer (where the
-options offer more than one), is timed by the model's layer table (units measured on the host as
-they first occur), sized (``policy_size_bytes``) and, when it fits the largest budget and the size
-budget, scored by a short distillation from the original model. Each budget then gets the most
-accurate trial that fits it.
+options offer more than one), is timed by the model's layer table (on the host: units measured
+here as they first occur; on another device: the table imported from the model's calibration
+pack, ``autoc.modelspace.pack``), sized (``policy_size_bytes``) and, when it fits the largest
+budget and the size budget, scored by a short distillation from the original model. Each budget
+then gets the most accurate trial that fits it.
 """
 from __future__ import annotations
 
@@ -27,12 +28,15 @@ from autoc.data.datasets import DatasetSplit, load_dataset
 from autoc.errors import BudgetError, DeviceError, ModelError, OptionError, StorageError
 from autoc.files import save_torch_atomic, write_bytes_atomic, write_text_atomic
 from autoc.latency.check import measure_exported
+from autoc.latency.device import check_device_name
+from autoc.latency.profile import HOST, host_runtime
 from autoc.modelspace.compress import ModelPolicy
 from autoc.modelspace.export import export_compressed, onnx_accuracy
 from autoc.modelspace.estimate import estimate_policy, original_logits
 from autoc.modelspace.groups import ModelStructure, analyse
-from autoc.modelspace.latency import (Layer, LayerTable, calibrate, measure_networks, model_layers,
-                                      policy_layers, policy_size_bytes, random_policies)
+from autoc.modelspace.latency import (Layer, LayerTable, calibrate, calibration_policies, measure_networks,
+                                      model_layers, policy_layers, policy_size_bytes)
+from autoc.modelspace.pack import device_table
 from autoc.modelspace.policy_file import ModelPolicyFile, ModelReference
 from autoc.modelspace.multiple import fast_multiple
 from autoc.modelspace.reference import load_model, weights_digest
@@ -49,10 +53,6 @@ LATENCY_ATTR, ACCURACY_ATTR, SECONDS_ATTR, SIZE_ATTR = "latency_ms", "accuracy",
 TABLE_FILE = "layer_latency.json"
 OPTIONS_ATTR = "compress_options"
 RESULT_ATTR = "compress_result"
-# Compressed variants timed whole to fit the table's correction, and held out to check it: 16
-# lets the correction scale int8 layers apart (autoc.latency.calibrate), and spread variants
-# (``random_policies``) reach the heavily compressed policies low budgets choose.
-FIT_VARIANTS, HELD_OUT_VARIANTS = 16, 8
 CALIBRATION_IMAGES = 64  # training images the int8 export's activation ranges come from
 # A budget's most accurate trials tried in turn until one's exported program measures within it:
 # the table predicts, the program is what ships.
@@ -169,7 +169,7 @@ class CompressResult:
     run_dir: Path
     original_accuracy: float
     original_predicted_ms: float
-    original_measured_ms: float
+    original_measured_ms: float | None  # None: the device is not this host, nothing of it is measured here
     floor_ms: float  # the most compressed policy's predicted latency
     pretrained_here: bool
     unprunable: dict
@@ -182,6 +182,7 @@ class CompressResult:
     channel_multiple: int = 1  # kept channel counts were rounded to this
     original_size_kb: float | None = None  # None: stored before sizes were recorded
     size_budget_kb: float | None = None
+    device: str = "host"  # whose latency the predictions are (another's: the table imported from its pack)
 
     def to_dict(self) -> dict:
         """Plain JSON data (paths as strings; NaN as null)."""
@@ -235,38 +236,55 @@ def run_compress(options: CompressOptions, *, log: Callable[[str], None] = logge
     """
     start = time.perf_counter()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if options.device != "host":
-        raise DeviceError(f"device {options.device!r}: a user's model is timed on this host so far (its layers "
-                          "measured in ONNX Runtime); use device='host'")
+    foreign = options.device != HOST
+    if foreign and host_runtime(options.device) is not None:
+        raise DeviceError(f"device {options.device!r}: a user's model is timed in ONNX Runtime, on this host "
+                          "(device='host') or on another device through its pack; use one of those")
+    if foreign:
+        check_device_name(options.device)
     torch.set_num_threads(options.threads)
     data = load_dataset(options.dataset, data_dir=options.data_dir, input_size=options.input_size, seed=options.seed,
                         max_train=options.max_train, max_val=options.max_val)
     model = load_model(options.model, num_classes=data.num_classes, weights=options.weights)
     if options.size_budget_kb is not None:  # before anything is trained, timed or stored
         _check_size_budget(options, model, data.train_x[:1])
+    example = data.train_x[:1]
+    structure = analyse(model, example)  # of the layers, not the weights: the same before and after pretraining
+    if not structure.groups:
+        raise ModelError(f"model {options.model} has no channel group that can be pruned (fixed: "
+                         f"{', '.join(sorted(structure.fixed)) or 'none'}): autoc compresses conv networks")
+    layers = model_layers(model, example)
+    imported = device_table(options.device, model=options.model, layers=layers, structure=structure,
+                            input_size=int(example.shape[-1]), num_classes=data.num_classes,
+                            keep_choices=options.keep_choices, runs_dir=Path(options.runs_dir)) if foreign else None
     study_name = options.study or f"{options.model.replace(':', '-').replace('.', '-')}-{time.strftime('%Y%m%d-%H%M%S')}"
     run_dir = Path(options.run_dir or Path(options.runs_dir) / study_name).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     pretrained_here = options.weights is None
     if pretrained_here:
         model = _pretrained(model, data, options, run_dir, log)
-    example = data.train_x[:1]
-    structure = analyse(model, example)
-    if not structure.groups:
-        raise ModelError(f"model {options.model} has no channel group that can be pruned (fixed: "
-                         f"{', '.join(sorted(structure.fixed)) or 'none'}): autoc compresses conv networks")
     table_path = run_dir / TABLE_FILE
-    table = LayerTable.from_dict(json.loads(table_path.read_text())) if table_path.is_file() else LayerTable({})
-    ctx = _Context(options=options, model=model, structure=structure, layers=model_layers(model, example), table=table,
+    if imported is not None:
+        table = imported.table
+        log(f"latency predicted for {options.device} from its imported table ({len(table.units_ms)} units, "
+            f"{imported.source}); nothing is timed on this host")
+    else:
+        table = LayerTable.from_dict(json.loads(table_path.read_text())) if table_path.is_file() else LayerTable({})
+    ctx = _Context(options=options, model=model, structure=structure, layers=layers, table=table,
                    data=data, teacher_logits=original_logits(model, data),
                    weights_sha256=weights_digest(options.weights) if options.weights else None)
-    ctx.multiple = options.channel_multiple or table.channel_multiple or fast_multiple(
-        ctx.layers, table, threads=options.threads)
+    # the table's multiple; a device's imported table times nothing, so its multiple is the pack's (1)
+    ctx.multiple = options.channel_multiple or table.channel_multiple or (
+        1 if imported is not None else fast_multiple(ctx.layers, table, threads=options.threads))
     table.channel_multiple = ctx.multiple
-    errors = _calibrate(ctx, log) if not table_path.is_file() else ()
+    if imported is not None:
+        errors = imported.held_out_errors
+    else:
+        errors = _calibrate(ctx, log) if not table_path.is_file() else ()
     original = ModelPolicy.of()
     original_ms = table.predict_ms(policy_layers(ctx.layers, structure, original))
-    [original_measured] = measure_networks(model, [original], example_input=example, threads=options.threads)
+    original_measured = None if foreign else measure_networks(model, [original], example_input=example,
+                                                              threads=options.threads)[0]
     original_accuracy = accuracy(model, data.val_x, data.val_y)
     original_kb = _size_kb(ctx, original)
     floor_ms = _check_budgets(ctx, original_ms, original_kb=original_kb)
@@ -310,9 +328,9 @@ def run_compress(options: CompressOptions, *, log: Callable[[str], None] = logge
         original_measured_ms=original_measured, floor_ms=floor_ms, pretrained_here=pretrained_here,
         unprunable=dict(structure.fixed),
         chosen=chosen, trials_total=_finished(study), trials_this_run=len(seconds),
-        seconds_per_trial=sum(seconds) / len(seconds) if seconds else None, held_out_errors=errors,
+        seconds_per_trial=sum(seconds) / len(seconds) if seconds else None, held_out_errors=tuple(errors),
         wall_seconds=time.perf_counter() - start, original_size_kb=original_kb, size_budget_kb=options.size_budget_kb,
-        channel_multiple=ctx.multiple)
+        channel_multiple=ctx.multiple, device=options.device)
     study.set_user_attr(RESULT_ATTR, _relative_paths(result.to_dict(), run_dir=run_dir))  # what `autoc show` prints
     return result
 
@@ -363,18 +381,12 @@ def _pretrained(model, data, options, run_dir, log):
 
 def _calibrate(ctx: _Context, log) -> tuple[float, ...]:
     """Fit the table's correction on compressed variants timed whole; the held-out error is reported."""
-    log(f"timing the layers of {ctx.options.model} and {FIT_VARIANTS + HELD_OUT_VARIANTS} compressed variants "
-        "on this host")
-    fit = [ModelPolicy.of()] + _variants(ctx, FIT_VARIANTS - 1, seed=ctx.options.seed)
-    held = _variants(ctx, HELD_OUT_VARIANTS, seed=ctx.options.seed + 1)
+    fit, held = calibration_policies(ctx.structure, keep_choices=ctx.options.keep_choices, seed=ctx.options.seed,
+                                     multiple=ctx.multiple)
+    log(f"timing the layers of {ctx.options.model} and {len(fit) + len(held)} compressed variants on this host")
     result = calibrate(ctx.model, ctx.structure, fit, example_input=ctx.data.train_x[:1], held_out=held,
                        table=ctx.table, threads=ctx.options.threads)
     return result.held_out_errors
-
-
-def _variants(ctx: _Context, count: int, *, seed: int) -> list[ModelPolicy]:
-    return random_policies(ctx.structure, count, seed=seed, keep_choices=ctx.options.keep_choices,
-                           multiple=ctx.multiple)
 
 
 def _most_compressed(ctx: _Context) -> ModelPolicy:
@@ -536,8 +548,9 @@ def _choose(study, ctx: _Context, budget_ms: float, *, original_ms: float, origi
     write_bytes_atomic(onnx_path, program)
     keep = dict(policy.keep)
     return Chosen(budget_ms=budget_ms, trial=best.number, accuracy=estimate.accuracy,
-                  predicted_ms=best.user_attrs[LATENCY_ATTR], measured_ms=timing.figure_ms,
-                  measured_spread=timing.session_spread, measured_noisy=timing.noisy, policy_path=policy_path,
+                  predicted_ms=best.user_attrs[LATENCY_ATTR], measured_ms=timing and timing.figure_ms,
+                  measured_spread=timing and timing.session_spread, measured_noisy=bool(timing and timing.noisy),
+                  policy_path=policy_path,
                   weights_path=weights_path, onnx_path=onnx_path, onnx_accuracy=onnx_acc,
                   int8_layers=sum(1 for _, layer in policy.layers.layers if layer.quantized),
                   mean_keep=sum(keep.get(g.name, 1.0) for g in ctx.structure.groups) / len(ctx.structure.groups),
@@ -551,6 +564,10 @@ def _measured_best(fitting: list, ctx: _Context, budget_ms: float) -> tuple[optu
     over because they measured over the budget. Each tried trial is fine-tuned, exported and
     timed once (``_finish``), shared by every budget that tries it."""
     ranked = sorted(fitting, key=lambda t: (-t.user_attrs[ACCURACY_ATTR], t.number))[:MEASURED_TRIES]
+    if ctx.options.device != HOST:  # another device's program cannot be timed here: the table's word stands
+        if ranked[0].number not in ctx.chosen:
+            ctx.chosen[ranked[0].number] = _finish(ranked[0], ctx)
+        return ranked[0], ()
     over = []
     for trial in ranked:
         if trial.number not in ctx.chosen:
@@ -571,8 +588,9 @@ def _finish(trial: optuna.trial.FrozenTrial, ctx: _Context) -> tuple:
     program = export_compressed(estimate.model, calibration=ctx.data.train_x[:CALIBRATION_IMAGES].numpy(),
                                 preprocessing=ctx.data.preprocessing)
     # Timed as `autoc export` times it (two interleaved sessions, their spread kept), so the gate
-    # below and a later export judge the same figure.
-    timing = measure_exported(program, tuple(ctx.data.train_x[:1].shape), threads=ctx.options.threads)
+    # below and a later export judge the same figure; another device's latency is not measured here.
+    timing = None if ctx.options.device != HOST else measure_exported(program, tuple(ctx.data.train_x[:1].shape),
+                                                                      threads=ctx.options.threads)
     return policy, estimate, program, timing, onnx_accuracy(program, ctx.data.val_x, ctx.data.val_y)
 
 

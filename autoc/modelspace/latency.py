@@ -9,6 +9,7 @@ compressed variants measured whole.
 """
 from __future__ import annotations
 
+import itertools
 import random
 from collections import defaultdict
 from dataclasses import dataclass, replace
@@ -18,6 +19,8 @@ import torch
 from torch import nn
 
 from autoc.evaluate.metrics import layer_storage_bits
+from autoc.arch.policy import LayerPolicy
+from autoc.errors import DeviceError
 from autoc.latency.blocks import precision_transitions
 from autoc.latency.calibrate import fit_correction
 from autoc.latency.measure import measure_interleaved
@@ -27,10 +30,15 @@ from autoc.modelspace.groups import WEIGHT_LAYERS, ModelStructure
 from autoc.modelspace.prune import choose_channels, prune
 from autoc.onnx.export import export_onnx
 
+INT8_LAYER = LayerPolicy(precision="int8", weight_bits=8, act_bits=8)
 UNIT_WARMUP = 10
 UNIT_REPEATS = 60
 NETWORK_WARMUP = 5
 NETWORK_REPEATS = 30
+# Compressed variants timed whole to fit a table's correction, and held out to check it: 16
+# lets the correction scale int8 layers apart (autoc.latency.calibrate), and spread variants
+# (``random_policies``) reach the heavily compressed policies low budgets choose.
+FIT_VARIANTS, HELD_OUT_VARIANTS = 16, 8
 
 
 @dataclass(frozen=True)
@@ -150,6 +158,7 @@ class LayerTable:
     units_ms: dict[str, float]
     correction: Correction = Correction()
     channel_multiple: int | None = None  # the multiple kept channel counts round to (autoc.modelspace.multiple)
+    device: str | None = None  # None: this host's table, its missing units measured here; else imported for device
 
     def missing(self, layers: Iterable[Layer]) -> list[Layer]:
         """One layer per unit key the table has no time for."""
@@ -163,6 +172,11 @@ class LayerTable:
                 repeats: int = UNIT_REPEATS) -> int:
         """Time every unit of ``layers`` the table lacks (interleaved, one batch); returns how many."""
         todo = self.missing(layers)
+        if todo and self.device is not None:
+            raise DeviceError(f"the latency table of device {self.device!r} has no time for {len(todo)} unit(s), "
+                              f"e.g. {todo[0].key}, and they cannot be measured on this host; export a pack for the "
+                              "model with these keep choices and import its results "
+                              "(autoc calibrate --model ... --export-pack)")
         if todo:
             programs = [layer.program() for layer in todo]
             figures = measure_interleaved([p for p, _ in programs], input_shapes=[s for _, s in programs],
@@ -172,12 +186,21 @@ class LayerTable:
 
     def unit_sums(self, layers: Sequence[Layer]) -> tuple[float, float, int]:
         """(sum of unit ms, int8 units' part of it, fp32 <-> int8 switches along the layers)."""
-        total = sum(self.units_ms[layer.key] for layer in layers)
-        int8 = sum(self.units_ms[layer.key] for layer in layers if layer.precision == "int8")
-        return total, int8, precision_transitions(layer.precision for layer in layers)
+        return self.key_sums([layer.key for layer in layers])
+
+    def key_sums(self, keys: Sequence[str]) -> tuple[float, float, int]:
+        """:meth:`unit_sums` of the layers with these unit keys, in order (a key ends in its precision)."""
+        precisions = [key.rsplit("-", 1)[-1] for key in keys]
+        total = sum(self.units_ms[key] for key in keys)
+        int8 = sum(self.units_ms[key] for key, p in zip(keys, precisions) if p == "int8")
+        return total, int8, precision_transitions(precisions)
 
     def predict_ms(self, layers: Sequence[Layer]) -> float:
-        total, int8, switches = self.unit_sums(layers)
+        return self.predict_keys([layer.key for layer in layers])
+
+    def predict_keys(self, keys: Sequence[str]) -> float:
+        """The predicted ms of a network whose layers have these unit keys, in order."""
+        total, int8, switches = self.key_sums(keys)
         return self.correction.apply(total, transitions=switches, int8_ms=int8)
 
     def to_dict(self) -> dict:
@@ -235,6 +258,40 @@ def calibrate(model: nn.Module, structure: ModelStructure, policies: Sequence[Mo
     return Calibrated(table=table, fitted_on=fit, held_out_errors=errors)
 
 
+def calibration_policies(structure: ModelStructure, *, keep_choices: Sequence[float], seed: int,
+                         multiple: int = 1) -> tuple[list[ModelPolicy], list[ModelPolicy]]:
+    """The variants a table's correction is fitted on (the original model first) and those held out
+    to check it: the same for a host calibration and a device's pack, given the same seed."""
+    fit = [ModelPolicy.of()] + random_policies(structure, FIT_VARIANTS - 1, seed=seed, keep_choices=keep_choices,
+                                               multiple=multiple)
+    return fit, random_policies(structure, HELD_OUT_VARIANTS, seed=seed + 1, keep_choices=keep_choices,
+                                multiple=multiple)
+
+
+def reachable_layers(layers: Sequence[Layer], structure: ModelStructure, *,
+                     keep_choices: Sequence[float]) -> tuple[Layer, ...]:
+    """Every unit a search with ``keep_choices`` (and the original model) can time: each layer at every
+    channel count the groups tied to it can leave it, fp32, and int8 where the layer is offered int8;
+    one layer per unit key."""
+    ratios = sorted({*keep_choices, 1.0})
+    touching: dict[str, list[str]] = defaultdict(list)
+    for group in structure.groups:
+        for layer, _, _ in group.ties:
+            if group.name not in touching[layer]:
+                touching[layer].append(group.name)
+    found: dict[str, Layer] = {}
+    for layer in layers:
+        names = touching[layer.name]
+        precisions = [INT8_LAYER, None] if layer.name in structure.int8_layers else [None]
+        for combo in itertools.product(ratios, repeat=len(names)):
+            for precision in precisions:
+                policy = ModelPolicy.of(keep={n: r for n, r in zip(names, combo) if r < 1.0},
+                                        layers={layer.name: precision} if precision else None)
+                [unit] = policy_layers([layer], structure, policy)
+                found.setdefault(unit.key, unit)
+    return tuple(found.values())
+
+
 def random_policies(structure: ModelStructure, count: int, *, seed: int, keep_choices: Sequence[float],
                     int8_share: float | None = None, multiple: int = 1) -> list[ModelPolicy]:
     """``count`` policies to fit and check a table on, spread from barely to fully compressed.
@@ -244,10 +301,8 @@ def random_policies(structure: ModelStructure, count: int, *, seed: int, keep_ch
     int8 with a probability drawn per policy (``int8_share`` fixes it). A budget well below the
     original's is met by heavily pruned, mostly int8 policies: variants drawn around the middle
     of the space leave the table's correction to extrapolate there."""
-    from autoc.arch.policy import LayerPolicy
-
     rng = random.Random(seed)
-    int8 = LayerPolicy(precision="int8", weight_bits=8, act_bits=8)
+    int8 = INT8_LAYER
     convs = structure.int8_layers
     choices = sorted(keep_choices)
     policies = []

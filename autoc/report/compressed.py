@@ -84,8 +84,9 @@ def _page(study: StoredCompress, plot: Plot, notes: list[str]) -> str:
         f"budgets: {', '.join(f'{b:g} ms' for b in options.budgets_ms)}"
         + (f", size {options.size_budget_kb:g} kB" if options.size_budget_kb is not None else ""),
         f"trials: {result.trials_total} completed ({sum(t.accuracy is not None for t in study.trials)} fine-tuned)",
-        f"original model: accuracy {result.original_accuracy:.4f}, {result.original_predicted_ms:.3f} ms predicted, "
-        f"{result.original_measured_ms:.3f} ms measured"
+        f"original model: accuracy {result.original_accuracy:.4f}, {result.original_predicted_ms:.3f} ms predicted"
+        + (f" for {escape(result.device)} (not measured here)" if result.original_measured_ms is None
+           else f", {result.original_measured_ms:.3f} ms measured")
         + (f", {result.original_size_kb:.1f} kB" if result.original_size_kb is not None else ""),
         f"most compressed policy (the floor): {result.floor_ms:.3f} ms predicted",
     ]

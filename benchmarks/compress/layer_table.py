@@ -27,9 +27,8 @@ from autoc.latency.calibrate import NETWORK_SESSIONS, noise_figures, session_mea
 from autoc.latency.measure import measure_interleaved
 from autoc.latency.validate import kendall_tau
 from autoc.modelspace import ModelPolicy, analyse, load_model
-from autoc.modelspace.latency import (NETWORK_REPEATS, NETWORK_WARMUP, LayerTable, model_layers, network_program,
-                                      policy_layers, random_policies)
-from autoc.modelspace.driver import FIT_VARIANTS
+from autoc.modelspace.latency import (FIT_VARIANTS, NETWORK_REPEATS, NETWORK_WARMUP, LayerTable, model_layers,
+                                      network_program, policy_layers, random_policies)
 
 from benchmarks import RESULTS
 from benchmarks.common import config_key, record_result

@@ -115,7 +115,10 @@ def test_a_compress_run_directory_moved_and_renamed_shows_and_resumes_on_its_own
 @pytest.mark.parametrize("args, message", [
     (["torchvision:resnet19", "--budget-ms", "1"], "torchvision has no classification model 'resnet19'"),
     (["usernets:small_resnet", "--budget-ms", "0.000001", "0.000002"], "is below the most compressed policy's predicted"),
-    (["usernets:small_resnet", "--budget-ms", "1", "--device", "pixel9"], "a user's model is timed on this host"),
+    (["usernets:small_resnet", "--budget-ms", "1", "--device", "pixel9"],
+     "device 'pixel9' has no latency table for usernets:small_resnet at 16 px"),
+    (["usernets:small_resnet", "--budget-ms", "1", "--device", "host-executorch"],
+     "a user's model is timed in ONNX Runtime"),
 ])
 def test_bad_input_is_one_line_and_exit_2(original_ms, capsys, args, message):
     runs, _ = original_ms
@@ -194,7 +197,8 @@ def test_a_budget_takes_the_most_accurate_trial_whose_program_measures_within_it
         return (None, None, None, LatencyCheck(sessions=(Measurement(ms, ms, ms, ms, 10),) * 2), None)
 
     trials = [trial(0, 0.70), trial(1, 0.80), trial(2, 0.75), trial(3, 0.60)]
-    ctx = SimpleNamespace(chosen={0: timed(0.8), 1: timed(1.2), 2: timed(0.95), 3: timed(0.5)})
+    ctx = SimpleNamespace(options=SimpleNamespace(device="host"),
+                          chosen={0: timed(0.8), 1: timed(1.2), 2: timed(0.95), 3: timed(0.5)})
     best, over = _measured_best(trials, ctx, budget_ms=1.0)
     assert (best.number, over) == (2, (1,))  # 0.80 measured 1.2 ms: the 0.75 one (0.95 ms) ships
     best, over = _measured_best(trials, ctx, budget_ms=2.0)
