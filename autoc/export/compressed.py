@@ -1,6 +1,7 @@
 """`autoc export` of an `autoc compress` study: the policy chosen for a budget (or a chosen trial)
-as a model-policy file, ONNX (with the parity check), a torch.export program, TorchScript, a state
-dict or a per-layer CSV. ``export_trial`` sends compress studies here; the writers are its own.
+as a model-policy file, ONNX (with the parity check), a torch.export program, an ExecuTorch program
+(checked as a search's: autoc.export.compressed_executorch), TorchScript, a state dict or a
+per-layer CSV. ``export_trial`` sends compress studies here; the writers are its own.
 """
 from __future__ import annotations
 

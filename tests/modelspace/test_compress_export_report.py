@@ -110,7 +110,7 @@ def test_a_format_that_does_not_apply_to_a_compress_study_is_one_line_naming_tho
 
 
 @needs_executorch
-def test_executorch_export_of_a_compress_study_runs_without_autoc_scores_what_autoc_printed_int8_on_the_policys_layers(
+def test_executorch_export_of_a_compress_study_runs_without_autoc_scores_as_printed_int8_on_the_policys_layers(
         study, tmp_path, capsys):
     from autoc.export.compressed_executorch import quantize_compressed
     from autoc.latency.executorch import int8_weight_layers
