@@ -1,6 +1,7 @@
 """`autoc export` of an `autoc compress` study: the policy chosen for a budget (or a chosen trial)
-as a model-policy file, ONNX (with the parity check), a torch.export program, TorchScript, a state
-dict or a per-layer CSV. ``export_trial`` sends compress studies here; the writers are its own.
+as a model-policy file, ONNX (with the parity check), a torch.export program, an ExecuTorch program
+(checked as a search's: autoc.export.compressed_executorch), TorchScript, a state dict or a
+per-layer CSV. ``export_trial`` sends compress studies here; the writers are its own.
 """
 from __future__ import annotations
 
@@ -22,8 +23,8 @@ from autoc.modelspace.export import export_compressed
 from autoc.modelspace.reference import load_model
 from autoc.modelspace.stored import StoredCompress, open_compress_study
 
-# What a compressed user model can be written as; nni and executorch describe autoc's own networks.
-COMPRESS_FORMATS = ("policy", "onnx", "pt2", "torchscript", "state-dict", "csv")
+# What a compressed user model can be written as; nni describes autoc's own networks.
+COMPRESS_FORMATS = ("policy", "onnx", "pt2", "executorch", "torchscript", "state-dict", "csv")
 
 
 def export_compress_trial(request: ExportRequest) -> ExportResult:
@@ -39,9 +40,13 @@ def export_compress_trial(request: ExportRequest) -> ExportResult:
         return _export_policy(study, chosen, output, force=request.force)
     claim_outputs({output: OUTPUT_KINDS[request.format]}, force=request.force)
     model = study.build_model(chosen)
-    check = None
+    check, note = None, None
     if request.format == "onnx":
         data, check = _onnx(study, chosen, model, check=request.check, int8_weights=request.int8_weights)
+    elif request.format == "executorch":
+        from autoc.export.compressed_executorch import export_executorch
+
+        data, check, note = export_executorch(study, chosen, model, check=request.check)
     elif request.format == "pt2":
         data = pt2_bytes(model, study.input_shape())
     elif request.format == "torchscript":
@@ -50,7 +55,8 @@ def export_compress_trial(request: ExportRequest) -> ExportResult:
         data = _torch_bytes(model.state_dict())
     else:
         data = _layer_csv(study, chosen, model).encode()
-    return ExportResult(trial=chosen.trial, paths=(write_bytes_atomic(output, data),), check=check)
+    return ExportResult(trial=chosen.trial, paths=(write_bytes_atomic(output, data),), check=check,
+                        notes=(note,) if note else ())
 
 
 def _export_policy(study: StoredCompress, chosen: Chosen, output: Path, *, force: bool) -> ExportResult:

@@ -102,11 +102,11 @@ class ExecutorchLatency:
     figure_ms: float | None = None
 
 
-def measure_executorch(program: bytes, candidate: Candidate, *, warmup: int = LATENCY_WARMUP,
+def measure_executorch(program: bytes, shape: tuple[int, int, int, int], *, warmup: int = LATENCY_WARMUP,
                        repeats: int = LATENCY_REPEATS, threads: int = LATENCY_THREADS) -> ExecutorchLatency:
-    """Latency of the program on this host: ``repeats`` timed runs after ``warmup`` untimed ones, by
-    the protocol calibration uses (autoc.latency.executorch.measure_programs)."""
-    [measured] = _et.measure_programs([program], input_shapes=[example_input(candidate)[0].shape], threads=threads,
+    """Latency of the program (one input of ``shape``) on this host: ``repeats`` timed runs after
+    ``warmup`` untimed ones, by the protocol calibration uses (autoc.latency.executorch.measure_programs)."""
+    [measured] = _et.measure_programs([program], input_shapes=[tuple(shape)], threads=threads,
                                       warmup=warmup, repeats=repeats)
     return ExecutorchLatency(median_ms=measured.median_ms, p10_ms=measured.p10_ms, p90_ms=measured.p90_ms,
                              repeats=repeats, threads=threads, figure_ms=measured.figure_ms)

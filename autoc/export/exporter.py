@@ -118,10 +118,15 @@ FORMAT_RUNTIMES = {"onnx": "onnxruntime", "executorch": "executorch"}
 def profile_runtime(stored: StoredTrial) -> str | None:
     """The runtime the study's device profile was measured in; None where there is no readable
     profile or it does not know (profiles from published data)."""
+    return device_runtime(stored.run.device, runs_dir=stored.run.runs_dir)
+
+
+def device_runtime(device: str, *, runs_dir: Path) -> str | None:
+    """The runtime the profile of ``device`` was measured in (None: no readable profile, or unknown)."""
     from autoc.latency.device import find_profile
     from autoc.latency.profile import load_profile
 
-    found = find_profile(stored.run.device, runs_dir=stored.run.runs_dir)
+    found = find_profile(device, runs_dir=runs_dir)
     if found is None:
         return None
     try:
@@ -134,11 +139,17 @@ def profile_runtime(stored: StoredTrial) -> str | None:
 def runtime_note(stored: StoredTrial, format: str) -> str | None:
     """One line when the study's latency profile was measured in another runtime than ``format``'s file
     runs in (allowed: the file is written; its latency is then not checked against the prediction)."""
+    runtime = profile_runtime(stored) if format in FORMAT_RUNTIMES else None
+    return runtimes_differ_note(device=stored.run.device, runtime=runtime, format=format)
+
+
+def runtimes_differ_note(*, device: str, runtime: str | None, format: str) -> str | None:
+    """The line of :func:`runtime_note` for a study whose latency prediction comes from ``device``'s
+    profile, measured in ``runtime`` (None: unknown; no note)."""
     export_runtime = FORMAT_RUNTIMES.get(format)
-    runtime = profile_runtime(stored) if export_runtime is not None else None
-    if runtime is None or runtime == export_runtime:
+    if runtime is None or export_runtime is None or runtime == export_runtime:
         return None
-    return (f"the study's latency profile (device {stored.run.device!r}) was measured in {runtime}, this "
+    return (f"the study's latency profile (device {device!r}) was measured in {runtime}, this "
             f"--format {format} file runs in {export_runtime}: the runtimes differ (allowed), so its latency is "
             "not checked against the prediction")
 
@@ -253,7 +264,7 @@ def _executorch(stored: StoredTrial, *, check: bool) -> tuple[bytes, ExecutorchC
         latency_comparable=stored.run.device == host_device("executorch") and runtime == "executorch",
         device=stored.run.device,
         predicted_ms=stored.record.latency_ms,
-        measured=measure_executorch(program, candidate),
+        measured=measure_executorch(program, input_shape(candidate)),
         estimate_accuracy=stored.record.accuracy,
         fake_quant_accuracy=accuracy(model, data.val_x, data.val_y) if data is not None else None,
         executorch_accuracy=executorch_accuracy(program, data.val_x, data.val_y) if data is not None else None,

@@ -108,7 +108,8 @@ def quantize_module(model: nn.Module, example: tuple[torch.Tensor], *, bits: Map
     """``model`` exported with torch.export and quantised int8 by pt2e exactly on the layers of
     ``bits`` (layer -> (weight bits, activation bits)), calibrated on ``images`` one at a time.
 
-    PolicyError, naming the layers, when the quantizer leaves a layer of ``bits`` in fp32."""
+    PolicyError, naming the layers, when the quantizer leaves a layer of ``bits`` in fp32 (or runs
+    another conv or linear layer int8)."""
     api = api or executorch_api()
     quantizer = _layer_quantizer(api)
     for name, (weight_bits, act_bits) in bits.items():
@@ -126,12 +127,16 @@ def quantize_module(model: nn.Module, example: tuple[torch.Tensor], *, bits: Map
         for i in range(images.shape[0]):  # the program's batch is 1
             prepared(images[i : i + 1])
         converted = api.convert_pt2e(prepared)
-    missing = sorted(set(bits) - int8_conv_layers(converted))
+    quantized = int8_weight_layers(converted)
+    missing, extra = sorted(set(bits) - quantized), sorted(quantized - set(bits))
     if missing:
         raise PolicyError(
             f"the XNNPACK quantizer left int8 layers {missing} in fp32 (no pattern of it fits them); "
             "export them with --format onnx, or run them fp32 in the policy"
         )
+    if extra:
+        raise PolicyError(f"the XNNPACK quantizer ran layers {extra} int8, which the policy runs fp32; export them "
+                          "with --format onnx")
     return converted
 
 
@@ -159,15 +164,32 @@ def program_of(model: nn.Module, *, input_shape: tuple[int, ...], int8_layers: M
 def _layer_quantizer(api: SimpleNamespace):
     """The XNNPACK quantizer, to be configured per module name. torch.export's get_attr nodes (weights,
     BatchNorm-folded weights) carry no module stack, and the quantizer's module-name filter checks the
-    weight node of a conv too, so it would reject every conv: each is given its users' module first."""
+    weight node of a conv too, so it would reject every conv: each is given its users' module first.
+    Likewise the ReLU a conv or linear layer alone feeds (in a user's model, a sibling module or a
+    functional call of its parent; pt2e has folded the BatchNorm between them into the conv) is given
+    the layer's module: the runtime fuses it into the layer, the filter would reject the conv+ReLU
+    pattern, and the quantizer annotates no conv that feeds a ReLU alone."""
 
     class LayerQuantizer(api.XNNPACKQuantizer):
         def annotate(self, model: torch.fx.GraphModule) -> torch.fx.GraphModule:
-            """The XNNPACK annotation, once weight nodes carry their module."""
+            """The XNNPACK annotation, once weight nodes and fused ops carry their layer's module."""
             _give_parameters_their_users_module(model)
+            _give_fused_ops_their_layers_module(model)
             return super().annotate(model)
 
     return LayerQuantizer()
+
+
+_FUSED_OPS = (torch.ops.aten.relu.default, torch.ops.aten.relu_.default)
+
+
+def _give_fused_ops_their_layers_module(model: torch.fx.GraphModule) -> None:
+    for node in model.graph.nodes:
+        if node.op != "call_function" or node.target not in _WEIGHT_OPS or "nn_module_stack" not in node.meta:
+            continue
+        user = next(iter(node.users)) if len(node.users) == 1 else None
+        if user is not None and user.op == "call_function" and user.target in _FUSED_OPS:
+            user.meta["nn_module_stack"] = dict(node.meta["nn_module_stack"])
 
 
 def _give_parameters_their_users_module(model: torch.fx.GraphModule) -> None:
@@ -179,11 +201,14 @@ def _give_parameters_their_users_module(model: torch.fx.GraphModule) -> None:
             node.meta["nn_module_stack"] = dict(stacks.pop())
 
 
-def int8_conv_layers(graph: torch.fx.GraphModule) -> set[str]:
-    """Layers (the innermost module of each conv) whose conv weight is dequantised int8 in ``graph``."""
+_WEIGHT_OPS = (torch.ops.aten.conv2d.default, torch.ops.aten.convolution.default, torch.ops.aten.linear.default)
+
+
+def int8_weight_layers(graph: torch.fx.GraphModule) -> set[str]:
+    """Layers (the innermost module of each conv or linear op) whose weight is dequantised int8 in ``graph``."""
     layers = set()
     for node in graph.graph.nodes:
-        if node.op == "call_function" and node.target in (torch.ops.aten.conv2d.default, torch.ops.aten.convolution.default):
+        if node.op == "call_function" and node.target in _WEIGHT_OPS:
             weight = node.args[1]
             if isinstance(weight, torch.fx.Node) and "dequantize" in str(weight.target):
                 stack = list(node.meta.get("nn_module_stack", {}).values())

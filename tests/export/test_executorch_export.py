@@ -15,7 +15,7 @@ from autoc.candidate import Candidate
 from autoc.cli import main
 from autoc.compress.quant import apply_quantization
 from autoc.export import executorch as et
-from autoc.latency.executorch import int8_conv_layers
+from autoc.latency.executorch import int8_weight_layers
 from autoc.onnx.export import policy_int8_layers
 from helpers import tiny_candidate
 from test_export_command import mixed_trial, trial_model
@@ -65,7 +65,7 @@ def test_only_the_policys_int8_layers_are_quantised(tiny_run, tiny_val_images):
     candidate, model = trial_model(record)
     graph = et.quantize_for_xnnpack(model, candidate, calibration=tiny_val_images[:16].numpy())
     wanted = policy_int8_layers(candidate.netspec(), candidate.policy)
-    assert int8_conv_layers(graph) == wanted
+    assert int8_weight_layers(graph) == wanted
     assert 0 < len(wanted) < len(candidate.netspec().layer_names())  # a global quantisation would fail
 
 

@@ -1,9 +1,12 @@
 """`autoc export` and `autoc report` on a finished `autoc compress` study (a tiny one on digits)."""
 import contextlib
+import importlib.util
 import io
+import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +17,10 @@ from autoc.cli import main
 # As tests/modelspace/test_driver.py runs it: a small user model on a slice of digits.
 COMMON = ["--dataset", "digits", "--input-size", "16", "--max-train", "300", "--max-val", "100",
           "--pretrain-steps", "60", "--finetune-steps", "5", "--allow-drift"]
+
+EXECUTORCH_SCRIPT = Path(__file__).parents[1] / "export" / "executorch_standalone_check.py"  # runs a .pte, no autoc
+needs_executorch = pytest.mark.skipif(importlib.util.find_spec("executorch") is None,
+                                      reason="executorch is in the dev extra: pip install -e '.[dev]'")
 
 STANDALONE = """
 import sys, numpy as np, onnxruntime as ort, torch
@@ -95,13 +102,47 @@ def test_a_compress_export_picks_the_budget_or_a_chosen_trial_and_refuses_others
     assert "has no chosen policy for --budget 12345 ms" in _one_error_line(capsys)
 
 
-@pytest.mark.parametrize("fmt", ["nni", "executorch"])
-def test_a_format_that_does_not_apply_to_a_compress_study_is_one_line_naming_those_that_do_and_exit_2(
-        study, fmt, capsys):
-    assert main(["export", str(study.run_dir), "--format", fmt]) == 2
+def test_a_format_that_does_not_apply_to_a_compress_study_is_one_line_naming_those_that_do_and_exit_2(study, capsys):
+    assert main(["export", str(study.run_dir), "--format", "nni"]) == 2
     line = _one_error_line(capsys)
-    assert f"--format {fmt!r} does not apply to an autoc compress study" in line
-    assert "use one of policy, onnx, pt2, torchscript, state-dict, csv" in line
+    assert "--format 'nni' does not apply to an autoc compress study" in line
+    assert "use one of policy, onnx, pt2, executorch, torchscript, state-dict, csv" in line
+
+
+@needs_executorch
+def test_executorch_export_of_a_compress_study_runs_without_autoc_scores_as_printed_int8_on_the_policys_layers(
+        study, tmp_path, capsys):
+    from autoc.export.compressed_executorch import quantize_compressed
+    from autoc.latency.executorch import int8_weight_layers
+    from autoc.modelspace.driver import CALIBRATION_IMAGES
+
+    chosen = max(study.exported, key=lambda c: c.budget_ms)
+    out = tmp_path / "m.pte"
+    code = main(["export", str(study.run_dir), "--format", "executorch", "-o", str(out), "--allow-drift"])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    assert printed.out.startswith(f"trial {chosen.trial} -> {out}")
+    assert "runs in executorch: the runtimes differ (allowed)" in printed.out  # the study's profile is ONNX Runtime's
+    assert "latency, ms (median, 1 thread)" in printed.out and "an ONNX Runtime profile's" in printed.out
+    assert "deprecat" not in printed.err.lower()
+    fake_quant, printed_accuracy = map(float, re.search(r"accuracy, validation split\s+([\d.]+)\s+([\d.]+)",
+                                                         printed.out).groups())
+
+    data = study.data()
+    torch.save(data.val_x, tmp_path / "images.pt")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    subprocess.run([sys.executable, "-I", EXECUTORCH_SCRIPT, out, tmp_path / "images.pt", tmp_path / "logits.pt"],
+                   check=True, capture_output=True, env=env, timeout=120)
+    logits = torch.load(tmp_path / "logits.pt")
+    assert abs(float((logits.argmax(1) == data.val_y).float().mean()) - printed_accuracy) < 5e-5
+    assert abs(printed_accuracy - fake_quant) <= 0.05  # int8 XNNPACK scores about what the fake-quant model does
+
+    policy_int8 = {name for name, layer in study.policy_file(chosen).policy.layers.layers if layer.quantized}
+    listed = re.search(r"int8 layers: (.*)\)", printed.out).group(1)
+    assert listed == (", ".join(sorted(policy_int8)) if policy_int8 else "none (fp32 program)")
+    graph = quantize_compressed(study.build_model(chosen), input_shape=study.input_shape(),
+                                calibration=data.train_x[:CALIBRATION_IMAGES])
+    assert int8_weight_layers(graph) == policy_int8
 
 
 def test_report_on_a_compress_study_writes_an_html_page_with_its_budgets_and_trials(study, tmp_path, capsys):
