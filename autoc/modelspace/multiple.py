@@ -8,6 +8,7 @@ assumed from the CPU's name.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 from typing import Sequence
 
@@ -34,8 +35,11 @@ def fast_multiple(layers: Sequence[Layer], table: LayerTable, *, threads: int = 
     """The largest of MULTIPLES whose step the reference conv's time shows: every output channel
     count between the multiple below its count and the multiple above costs at least STEP_SHARE of
     the way from the lower multiple's time to the upper's; 1 when no multiple's does (every channel
-    saves time) or the model has no conv to probe. The counts probed are timed into the table where
-    it lacks them."""
+    saves time) or the model has no conv to probe. ``table`` gives unit times to start from; the
+    probes are timed into a copy: a unit timed in a small batch runs with warmer caches than in a
+    calibration's, so their times are only compared with each other, never kept."""
+    table = copy.copy(table)
+    table.units_ms = dict(table.units_ms)
     reference = reference_layer(layers, table, threads=threads)
     if reference is None:
         return 1
