@@ -142,6 +142,9 @@ def print_summary(result) -> None:
             if chosen.measured_over:
                 print(f"  passed over (predicted within, measured over {chosen.budget_ms:g} ms): trial "
                       + ", ".join(map(str, chosen.measured_over)))
+            if chosen.measured_ms is not None and chosen.measured_ms > chosen.budget_ms:
+                print(f"  over the budget as measured here ({chosen.measured_ms:.3f} > {chosen.budget_ms:g} ms): no "
+                      "trial tried measured within it; run more trials (--trials) or raise the budget")
 
 
 def _size(chosen) -> str:

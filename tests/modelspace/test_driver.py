@@ -205,3 +205,25 @@ def test_a_budget_takes_the_most_accurate_trial_whose_program_measures_within_it
     assert (best.number, over) == (1, ())
     best, over = _measured_best(trials, ctx, budget_ms=0.6)  # none of the three most accurate fits:
     assert (best.number, over) == (0, (1, 2))  # the fastest measured of them, the others named
+
+
+def test_the_summary_says_when_the_chosen_program_measures_over_its_budget(tmp_path, capsys):
+    from autoc.commands.compress import print_summary
+    from autoc.modelspace.driver import Chosen, CompressResult
+
+    def result(measured_ms, over):
+        chosen = Chosen(budget_ms=1.0, trial=4, accuracy=0.8, predicted_ms=0.95, measured_ms=measured_ms,
+                        policy_path=tmp_path / "best_policy.json", weights_path=None,
+                        onnx_path=tmp_path / "compressed.onnx", onnx_accuracy=0.8, measured_over=over)
+        return CompressResult(study="s", run_dir=tmp_path, original_accuracy=0.81, original_predicted_ms=2.0,
+                              original_measured_ms=2.1, floor_ms=0.3, pretrained_here=False, unprunable={},
+                              chosen=(chosen,), trials_total=5, trials_this_run=5, seconds_per_trial=1.0,
+                              held_out_errors=(), wall_seconds=9.0)
+
+    print_summary(result(1.2, (2, 3)))
+    out = capsys.readouterr().out
+    assert "passed over (predicted within, measured over 1 ms): trial 2, 3" in out
+    assert "over the budget as measured here (1.200 > 1 ms)" in out
+    print_summary(result(0.9, ()))
+    out = capsys.readouterr().out
+    assert "passed over" not in out and "over the budget" not in out
