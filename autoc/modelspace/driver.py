@@ -34,8 +34,8 @@ from autoc.modelspace.compress import ModelPolicy
 from autoc.modelspace.export import export_compressed, onnx_accuracy
 from autoc.modelspace.estimate import estimate_policy, original_logits
 from autoc.modelspace.groups import ModelStructure, analyse
-from autoc.modelspace.latency import (Layer, LayerTable, calibrate, calibration_policies, measure_networks,
-                                      model_layers, policy_layers, policy_size_bytes)
+from autoc.modelspace.latency import (INT8_LAYER, Layer, LayerTable, calibrate, calibration_policies,
+                                      measure_networks, model_layers, policy_layers, policy_size_bytes)
 from autoc.modelspace.pack import device_table
 from autoc.modelspace.policy_file import ModelPolicyFile, ModelReference
 from autoc.modelspace.multiple import fast_multiple
@@ -48,7 +48,7 @@ from autoc.training.loop import TrainConfig, accuracy, train
 
 logger = logging.getLogger(__name__)
 
-INT8 = LayerPolicy(precision="int8", weight_bits=8, act_bits=8)
+INT8 = INT8_LAYER  # one definition, autoc.modelspace.latency
 LATENCY_ATTR, ACCURACY_ATTR, SECONDS_ATTR, SIZE_ATTR = "latency_ms", "accuracy", "seconds", "size_kb"
 TABLE_FILE = "layer_latency.json"
 OPTIONS_ATTR = "compress_options"
@@ -273,14 +273,13 @@ def run_compress(options: CompressOptions, *, log: Callable[[str], None] = logge
     ctx = _Context(options=options, model=model, structure=structure, layers=layers, table=table,
                    data=data, teacher_logits=original_logits(model, data),
                    weights_sha256=weights_digest(options.weights) if options.weights else None)
-    # the table's multiple; a device's imported table times nothing, so its multiple is the pack's (1)
+    # the table's multiple, probed once, when the table is new: a device's imported table times
+    # nothing (its pack's multiple is 1), and a table written before multiples were probed had 1
+    new_table = imported is None and not table_path.is_file()
     ctx.multiple = options.channel_multiple or table.channel_multiple or (
-        1 if imported is not None else fast_multiple(ctx.layers, table, threads=options.threads))
+        fast_multiple(ctx.layers, table, threads=options.threads) if new_table else 1)
     table.channel_multiple = ctx.multiple
-    if imported is not None:
-        errors = imported.held_out_errors
-    else:
-        errors = _calibrate(ctx, log) if not table_path.is_file() else ()
+    errors = imported.held_out_errors if imported is not None else _calibrate(ctx, log) if new_table else ()
     original = ModelPolicy.of()
     original_ms = table.predict_ms(policy_layers(ctx.layers, structure, original))
     original_measured = None if foreign else measure_networks(model, [original], example_input=example,

@@ -28,13 +28,13 @@ Params = dict  # a trial's parameters: "keep:<group>" -> ratio, "int8:<layer>" -
 Shape = Callable[[Mapping[str, float], Mapping[str, bool]], Sequence[Layer]]  # (keep, int8) -> the layers
 
 
-def int8_where_faster(layers: Sequence[Layer], table: LayerTable, convs: Sequence[str], *,
+def int8_where_faster(layers: Sequence[Layer], table: LayerTable, names: Sequence[str], *,
                       threads: int = 1) -> dict[str, bool]:
-    """Per layer in ``convs`` (convs and linear layers): int8 when the table times its int8 kernel faster than fp32 at the
-    shape it has in ``layers`` (both timed where the table lacks them)."""
+    """Per layer in ``names`` (conv or linear): int8 when the table times its int8 kernel faster than
+    fp32 at the shape it has in ``layers`` (both timed where the table lacks them)."""
     by_name = {layer.name: layer for layer in layers}
     pairs = {name: (replace(by_name[name], precision="fp32"), replace(by_name[name], precision="int8"))
-             for name in convs if name in by_name}
+             for name in names if name in by_name}
     table.measure([layer for pair in pairs.values() for layer in pair], threads=threads)
     return {name: table.units_ms[int8.key] < table.units_ms[fp32.key] for name, (fp32, int8) in pairs.items()}
 
